@@ -1,0 +1,95 @@
+"""PostgreSQL's semantics in Python: three-valued logic, LIKE, and ordering with nulls."""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from typing import Any
+
+from domain.query import Condition, OrderBy, Where
+
+Row = dict[str, Any]
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq,
+    "neq": operator.ne,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+
+
+@lru_cache(maxsize=1024)
+def like_regex(pattern: str, case_insensitive: bool) -> re.Pattern[str]:
+    """SQL LIKE as a regular expression: % any run, _ one character, backslash escapes."""
+    out = []
+    chars = iter(pattern)
+    for ch in chars:
+        if ch == "\\":
+            out.append(re.escape(next(chars, "\\")))
+        elif ch == "%":
+            out.append(".*")
+        elif ch == "_":
+            out.append(".")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if case_insensitive else 0))
+
+
+def _condition(cond: Condition, row: Row) -> bool | None:
+    value = row.get(cond.column)
+    op = cond.op
+    if op == "is":
+        result: bool | None = value is cond.value if cond.value is None else (
+            value is not None and value == cond.value
+        )
+    elif value is None:
+        return None
+    elif op in _COMPARE:
+        result = _COMPARE[op](value, cond.value)
+    elif op == "in":
+        members = [m for m in cond.value if m is not None]
+        result = value in members
+        if not result and len(members) < len(cond.value):
+            result = None
+    elif op in ("like", "ilike"):
+        result = like_regex(cond.value, op == "ilike").fullmatch(value) is not None
+    else:  # pragma: no cover - the parser admits only known operators
+        raise ValueError(f"unknown operator {op}")
+    if cond.negated and result is not None:
+        return not result
+    return result
+
+
+def evaluate(where: Where, row: Row) -> bool | None:
+    """True, False or None (SQL's unknown)."""
+    if isinstance(where, Condition):
+        return _condition(where, row)
+    results = [evaluate(term, row) for term in where.terms]
+    if where.op == "and":
+        result = False if False in results else (None if None in results else True)
+    else:
+        result = True if True in results else (None if None in results else False)
+    if where.negated and result is not None:
+        return not result
+    return result
+
+
+def matches(where: Where | None) -> Callable[[Row], bool]:
+    if where is None:
+        return lambda row: True
+    return lambda row: evaluate(where, row) is True
+
+
+def sort_rows(rows: Iterable[Row], order: tuple[OrderBy, ...], key_columns: tuple[str, ...]) -> list[Row]:
+    """Sort like ORDER BY: each key with its direction and nulls placement, then the primary key."""
+    result = sorted(rows, key=lambda r: tuple(r[c] for c in key_columns))
+    for item in reversed(order):
+        present = [r for r in result if r.get(item.column) is not None]
+        missing = [r for r in result if r.get(item.column) is None]
+        present.sort(key=lambda r, c=item.column: r[c], reverse=item.descending)
+        result = missing + present if item.effective_nulls_first else present + missing
+    return result

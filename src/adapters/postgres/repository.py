@@ -1,0 +1,190 @@
+"""The PostgreSQL repository and unit of work, in SQLAlchemy Core over one connection per unit of work."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection, Engine
+
+from adapters.postgres.compile import order_by, where_clause
+from adapters.postgres.tables import build_metadata, checks_of
+from domain.errors import (
+    BadRequest,
+    Conflict,
+    DuplicateKey,
+    InvalidRows,
+    ReferenceViolation,
+    Unavailable,
+    UnknownTable,
+)
+from domain.ports import AbstractRepository, AbstractUnitOfWork, Row
+from domain.query import Query, Where
+from domain.schema import Catalog, Table
+
+_KEEP_ON_UPDATE = frozenset({"id", "version", "created_at", "updated_at"})
+
+
+def _check_columns(catalog: Catalog) -> dict[str, str]:
+    return {f"ck_{t.name}_{name}": c.name for t in catalog for c in t.columns for name, _ in checks_of(c)}
+
+
+@contextmanager
+def translate_errors(catalog: Catalog) -> Iterator[None]:
+    """PostgreSQL's refusals as domain errors, with its own words as the details."""
+    try:
+        yield
+    except sa.exc.DBAPIError as error:
+        raise domain_error(error, catalog) from None
+
+
+def domain_error(error: sa.exc.DBAPIError, catalog: Catalog) -> Exception:
+    orig = error.orig
+    pgcode = getattr(orig, "pgcode", None) or ""
+    diag = getattr(orig, "diag", None)
+    message = (getattr(diag, "message_primary", None) or str(orig).splitlines()[0]).strip()
+    detail = getattr(diag, "message_detail", None)
+    if pgcode == "23505":
+        return DuplicateKey(message, details=detail)
+    if pgcode == "23503":
+        return ReferenceViolation(message, details=detail)
+    if pgcode in ("23514", "23502"):
+        constraint = getattr(diag, "constraint_name", None)
+        field = _check_columns(catalog).get(constraint or "", getattr(diag, "column_name", None) or "")
+        return InvalidRows(message, code=pgcode,
+                           details=[{"row": None, "field": field, "code": "check", "message": message}])
+    if pgcode.startswith("22"):
+        return BadRequest(message, details=detail, code=pgcode)
+    if pgcode == "57014":
+        return Unavailable("The statement took longer than the statement timeout and was cancelled.",
+                           hint="Narrow the filter, or ask with a smaller limit.")
+    if pgcode in ("40001", "40P01"):
+        return Conflict(message, code=pgcode, hint="A concurrent write touched the same rows; retry.")
+    if pgcode.startswith("23"):
+        return Conflict(message, details=detail, code=pgcode)
+    return error
+
+
+class SqlAlchemyRepository(AbstractRepository):
+    def __init__(self, uow: SqlAlchemyUnitOfWork, table: Table):
+        super().__init__(table)
+        self.uow = uow
+        self.sa_table: sa.Table = uow.metadata.tables[table.name]
+        self._key = [self.sa_table.c[c] for c in table.primary_key]
+
+    @property
+    def connection(self) -> Connection:
+        return self.uow.connection
+
+    def _run(self, statement: sa.Executable, params: Any = None) -> sa.CursorResult:
+        with translate_errors(self.uow.catalog):
+            return self.connection.execute(statement, params)
+
+    def add(self, rows: Sequence[Row]) -> list[Row]:
+        if not rows:
+            return []
+        statement = sa.insert(self.sa_table).returning(*self.sa_table.c)
+        return [dict(r) for r in self._run(statement, list(rows)).mappings()]
+
+    def upsert(self, rows: Sequence[Row], conflict: tuple[str, ...], *, update: bool, now: dt.datetime) -> list[Row]:
+        if not rows:
+            return []
+        statement = pg_insert(self.sa_table)
+        if update:
+            t, excluded = self.sa_table.c, statement.excluded
+            written = [c for c in rows[0] if c not in _KEEP_ON_UPDATE and c not in conflict]
+            changed = sa.or_(*(t[c].is_distinct_from(excluded[c]) for c in written)) if written else sa.false()
+            values: dict[str, Any] = {c: excluded[c] for c in written}
+            values["version"] = sa.case((changed, t.version + 1), else_=t.version)
+            values["updated_at"] = sa.case((changed, excluded.updated_at), else_=t.updated_at)
+            statement = statement.on_conflict_do_update(index_elements=list(conflict), set_=values)
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
+        statement = statement.returning(*self.sa_table.c)
+        return [dict(r) for r in self._run(statement, list(rows)).mappings()]
+
+    def list(self, query: Query) -> list[Row]:
+        statement = sa.select(self.sa_table)
+        if query.where is not None:
+            statement = statement.where(where_clause(self.sa_table, query.where))
+        statement = statement.order_by(*order_by(self.sa_table, query.order), *self._key)
+        if query.offset:
+            statement = statement.offset(query.offset)
+        if query.limit is not None:
+            statement = statement.limit(query.limit)
+        return [dict(r) for r in self._run(statement).mappings()]
+
+    def count(self, where: Where | None) -> int:
+        statement = sa.select(sa.func.count()).select_from(self.sa_table)
+        if where is not None:
+            statement = statement.where(where_clause(self.sa_table, where))
+        return self._run(statement).scalar_one()
+
+    def update(self, where: Where | None, changes: Row, now: dt.datetime) -> list[Row]:
+        t = self.sa_table.c
+        changed = sa.or_(*(t[c].is_distinct_from(sa.bindparam(f"new_{c}", v, type_=t[c].type))
+                           for c, v in changes.items()))
+        statement = sa.update(self.sa_table).values(
+            {**changes,
+             "version": sa.case((changed, t.version + 1), else_=t.version),
+             "updated_at": sa.case((changed, now), else_=t.updated_at)}
+        )
+        if where is not None:
+            statement = statement.where(where_clause(self.sa_table, where))
+        return [dict(r) for r in self._run(statement.returning(*self.sa_table.c)).mappings()]
+
+    def delete(self, where: Where | None) -> list[Row]:
+        statement = sa.delete(self.sa_table)
+        if where is not None:
+            statement = statement.where(where_clause(self.sa_table, where))
+        return [dict(r) for r in self._run(statement.returning(*self.sa_table.c)).mappings()]
+
+
+class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
+    """One connection and one transaction per unit of work; leaving without commit() rolls back."""
+
+    kind = "postgres"
+
+    def __init__(self, engine: Engine, catalog: Catalog, *, statement_timeout_ms: int | None = None):
+        self.engine = engine
+        self.catalog = catalog
+        self.metadata = build_metadata(catalog)
+        self.statement_timeout_ms = statement_timeout_ms
+        self.connection: Connection | None = None  # type: ignore[assignment]
+        self._transaction: sa.Transaction | None = None
+
+    def __enter__(self) -> SqlAlchemyUnitOfWork:
+        with translate_errors(self.catalog):
+            self.connection = self.engine.connect()
+            self._transaction = self.connection.begin()
+            if self.statement_timeout_ms:
+                self.connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.rollback()
+        finally:
+            if self.connection is not None:
+                self.connection.close()
+                self.connection = None
+
+    def repository(self, table: str) -> SqlAlchemyRepository:
+        if table not in self.catalog:
+            raise UnknownTable(f"Could not find the table '{table}'")
+        return SqlAlchemyRepository(self, self.catalog[table])
+
+    def commit(self) -> None:
+        if self._transaction is not None and self._transaction.is_active:
+            with translate_errors(self.catalog):
+                self._transaction.commit()
+        self._transaction = None
+
+    def rollback(self) -> None:
+        if self._transaction is not None and self._transaction.is_active:
+            self._transaction.rollback()
+        self._transaction = None

@@ -1,0 +1,125 @@
+"""SQLAlchemy Core tables derived from the catalog: types, keys, natural keys, references, checks."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from domain.schema import MISSING, Catalog, Column, ColumnType, Table
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def sql_type(column: Column) -> sa.types.TypeEngine:
+    match column.type:
+        case ColumnType.TEXT:
+            # Byte order, so PostgreSQL sorts text as Python (and the memory adapter) does.
+            return sa.Text(collation="C")
+        case ColumnType.INTEGER:
+            return sa.Integer()
+        case ColumnType.BIGINT:
+            return sa.BigInteger()
+        case ColumnType.FLOAT:
+            return postgresql.DOUBLE_PRECISION()
+        case ColumnType.NUMERIC:
+            return sa.Numeric(column.precision, column.scale, asdecimal=True)
+        case ColumnType.BOOLEAN:
+            return sa.Boolean()
+        case ColumnType.DATE:
+            return sa.Date()
+        case ColumnType.TIMESTAMPTZ:
+            return sa.DateTime(timezone=True)
+        case ColumnType.JSON:
+            return postgresql.JSONB()
+    raise TypeError(column.type)  # pragma: no cover
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+
+
+def checks_of(column: Column) -> list[tuple[str, str]]:
+    """(name, SQL) of each CHECK the declaration asks for on this column."""
+    name = column.name
+    quoted = f'"{name}"'
+    checks = []
+    if column.pattern is not None:
+        checks.append((f"{name}_pattern", f"{quoted} ~ {_literal('^(?:' + column.pattern + ')$')}"))
+    if column.choices is not None:
+        checks.append((f"{name}_choice", f"{quoted} IN ({', '.join(_literal(c) for c in column.choices)})"))
+    if column.ge is not None:
+        checks.append((f"{name}_ge", f"{quoted} >= {column.ge!r}"))
+    if column.le is not None:
+        checks.append((f"{name}_le", f"{quoted} <= {column.le!r}"))
+    if column.max_length is not None:
+        checks.append((f"{name}_length", f"char_length({quoted}) <= {column.max_length}"))
+    return checks
+
+
+def _server_default(column: Column) -> sa.TextClause | None:
+    if column.system and column.type is ColumnType.TIMESTAMPTZ:
+        return sa.text("now()")
+    if column.default is MISSING or column.default is None or column.generated:
+        return None
+    if isinstance(column.default, bool):
+        return sa.text("true" if column.default else "false")
+    return sa.text(_literal(column.default))
+
+
+def _sa_column(column: Column) -> sa.Column:
+    args: list = [column.name, sql_type(column)]
+    if column.generated:
+        args.append(sa.Identity(always=False))
+    return sa.Column(
+        *args,
+        nullable=column.nullable,
+        server_default=_server_default(column),
+        comment=column.description,
+    )
+
+
+def _index_worthy(spec: Table, columns: tuple[str, ...]) -> bool:
+    """Index reference columns that filters and embeds use, unless a key already starts with them."""
+    if spec.column(columns[0]).system:  # provenance columns are written a lot and filtered rarely
+        return False
+    return not any(key[: len(columns)] == columns for key in (spec.primary_key, spec.natural_key))
+
+
+def _sa_table(spec: Table, metadata: sa.MetaData) -> sa.Table:
+    items: list = [_sa_column(c) for c in spec.columns]
+    items.append(sa.PrimaryKeyConstraint(*spec.primary_key))
+    if spec.natural_key != spec.primary_key:
+        items.append(sa.UniqueConstraint(*spec.natural_key))
+    for fk in spec.hard_foreign_keys:
+        items.append(sa.ForeignKeyConstraint(
+            list(fk.columns), [f"{fk.target}.{c}" for c in fk.target_columns]
+        ))
+    for fk in spec.foreign_keys:
+        if _index_worthy(spec, fk.columns):
+            items.append(sa.Index(None, *fk.columns))
+    for column in spec.columns:
+        for name, sql in checks_of(column):
+            items.append(sa.CheckConstraint(sql, name=name))
+    return sa.Table(spec.name, metadata, *items, comment=spec.description)
+
+
+@cache
+def build_metadata(catalog: Catalog) -> sa.MetaData:
+    metadata = sa.MetaData(naming_convention=NAMING)
+    for spec in catalog:
+        _sa_table(spec, metadata)
+    return metadata
+
+
+CONSTRAINT_COLUMN = re.compile(r"^ck_(?P<table>.+?)_(?P<column>.+)_(pattern|choice|ge|le|length)$")

@@ -1,0 +1,82 @@
+"""The ports: what the service layer needs from storage. Adapters implement them; nothing else does."""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from domain.query import Query, Where
+from domain.schema import Catalog, Table
+
+Row = dict[str, Any]
+
+
+class AbstractRepository(abc.ABC):
+    """Rows of one table. Values in and out are typed Python values (int, Decimal, datetime, ...).
+
+    Writes raise domain errors: DuplicateKey, ReferenceViolation, InvalidRows (a check failed).
+    """
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    @abc.abstractmethod
+    def add(self, rows: Sequence[Row]) -> list[Row]:
+        """Insert full rows (system columns included, generated ones omitted); return them as stored."""
+
+    @abc.abstractmethod
+    def upsert(self, rows: Sequence[Row], conflict: tuple[str, ...], *, update: bool, now: dt.datetime) -> list[Row]:
+        """Insert rows; a row whose `conflict` columns match a stored one updates it (update=True:
+        its written columns, bumping version only when a value changes) or is skipped (update=False).
+        Return the rows inserted or updated, as stored."""
+
+    @abc.abstractmethod
+    def list(self, query: Query) -> list[Row]:
+        """Rows matching the query, in its order (then by key), sliced by its offset and limit."""
+
+    @abc.abstractmethod
+    def count(self, where: Where | None) -> int:
+        """How many rows match."""
+
+    @abc.abstractmethod
+    def update(self, where: Where | None, changes: Row, now: dt.datetime) -> list[Row]:
+        """Set `changes` on matching rows; a row whose values change gets version + 1 and
+        updated_at = now. Return every matching row as stored."""
+
+    @abc.abstractmethod
+    def delete(self, where: Where | None) -> list[Row]:
+        """Delete matching rows and return them. ReferenceViolation if a hard reference still points at one."""
+
+    def get(self, key: tuple) -> Row | None:
+        from domain.query import key_condition
+
+        rows = self.list(Query(where=key_condition(self.table.primary_key, key), limit=1))
+        return rows[0] if rows else None
+
+
+class AbstractUnitOfWork(abc.ABC):
+    """One transaction over every table. `with uow:` begins it; leaving without commit() rolls back."""
+
+    catalog: Catalog
+    kind: str = "abstract"
+
+    def __enter__(self) -> AbstractUnitOfWork:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.rollback()
+
+    @abc.abstractmethod
+    def repository(self, table: str) -> AbstractRepository:
+        """The repository of one table of the catalog, bound to this transaction."""
+
+    @abc.abstractmethod
+    def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def rollback(self) -> None: ...
+
+    def __getitem__(self, table: str) -> AbstractRepository:
+        return self.repository(table)

@@ -1,0 +1,367 @@
+"""The declaration language: how a table is declared once, and the Table spec every layer reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import types
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import annotated_types
+
+
+class ColumnType(enum.StrEnum):
+    TEXT = "text"
+    INTEGER = "integer"
+    BIGINT = "bigint"
+    FLOAT = "float"
+    NUMERIC = "numeric"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    TIMESTAMPTZ = "timestamptz"
+    JSON = "json"
+
+
+_PYTHON_TYPES: dict[type, ColumnType] = {
+    str: ColumnType.TEXT,
+    int: ColumnType.INTEGER,
+    float: ColumnType.FLOAT,
+    decimal.Decimal: ColumnType.NUMERIC,
+    bool: ColumnType.BOOLEAN,
+    dt.date: ColumnType.DATE,
+    dt.datetime: ColumnType.TIMESTAMPTZ,
+    dict: ColumnType.JSON,
+    list: ColumnType.JSON,
+}
+
+
+# --- column metadata, used inside Annotated[...] -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class References:
+    """A reference to another table's key. Hard: a foreign key. Soft: no constraint, still embeddable."""
+
+    table: str
+    column: str | None = None
+    soft: bool = False
+
+
+@dataclass(frozen=True)
+class Pattern:
+    regex: str
+
+
+@dataclass(frozen=True)
+class OneOf:
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Numeric:
+    precision: int
+    scale: int
+
+
+@dataclass(frozen=True)
+class BigInt:
+    """Marks an int column as 64-bit."""
+
+
+@dataclass(frozen=True)
+class Doc:
+    text: str
+
+
+# --- the spec every layer derives from -----------------------------------------------------------
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: typing.Any = _Missing()
+
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    nullable: bool = False
+    default: typing.Any = MISSING
+    pattern: str | None = None
+    ge: float | None = None
+    le: float | None = None
+    choices: tuple[str, ...] | None = None
+    max_length: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+    reference: References | None = None
+    system: bool = False
+    generated: bool = False
+    description: str | None = None
+
+    @property
+    def required(self) -> bool:
+        """A writer must send it: not nullable, no default, not filled by depot."""
+        return not self.nullable and self.default is MISSING and not self.system and not self.generated
+
+    @property
+    def writable(self) -> bool:
+        return not self.system and not self.generated
+
+    @property
+    def int_range(self) -> tuple[int, int] | None:
+        if self.type is ColumnType.INTEGER:
+            return INT32
+        if self.type is ColumnType.BIGINT:
+            return INT64
+        return None
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A (possibly composite) reference from `columns` to `target_columns` of `target`."""
+
+    columns: tuple[str, ...]
+    target: str
+    target_columns: tuple[str, ...]
+    soft: bool = False
+
+    @property
+    def name(self) -> str:
+        return "_".join(self.columns)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    group: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    natural_key: tuple[str, ...]
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    read_only: bool = False
+    description: str | None = None
+    _by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update({c.name: c for c in self.columns})
+
+    def column(self, name: str) -> Column:
+        return self._by_name[name]
+
+    def has_column(self, name: str) -> bool:
+        return name in self._by_name
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def writable_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.writable)
+
+    @property
+    def has_provenance(self) -> bool:
+        return self.has_column("source")
+
+    @property
+    def key_column(self) -> str | None:
+        """The single column that addresses one row in /api/{table}/{key}, if there is one."""
+        return self.primary_key[0] if len(self.primary_key) == 1 else None
+
+    @property
+    def hard_foreign_keys(self) -> tuple[ForeignKey, ...]:
+        return tuple(fk for fk in self.foreign_keys if not fk.soft)
+
+    def key_of(self, row: dict) -> tuple:
+        return tuple(row[c] for c in self.primary_key)
+
+
+# --- the catalog and its decorator ---------------------------------------------------------------
+
+
+SYSTEM_GROUPS = ("primary", "secondary", "instances")
+
+
+class Catalog:
+    """An ordered set of table declarations. Tables must be declared after the tables they reference."""
+
+    def __init__(self, tables: typing.Iterable[Table] = ()) -> None:
+        self._tables: dict[str, Table] = {}
+        for t in tables:
+            self.add(t)
+
+    def add(self, spec: Table) -> Table:
+        if spec.name in self._tables:
+            raise ValueError(f"table {spec.name!r} is declared twice")
+        for fk in spec.foreign_keys:
+            if fk.target != spec.name and fk.target not in self._tables:
+                raise ValueError(f"{spec.name}.{fk.name} references undeclared table {fk.target!r}")
+        self._tables[spec.name] = spec
+        return spec
+
+    def extend(self) -> Catalog:
+        """A copy to declare more tables in (tests use it for throwaway tables)."""
+        return Catalog(self._tables.values())
+
+    def __getitem__(self, name: str) -> Table:
+        return self._tables[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tables
+
+    def __iter__(self) -> Iterator[Table]:
+        return iter(self._tables.values())
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._tables)
+
+    def referencing(self, name: str) -> list[tuple[Table, ForeignKey]]:
+        """Every (table, foreign key) that points at `name`, soft ones included."""
+        return [(t, fk) for t in self for fk in t.foreign_keys if fk.target == name]
+
+    def table(
+        self,
+        name: str,
+        *,
+        group: str,
+        natural_key: tuple[str, ...] | None = None,
+        references: tuple[ForeignKey, ...] = (),
+        surrogate_id: bool = False,
+        provenance: bool = True,
+        read_only: bool = False,
+    ) -> Callable[[type], type]:
+        """Declare a table from a dataclass. Field order is column order.
+
+        `surrogate_id` adds a generated bigint `id` primary key; the natural key then stays unique.
+        `provenance` adds `source` and `batch_id`; every table of SYSTEM_GROUPS also gets
+        `version`, `created_at` and `updated_at`.
+        """
+
+        def wrap(cls: type) -> type:
+            doc = cls.__dict__.get("__doc__")  # before @dataclass invents one from the signature
+            if not dataclasses.is_dataclass(cls):
+                cls = dataclass(frozen=True, kw_only=True)(cls)
+            hints = typing.get_type_hints(cls, include_extras=True)
+            columns = [_column_from_field(f, hints) for f in dataclasses.fields(cls)]
+            nk = tuple(natural_key or (columns[0].name,))
+            if surrogate_id:
+                columns.insert(0, Column("id", ColumnType.BIGINT, generated=True))
+            if group in SYSTEM_GROUPS:
+                columns.extend(_system_columns(provenance))
+            fks = [
+                ForeignKey((c.name,), c.reference.table, (c.reference.column or "",), c.reference.soft)
+                for c in columns if c.reference is not None
+            ]
+            fks = [self._resolve(fk, name, nk) for fk in (*fks, *references)]
+            spec = Table(
+                name=name,
+                group=group,
+                columns=tuple(columns),
+                primary_key=("id",) if surrogate_id else nk,
+                natural_key=nk,
+                foreign_keys=tuple(fks),
+                read_only=read_only,
+                description=(doc or "").strip() or None,
+            )
+            _check(spec)
+            self.add(spec)
+            cls.__depot_table__ = spec  # type: ignore[attr-defined]
+            return cls
+
+        return wrap
+
+    def _resolve(self, fk: ForeignKey, own_name: str, own_key: tuple[str, ...]) -> ForeignKey:
+        """Fill in the referenced columns: the target's natural key when not named."""
+        if fk.target_columns and fk.target_columns[0]:
+            return fk
+        target_key = own_key if fk.target == own_name else self._tables[fk.target].natural_key
+        return dataclasses.replace(fk, target_columns=target_key)
+
+
+def _system_columns(provenance: bool) -> list[Column]:
+    cols = []
+    if provenance:
+        cols += [
+            Column("source", ColumnType.TEXT, default="manual", system=True,
+                   reference=References("sources", "code"),
+                   description="The source that wrote this row's current values."),
+            Column("batch_id", ColumnType.BIGINT, nullable=True, system=True,
+                   reference=References("ingest_batches", "id"),
+                   description="The ingest batch that last wrote this row, if any."),
+        ]
+    cols += [
+        Column("version", ColumnType.INTEGER, default=1, system=True,
+               description="1 on insert, +1 on each change; the ETag."),
+        Column("created_at", ColumnType.TIMESTAMPTZ, system=True),
+        Column("updated_at", ColumnType.TIMESTAMPTZ, system=True),
+    ]
+    return cols
+
+
+def _column_from_field(f: dataclasses.Field, hints: dict) -> Column:
+    hint = hints[f.name]
+    metadata: list = []
+    if typing.get_origin(hint) is typing.Annotated:
+        hint, *metadata = typing.get_args(hint)
+    nullable = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        nullable = len(args) < len(typing.get_args(hint))
+        (hint,) = args
+    base = typing.get_origin(hint) or hint
+    if base not in _PYTHON_TYPES:
+        raise TypeError(f"column {f.name}: unsupported type {hint!r}")
+    kwargs: dict[str, typing.Any] = {"type": _PYTHON_TYPES[base], "nullable": nullable}
+    if f.default is not dataclasses.MISSING:
+        kwargs["default"] = f.default
+    for m in metadata:
+        match m:
+            case References():
+                kwargs["reference"] = m
+            case Pattern(regex=r):
+                kwargs["pattern"] = r
+            case OneOf(values=v):
+                kwargs["choices"] = tuple(v)
+            case Numeric(precision=p, scale=s):
+                kwargs.update(type=ColumnType.NUMERIC, precision=p, scale=s)
+            case BigInt():
+                kwargs["type"] = ColumnType.BIGINT
+            case Doc(text=t):
+                kwargs["description"] = t
+            case annotated_types.Ge(ge=v):
+                kwargs["ge"] = v
+            case annotated_types.Le(le=v):
+                kwargs["le"] = v
+            case annotated_types.Interval():
+                kwargs.update(ge=m.ge, le=m.le)
+            case annotated_types.MaxLen(max_length=n):
+                kwargs["max_length"] = n
+            case _:
+                raise TypeError(f"column {f.name}: unsupported metadata {m!r}")
+    return Column(f.name, **kwargs)
+
+
+def _check(spec: Table) -> None:
+    names = set(spec.column_names)
+    for key in (spec.primary_key, spec.natural_key):
+        missing = set(key) - names
+        if missing:
+            raise ValueError(f"{spec.name}: key names unknown columns {sorted(missing)}")
+    for fk in spec.foreign_keys:
+        if set(fk.columns) - names:
+            raise ValueError(f"{spec.name}: reference {fk.name} names unknown columns")

@@ -1,0 +1,342 @@
+"""Validation derived from the declarations: values from JSON, CSV or a query string, into typed values.
+
+One coercer per column is built once and reused, so a batch pays a function call per value,
+not a schema walk. Strings are parsed for every non-text type, which is what CSV and query
+strings need and what PostgreSQL itself accepts for JSON bodies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import re
+from collections.abc import Callable, Iterable
+from functools import cache
+from typing import Any
+
+from domain.errors import FieldError
+from domain.schema import MISSING, Column, ColumnType, Table
+
+
+class ValueRefused(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class RowInvalid(Exception):
+    def __init__(self, errors: list[FieldError]):
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+Coercer = Callable[[Any], Any]
+
+_TRUE = {"true", "t", "yes", "y", "on", "1"}
+_FALSE = {"false", "f", "no", "n", "off", "0"}
+
+
+def _type_error(column: Column, value: Any) -> ValueRefused:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return ValueRefused("type", f"expected {column.type.value}, got {shown}")
+
+
+def _integer(column: Column) -> Coercer:
+    lo, hi = column.int_range or (None, None)
+
+    def coerce(value: Any) -> int:
+        if isinstance(value, bool):
+            raise _type_error(column, value)
+        if isinstance(value, int):
+            result = value
+        elif isinstance(value, float) and value.is_integer():
+            result = int(value)
+        elif isinstance(value, str):
+            text = value.strip()
+            try:
+                result = int(text)
+            except ValueError:
+                try:
+                    as_float = float(text)
+                except ValueError:
+                    raise _type_error(column, value) from None
+                if not as_float.is_integer():
+                    raise _type_error(column, value) from None
+                result = int(as_float)
+        else:
+            raise _type_error(column, value)
+        if lo is not None and not lo <= result <= hi:
+            raise ValueRefused("out_of_range", f"{result} is out of range for {column.type.value}")
+        return result
+
+    return coerce
+
+
+def _float(column: Column) -> Coercer:
+    def coerce(value: Any) -> float:
+        if isinstance(value, bool):
+            raise _type_error(column, value)
+        if isinstance(value, int | float):
+            result = float(value)
+        elif isinstance(value, str):
+            try:
+                result = float(value)
+            except ValueError:
+                raise _type_error(column, value) from None
+        elif isinstance(value, decimal.Decimal):
+            result = float(value)
+        else:
+            raise _type_error(column, value)
+        if not math.isfinite(result):
+            raise ValueRefused("out_of_range", f"{value!r} is not a finite number")
+        return result
+
+    return coerce
+
+
+def _numeric(column: Column) -> Coercer:
+    scale = column.scale
+    quantum = decimal.Decimal(1).scaleb(-scale) if scale is not None else None
+    max_int_digits = (column.precision - (scale or 0)) if column.precision else None
+
+    def coerce(value: Any) -> decimal.Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | float | str | decimal.Decimal):
+            raise _type_error(column, value)
+        try:
+            result = decimal.Decimal(str(value).strip() if not isinstance(value, decimal.Decimal) else value)
+        except decimal.InvalidOperation:
+            raise _type_error(column, value) from None
+        if not result.is_finite():
+            raise ValueRefused("out_of_range", f"{value!r} is not a finite number")
+        if quantum is not None:
+            result = result.quantize(quantum, rounding=decimal.ROUND_HALF_UP)
+        if max_int_digits is not None and result.adjusted() >= max_int_digits:
+            raise ValueRefused(
+                "out_of_range", f"{value} does not fit numeric({column.precision},{column.scale})"
+            )
+        return result
+
+    return coerce
+
+
+def _boolean(column: Column) -> Coercer:
+    def coerce(value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+        raise _type_error(column, value)
+
+    return coerce
+
+
+def _date(column: Column) -> Coercer:
+    def coerce(value: Any) -> dt.date:
+        if isinstance(value, dt.datetime):
+            raise _type_error(column, value)
+        if isinstance(value, dt.date):
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value.strip())
+            except ValueError:
+                raise _type_error(column, value) from None
+        raise _type_error(column, value)
+
+    return coerce
+
+
+def _timestamptz(column: Column) -> Coercer:
+    def coerce(value: Any) -> dt.datetime:
+        if isinstance(value, dt.datetime):
+            result = value
+        elif isinstance(value, str):
+            text = value.strip()
+            if text.endswith(("z", "Z")):
+                text = text[:-1] + "+00:00"
+            try:
+                result = dt.datetime.fromisoformat(text)
+            except ValueError:
+                raise _type_error(column, value) from None
+        else:
+            raise _type_error(column, value)
+        if result.tzinfo is None:
+            # PostgreSQL reads a timestamp without offset in the session's zone, which depot keeps at UTC.
+            result = result.replace(tzinfo=dt.UTC)
+        if not 1 <= result.astimezone(dt.UTC).year <= 9999:
+            raise ValueRefused("out_of_range", f"{value!r} is out of range for timestamptz")
+        return result
+
+    return coerce
+
+
+def _text(column: Column) -> Coercer:
+    def coerce(value: Any) -> str:
+        if not isinstance(value, str):
+            raise _type_error(column, value)
+        if "\x00" in value:
+            raise ValueRefused("type", "text cannot contain the NUL character")
+        return value
+
+    return coerce
+
+
+def _json(column: Column) -> Coercer:
+    def coerce(value: Any) -> Any:
+        return value
+
+    return coerce
+
+
+_BUILDERS: dict[ColumnType, Callable[[Column], Coercer]] = {
+    ColumnType.TEXT: _text,
+    ColumnType.INTEGER: _integer,
+    ColumnType.BIGINT: _integer,
+    ColumnType.FLOAT: _float,
+    ColumnType.NUMERIC: _numeric,
+    ColumnType.BOOLEAN: _boolean,
+    ColumnType.DATE: _date,
+    ColumnType.TIMESTAMPTZ: _timestamptz,
+    ColumnType.JSON: _json,
+}
+
+
+def _checks(column: Column) -> list[Callable[[Any], None]]:
+    checks: list[Callable[[Any], None]] = []
+    if column.pattern is not None:
+        regex = re.compile(column.pattern)
+
+        def pattern(value: str) -> None:
+            if not regex.fullmatch(value):
+                raise ValueRefused("pattern", f"{value!r} does not match {column.pattern}")
+
+        checks.append(pattern)
+    if column.choices is not None:
+        choices = frozenset(column.choices)
+
+        def choice(value: Any) -> None:
+            if value not in choices:
+                raise ValueRefused("choice", f"{value!r} is not one of {', '.join(column.choices)}")
+
+        checks.append(choice)
+    if column.ge is not None or column.le is not None:
+        lo, hi = column.ge, column.le
+
+        def bounds(value: Any) -> None:
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                lo_text = "-inf" if lo is None else lo
+                hi_text = "inf" if hi is None else hi
+                raise ValueRefused("out_of_range", f"{value} is not within [{lo_text}, {hi_text}]")
+
+        checks.append(bounds)
+    if column.max_length is not None:
+        limit = column.max_length
+
+        def length(value: Any) -> None:
+            if len(value) > limit:
+                raise ValueRefused("too_long", f"longer than {limit} characters")
+
+        checks.append(length)
+    return checks
+
+
+@cache
+def coercer(column: Column) -> Coercer:
+    """The function that turns a raw value into the column's typed value, or raises ValueRefused.
+
+    None passes through when the column is nullable; the declaration's checks run on the result.
+    """
+    base = _BUILDERS[column.type](column)
+    checks = _checks(column)
+    nullable = column.nullable
+
+    def coerce(value: Any) -> Any:
+        if value is None:
+            if nullable:
+                return None
+            raise ValueRefused("not_null", "may not be null")
+        result = base(value)
+        for check in checks:
+            check(result)
+        return result
+
+    return coerce
+
+
+def coerce_value(column: Column, value: Any) -> Any:
+    return coercer(column)(value)
+
+
+@cache
+def _base_coercer(column: Column) -> Coercer:
+    return _BUILDERS[column.type](column)
+
+
+def parse_value(column: Column, value: Any) -> Any:
+    """A value typed by the column, without the declaration's checks: what a filter compares with."""
+    return _base_coercer(column)(value)
+
+
+class RowValidator:
+    """Validates whole rows for one table: unknown and read-only columns, required ones, each value."""
+
+    def __init__(self, table: Table, *, partial: bool = False, allow_system: frozenset[str] = frozenset()):
+        self.table = table
+        self.partial = partial
+        self._writable = {c.name: coercer(c) for c in table.columns if c.writable or c.name in allow_system}
+        self._required = tuple(c.name for c in table.columns if c.required)
+        self._defaults = tuple(
+            (c.name, c.default) for c in table.columns
+            if c.writable and not c.required and c.name not in self._required
+        )
+
+    def __call__(self, raw: Any) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise RowInvalid([FieldError("", "type", f"a row must be a JSON object, got {type(raw).__name__}")])
+        errors: list[FieldError] = []
+        row: dict[str, Any] = {}
+        for name, value in raw.items():
+            convert = self._writable.get(name)
+            if convert is None:
+                if self.table.has_column(name):
+                    errors.append(FieldError(name, "read_only", "is set by depot and cannot be written"))
+                else:
+                    errors.append(FieldError(name, "unknown_column", f"{self.table.name} has no column {name!r}"))
+                continue
+            try:
+                row[name] = convert(value)
+            except ValueRefused as refused:
+                errors.append(FieldError(name, refused.code, refused.message))
+        if not self.partial:
+            for name in self._required:
+                if name not in raw:
+                    errors.append(FieldError(name, "missing", "is required"))
+            for name, default in self._defaults:
+                if name not in row and name not in raw:
+                    row[name] = None if default is MISSING else default
+        if errors:
+            raise RowInvalid(errors)
+        if self.partial and not row:
+            raise RowInvalid([FieldError("", "empty", "nothing to change: the body names no column")])
+        return row
+
+
+def validate_rows(table: Table, raws: Iterable[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Validate many rows; return (good rows, per-row errors as {row, field, code, message})."""
+    validate = RowValidator(table)
+    good: list[dict[str, Any]] = []
+    problems: list[dict[str, Any]] = []
+    for number, raw in enumerate(raws, start=1):
+        try:
+            good.append(validate(raw))
+        except RowInvalid as invalid:
+            problems.extend({"row": number, **e.as_dict()} for e in invalid.errors)
+    return good, problems

@@ -1,0 +1,1 @@
+"""Entry points: HTTP (FastAPI), the CLI, settings and the composition root."""

@@ -1,0 +1,130 @@
+"""The `depot` command: serve, migrate, tables, makemigration."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Annotated
+
+import typer
+
+from entrypoints.container import Container, database_url
+from entrypoints.settings import Settings
+
+app = typer.Typer(help="depot: a data-ingestion REST service over PostgreSQL.", no_args_is_help=True,
+                  add_completion=False)
+
+
+def _container(**overrides: object) -> Container:
+    container = Container()
+    values = {k: v for k, v in overrides.items() if v is not None}
+    container.settings.override(Settings(**values))
+    return container
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (DEPOT_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (DEPOT_PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (DEPOT_WORKERS).")] = None,
+    storage: Annotated[str | None, typer.Option(help="postgres or memory (DEPOT_STORAGE).")] = None,
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    container = _container(host=host, port=port, workers=workers, storage=storage)
+    settings = container.settings()
+    if settings.storage == "memory" and settings.workers > 1:
+        raise typer.BadParameter("--storage memory keeps rows in one process; use --workers 1", param_hint="--workers")
+    if settings.storage == "postgres":
+        # Start (or find) the database once, here, and hand its URL to every worker.
+        os.environ["DEPOT_DATABASE_URL"] = database_url(settings)
+        if settings.migrate_on_start:
+            from adapters.postgres.db import migrate
+
+            migrate(container.engine())
+            container.shutdown_resources()
+            os.environ["DEPOT_MIGRATE_ON_START"] = "false"
+    for name in ("storage", "host", "port", "workers"):
+        os.environ[f"DEPOT_{name.upper()}"] = str(getattr(settings, name))
+    typer.echo(f"depot on http://{settings.host}:{settings.port} ({settings.storage})", err=True)
+    uvicorn.run(
+        "entrypoints.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database up to the newest migration, and stop."""
+    from adapters.postgres.db import current_revision
+    from adapters.postgres.db import migrate as run_migrations
+
+    container = _container(storage="postgres")
+    engine = container.engine()
+    run_migrations(engine)
+    typer.echo(f"database at revision {current_revision(engine)}")
+    container.shutdown_resources()
+
+
+@app.command()
+def tables(
+    storage: Annotated[str | None, typer.Option(help="postgres or memory.")] = None,
+) -> None:
+    """Every table of the catalog with its row count."""
+    from entrypoints.app import prepare_storage
+    from service_layer.services import count_rows
+
+    container = _container(storage=storage)
+    prepare_storage(container)
+    counts = count_rows(container.uow())
+    catalog = container.catalog()
+    width = max(len(name) for name in counts)
+    for name, count in counts.items():
+        typer.echo(f"{name:<{width}}  {catalog[name].group:<10}  {count:>10}")
+    container.shutdown_resources()
+
+
+@app.command()
+def makemigration(message: Annotated[str, typer.Argument(help="What the migration does.")]) -> None:
+    """Generate the migration that brings the schema up to the catalog (after you declare a table)."""
+    import tempfile
+
+    from alembic import command
+
+    from adapters.postgres.db import alembic_config, make_engine
+    from adapters.postgres.db import migrate as run_migrations
+    from adapters.postgres.embedded import start_embedded
+
+    with tempfile.TemporaryDirectory(prefix="depot-makemigration-") as scratch:
+        server = start_embedded(scratch)
+        engine = make_engine(server.url)
+        try:
+            run_migrations(engine)
+            with engine.begin() as connection:
+                command.revision(alembic_config(connection), message=message, autogenerate=True)
+        finally:
+            engine.dispose()
+            server.stop()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""The composition root: the only place where adapters meet ports."""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from adapters.memory.repository import InMemoryUnitOfWork, MemoryStore
+from adapters.postgres.db import make_engine
+from adapters.postgres.embedded import start_embedded
+from adapters.postgres.repository import SqlAlchemyUnitOfWork
+from domain.catalog import CATALOG
+from entrypoints.settings import Settings
+
+
+def database_url(settings: Settings) -> str:
+    """The configured PostgreSQL, or the embedded one started (once) under DEPOT_DATA_DIR."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded(settings.data_dir).url
+
+
+def _engine(settings: Settings):
+    engine = make_engine(database_url(settings), pool_size=settings.pool_size)
+    yield engine
+    engine.dispose()
+
+
+class Container(containers.DeclarativeContainer):
+    wiring_config = containers.WiringConfiguration(modules=["entrypoints.dependencies"])
+
+    settings = providers.Singleton(Settings)
+    catalog = providers.Object(CATALOG)
+    storage = providers.Callable(lambda s: s.storage, settings)
+
+    engine = providers.Resource(_engine, settings)
+    memory_store = providers.Singleton(MemoryStore, catalog)
+
+    uow = providers.Selector(
+        storage,
+        postgres=providers.Factory(
+            SqlAlchemyUnitOfWork,
+            engine,
+            catalog,
+            statement_timeout_ms=providers.Callable(lambda s: s.statement_timeout_ms, settings),
+        ),
+        memory=providers.Factory(InMemoryUnitOfWork, memory_store),
+    )

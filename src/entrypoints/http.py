@@ -1,0 +1,215 @@
+"""HTTP plumbing shared by every route: JSON rendering, the error shape, Prefer, bodies, ETags."""
+
+from __future__ import annotations
+
+import csv
+import decimal
+import io
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from domain.errors import (
+    BadRequest,
+    Conflict,
+    DepotError,
+    InvalidRows,
+    NotAcceptable,
+    NotFound,
+    PreconditionFailed,
+    Unavailable,
+    UnknownTable,
+)
+
+log = logging.getLogger("depot.http")
+
+STATUS: list[tuple[type[DepotError], int]] = [
+    (UnknownTable, 404),
+    (NotFound, 404),
+    (BadRequest, 400),
+    (NotAcceptable, 406),
+    (Conflict, 409),
+    (PreconditionFailed, 412),
+    (InvalidRows, 422),
+    (Unavailable, 503),
+]
+
+
+def status_of(error: DepotError) -> int:
+    for cls, status in STATUS:
+        if isinstance(error, cls):
+            return status
+    return 400
+
+
+class HttpError(DepotError):
+    """An error that only exists in HTTP (401, 403, 405, 413, 415), with its status."""
+
+    def __init__(self, status: int, message: str, *, code: str, hint: str | None = None, details: Any = None):
+        super().__init__(message, code=code, hint=hint, details=details)
+        self.status = status
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    raise TypeError(type(value).__name__)
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def error_response(error: DepotError) -> JSONResponse:
+    status = error.status if isinstance(error, HttpError) else status_of(error)
+    return JSONResponse(error.as_dict(), status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DepotError)
+    async def depot_error(request: Request, error: DepotError) -> Response:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
+        details = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "code": e.get("type"), "message": e.get("msg")}
+            for e in error.errors()
+        ]
+        return error_response(BadRequest("The request's parameters are invalid", details=details))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404:
+            return error_response(HttpError(404, f"No route for {request.url.path}", code="PGRST125"))
+        if error.status_code == 405:
+            return error_response(HttpError(405, f"{request.method} is not allowed on {request.url.path}",
+                                            code="PGRST117"))
+        return error_response(HttpError(error.status_code, str(error.detail), code=f"HTTP{error.status_code}"))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(HttpError(500, "Internal error; the server log has the details", code="DEPOT500"))
+
+
+# --- Prefer, ETag --------------------------------------------------------------------------------
+
+
+def prefer(request: Request) -> dict[str, str]:
+    """`Prefer: return=representation, count=exact` as {"return": "representation", "count": "exact"}."""
+    result: dict[str, str] = {}
+    for header in request.headers.getlist("prefer"):
+        for item in header.split(","):
+            name, _, value = item.strip().partition("=")
+            if name:
+                result[name.strip().lower()] = value.strip().strip('"')
+    return result
+
+
+def etag(row: dict[str, Any]) -> str:
+    return f'"{row["version"]}"'
+
+
+def if_match_version(request: Request) -> int | None:
+    """The version an If-Match asks for; None when absent or `*`; a garbled one matches nothing."""
+    header = request.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return None
+    text = header.strip().removeprefix("W/").strip('"')
+    try:
+        return int(text)
+    except ValueError:
+        raise PreconditionFailed(f"If-Match {header!r} matches no version of this row",
+                                 hint="Send the ETag a GET returned.") from None
+
+
+# --- bodies --------------------------------------------------------------------------------------
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise BadRequest("The request body is empty", code="PGRST102", hint="Send a JSON object or array.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise BadRequest(f"The request body is not valid JSON: {error}", code="PGRST102") from None
+
+
+def parse_csv(raw: bytes, null: str = "") -> list[dict[str, Any]]:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadRequest("The CSV body is not UTF-8", code="PGRST102") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise BadRequest("The CSV body is empty; it needs a header row", code="PGRST102") from None
+    except csv.Error as error:
+        raise BadRequest(f"Malformed CSV: {error}", code="PGRST102") from None
+    rows = []
+    try:
+        for number, record in enumerate(reader, start=2):
+            if not record:
+                continue
+            if len(record) != len(header):
+                raise BadRequest(f"CSV line {number} has {len(record)} fields; the header has {len(header)}",
+                                 code="PGRST102")
+            rows.append({k: (None if v == null else v) for k, v in zip(header, record, strict=True)})
+    except csv.Error as error:
+        raise BadRequest(f"Malformed CSV: {error}", code="PGRST102") from None
+    return rows
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it grows past DEPOT_MAX_BODY_BYTES."""
+    limit = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(413, f"The request body is larger than {limit} bytes", code="PGRST413",
+                     hint="Split it, or raise DEPOT_MAX_BODY_BYTES.")
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+
+
+async def rows_from_body(request: Request) -> tuple[list[Any], bool]:
+    """The rows a write sends, and whether it sent a single object rather than a list."""
+    kind = media_type(request)
+    raw = await read_body(request)
+    if kind in ("application/json", "", "*/*"):
+        value = parse_json(raw)
+        if isinstance(value, list):
+            return value, False
+        if isinstance(value, dict):
+            return [value], True
+        raise BadRequest("The body must be a JSON object or an array of objects", code="PGRST102")
+    if kind == "text/csv":
+        return parse_csv(raw), False
+    raise HttpError(415, f"Content-Type {kind!r} is not supported here", code="PGRST415",
+                    hint="Send application/json or text/csv.")

@@ -1,0 +1,261 @@
+"""The table API, generated from the catalog: one set of routes per table, no per-table code."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from domain.errors import BadRequest, NotAcceptable, UnknownTable
+from domain.ports import AbstractUnitOfWork
+from domain.schema import Catalog, Table
+from entrypoints.dependencies import get_settings, get_uow
+from entrypoints.http import (
+    HttpError,
+    JSONResponse,
+    etag,
+    if_match_version,
+    parse_json,
+    prefer,
+    read_body,
+    rows_from_body,
+)
+from entrypoints.openapi import ref, schema_names
+from entrypoints.query_string import parse_filters, parse_query
+from entrypoints.settings import Settings
+from service_layer import services
+
+UoW = Annotated[AbstractUnitOfWork, Depends(get_uow)]
+Config = Annotated[Settings, Depends(get_settings)]
+
+OBJECT_MEDIA = "application/vnd.pgrst.object+json"
+RESOLUTIONS = {"merge-duplicates": "merge", "ignore-duplicates": "ignore"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
+
+
+def _filter_parameters(table: Table) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": c.name,
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": f"Filter on {c.name} ({c.type.value}): op.value, op one of "
+                           "eq neq gt gte lt lte like ilike in is, optionally after not.",
+        }
+        for c in table.columns
+    ]
+
+
+def _read_parameters(table: Table) -> list[dict[str, Any]]:
+    return [
+        *_filter_parameters(table),
+        {"name": "select", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "Columns to return: col, alias:col, embeds like airlines(name)."},
+        {"name": "order", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "col.asc|desc.nullsfirst|nullslast, comma-separated."},
+        {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
+        {"name": "offset", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
+    ]
+
+
+def _body(schema_name: str, *, many: bool) -> dict[str, Any]:
+    schema: dict[str, Any] = ref(schema_name)
+    if many:
+        schema = {"anyOf": [schema, {"type": "array", "items": ref(schema_name)}]}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _rows_response(name: str, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"type": "array", "items": ref(name)}}}}
+
+
+def _content_range(offset: int, count: int, total: int | None) -> str:
+    span = f"{offset}-{offset + count - 1}" if count else "*"
+    return f"{span}/{'*' if total is None else total}"
+
+
+def _rows_or_object(request: Request, rows: list[dict], *, status: int = 200, headers: dict | None = None) -> Response:
+    accept = request.headers.get("accept", "")
+    if OBJECT_MEDIA in accept:
+        if len(rows) != 1:
+            raise NotAcceptable(
+                "JSON object requested, multiple (or no) rows returned",
+                details=f"The result contains {len(rows)} rows",
+            )
+        response = JSONResponse(rows[0], status_code=status, headers=headers)
+        response.headers["content-type"] = OBJECT_MEDIA
+        return response
+    return JSONResponse(rows, status_code=status, headers=headers)
+
+
+def _written(request: Request, rows: list[dict], status: int) -> Response:
+    if prefer(request).get("return") == "representation":
+        return _rows_or_object(request, rows, status=status)
+    return Response(status_code=204 if status == 200 else status)
+
+
+def _required_filter(table: Table, request: Request, verb: str):
+    where = parse_filters(table, request.query_params.multi_items())
+    if where is None:
+        raise BadRequest(
+            f"{verb} on /api/{table.name} needs a filter",
+            code="PGRST106",
+            hint=f"Add one, such as ?{table.natural_key[0]}=eq.…, or use /api/{table.name}/{{key}}.",
+        )
+    return where
+
+
+def table_router(table: Table) -> APIRouter:
+    """Every route of one table, documented with its own columns."""
+    router = APIRouter(prefix=f"/api/{table.name}", tags=[table.group])
+    names = schema_names(table)
+    name = table.name
+
+    @router.get(
+        "",
+        operation_id=f"list_{name}",
+        summary=f"Read {name}",
+        description=f"Rows of {name}, filtered, ordered and paged PostgREST-style.",
+        responses={200: _rows_response(names["row"], f"Rows of {name}"), 400: _error("Malformed query")},
+        openapi_extra={"parameters": _read_parameters(table)},
+    )
+    def read_rows(request: Request, uow: UoW, settings: Config) -> Response:
+        params = request.query_params.multi_items()
+        query = parse_query(table, params, request.headers.get("range"), settings.max_rows)
+        counting = prefer(request).get("count") in ("exact", "planned", "estimated")
+        page = services.list_rows(uow, name, query, count=counting)
+        headers = {"content-range": _content_range(page.offset, len(page.rows), page.total)}
+        partial = page.total is not None and len(page.rows) < page.total
+        return _rows_or_object(request, page.rows, status=206 if partial else 200, headers=headers)
+
+    if table.read_only:
+        return router
+
+    @router.post(
+        "",
+        operation_id=f"create_{name}",
+        summary=f"Create {name} rows",
+        description="One object or an array (or CSV), written atomically. "
+                    "Prefer: resolution=merge-duplicates|ignore-duplicates upserts on the natural key.",
+        status_code=201,
+        responses={201: _rows_response(names["row"], "Created (body with Prefer: return=representation)"),
+                   409: _error("Duplicate key or missing reference"), 422: _error("Invalid rows")},
+        openapi_extra=_body(names["insert"], many=True),
+    )
+    async def create_rows(request: Request, uow: UoW) -> Response:
+        raws, single = await rows_from_body(request)
+        prefs = prefer(request)
+        on_conflict = request.query_params.get("on_conflict")
+        written = await run_in_threadpool(
+            services.create_rows, uow, name, raws,
+            resolution=RESOLUTIONS.get(prefs.get("resolution", "")),
+            on_conflict=on_conflict.split(",") if on_conflict else None,
+        )
+        response = _written(request, written, 201)
+        if single and len(written) == 1 and table.key_column:
+            response.headers["location"] = f"/api/{name}/{written[0][table.key_column]}"
+        return response
+
+    @router.patch(
+        "",
+        operation_id=f"update_{name}",
+        summary=f"Update {name} rows matching filters",
+        responses={200: _rows_response(names["row"], "Updated rows (with Prefer: return=representation)"),
+                   400: _error("No filter")},
+        openapi_extra={"parameters": _filter_parameters(table), **_body(names["patch"], many=False)},
+    )
+    async def update_rows(request: Request, uow: UoW) -> Response:
+        where = _required_filter(table, request, "PATCH")
+        changes = parse_json(await read_body(request))
+        rows = await run_in_threadpool(services.update_rows, uow, name, where, changes)
+        return _written(request, rows, 200)
+
+    @router.delete(
+        "",
+        operation_id=f"delete_{name}",
+        summary=f"Delete {name} rows matching filters",
+        responses={200: _rows_response(names["row"], "Deleted rows (with Prefer: return=representation)"),
+                   400: _error("No filter")},
+        openapi_extra={"parameters": _filter_parameters(table)},
+    )
+    def delete_rows(request: Request, uow: UoW) -> Response:
+        where = _required_filter(table, request, "DELETE")
+        rows = services.delete_rows(uow, name, where)
+        return _written(request, rows, 200)
+
+    if table.key_column is None:
+        return router
+    key = table.key_column
+
+    @router.get(
+        "/{key}",
+        operation_id=f"get_{name}",
+        summary=f"Read one {name} row by {key}",
+        responses={200: {"description": "The row; its ETag is its version",
+                         "content": {"application/json": {"schema": ref(names["row"])}}},
+                   404: _error("No such row")},
+    )
+    def read_row(key: str, request: Request, uow: UoW) -> Response:
+        row = services.get_row(uow, name, key)
+        tag = etag(row)
+        if request.headers.get("if-none-match") == tag:
+            return Response(status_code=304, headers={"etag": tag})
+        return JSONResponse(row, headers={"etag": tag})
+
+    @router.patch(
+        "/{key}",
+        operation_id=f"patch_{name}",
+        summary=f"Update one {name} row by {key}",
+        description="With If-Match: the ETag of the version you read; a stale one gets 412 and changes nothing.",
+        responses={200: {"description": "The row as stored now", "content": {"application/json": {
+            "schema": ref(names["row"])}}}, 412: _error("Stale If-Match"), 404: _error("No such row")},
+        openapi_extra=_body(names["patch"], many=False),
+    )
+    async def update_row(key: str, request: Request, uow: UoW) -> Response:
+        expected = if_match_version(request)
+        changes = parse_json(await read_body(request))
+        row = await run_in_threadpool(services.update_row, uow, name, key, changes, expected_version=expected)
+        return JSONResponse(row, headers={"etag": etag(row)})
+
+    @router.delete(
+        "/{key}",
+        operation_id=f"remove_{name}",
+        summary=f"Delete one {name} row by {key}",
+        status_code=204,
+        responses={204: {"description": "Deleted"}, 412: _error("Stale If-Match"), 404: _error("No such row")},
+    )
+    def delete_row(key: str, request: Request, uow: UoW) -> Response:
+        row = services.delete_row(uow, name, key, expected_version=if_match_version(request))
+        return _written(request, [row], 200)
+
+    return router
+
+
+def install_table_routes(app: FastAPI, catalog: Catalog) -> None:
+    for table in catalog:
+        app.include_router(table_router(table))
+
+    async def unknown_table(table: str, request: Request) -> Response:
+        if table not in catalog:
+            raise UnknownTable(
+                f"Could not find the table '{table}'",
+                hint=f"Known tables: {', '.join(catalog.names)}",
+            )
+        spec = catalog[table]
+        if "key" in request.path_params and spec.key_column is None:
+            raise HttpError(404, f"The table '{table}' has a composite key and no /{{key}} route", code="PGRST125",
+                            hint=f"Filter instead: /api/{table}?" + "&".join(f"{c}=eq.…" for c in spec.primary_key))
+        raise HttpError(405, f"{request.method} is not allowed on {request.url.path}", code="PGRST117",
+                        hint="ingest_batches and rejected_rows are read-only." if spec.read_only else None)
+
+    methods = ["GET", "POST", "PATCH", "DELETE", "PUT"]
+    app.add_api_route("/api/{table}", unknown_table, methods=methods, include_in_schema=False)
+    app.add_api_route("/api/{table}/{key:path}", unknown_table, methods=methods, include_in_schema=False)
+

@@ -1,0 +1,31 @@
+"""Settings from the environment (prefix DEPOT_), read when the container builds them, never at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEPOT_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DEPOT_DATABASE_URL", "DATABASE_URL"),
+        description="An external PostgreSQL (14+). Unset: depot runs its embedded PostgreSQL.",
+    )
+    data_dir: Path = Field(default=Path(".depot"), description="Where the embedded PostgreSQL keeps its data.")
+    storage: Literal["postgres", "memory"] = "postgres"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    migrate_on_start: bool = True
+    pool_size: int = Field(default=10, ge=1)
+    max_rows: int = Field(default=10_000, ge=1, description="The most rows one JSON response holds.")
+    max_body_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 disables the timeout.")
+    api_keys: str = Field(default="", repr=False, description="KEY:ROLE,... with roles read and write.")
+    log_level: str = "info"

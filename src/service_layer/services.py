@@ -1,0 +1,259 @@
+"""The table use cases: create, read, update, delete and upsert rows of any table of the catalog.
+
+Each takes plain values and a unit of work, opens `with uow:`, and commits explicitly. depot,
+not the caller, sets the system columns: `source`, `version`, `created_at`, `updated_at`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from domain.errors import (
+    BadRequest,
+    Conflict,
+    InvalidRows,
+    NotFound,
+    PreconditionFailed,
+    UnknownTable,
+)
+from domain.ports import AbstractUnitOfWork, Row
+from domain.query import Condition, Query, Where, conjunction, key_condition
+from domain.schema import Table
+from domain.validation import RowInvalid, RowValidator, ValueRefused, coerce_value, validate_rows
+
+Clock = Callable[[], dt.datetime]
+Resolution = Literal["merge", "ignore"] | None
+MANUAL_SOURCE = "manual"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def table_of(uow: AbstractUnitOfWork, name: str, *, writing: bool = False) -> Table:
+    if name not in uow.catalog:
+        raise UnknownTable(
+            f"Could not find the table '{name}'",
+            hint=f"Known tables: {', '.join(uow.catalog.names)}",
+        )
+    spec = uow.catalog[name]
+    if writing and spec.read_only:
+        raise BadRequest(
+            f"The table '{name}' is read-only through the table API",
+            code="PGRST120",
+            hint="ingest_batches and rejected_rows are written by /ingest.",
+        )
+    return spec
+
+
+def stamp_new(
+    table: Table, row: Row, now: dt.datetime, source: str = MANUAL_SOURCE, batch_id: int | None = None
+) -> Row:
+    """The system columns of a row about to be inserted."""
+    stamped = dict(row)
+    if table.has_provenance:
+        stamped["source"] = source
+        stamped["batch_id"] = batch_id
+    if table.has_column("version"):
+        stamped["version"] = 1
+        stamped["created_at"] = now
+        stamped["updated_at"] = now
+    return stamped
+
+
+def parse_key(table: Table, text: str) -> tuple:
+    """The row address of /api/{table}/{key}, typed by the key column."""
+    column_name = table.key_column
+    if column_name is None:
+        raise BadRequest(
+            f"The table '{table.name}' has a composite key; address its rows with filters",
+            hint=f"GET /api/{table.name}?" + "&".join(f"{c}=eq.…" for c in table.primary_key),
+        )
+    try:
+        return (coerce_value(table.column(column_name), text),)
+    except ValueRefused as refused:
+        raise NotFound(
+            f"No row of '{table.name}' has {column_name} = {text!r}", details=refused.message
+        ) from None
+
+
+def _invalid(problems: list[dict[str, Any]], count: int) -> InvalidRows:
+    rows = len({p["row"] for p in problems})
+    noun = "row" if count == 1 else "rows"
+    return InvalidRows(
+        f"{rows} of {count} {noun} failed validation; nothing was written",
+        details=problems,
+        hint="Each detail names the row (1-based), the field and the reason.",
+    )
+
+
+def _conflict_columns(table: Table, on_conflict: Sequence[str] | None) -> tuple[str, ...]:
+    if not on_conflict:
+        return table.natural_key
+    columns = tuple(on_conflict)
+    if columns not in {table.natural_key, table.primary_key} and set(columns) not in (
+        set(table.natural_key), set(table.primary_key)
+    ):
+        raise BadRequest(
+            f"on_conflict=({', '.join(columns)}) is not a unique key of '{table.name}'",
+            hint=f"Use its natural key ({', '.join(table.natural_key)}).",
+        )
+    return columns
+
+
+def _last_per_key(rows: list[Row], key: tuple[str, ...]) -> list[Row]:
+    """One row per conflict key, the last one sent winning, as a sequence of single upserts would do."""
+    by_key: dict[tuple, Row] = {}
+    for row in rows:
+        by_key.pop(tuple(row[c] for c in key), None)
+        by_key[tuple(row[c] for c in key)] = row
+    return list(by_key.values())
+
+
+def create_rows(
+    uow: AbstractUnitOfWork,
+    table_name: str,
+    raws: Sequence[Any],
+    *,
+    resolution: Resolution = None,
+    on_conflict: Sequence[str] | None = None,
+    clock: Clock = utcnow,
+) -> list[Row]:
+    """Insert rows atomically: all of them or, on any invalid row or conflict, none."""
+    table = table_of(uow, table_name, writing=True)
+    rows, problems = validate_rows(table, raws)
+    if problems:
+        raise _invalid(problems, len(raws))
+    now = clock()
+    rows = [stamp_new(table, r, now) for r in rows]
+    with uow:
+        repo = uow.repository(table.name)
+        if resolution is None:
+            written = repo.add(rows)
+        else:
+            conflict = _conflict_columns(table, on_conflict)
+            written = repo.upsert(_last_per_key(rows, conflict), conflict, update=resolution == "merge", now=now)
+        uow.commit()
+    return written
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Row]
+    offset: int
+    total: int | None
+
+
+def list_rows(uow: AbstractUnitOfWork, table_name: str, query: Query, *, count: bool = False) -> Page:
+    table = table_of(uow, table_name)
+    with uow:
+        repo = uow.repository(table.name)
+        rows = repo.list(query)
+        total = repo.count(query.where) if count else None
+    return Page(rows, query.offset, total)
+
+
+def get_row(uow: AbstractUnitOfWork, table_name: str, key_text: str) -> Row:
+    table = table_of(uow, table_name)
+    key = parse_key(table, key_text)
+    with uow:
+        row = uow.repository(table.name).get(key)
+    if row is None:
+        raise NotFound(f"No row of '{table.name}' has {table.key_column} = {key_text!r}")
+    return row
+
+
+def _changes(table: Table, raw: Any) -> Row:
+    try:
+        return RowValidator(table, partial=True)(raw)
+    except RowInvalid as invalid:
+        raise _invalid([{"row": 1, **e.as_dict()} for e in invalid.errors], 1) from None
+
+
+def update_rows(
+    uow: AbstractUnitOfWork, table_name: str, where: Where, raw_changes: Any, *, clock: Clock = utcnow
+) -> list[Row]:
+    """PATCH with filters: every matching row gets the changes; a filter is required."""
+    table = table_of(uow, table_name, writing=True)
+    changes = _changes(table, raw_changes)
+    with uow:
+        rows = uow.repository(table.name).update(where, changes, clock())
+        uow.commit()
+    return rows
+
+
+def update_row(
+    uow: AbstractUnitOfWork,
+    table_name: str,
+    key_text: str,
+    raw_changes: Any,
+    *,
+    expected_version: int | None = None,
+    clock: Clock = utcnow,
+) -> Row:
+    """PATCH one row; with `expected_version` (If-Match) it changes only if nobody changed it since."""
+    table = table_of(uow, table_name, writing=True)
+    key = parse_key(table, key_text)
+    changes = _changes(table, raw_changes)
+    with uow:
+        repo = uow.repository(table.name)
+        rows = repo.update(_guarded(table, key, expected_version), changes, clock())
+        if not rows:
+            _missing_or_stale(repo.get(key), table, key_text)
+        uow.commit()
+    return rows[0]
+
+
+def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where) -> list[Row]:
+    table = table_of(uow, table_name, writing=True)
+    with uow:
+        rows = uow.repository(table.name).delete(where)
+        _refuse_manual_source(table, rows)
+        uow.commit()
+    return rows
+
+
+def delete_row(
+    uow: AbstractUnitOfWork, table_name: str, key_text: str, *, expected_version: int | None = None
+) -> Row:
+    table = table_of(uow, table_name, writing=True)
+    key = parse_key(table, key_text)
+    with uow:
+        repo = uow.repository(table.name)
+        rows = repo.delete(_guarded(table, key, expected_version))
+        if not rows:
+            _missing_or_stale(repo.get(key), table, key_text)
+        _refuse_manual_source(table, rows)
+        uow.commit()
+    return rows[0]
+
+
+def _guarded(table: Table, key: tuple, expected_version: int | None) -> Where:
+    where = key_condition(table.primary_key, key)
+    if expected_version is None:
+        return where
+    return conjunction([where, Condition("version", "eq", expected_version)])  # type: ignore[return-value]
+
+
+def _missing_or_stale(current: Row | None, table: Table, key_text: str) -> None:
+    if current is None:
+        raise NotFound(f"No row of '{table.name}' has {table.key_column} = {key_text!r}")
+    raise PreconditionFailed(
+        f"The row changed since you read it: it is at version {current['version']}",
+        details={"version": current["version"]},
+        hint="GET it again and retry with its new ETag.",
+    )
+
+
+def _refuse_manual_source(table: Table, rows: list[Row]) -> None:
+    if table.name == "sources" and any(r["code"] == MANUAL_SOURCE for r in rows):
+        raise Conflict("The 'manual' source always exists and cannot be deleted", code="23503")
+
+
+def count_rows(uow: AbstractUnitOfWork) -> dict[str, int]:
+    """Every table with its row count (for `depot tables`)."""
+    with uow:
+        return {t.name: uow.repository(t.name).count(None) for t in uow.catalog}

@@ -1,0 +1,86 @@
+"""Shared fixtures: the catalog, fakes, and one embedded PostgreSQL for the whole session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.memory.repository import InMemoryUnitOfWork, MemoryStore
+from domain.catalog import CATALOG
+from domain.ports import AbstractUnitOfWork
+from domain.schema import Catalog
+
+UowFactory = Callable[[], AbstractUnitOfWork]
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    return CATALOG
+
+
+@pytest.fixture
+def memory_store(catalog: Catalog) -> MemoryStore:
+    return MemoryStore(catalog)
+
+
+@pytest.fixture
+def memory_uow(memory_store: MemoryStore) -> UowFactory:
+    return lambda: InMemoryUnitOfWork(memory_store)
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory):
+    """An embedded PostgreSQL, or DEPOT_TEST_DATABASE_URL's server when that is set."""
+    external = os.environ.get("DEPOT_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    from adapters.postgres.embedded import start_embedded
+
+    server = start_embedded(tmp_path_factory.mktemp("depot-pg"))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_server: str) -> Iterator[sa.Engine]:
+    """The catalog's schema, built by the real migrations, once per session."""
+    from adapters.postgres.db import drop_schema, make_engine, migrate
+
+    engine = make_engine(pg_server, pool_size=5)
+    drop_schema(engine, CATALOG)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def truncate_all(engine: sa.Engine, catalog: Catalog) -> None:
+    from adapters.postgres.db import SEED_SQL
+
+    names = ", ".join(f'"{t.name}"' for t in catalog)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        connection.exec_driver_sql(SEED_SQL)
+
+
+@pytest.fixture
+def pg_uow(pg_engine: sa.Engine, catalog: Catalog) -> Iterator[UowFactory]:
+    """A clean database for each test; units of work over it."""
+    from adapters.postgres.repository import SqlAlchemyUnitOfWork
+
+    truncate_all(pg_engine, catalog)
+    yield lambda: SqlAlchemyUnitOfWork(pg_engine, catalog)
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def uow_factory(request: pytest.FixtureRequest) -> UowFactory:
+    """The contract suite's parameter: every test runs on both adapters."""
+    if request.param == "memory":
+        return request.getfixturevalue("memory_uow")
+    return request.getfixturevalue("pg_uow")
