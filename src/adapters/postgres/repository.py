@@ -69,6 +69,12 @@ def domain_error(error: sa.exc.DBAPIError, catalog: Catalog) -> Exception:
     return error
 
 
+def _rows(result: sa.CursorResult) -> list[Row]:
+    """Plain dicts with plain str keys (SQLAlchemy's are a str subclass, which orjson refuses)."""
+    keys = [str(k) for k in result.keys()]
+    return [dict(zip(keys, values, strict=True)) for values in result]
+
+
 class SqlAlchemyRepository(AbstractRepository):
     def __init__(self, uow: SqlAlchemyUnitOfWork, table: Table):
         super().__init__(table)
@@ -88,7 +94,7 @@ class SqlAlchemyRepository(AbstractRepository):
         if not rows:
             return []
         statement = sa.insert(self.sa_table).returning(*self.sa_table.c)
-        return [dict(r) for r in self._run(statement, list(rows)).mappings()]
+        return _rows(self._run(statement, list(rows)))
 
     def upsert(self, rows: Sequence[Row], conflict: tuple[str, ...], *, update: bool, now: dt.datetime) -> list[Row]:
         if not rows:
@@ -100,12 +106,12 @@ class SqlAlchemyRepository(AbstractRepository):
             changed = sa.or_(*(t[c].is_distinct_from(excluded[c]) for c in written)) if written else sa.false()
             values: dict[str, Any] = {c: excluded[c] for c in written}
             values["version"] = sa.case((changed, t.version + 1), else_=t.version)
-            values["updated_at"] = sa.case((changed, excluded.updated_at), else_=t.updated_at)
+            values["updated_at"] = sa.case((changed, sa.literal(now, t.updated_at.type)), else_=t.updated_at)
             statement = statement.on_conflict_do_update(index_elements=list(conflict), set_=values)
         else:
             statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
         statement = statement.returning(*self.sa_table.c)
-        return [dict(r) for r in self._run(statement, list(rows)).mappings()]
+        return _rows(self._run(statement, list(rows)))
 
     def list(self, query: Query) -> list[Row]:
         statement = sa.select(self.sa_table)
@@ -116,7 +122,7 @@ class SqlAlchemyRepository(AbstractRepository):
             statement = statement.offset(query.offset)
         if query.limit is not None:
             statement = statement.limit(query.limit)
-        return [dict(r) for r in self._run(statement).mappings()]
+        return _rows(self._run(statement))
 
     def count(self, where: Where | None) -> int:
         statement = sa.select(sa.func.count()).select_from(self.sa_table)
@@ -131,17 +137,17 @@ class SqlAlchemyRepository(AbstractRepository):
         statement = sa.update(self.sa_table).values(
             {**changes,
              "version": sa.case((changed, t.version + 1), else_=t.version),
-             "updated_at": sa.case((changed, now), else_=t.updated_at)}
+             "updated_at": sa.case((changed, sa.literal(now, t.updated_at.type)), else_=t.updated_at)}
         )
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
-        return [dict(r) for r in self._run(statement.returning(*self.sa_table.c)).mappings()]
+        return _rows(self._run(statement.returning(*self.sa_table.c)))
 
     def delete(self, where: Where | None) -> list[Row]:
         statement = sa.delete(self.sa_table)
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
-        return [dict(r) for r in self._run(statement.returning(*self.sa_table.c)).mappings()]
+        return _rows(self._run(statement.returning(*self.sa_table.c)))
 
 
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
