@@ -289,6 +289,8 @@ class Catalog:
         """Fill in the referenced columns: the target's natural key when not named."""
         if fk.target_columns and fk.target_columns[0]:
             return fk
+        if fk.target != own_name and fk.target not in self._tables:
+            raise ValueError(f"{own_name}.{fk.name} references undeclared table {fk.target!r}")
         target_key = own_key if fk.target == own_name else self._tables[fk.target].natural_key
         return dataclasses.replace(fk, target_columns=target_key)
 
