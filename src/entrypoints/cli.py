@@ -47,6 +47,12 @@ def serve(
         raise typer.BadParameter("--storage memory keeps rows in one process; use --workers 1", param_hint="--workers")
     if settings.storage == "postgres":
         # Start (or find) the database once, here, and hand its URL to every worker.
+        if not settings.database_url:
+            from adapters.postgres.embedded import start_embedded, stop_on_signals
+
+            # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which skips atexit:
+            # this handler is what it re-raises into, and it stops the embedded server first.
+            stop_on_signals(start_embedded(settings.data_dir))
         os.environ["DEPOT_DATABASE_URL"] = database_url(settings)
         if settings.migrate_on_start:
             from adapters.postgres.db import migrate
