@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -35,7 +37,7 @@ def memory_uow(memory_store: MemoryStore) -> UowFactory:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory):
+def pg_server():
     """An embedded PostgreSQL, or DEPOT_TEST_DATABASE_URL's server when that is set."""
     external = os.environ.get("DEPOT_TEST_DATABASE_URL")
     if external:
@@ -43,9 +45,12 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory):
         return
     from adapters.postgres.embedded import start_embedded
 
-    server = start_embedded(tmp_path_factory.mktemp("depot-pg"))
+    # Not under pytest's numbered tmp dirs: a concurrent pytest run may prune those.
+    data_dir = tempfile.mkdtemp(prefix="depot-test-pg-")
+    server = start_embedded(data_dir)
     yield server.url
     server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -140,6 +140,9 @@ class ForeignKey:
     def name(self) -> str:
         return "_".join(self.columns)
 
+    def constraint_name(self, table: str) -> str:
+        return f"fk_{table}_{self.name}"
+
 
 @dataclass(frozen=True)
 class Table:
@@ -182,6 +185,12 @@ class Table:
     @property
     def hard_foreign_keys(self) -> tuple[ForeignKey, ...]:
         return tuple(fk for fk in self.foreign_keys if not fk.soft)
+
+    def unique_constraint_name(self, columns: tuple[str, ...]) -> str:
+        """What PostgreSQL calls the constraint behind a key, so both adapters name it alike."""
+        if columns == self.primary_key:
+            return f"pk_{self.name}"
+        return f"uq_{self.name}_{'_'.join(columns)}"
 
     def key_of(self, row: dict) -> tuple:
         return tuple(row[c] for c in self.primary_key)

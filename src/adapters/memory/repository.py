@@ -89,7 +89,7 @@ class InMemoryRepository(AbstractRepository):
             existing = self.data.indexes[cols].get(tuple(row[c] for c in cols))
             if existing is not None and existing != ignore_pk:
                 raise DuplicateKey(
-                    f'duplicate key value violates unique constraint on {self.table.name} ({", ".join(cols)})',
+                    f'duplicate key value violates unique constraint "{self.table.unique_constraint_name(cols)}"',
                     details=f"Key ({', '.join(cols)})=({', '.join(str(row[c]) for c in cols)}) already exists.",
                 )
 
@@ -101,7 +101,8 @@ class InMemoryRepository(AbstractRepository):
             target = self.store.tables[fk.target]
             if values not in target.index_for(fk.target_columns):
                 raise ReferenceViolation(
-                    f'insert or update on table "{self.table.name}" violates foreign key {fk.name}',
+                    f'insert or update on table "{self.table.name}" violates foreign key constraint '
+                    f'"{fk.constraint_name(self.table.name)}"',
                     details=f"Key ({', '.join(fk.columns)})=({', '.join(map(str, values))}) "
                             f'is not present in table "{fk.target}".',
                 )
@@ -113,8 +114,8 @@ class InMemoryRepository(AbstractRepository):
             values = tuple(row[c] for c in fk.target_columns)
             if _is_referenced(self.store.tables[referrer.name], fk, values):
                 raise ReferenceViolation(
-                    f'update or delete on table "{self.table.name}" violates foreign key {fk.name} '
-                    f'on table "{referrer.name}"',
+                    f'update or delete on table "{self.table.name}" violates foreign key constraint '
+                    f'"{fk.constraint_name(referrer.name)}" on table "{referrer.name}"',
                     details=f"Key ({', '.join(fk.target_columns)})=({', '.join(map(str, values))}) "
                             f'is still referenced from table "{referrer.name}".',
                 )

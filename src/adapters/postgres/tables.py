@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import cache
 
 import sqlalchemy as sa
@@ -10,12 +9,11 @@ from sqlalchemy.dialects import postgresql
 
 from domain.schema import MISSING, Catalog, Column, ColumnType, Table
 
+# Keys and references are named by the domain (Table.unique_constraint_name, ForeignKey.constraint_name)
+# so the memory adapter reports the same names; the rest by convention.
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_N_name)s",
-    "pk": "pk_%(table_name)s",
 }
 
 
@@ -98,12 +96,12 @@ def _index_worthy(spec: Table, columns: tuple[str, ...]) -> bool:
 
 def _sa_table(spec: Table, metadata: sa.MetaData) -> sa.Table:
     items: list = [_sa_column(c) for c in spec.columns]
-    items.append(sa.PrimaryKeyConstraint(*spec.primary_key))
+    items.append(sa.PrimaryKeyConstraint(*spec.primary_key, name=spec.unique_constraint_name(spec.primary_key)))
     if spec.natural_key != spec.primary_key:
-        items.append(sa.UniqueConstraint(*spec.natural_key))
+        items.append(sa.UniqueConstraint(*spec.natural_key, name=spec.unique_constraint_name(spec.natural_key)))
     for fk in spec.hard_foreign_keys:
         items.append(sa.ForeignKeyConstraint(
-            list(fk.columns), [f"{fk.target}.{c}" for c in fk.target_columns]
+            list(fk.columns), [f"{fk.target}.{c}" for c in fk.target_columns], name=fk.constraint_name(spec.name)
         ))
     for fk in spec.foreign_keys:
         if _index_worthy(spec, fk.columns):
@@ -121,5 +119,3 @@ def build_metadata(catalog: Catalog) -> sa.MetaData:
         _sa_table(spec, metadata)
     return metadata
 
-
-CONSTRAINT_COLUMN = re.compile(r"^ck_(?P<table>.+?)_(?P<column>.+)_(pattern|choice|ge|le|length)$")
