@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from adapters.memory.evaluate import matches, sort_rows
 from domain.errors import DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
-from domain.ports import AbstractRepository, AbstractUnitOfWork, Row
+from domain.ports import KEPT_ON_UPDATE, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Query, Where
 from domain.schema import Catalog, ForeignKey, Table
 from domain.validation import ValueRefused, coercer
@@ -165,7 +165,7 @@ class InMemoryRepository(AbstractRepository):
                 written.append(self._insert(row))
             elif update:
                 old = self.data.rows[pk]
-                changes = {k: v for k, v in row.items() if k not in _KEEP_ON_UPDATE}
+                changes = {k: v for k, v in row.items() if k not in KEPT_ON_UPDATE}
                 written.append(self._apply(old, changes, now))
         return written
 
@@ -200,8 +200,6 @@ class InMemoryRepository(AbstractRepository):
             self.uow.log(self.data, row, None)
         return [dict(r) for r in targets]
 
-
-_KEEP_ON_UPDATE = frozenset({"id", "version", "created_at", "updated_at"})
 
 
 def _is_referenced(table: MemoryTable, fk: ForeignKey, values: tuple) -> bool:

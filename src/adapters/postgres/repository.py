@@ -22,11 +22,9 @@ from domain.errors import (
     Unavailable,
     UnknownTable,
 )
-from domain.ports import AbstractRepository, AbstractUnitOfWork, Row
+from domain.ports import KEPT_ON_UPDATE, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Query, Where
 from domain.schema import Catalog, Table
-
-_KEEP_ON_UPDATE = frozenset({"id", "version", "created_at", "updated_at"})
 
 
 def _check_columns(catalog: Catalog) -> dict[str, str]:
@@ -102,7 +100,7 @@ class SqlAlchemyRepository(AbstractRepository):
         statement = pg_insert(self.sa_table)
         if update:
             t, excluded = self.sa_table.c, statement.excluded
-            written = [c for c in rows[0] if c not in _KEEP_ON_UPDATE and c not in conflict]
+            written = [c for c in rows[0] if c not in KEPT_ON_UPDATE and c not in conflict]
             changed = sa.or_(*(t[c].is_distinct_from(excluded[c]) for c in written)) if written else sa.false()
             values: dict[str, Any] = {c: excluded[c] for c in written}
             values["version"] = sa.case((changed, t.version + 1), else_=t.version)
