@@ -24,7 +24,7 @@ run: $(STAMP_RUN)
 
 test: $(STAMP_DEV)
 	$(BIN)/lint-imports
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/pytest -q
 
 unit: $(STAMP_DEV)
