@@ -7,7 +7,10 @@ never see the client's text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from domain.schema import Table
 
 Operator = Literal["eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is"]
 OPERATORS: tuple[str, ...] = ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is")
@@ -165,16 +168,23 @@ class Read:
     def grouped(self) -> bool:
         return bool(self.aggregates)
 
-    def tie_breakers(self, primary_key: tuple[str, ...]) -> tuple[str, ...]:
-        """What makes the order total: the key, or the grouping columns when aggregating."""
+    def keyset_order(self, table: Table) -> tuple[OrderBy, ...]:
+        """The order made total: the client's order, then the key (the grouping columns when
+        aggregating), each column once. Nothing is appended once the order already covers a unique
+        key of NOT NULL columns, so an order by the natural key pages on its own unique index."""
         if self.grouped:
-            return tuple(dict.fromkeys(f.column for f in self.fields))
-        return primary_key
-
-    def keyset_order(self, primary_key: tuple[str, ...]) -> tuple[OrderBy, ...]:
-        """The order made total by the tie breakers, each column once."""
+            ties = tuple(dict.fromkeys(f.column for f in self.fields))
+        else:
+            ties = table.primary_key
+            named: set[str] = set()
+            unique = [k for k in (table.primary_key, table.natural_key)
+                      if not any(table.column(c).nullable for c in k)]
+            for item in self.order:
+                named.add(item.column)
+                if any(set(k) <= named for k in unique):
+                    return self.order
         named = {o.column for o in self.order}
-        return self.order + tuple(OrderBy(c) for c in self.tie_breakers(primary_key) if c not in named)
+        return self.order + tuple(OrderBy(c) for c in ties if c not in named)
 
 
 def _eq_or_null(column: str, value: Any) -> Condition:

@@ -486,7 +486,7 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
         if offset:
             raise BadRequest("after= and offset (or a Range header) cannot be combined",
                              hint="after= already says where the page starts.")
-        keyset = read.keyset_order(table.primary_key)
+        keyset = read.keyset_order(table)
         read = Read(items, where, order, limit, 0, decode_cursor(table, keyset, values["after"]))
     return read
 

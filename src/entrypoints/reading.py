@@ -82,7 +82,7 @@ def next_link(request: Request, table: Table, read: Read, page: reads.ReadPage) 
     if read.grouped or page.last is None:
         kept.append(("offset", str(read.offset + len(page.rows))))
     else:
-        kept.append(("after", encode_cursor(read.keyset_order(table.primary_key), page.last)))
+        kept.append(("after", encode_cursor(read.keyset_order(table), page.last)))
     return f'<{request.url.path}?{urlencode(kept, safe=",()!:*")}>; rel="next"'
 
 

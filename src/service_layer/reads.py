@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from domain.ports import AbstractUnitOfWork, Row
-from domain.query import Aggregate, Embed, Fetch, Field, OrderBy, Read, SelectItem, Where
+from domain.query import Aggregate, Embed, Fetch, Field, OrderBy, Read, SelectItem
 from domain.schema import Table
 from service_layer.services import table_of
 
@@ -43,12 +43,9 @@ def plan(table: Table, read: Read, *, within: tuple[tuple[str, ...], frozenset[t
     embedded = [c for i in items if isinstance(i, Embed) for c in i.columns]
     if aggregates:
         columns = tuple(dict.fromkeys([*plain, *within_columns]))
-        ties = columns
+        order = read.order + tuple(OrderBy(c) for c in columns if c not in {o.column for o in read.order})
     else:
-        ties = table.primary_key
-        columns = ()
-    order = read.order + tuple(OrderBy(c) for c in ties if c not in {o.column for o in read.order})
-    if not aggregates:
+        order = read.keyset_order(table)
         columns = tuple(dict.fromkeys([*plain, *embedded, *within_columns, *(o.column for o in order)]))
     fetch_order = tuple(dataclasses.replace(o, column=labels.get(o.column, o.column)) for o in order)
     fetch = Fetch(
@@ -173,7 +170,3 @@ def stream_rows(uow: AbstractUnitOfWork, table_name: str, read: Read, *, batch: 
         repo = uow.repository(table.name)
         for flat in repo.fetch_batches(planned.fetch, batch):
             yield shape(uow, planned, flat)
-
-
-def where_of(read: Read) -> Where | None:
-    return read.where

@@ -79,7 +79,7 @@ def test_order_may_name_an_aggregate_alias():
 
 
 def test_cursor_round_trips_typed_values():
-    order = read("order=time_hour.desc,dep_delay").keyset_order(FLIGHTS.primary_key)
+    order = read("order=time_hour.desc,dep_delay").keyset_order(FLIGHTS)
     values = (dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC), None, 17)
     assert decode_cursor(FLIGHTS, order, encode_cursor(order, values)) == values
     cursor = encode_cursor(order, values)
@@ -146,8 +146,16 @@ def test_hostile_and_malformed_input_is_a_400_naming_the_part(query, names):
     assert names.lower() in f"{error.message} {error.details} {error.hint}".lower()
 
 
+def test_keyset_order_appends_the_key_unless_a_unique_key_is_covered():
+    assert [o.column for o in read("order=dep_delay").keyset_order(FLIGHTS)] == ["dep_delay", "id"]
+    natural = "order=year,month,day,carrier,flight,origin"
+    assert [o.column for o in read(natural).keyset_order(FLIGHTS)] == list(FLIGHTS.natural_key)
+    grouped = read("select=carrier,origin,count()&order=count.desc").keyset_order(FLIGHTS)
+    assert [o.column for o in grouped] == ["count", "carrier", "origin"]
+
+
 def test_a_cursor_for_another_order_is_refused():
-    cursor = encode_cursor(read("").keyset_order(("id",)), (5,))
+    cursor = encode_cursor(read("").keyset_order(CATALOG["flights"]), (5,))
     assert "another order" in refused(f"order=dep_delay&after={cursor}").message
 
 
