@@ -144,6 +144,11 @@ def _condition(table: Table, column: str, expression: str, where: str, *, quoted
         if table.column(column).type not in _LIKE_TYPES:
             raise BadRequest(f"{op} needs a text column; '{column}' is {table.column(column).type.value}",
                              details=f"in {_shown(where)}")
+        if "\x00" in value:
+            raise BadRequest(f"A {op} pattern cannot contain the NUL character", details=f"in {_shown(where)}")
+        if (len(value) - len(value.rstrip("\\"))) % 2:
+            raise BadRequest(f"A {op} pattern must not end with a lone backslash (the escape character)",
+                             details=f"in {_shown(where)}", code="22025")
         return Condition(column, op, value.replace("*", "%"), negated)
     if table.column(column).type is ColumnType.JSON:
         raise BadRequest(f"'{column}' is a JSON column; only is.null filters apply to it", details=f"in {where}")

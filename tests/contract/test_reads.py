@@ -60,13 +60,26 @@ FLIGHTS = [
 ]
 
 
-@pytest.fixture
-def uow(uow_factory):
+def seed(uow_factory) -> None:
     services.create_rows(uow_factory(), "airlines", AIRLINES)
     services.create_rows(uow_factory(), "airports", AIRPORTS)
     services.create_rows(uow_factory(), "manufacturers", [{"name": "AIRBUS"}, {"name": "BOEING"}])
     services.create_rows(uow_factory(), "planes", PLANES)
     services.create_rows(uow_factory(), "flights", [{**f, "time_hour": f["time_hour"].isoformat()} for f in FLIGHTS])
+
+
+def seed_into(*factories) -> None:
+    """Seed each store once (hypothesis reuses a test's fixtures across its examples)."""
+    for factory in factories:
+        with factory() as uow:
+            empty = uow.repository("airlines").count(None) == 0
+        if empty:
+            seed(factory)
+
+
+@pytest.fixture
+def uow(uow_factory):
+    seed(uow_factory)
     return uow_factory
 
 
