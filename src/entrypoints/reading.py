@@ -34,15 +34,16 @@ COUNT_METHODS = ("exact", "planned", "estimated")
 log = logging.getLogger("depot.reads")
 
 
-def representation(request: Request) -> str:
-    """`json`, `object` or `csv`, by the Accept header in the client's order of preference."""
+def representation(request: Request) -> tuple[str, bool]:
+    """`json`, `object` or `csv`, by the Accept header in the client's order of preference, and
+    whether the client asked for null members to be left out (`;nulls=stripped`, as PostgREST)."""
     header = request.headers.get("accept", "").strip()
     if not header:
-        return "json"
+        return "json", False
     offered = []
     for n, part in enumerate(header.split(",")):
         media, *params = [p.strip() for p in part.split(";")]
-        quality = 1.0
+        quality, stripped = 1.0, False
         for param in params:
             name, _, value = param.partition("=")
             if name.strip() == "q":
@@ -50,14 +51,16 @@ def representation(request: Request) -> str:
                     quality = float(value)
                 except ValueError:
                     quality = 0.0
-        offered.append((-quality, n, media.lower()))
-    for _, _, media in sorted(offered):
+            elif name.strip() == "nulls" and value.strip() == "stripped":
+                stripped = True
+        offered.append((-quality, n, media.lower(), stripped))
+    for _, _, media, stripped in sorted(offered):
         if media == OBJECT_MEDIA:
-            return "object"
+            return "object", stripped
         if media == CSV_MEDIA:
-            return "csv"
+            return "csv", False
         if media in _JSON_MEDIA:
-            return "json"
+            return "json", stripped
     raise NotAcceptable(f"None of the media types in Accept: {header[:200]!r} is offered here",
                         hint=f"Ask for application/json, {OBJECT_MEDIA} or {CSV_MEDIA}.")
 
@@ -86,12 +89,19 @@ def next_link(request: Request, table: Table, read: Read, page: reads.ReadPage) 
     return f'<{request.url.path}?{urlencode(kept, safe=",()!:*")}>; rel="next"'
 
 
+def _strip_nulls(row: dict) -> dict:
+    return {k: v for k, v in row.items() if v is not None}
+
+
 async def read_response(request: Request, catalog: Catalog, table: Table, uow: AbstractUnitOfWork,
-                        max_rows: int) -> Response:
-    kind = representation(request)
+                        max_rows: int, *, head: bool = False) -> Response:
+    """GET (or HEAD: the same status and headers, no body) of a table's rows."""
+    kind, stripped = representation(request)
     params = request.query_params.multi_items()
     if kind == "csv":
         read = parse_read(catalog, table, params, request.headers.get("range"), None)
+        if head:
+            return Response(media_type="text/csv; charset=utf-8")
         return await _csv_response(table, read, lambda: reads.stream_rows(uow, table.name, read))
     read = parse_read(catalog, table, params, request.headers.get("range"), max_rows)
     method = prefer(request).get("count")
@@ -105,15 +115,20 @@ async def read_response(request: Request, catalog: Catalog, table: Table, uow: A
     link = next_link(request, table, read, page)
     if link is not None:
         headers["link"] = link
+    rows = [_strip_nulls(r) for r in page.rows] if stripped else page.rows
     if kind == "object":
-        if len(page.rows) != 1:
+        if len(rows) != 1:
             raise NotAcceptable("JSON object requested, multiple (or no) rows returned",
-                                details=f"The result contains {len(page.rows)} rows")
-        response = JSONResponse(page.rows[0], headers=headers)
-        response.headers["content-type"] = OBJECT_MEDIA
-        return response
-    partial = page.total is not None and len(page.rows) < page.total
-    return JSONResponse(page.rows, status_code=206 if partial else 200, headers=headers)
+                                details=f"The result contains {len(rows)} rows")
+        status, body, media = 200, rows[0], OBJECT_MEDIA
+    else:
+        partial = page.total is not None and len(rows) < page.total
+        status, body, media = (206 if partial else 200), rows, "application/json"
+    if head:
+        return Response(status_code=status, headers=headers, media_type=media)
+    response = JSONResponse(body, status_code=status, headers=headers)
+    response.headers["content-type"] = media
+    return response
 
 
 # --- CSV, streamed -------------------------------------------------------------------------------

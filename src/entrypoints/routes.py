@@ -128,6 +128,10 @@ def table_router(table: Table) -> APIRouter:
     async def read_rows(request: Request, uow: UoW, settings: Config) -> Response:
         return await read_response(request, uow.catalog, table, uow, settings.max_rows)
 
+    @router.head("", include_in_schema=False)
+    async def head_rows(request: Request, uow: UoW, settings: Config) -> Response:
+        return await read_response(request, uow.catalog, table, uow, settings.max_rows, head=True)
+
     if table.read_only:
         return router
 

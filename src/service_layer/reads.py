@@ -145,7 +145,7 @@ def read_page(
     with uow:
         repo = uow.repository(table.name)
         flat = repo.fetch(probe)
-        more = fetch.limit is not None and len(flat) > fetch.limit
+        more = fetch.limit is not None and 0 < fetch.limit < len(flat)
         flat = flat[: fetch.limit] if fetch.limit is not None else flat
         rows = shape(uow, planned, flat)
         total = _count(repo, fetch, count, count_threshold)

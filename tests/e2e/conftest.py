@@ -15,6 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 
 def free_port() -> int:
@@ -48,7 +49,7 @@ def live_server(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     so it never meets the truncations of the contract suite. Yields the base URL, e.g.
     http://127.0.0.1:PORT (the table API is under /api). The process is stopped at the end."""
     name = f"depot_e2e_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(_database(pg_server, "postgres"), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(_database(pg_server, "postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     port = free_port()

@@ -75,3 +75,10 @@ def test_a_bad_filter_is_an_api_error_not_a_crash(client):
     with pytest.raises(APIError) as caught:
         client.from_("flights").select("flight").eq("no_such_column", 1).execute()
     assert caught.value.code == "PGRST204"
+
+
+def test_head_count_and_strip_nulls(client):
+    counted = client.from_("flights").select("*", count="exact", head=True).gt("dep_delay", 0).execute()
+    assert counted.count == 3
+    stripped = client.from_("flights").select("flight,tailnum").eq("flight", 2).strip_nulls().execute()
+    assert stripped.data == [{"flight": 2}]

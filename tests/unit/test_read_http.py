@@ -143,3 +143,23 @@ def test_estimated_and_planned_counts_on_memory_are_exact(small):
     for method in ("planned", "estimated"):
         response = small.get("/api/flights?select=id&limit=1", headers={"Prefer": f"count={method}"})
         assert response.headers["content-range"] == "0-0/7"
+
+
+def test_head_answers_the_headers_of_get_without_a_body(small):
+    response = small.head("/api/flights?carrier=eq.AA", headers={"Prefer": "count=exact"})
+    assert response.status_code == 206
+    assert response.headers["content-range"] == "0-2/4"
+    assert response.content == b""
+
+
+def test_limit_zero_is_an_empty_page_without_a_next_link(small):
+    response = small.get("/api/flights?limit=0", headers={"Prefer": "count=exact"})
+    assert response.json() == []
+    assert "link" not in response.headers
+    assert response.headers["content-range"] == "*/7"
+
+
+def test_nulls_stripped_leaves_out_null_members(small):
+    response = small.get("/api/flights?select=flight,dep_delay&flight=in.(2,3)&order=flight",
+                         headers={"Accept": "application/vnd.pgrst.array+json;nulls=stripped"})
+    assert response.json() == [{"flight": 2, "dep_delay": 3.0}, {"flight": 3}]
