@@ -420,6 +420,21 @@ def parse_range(header: str | None) -> tuple[int, int | None] | None:
     return start, (None if end is None else end - start + 1)
 
 
+def parse_page(values: dict[str, str], range_header: str | None, max_rows: int | None) -> tuple[int, int | None]:
+    """(offset, limit) from the Range header, then offset= and limit=, capped at max_rows (None: no cap)."""
+    offset, limit = 0, None
+    ranged = parse_range(range_header)
+    if ranged is not None:
+        offset, limit = ranged
+    if "offset" in values:
+        offset = parse_non_negative("offset", values["offset"])
+    if "limit" in values:
+        limit = parse_non_negative("limit", values["limit"])
+    if max_rows is not None:
+        limit = max_rows if limit is None else min(limit, max_rows)
+    return offset, limit
+
+
 def _signature(order: tuple[OrderBy, ...]) -> str:
     return ",".join(f"{o.column}.{'desc' if o.descending else 'asc'}"
                     f".{'nf' if o.effective_nulls_first else 'nl'}" for o in order)
@@ -474,16 +489,7 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
     grouping = [i.column for i in items if isinstance(i, Field)]
     where = parse_filters(table, params)
     order = parse_order(table, values["order"], aggregates, grouping) if values.get("order") else ()
-    offset, limit = 0, None
-    ranged = parse_range(range_header)
-    if ranged is not None:
-        offset, limit = ranged
-    if "offset" in values:
-        offset = parse_non_negative("offset", values["offset"])
-    if "limit" in values:
-        limit = parse_non_negative("limit", values["limit"])
-    if max_rows is not None:
-        limit = max_rows if limit is None else min(limit, max_rows)
+    offset, limit = parse_page(values, range_header, max_rows)
     read = Read(items=items, where=where, order=order, limit=limit, offset=offset)
     if "after" in values:
         if aggregates:
@@ -501,13 +507,5 @@ def parse_query(table: Table, params: list[tuple[str, str]], range_header: str |
     values = dict(params)
     where = parse_filters(table, params)
     order = parse_order(table, values["order"]) if values.get("order") else ()
-    offset, limit = 0, None
-    ranged = parse_range(range_header)
-    if ranged is not None:
-        offset, limit = ranged
-    if "offset" in values:
-        offset = parse_non_negative("offset", values["offset"])
-    if "limit" in values:
-        limit = parse_non_negative("limit", values["limit"])
-    limit = max_rows if limit is None else min(limit, max_rows)
+    offset, limit = parse_page(values, range_header, max_rows)
     return Query(where=where, order=order, limit=limit, offset=offset)
