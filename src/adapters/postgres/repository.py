@@ -24,7 +24,7 @@ from domain.errors import (
 )
 from domain.ports import AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Fetch, Query, Where
-from domain.schema import Catalog, Table
+from domain.schema import Catalog, ColumnType, Table
 
 _KEEP_ON_UPDATE = frozenset({"id", "version", "created_at", "updated_at"})
 
@@ -120,7 +120,7 @@ class SqlAlchemyRepository(AbstractRepository):
 
     def _fetched_row(self, fetch: Fetch):
         whole = [label for label, agg in fetch.aggregates if agg.function == "sum" and agg.column is not None
-                 and self.table.column(agg.column).type.value in ("integer", "bigint")]
+                 and self.table.column(agg.column).type in (ColumnType.INTEGER, ColumnType.BIGINT)]
 
         def convert(row) -> Row:
             result = dict(row)
