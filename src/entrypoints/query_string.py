@@ -309,6 +309,10 @@ def _select_item(catalog: Catalog, table: Table, text: str, where: str, depth: i
             return [_aggregate(table, name, None, alias, where)]
         if bang:
             hint = _identifier(hint, "relationship hint", where)
+            if hint in ("inner", "left"):
+                raise BadRequest(f"The !{hint} join modifier is not supported: {_shown(text)!r}",
+                                 details=f"in {_shown(where)}",
+                                 hint="Embeds are left joins; filter on this table's own columns.")
         return [resolve_embed(catalog, table, name, hint if bang else None, alias or name, inside, where, depth)]
     if "." in head:
         raise BadRequest(f"Malformed select item {_shown(text)!r}", details=f"in {_shown(where)}",

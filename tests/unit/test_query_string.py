@@ -126,6 +126,7 @@ def test_cursor_round_trips_typed_values():
         ("select=nosuch(name)", "nosuch"),
         ("select=airlines!dest(name)", "relationship"),
         ("select=carrier.median()", "median"),
+        ("select=*,airlines!inner(name)", "!inner"),
         ("select=sum()", "needs a column"),
         ("select=carrier.avg()", "numeric"),
         ("select=id,id", "more than once"),
