@@ -137,6 +137,9 @@ def _condition(table: Table, column: str, expression: str, where: str, *, quoted
         if typed is not None and table.column(column).type is not ColumnType.BOOLEAN:
             raise BadRequest(f"is.{lowered} needs a boolean column; '{column}' is not", details=f"in {_shown(where)}")
         return Condition(column, "is", typed, negated)
+    if table.column(column).type is ColumnType.JSON:
+        raise BadRequest(f"'{column}' is a JSON column; only is.null filters apply to it",
+                         details=f"in {_shown(where)}")
     if op == "in":
         items = _split_in_list(value, where)
         return Condition(column, "in", tuple(_typed(table, column, i, where) for i in items), negated)
@@ -150,8 +153,6 @@ def _condition(table: Table, column: str, expression: str, where: str, *, quoted
             raise BadRequest(f"A {op} pattern must not end with a lone backslash (the escape character)",
                              details=f"in {_shown(where)}", code="22025")
         return Condition(column, op, value.replace("*", "%"), negated)
-    if table.column(column).type is ColumnType.JSON:
-        raise BadRequest(f"'{column}' is a JSON column; only is.null filters apply to it", details=f"in {where}")
     return Condition(column, op, _typed(table, column, value, where), negated)
 
 

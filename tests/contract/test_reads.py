@@ -323,3 +323,17 @@ def test_stream_rows_yields_every_row_in_batches(uow):
     assert [len(b) for b in batches] == [3, 3, 2]
     assert [r["id"] for b in batches for r in b] == [8, 7, 6, 5, 4, 3, 2, 1]
     assert batches[0][0]["airlines"] == {"carrier": "B6"}
+
+
+def test_numeric_sums_stay_exact_and_averages_are_floats(uow):
+    import decimal
+
+    services.create_rows(uow(), "routes", [{"carrier": "AA", "origin": "JFK", "dest": "ORD", "distance": 740}])
+    services.create_rows(uow(), "fares", [
+        {"carrier": "AA", "origin": "JFK", "dest": "ORD", "departure_date": "2013-02-01", "cabin": cabin,
+         "price": price, "currency": "USD", "observed_at": "2013-01-01T00:00:00Z"}
+        for cabin, price in (("economy", "10.10"), ("business", "20.25"), ("first", "0.33"))])
+    got = rows(uow, "select=carrier,origin,dest,total:price.sum(),mean:price.avg(),cheapest:price.min(),"
+                    "routes(distance)", table="fares")
+    assert got == [{"carrier": "AA", "origin": "JFK", "dest": "ORD", "total": decimal.Decimal("30.68"),
+                    "mean": 30.68 / 3, "cheapest": decimal.Decimal("0.33"), "routes": {"distance": 740.0}}]

@@ -155,6 +155,12 @@ def test_keyset_order_appends_the_key_unless_a_unique_key_is_covered():
     assert [o.column for o in grouped] == ["count", "carrier", "origin"]
 
 
+@pytest.mark.parametrize("query", ["payload=eq.{}", "payload=in.(1)", "errors=like.*x*", "order=payload"])
+def test_json_columns_take_only_is_null_and_no_order(query):
+    refused(query, table="rejected_rows")
+    assert read("payload=is.null", table="rejected_rows").where == Condition("payload", "is", None)
+
+
 def test_a_cursor_for_another_order_is_refused():
     cursor = encode_cursor(read("").keyset_order(CATALOG["flights"]), (5,))
     assert "another order" in refused(f"order=dep_delay&after={cursor}").message
