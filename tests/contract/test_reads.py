@@ -229,7 +229,10 @@ def test_limit_offset_and_exact_count(uow):
     assert (got.start, got.total, got.more) == (2, 8, True)
     last = page(uow, "select=id&order=flight.desc&limit=3&offset=6", count="exact")
     assert [r["id"] for r in last.rows] == [2, 1] and not last.more
-    assert page(uow, "select=id&carrier=eq.UA", count="planned").total >= 0
+    for method in ("planned", "estimated"):
+        estimate = page(uow, "select=id&carrier=in.(UA,AA)&origin=like.*K&dep_delay=gt.-100", count=method)
+        assert estimate.total >= 0 and [r["id"] for r in estimate.rows] == [1]
+    assert page(uow, "select=carrier,count()", count="planned").total >= 1
 
 
 KEYSET_ORDERS = ["", "order=dep_delay.desc.nullslast", "order=dep_delay.nullsfirst", "order=tailnum,dep_time.desc",
