@@ -102,6 +102,10 @@ async def read_response(request: Request, catalog: Catalog, table: Table, uow: A
         read = parse_read(catalog, table, params, request.headers.get("range"), None)
         if head:
             return Response(media_type="text/csv; charset=utf-8")
+        if uow.kind == "memory":
+            # The memory store's lock is held for a unit of work: collect the rows at once (they
+            # are in memory already) so a slow client does not hold every other request up.
+            return await _csv_response(table, read, lambda: iter(list(reads.stream_rows(uow, table.name, read))))
         return await _csv_response(table, read, lambda: reads.stream_rows(uow, table.name, read))
     read = parse_read(catalog, table, params, request.headers.get("range"), max_rows)
     method = prefer(request).get("count")

@@ -163,3 +163,4 @@ def test_nulls_stripped_leaves_out_null_members(small):
     response = small.get("/api/flights?select=flight,dep_delay&flight=in.(2,3)&order=flight",
                          headers={"Accept": "application/vnd.pgrst.array+json;nulls=stripped"})
     assert response.json() == [{"flight": 2, "dep_delay": 3.0}, {"flight": 3}]
+
