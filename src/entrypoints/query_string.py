@@ -225,9 +225,10 @@ def _aggregate(table: Table, function: str, column: str | None, alias: str | Non
     _column(table, column, where)
     kind = table.column(column).type
     if function in ("sum", "avg") and kind not in _NUMBER_TYPES:
-        raise BadRequest(f"{function}() needs a numeric column; '{column}' is {kind.value}", details=f"in {where}")
+        raise BadRequest(f"{function}() needs a numeric column; '{column}' is {kind.value}",
+                         details=f"in {_shown(where)}")
     if function in ("min", "max") and kind in (_UNORDERED_TYPES | {ColumnType.BOOLEAN}):
-        raise BadRequest(f"{function}() cannot compare '{column}' ({kind.value})", details=f"in {where}")
+        raise BadRequest(f"{function}() cannot compare '{column}' ({kind.value})", details=f"in {_shown(where)}")
     return Aggregate(function, column, alias)
 
 
@@ -341,14 +342,15 @@ def parse_select(catalog: Catalog, table: Table, text: str, where: str | None = 
     keys = [i.key for i in items]
     duplicates = sorted({k for k in keys if keys.count(k) > 1})
     if duplicates:
-        raise BadRequest(f"Select names {', '.join(map(repr, duplicates))} more than once", details=f"in {where}",
-                         hint="Give each one an alias: alias:column or alias:col.sum().")
+        raise BadRequest(f"Select names {', '.join(map(repr, duplicates))} more than once",
+                         details=f"in {_shown(where)}", hint="Give each one an alias: alias:column or alias:col.sum().")
     if any(isinstance(i, Aggregate) for i in items):
         grouped = {i.column for i in items if isinstance(i, Field)}
         for embed in (i for i in items if isinstance(i, Embed)):
             if not set(embed.columns) <= grouped:
                 raise BadRequest(f"Embedding '{embed.key}' next to aggregates needs "
-                                 f"{', '.join(embed.columns)} among the selected columns", details=f"in {where}")
+                                 f"{', '.join(embed.columns)} among the selected columns",
+                                 details=f"in {_shown(where)}")
     return tuple(items)
 
 
