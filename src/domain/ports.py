@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from domain.query import Query, Where
+from domain.query import Fetch, Query, Where
 from domain.schema import Catalog, Table
 
 Row = dict[str, Any]
@@ -51,6 +51,22 @@ class AbstractRepository(abc.ABC):
     @abc.abstractmethod
     def delete(self, where: Where | None) -> list[Row]:
         """Delete matching rows and return them. ReferenceViolation if a hard reference still points at one."""
+
+    def fetch(self, fetch: Fetch) -> list[Row]:
+        """The flat rows of one read statement (see Fetch): filtered, restricted `within`, grouped
+        when it has aggregates, after the cursor, in its order, sliced by offset and limit."""
+        raise NotImplementedError
+
+    def fetch_batches(self, fetch: Fetch, size: int) -> Iterator[list[Row]]:
+        """fetch() in batches of at most `size` rows, without holding them all where the store can."""
+        rows = self.fetch(fetch)
+        for start in range(0, len(rows), size):
+            yield rows[start:start + size]
+
+    def total(self, fetch: Fetch, *, planned: bool = False) -> int:
+        """How many rows fetch() would return without offset and limit (after the cursor, if any).
+        planned=True: the planner's estimate where the store has one, cheaper on big tables."""
+        raise NotImplementedError
 
     def get(self, key: tuple) -> Row | None:
         from domain.query import key_condition

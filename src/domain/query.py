@@ -7,7 +7,10 @@ never see the client's text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from domain.schema import Table
 
 Operator = Literal["eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is"]
 OPERATORS: tuple[str, ...] = ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is")
@@ -75,3 +78,171 @@ def columns_of(where: Where | None) -> set[str]:
     if isinstance(where, Condition):
         return {where.column}
     return set().union(*(columns_of(t) for t in where.terms))
+
+
+# --- what a read returns: select items, embeds, aggregates, keyset --------------------------------
+
+AGGREGATES: tuple[str, ...] = ("count", "sum", "avg", "min", "max")
+
+
+@dataclass(frozen=True)
+class Field:
+    """A plain column in the output, under `alias` when given."""
+
+    column: str
+    alias: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.alias or self.column
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """`count()` (column None: rows), or `function(column)`; the output key defaults to the function's name.
+
+    Results: count an int; sum of integers an int, of floats a float, of numerics a Decimal;
+    avg always a float (sum / count, correctly rounded: PostgreSQL's numeric avg cast to a JSON
+    number); min/max the column's own type. Nulls are skipped; an all-null group gives None.
+    """
+
+    function: str
+    column: str | None = None
+    alias: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.alias or self.function
+
+
+@dataclass(frozen=True)
+class Embed:
+    """Rows of another table along a reference, nested under `key`.
+
+    To-one (`many=False`): this table's `columns` point at `target`'s `target_columns`; the
+    value is an object or None. To-many (`many=True`): `target`'s `target_columns` point back
+    at this table's `columns`; the value is a list (ordered by the target's key), and when
+    `items` are only aggregates, a one-element list of them even for no matching rows.
+    """
+
+    key: str
+    target: str
+    columns: tuple[str, ...]
+    target_columns: tuple[str, ...]
+    many: bool
+    items: tuple[SelectItem, ...]
+
+
+SelectItem = Field | Aggregate | Embed
+
+
+@dataclass(frozen=True)
+class Read:
+    """A full read request: the select list (empty means every column), filters, order, page, cursor.
+
+    `after` holds the values of `keyset_order(...)` for the last row already seen: the page
+    starts strictly after it. With aggregates the plain fields are the grouping columns, and
+    `order` may name an aggregate's key.
+    """
+
+    items: tuple[SelectItem, ...] = ()
+    where: Where | None = None
+    order: tuple[OrderBy, ...] = ()
+    limit: int | None = None
+    offset: int = 0
+    after: tuple | None = None
+
+    @property
+    def aggregates(self) -> tuple[Aggregate, ...]:
+        return tuple(i for i in self.items if isinstance(i, Aggregate))
+
+    @property
+    def fields(self) -> tuple[Field, ...]:
+        return tuple(i for i in self.items if isinstance(i, Field))
+
+    @property
+    def embeds(self) -> tuple[Embed, ...]:
+        return tuple(i for i in self.items if isinstance(i, Embed))
+
+    @property
+    def grouped(self) -> bool:
+        return bool(self.aggregates)
+
+    def keyset_order(self, table: Table) -> tuple[OrderBy, ...]:
+        """The order made total: the client's order, then the key (the grouping columns when
+        aggregating), each column once. Nothing is appended once the order already covers a unique
+        key of NOT NULL columns, so an order by the natural key pages on its own unique index."""
+        if self.grouped:
+            ties = tuple(dict.fromkeys(f.column for f in self.fields))
+        else:
+            ties = table.primary_key
+            named: set[str] = set()
+            unique = [k for k in (table.primary_key, table.natural_key)
+                      if not any(table.column(c).nullable for c in k)]
+            for item in self.order:
+                named.add(item.column)
+                if any(set(k) <= named for k in unique):
+                    return self.order
+        named = {o.column for o in self.order}
+        return self.order + tuple(OrderBy(c) for c in ties if c not in named)
+
+
+def _eq_or_null(column: str, value: Any) -> Condition:
+    return Condition(column, "is", None) if value is None else Condition(column, "eq", value)
+
+
+def _beyond(item: OrderBy, value: Any, nullable: bool) -> Where | None:
+    """Rows strictly after `value` in this one column's order; None when nothing can be."""
+    nulls_after = nullable and not item.effective_nulls_first
+    if value is None:
+        return Condition(item.column, "is", None, negated=True) if item.effective_nulls_first else None
+    strictly = Condition(item.column, "lt" if item.descending else "gt", value)
+    if nulls_after:
+        return BoolExpr("or", (strictly, Condition(item.column, "is", None)))
+    return strictly
+
+
+def keyset_where(order: tuple[OrderBy, ...], values: tuple, nullable: set[str]) -> Where:
+    """Rows strictly after `values` under `order` (a total order), nulls placed as the order says.
+
+    The expanded form: (c1 beyond v1) or (c1 = v1 and c2 beyond v2) or ..., and'ed with a
+    redundant bound on c1 so an index on it can start the scan at v1 instead of the table's start.
+    """
+    alternatives: list[Where] = []
+    for i, item in enumerate(order):
+        beyond = _beyond(item, values[i], item.column in nullable)
+        if beyond is None:
+            continue
+        equal = [_eq_or_null(o.column, v) for o, v in zip(order[:i], values[:i], strict=True)]
+        alternatives.append(conjunction([*equal, beyond]))  # type: ignore[list-item]
+    if not alternatives:
+        return Condition(order[0].column, "in", ())  # nothing is after the very last row
+    chain = alternatives[0] if len(alternatives) == 1 else BoolExpr("or", tuple(alternatives))
+    first, v1 = order[0], values[0]
+    if len(alternatives) == 1 or v1 is None:
+        return chain
+    bound: Where = Condition(first.column, "lte" if first.descending else "gte", v1)
+    if first.column in nullable and not first.effective_nulls_first:
+        bound = BoolExpr("or", (bound, Condition(first.column, "is", None)))
+    return BoolExpr("and", (bound, chain))
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """One table's share of a Read, which an adapter answers with one statement: flat rows, no embeds.
+
+    Rows come back as dicts keyed by column name, and by label for `aggregates` ((label, Aggregate)
+    pairs; with aggregates, `columns` are the grouping columns). `within` restricts the rows to
+    those whose `within[0]` columns hold one of the `within[1]` tuples (how embeds are fetched in
+    one statement per level). `order` is total and may name labels; `after` holds its values for
+    the last row already seen.
+    """
+
+    columns: tuple[str, ...]
+    aggregates: tuple[tuple[str, Aggregate], ...] = ()
+    where: Where | None = None
+    within: tuple[tuple[str, ...], frozenset[tuple]] | None = None
+    order: tuple[OrderBy, ...] = ()
+    after: tuple | None = None
+    offset: int = 0
+    limit: int | None = None

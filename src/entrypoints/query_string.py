@@ -1,24 +1,55 @@
 """PostgREST's query string, parsed into the domain's query model. Client text never reaches SQL:
-column names are checked against the declaration and values are typed by their column."""
+column and table names are checked against the catalog, and values are typed by their column."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
+import decimal
+import re
 from collections.abc import Iterable
 
+import orjson
+
 from domain.errors import BadRequest, UnknownColumn
-from domain.query import OPERATORS, Condition, OrderBy, Query, Where, conjunction
-from domain.schema import ColumnType, Table
+from domain.query import (
+    AGGREGATES,
+    OPERATORS,
+    Aggregate,
+    BoolExpr,
+    Condition,
+    Embed,
+    Field,
+    OrderBy,
+    Query,
+    Read,
+    SelectItem,
+    Where,
+    conjunction,
+)
+from domain.schema import Catalog, ColumnType, Table
 from domain.validation import ValueRefused, parse_value
 
-RESERVED = frozenset({"select", "order", "limit", "offset", "on_conflict", "columns", "and", "or", "after"})
+RESERVED = frozenset({"select", "order", "limit", "offset", "on_conflict", "columns", "after"})
+LOGIC = {"or": ("or", False), "and": ("and", False), "not.or": ("or", True), "not.and": ("and", True)}
 _LIKE_TYPES = frozenset({ColumnType.TEXT})
+_NUMBER_TYPES = frozenset({ColumnType.INTEGER, ColumnType.BIGINT, ColumnType.FLOAT, ColumnType.NUMERIC})
+_UNORDERED_TYPES = frozenset({ColumnType.JSON})
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_INT = 2**63 - 1
+_MAX_DEPTH = 16
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _column(table: Table, name: str, where: str) -> str:
     if not table.has_column(name):
         raise UnknownColumn(
-            f"Could not find the '{name}' column of '{table.name}'",
-            details=f"in {where}",
+            f"Could not find the '{_shown(name)}' column of '{table.name}'",
+            details=f"in {_shown(where)}",
             hint=f"Columns of {table.name}: {', '.join(table.column_names)}",
         )
     return name
@@ -29,40 +60,61 @@ def _typed(table: Table, column: str, text: str, where: str):
         return parse_value(table.column(column), text)
     except ValueRefused as refused:
         raise BadRequest(
-            f"Invalid value {text!r} for column '{column}' ({table.column(column).type.value})",
-            details=f"in {where}: {refused.message}",
+            f"Invalid value {_shown(text)!r} for column '{column}' ({table.column(column).type.value})",
+            details=f"in {_shown(where)}: {refused.message}",
             code="22P02",
         ) from None
+
+
+def split_top(text: str, where: str, separator: str = ",") -> list[str]:
+    """Split at separators outside parentheses and double quotes; refuse unbalanced ones."""
+    parts, current, depth, quoted, escaped = [], [], 0, False, False
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif quoted and ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise BadRequest(f"Unbalanced parentheses in {_shown(where)!r}", details="a ')' closes nothing")
+        elif not quoted and depth == 0 and ch == separator:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    if quoted:
+        raise BadRequest(f"Unbalanced double quotes in {_shown(where)!r}")
+    if depth:
+        raise BadRequest(f"Unbalanced parentheses in {_shown(where)!r}", details="a '(' is never closed")
+    parts.append("".join(current))
+    return parts
+
+
+def _unquote(text: str) -> str:
+    """`"a,b"` into `a,b` (backslash escapes inside); anything else as it is."""
+    if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
+        return re.sub(r"\\(.)", r"\1", text[1:-1])
+    return text
 
 
 def _split_in_list(text: str, where: str) -> list[str]:
     """`(a,b,"c,d")` into its items; double quotes protect commas and parentheses."""
     if not (text.startswith("(") and text.endswith(")")):
-        raise BadRequest(f"The in operator takes a list in parentheses, got {text!r}", details=f"in {where}")
-    items, current, quoted, escaped = [], [], False, False
-    for ch in text[1:-1]:
-        if escaped:
-            current.append(ch)
-            escaped = False
-        elif ch == "\\" and quoted:
-            escaped = True
-        elif ch == '"':
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    if quoted:
-        raise BadRequest(f"Unbalanced quotes in {text!r}", details=f"in {where}")
-    if current or items:
-        items.append("".join(current))
-    return items
+        raise BadRequest(f"The in operator takes a list in parentheses, got {_shown(text)!r}",
+                         details=f"in {_shown(where)}")
+    inner = text[1:-1]
+    if not inner.strip():
+        return []
+    return [_unquote(item.strip()) for item in split_top(inner, where)]
 
 
-def parse_condition(table: Table, column: str, expression: str) -> Condition:
-    """`col=[not.]op.value` into a Condition typed by the column."""
-    where = f"{column}={expression}"
+def _condition(table: Table, column: str, expression: str, where: str, *, quoted_values: bool) -> Condition:
+    """`[not.]op.value` on `column`, typed by the column."""
     _column(table, column, where)
     negated = False
     if expression.startswith("not."):
@@ -70,43 +122,261 @@ def parse_condition(table: Table, column: str, expression: str) -> Condition:
     op, dot, value = expression.partition(".")
     if not dot or op not in OPERATORS:
         raise BadRequest(
-            f"Unknown or missing operator in {where!r}",
-            hint=f"Write {column}=op.value with op one of {', '.join(OPERATORS)}",
+            f"Unknown or missing operator in {_shown(where)!r}",
+            details=f"operator {_shown(op)!r}",
+            hint=f"Write {column}=op.value with op one of {', '.join(OPERATORS)}, optionally after not.",
         )
+    if quoted_values and op != "in":
+        value = _unquote(value)
     if op == "is":
         lowered = value.lower()
         if lowered not in ("null", "true", "false", "unknown"):
-            raise BadRequest(f"is takes null, true, false or unknown, got {value!r}", details=f"in {where}")
+            raise BadRequest(f"is takes null, true, false or unknown, got {_shown(value)!r}",
+                             details=f"in {_shown(where)}")
         typed = {"null": None, "unknown": None, "true": True, "false": False}[lowered]
         if typed is not None and table.column(column).type is not ColumnType.BOOLEAN:
-            raise BadRequest(f"is.{lowered} needs a boolean column; '{column}' is not", details=f"in {where}")
+            raise BadRequest(f"is.{lowered} needs a boolean column; '{column}' is not", details=f"in {_shown(where)}")
         return Condition(column, "is", typed, negated)
+    if table.column(column).type is ColumnType.JSON:
+        raise BadRequest(f"'{column}' is a JSON column; only is.null filters apply to it",
+                         details=f"in {_shown(where)}")
     if op == "in":
         items = _split_in_list(value, where)
         return Condition(column, "in", tuple(_typed(table, column, i, where) for i in items), negated)
     if op in ("like", "ilike"):
         if table.column(column).type not in _LIKE_TYPES:
             raise BadRequest(f"{op} needs a text column; '{column}' is {table.column(column).type.value}",
-                             details=f"in {where}")
+                             details=f"in {_shown(where)}")
+        if "\x00" in value:
+            raise BadRequest(f"A {op} pattern cannot contain the NUL character", details=f"in {_shown(where)}")
+        if (len(value) - len(value.rstrip("\\"))) % 2:
+            raise BadRequest(f"A {op} pattern must not end with a lone backslash (the escape character)",
+                             details=f"in {_shown(where)}", code="22025")
         return Condition(column, op, value.replace("*", "%"), negated)
     return Condition(column, op, _typed(table, column, value, where), negated)
 
 
+def parse_condition(table: Table, column: str, expression: str) -> Condition:
+    """`col=[not.]op.value` into a Condition typed by the column."""
+    return _condition(table, column, expression, f"{column}={expression}", quoted_values=False)
+
+
+def _logic_tree(table: Table, op: str, negated: bool, body: str, where: str, depth: int = 0) -> BoolExpr:
+    """`(term,term,...)` where a term is `col.[not.]op.value` or a nested `[not.]or(...)`/`and(...)`."""
+    if depth > _MAX_DEPTH:
+        raise BadRequest(f"Logic trees nest deeper than {_MAX_DEPTH} levels", details=f"in {_shown(where)}")
+    if not (body.startswith("(") and body.endswith(")")):
+        raise BadRequest(f"A logic tree is a list in parentheses: {_shown(where)!r}", hint="Write or=(a.eq.1,b.gt.2)")
+    split_top(body, where)  # balanced as a whole before looking inside
+    terms: list[Where] = []
+    for raw in split_top(body[1:-1], where):
+        term = raw.strip()
+        if not term:
+            raise BadRequest(f"Empty term in the logic tree {_shown(where)!r}")
+        head = term.split("(", 1)[0]
+        if head in LOGIC:
+            inner_op, inner_negated = LOGIC[head]
+            terms.append(_logic_tree(table, inner_op, inner_negated, term[len(head):], where, depth + 1))
+            continue
+        column, dot, expression = term.partition(".")
+        if not dot:
+            raise BadRequest(f"Malformed term {_shown(term)!r} in a logic tree", details=f"in {_shown(where)}",
+                             hint="Each term is col.op.value, or a nested or(...) / and(...).")
+        terms.append(_condition(table, column, expression, where, quoted_values=True))
+    return BoolExpr(op, tuple(terms), negated)  # type: ignore[arg-type]
+
+
 def parse_filters(table: Table, params: Iterable[tuple[str, str]]) -> Where | None:
+    """Every filter of a query string (plain ones and or=/and= trees), and'ed together."""
     conditions: list[Where] = []
     for name, expression in params:
         if name in RESERVED:
             continue
+        if name in LOGIC:
+            op, negated = LOGIC[name]
+            conditions.append(_logic_tree(table, op, negated, expression.strip(), f"{name}={expression}"))
+            continue
+        if "." in name and not table.has_column(name):
+            raise BadRequest(f"Filters and options on embedded resources are not supported: {_shown(name)!r}",
+                             hint="Filter on this table's own columns.")
         conditions.append(parse_condition(table, name, expression))
     return conjunction(conditions)
 
 
-def parse_order(table: Table, text: str) -> tuple[OrderBy, ...]:
+# --- select --------------------------------------------------------------------------------------
+
+
+def _identifier(text: str, what: str, where: str) -> str:
+    if not _IDENTIFIER.fullmatch(text):
+        raise BadRequest(f"Invalid {what} {_shown(text)!r} in select", details=f"in {_shown(where)}",
+                         hint="Names are letters, digits and underscores.")
+    return text
+
+
+def _aggregate(table: Table, function: str, column: str | None, alias: str | None, where: str) -> Aggregate:
+    if function not in AGGREGATES:
+        raise BadRequest(f"Unknown aggregate {_shown(function)!r} in select", details=f"in {_shown(where)}",
+                         hint=f"Aggregates: {', '.join(f + '()' for f in AGGREGATES)}")
+    if column is None:
+        if function != "count":
+            raise BadRequest(f"{function}() needs a column, as in select=dep_delay.{function}()",
+                             details=f"in {_shown(where)}")
+        return Aggregate("count", None, alias)
+    _column(table, column, where)
+    kind = table.column(column).type
+    if function in ("sum", "avg") and kind not in _NUMBER_TYPES:
+        raise BadRequest(f"{function}() needs a numeric column; '{column}' is {kind.value}",
+                         details=f"in {_shown(where)}")
+    if function in ("min", "max") and kind in (_UNORDERED_TYPES | {ColumnType.BOOLEAN}):
+        raise BadRequest(f"{function}() cannot compare '{column}' ({kind.value})", details=f"in {_shown(where)}")
+    return Aggregate(function, column, alias)
+
+
+def _relation_matches(fk_columns: tuple[str, ...], fk_name: str, owner: str, hint: str) -> bool:
+    return hint in (fk_name, f"fk_{owner}_{fk_name}") or fk_columns == (hint,)
+
+
+def resolve_embed(catalog: Catalog, table: Table, name: str, hint: str | None, key: str,
+                  items_text: str, where: str, depth: int) -> Embed:
+    """`name[!hint](items)`: the one reference between this table and `name` (either direction)."""
+    candidates: list[tuple[str, tuple[str, ...], tuple[str, ...], bool, str, str]] = []
+    if name in catalog:
+        for fk in table.foreign_keys:
+            if fk.target == name:
+                candidates.append((name, fk.columns, fk.target_columns, False, fk.name, table.name))
+        for fk in catalog[name].foreign_keys:
+            if fk.target == table.name:
+                candidates.append((name, fk.target_columns, fk.columns, True, fk.name, name))
+    else:
+        for fk in table.foreign_keys:  # PostgREST also embeds through a reference column's name
+            if fk.columns == (name,):
+                candidates.append((fk.target, fk.columns, fk.target_columns, False, fk.name, table.name))
+        if not candidates:
+            raise BadRequest(
+                f"Could not find a relationship between '{table.name}' and '{_shown(name)}'",
+                code="PGRST200", details=f"in {_shown(where)}",
+                hint=f"Embeddable from {table.name}: {', '.join(_embeddable(catalog, table)) or 'nothing'}",
+            )
+    if hint is not None:
+        candidates = [c for c in candidates if _relation_matches(c[1] if not c[3] else c[2], c[4], c[5], hint)]
+    if not candidates:
+        raise BadRequest(f"Could not find a relationship between '{table.name}' and '{_shown(name)}'"
+                         + (f" through {_shown(hint)!r}" if hint else ""),
+                         code="PGRST200", details=f"in {_shown(where)}")
+    if len(candidates) > 1:
+        options = [f"{name}!{c[4]}" for c in candidates]
+        raise BadRequest(
+            f"More than one relationship was found for '{table.name}' and '{name}'",
+            code="PGRST201", details=f"in {_shown(where)}",
+            hint=f"Name the one you mean: {', '.join(options)}",
+        )
+    target, columns, target_columns, many, _, _ = candidates[0]
+    items = parse_select(catalog, catalog[target], items_text, where, depth + 1)
+    return Embed(key, target, columns, target_columns, many, items)
+
+
+def _embeddable(catalog: Catalog, table: Table) -> list[str]:
+    names = [fk.target for fk in table.foreign_keys] + [t.name for t, _ in catalog.referencing(table.name)]
+    return list(dict.fromkeys(names))
+
+
+def _select_item(catalog: Catalog, table: Table, text: str, where: str, depth: int) -> list[SelectItem]:
+    if text == "*":
+        return [Field(c) for c in table.column_names]
+    if "::" in text or "->" in text:
+        raise BadRequest(f"Casts and JSON paths are not supported in select: {_shown(text)!r}",
+                         details=f"in {_shown(where)}")
+    alias: str | None = None
+    head, paren, rest = text.partition("(")
+    if ":" in head:
+        alias, head = head.split(":", 1)
+        alias = _identifier(alias.strip(), "alias", where)
+        head = head.strip()
+    if paren:
+        if not rest.endswith(")"):
+            raise BadRequest(f"Malformed select item {_shown(text)!r}", details=f"in {_shown(where)}")
+        inside = rest[:-1]
+        if "." in head:  # col.fn()
+            column, _, function = head.partition(".")
+            if inside.strip():
+                raise BadRequest(f"Aggregates take no arguments inside (): {_shown(text)!r}")
+            return [_aggregate(table, _identifier(function, "aggregate", where),
+                               _identifier(column, "column", where), alias, where)]
+        name, bang, hint = head.partition("!")
+        name = _identifier(name, "name", where)
+        if name in AGGREGATES and name not in catalog and not table.has_column(name):
+            if inside.strip():
+                raise BadRequest(f"Aggregates take no arguments inside (): {_shown(text)!r}",
+                                 hint="Write col.sum(), or count()")
+            return [_aggregate(table, name, None, alias, where)]
+        if bang:
+            hint = _identifier(hint, "relationship hint", where)
+            if hint in ("inner", "left"):
+                raise BadRequest(f"The !{hint} join modifier is not supported: {_shown(text)!r}",
+                                 details=f"in {_shown(where)}",
+                                 hint="Embeds are left joins; filter on this table's own columns.")
+        return [resolve_embed(catalog, table, name, hint if bang else None, alias or name, inside, where, depth)]
+    if "." in head:
+        raise BadRequest(f"Malformed select item {_shown(text)!r}", details=f"in {_shown(where)}",
+                         hint="An aggregate is written col.fn(), with parentheses.")
+    name = _identifier(head, "column", where)
+    if name == "count" and not table.has_column(name):
+        return [Aggregate("count", None, alias)]
+    return [Field(_column(table, name, where), alias)]
+
+
+def parse_select(catalog: Catalog, table: Table, text: str, where: str | None = None,
+                 depth: int = 0) -> tuple[SelectItem, ...]:
+    """`select=` into its items: columns, aliases, aggregates and embeds (recursively)."""
+    where = where or f"select={text}"
+    if depth > _MAX_DEPTH:
+        raise BadRequest(f"Embeds nest deeper than {_MAX_DEPTH} levels", details=f"in {_shown(where)}")
+    if not text.strip():
+        return tuple(Field(c) for c in table.column_names)
+    items: list[SelectItem] = []
+    for raw in split_top(text, where):
+        part = raw.strip()
+        if not part:
+            raise BadRequest(f"Empty item in {_shown(where)!r}", hint="Separate select items with single commas.")
+        items.extend(_select_item(catalog, table, part, where, depth))
+    keys = [i.key for i in items]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise BadRequest(f"Select names {', '.join(map(repr, duplicates))} more than once",
+                         details=f"in {_shown(where)}", hint="Give each one an alias: alias:column or alias:col.sum().")
+    if any(isinstance(i, Aggregate) for i in items):
+        grouped = {i.column for i in items if isinstance(i, Field)}
+        for embed in (i for i in items if isinstance(i, Embed)):
+            if not set(embed.columns) <= grouped:
+                raise BadRequest(f"Embedding '{embed.key}' next to aggregates needs "
+                                 f"{', '.join(embed.columns)} among the selected columns",
+                                 details=f"in {_shown(where)}")
+    return tuple(items)
+
+
+# --- order, page, cursor -------------------------------------------------------------------------
+
+
+def parse_order(table: Table, text: str, aggregates: Iterable[Aggregate] = (),
+                grouping: Iterable[str] | None = None) -> tuple[OrderBy, ...]:
+    """`col.desc.nullslast,col2`; with aggregates, the names are grouping columns or aggregate keys."""
+    aggregate_keys = {a.key for a in aggregates}
+    group = set(grouping) if grouping is not None else None
     items = []
     for part in text.split(","):
         name, *modifiers = part.strip().split(".")
-        _column(table, name, f"order={text}")
+        where = f"order={text}"
+        if name not in aggregate_keys:
+            _column(table, name, where)
+            if table.column(name).type in _UNORDERED_TYPES:
+                raise BadRequest(f"Cannot order by the JSON column '{name}'", details=f"in {_shown(where)}")
+            if group is not None and aggregate_keys and name not in group:
+                raise BadRequest(f"Ordering an aggregate read by '{name}', which is neither selected nor an "
+                                 "aggregate", details=f"in {_shown(where)}",
+                                 hint=f"Order by a grouping column or one of {', '.join(sorted(aggregate_keys))}")
         descending, nulls_first = False, None
+        if len(modifiers) > 2:
+            raise BadRequest(f"Too many order modifiers in {_shown(part)!r}", details=f"in {_shown(where)}")
         for modifier in modifiers:
             match modifier:
                 case "asc":
@@ -118,9 +388,12 @@ def parse_order(table: Table, text: str) -> tuple[OrderBy, ...]:
                 case "nullslast":
                     nulls_first = False
                 case _:
-                    raise BadRequest(f"Unknown order modifier {modifier!r} in order={text}",
+                    raise BadRequest(f"Unknown order modifier {_shown(modifier)!r} in order={_shown(text)}",
                                      hint="Use asc, desc, nullsfirst or nullslast.")
         items.append(OrderBy(name, descending, nulls_first))
+    names = [i.column for i in items]
+    if len(set(names)) != len(names):
+        raise BadRequest(f"order={_shown(text)} names a column twice")
     return tuple(items)
 
 
@@ -128,9 +401,11 @@ def parse_non_negative(name: str, text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise BadRequest(f"{name} must be a whole number, got {text!r}") from None
+        raise BadRequest(f"{name} must be a whole number, got {_shown(text)!r}") from None
     if value < 0:
         raise BadRequest(f"{name} must not be negative, got {value}")
+    if value > _MAX_INT:
+        raise BadRequest(f"{name} is too large, got {_shown(text)}")
     return value
 
 
@@ -146,16 +421,14 @@ def parse_range(header: str | None) -> tuple[int, int | None] | None:
         start = int(first)
         end = int(last) if last else None
     except ValueError:
-        raise BadRequest(f"Malformed Range header {header!r}", hint="Send Range: 0-24") from None
-    if not dash or start < 0 or (end is not None and end < start):
-        raise BadRequest(f"Malformed Range header {header!r}", hint="Send Range: 0-24")
+        raise BadRequest(f"Malformed Range header {_shown(header)!r}", hint="Send Range: 0-24") from None
+    if not dash or start < 0 or (end is not None and end < start) or max(start, end or 0) > _MAX_INT:
+        raise BadRequest(f"Malformed Range header {_shown(header)!r}", hint="Send Range: 0-24")
     return start, (None if end is None else end - start + 1)
 
 
-def parse_query(table: Table, params: list[tuple[str, str]], range_header: str | None, max_rows: int) -> Query:
-    values = dict(params)
-    where = parse_filters(table, params)
-    order = parse_order(table, values["order"]) if values.get("order") else ()
+def parse_page(values: dict[str, str], range_header: str | None, max_rows: int | None) -> tuple[int, int | None]:
+    """(offset, limit) from the Range header, then offset= and limit=, capped at max_rows (None: no cap)."""
     offset, limit = 0, None
     ranged = parse_range(range_header)
     if ranged is not None:
@@ -164,5 +437,82 @@ def parse_query(table: Table, params: list[tuple[str, str]], range_header: str |
         offset = parse_non_negative("offset", values["offset"])
     if "limit" in values:
         limit = parse_non_negative("limit", values["limit"])
-    limit = max_rows if limit is None else min(limit, max_rows)
+    if max_rows is not None:
+        limit = max_rows if limit is None else min(limit, max_rows)
+    return offset, limit
+
+
+def _signature(order: tuple[OrderBy, ...]) -> str:
+    return ",".join(f"{o.column}.{'desc' if o.descending else 'asc'}"
+                    f".{'nf' if o.effective_nulls_first else 'nl'}" for o in order)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, dt.date | dt.datetime | decimal.Decimal):
+        return value.isoformat() if isinstance(value, dt.date) else str(value)
+    return value
+
+
+def encode_cursor(order: tuple[OrderBy, ...], values: tuple) -> str:
+    """The opaque `after=` of a row: its values in the (total) order, and which order that was."""
+    raw = orjson.dumps({"o": _signature(order), "v": [_plain(v) for v in values]})
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(table: Table, order: tuple[OrderBy, ...], text: str) -> tuple:
+    malformed = BadRequest("Malformed after= cursor", details=_shown(text),
+                           hint="Use the after= of a Link header as it is, with the same order=.")
+    try:
+        payload = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        raise malformed from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("v"), list):
+        raise malformed
+    if payload.get("o") != _signature(order) or len(payload["v"]) != len(order):
+        raise BadRequest("The after= cursor was made for another order", details=_shown(text),
+                         hint="Keep order= (and select=) as they were when the cursor was issued.")
+    values = []
+    for item, raw in zip(order, payload["v"], strict=True):
+        if raw is None:
+            values.append(None)
+            continue
+        try:
+            values.append(parse_value(table.column(item.column), raw))
+        except ValueRefused:
+            raise malformed from None
+    return tuple(values)
+
+
+def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], range_header: str | None,
+               max_rows: int | None) -> Read:
+    """The whole read a query string asks for. `max_rows` None: no cap (CSV export)."""
+    values: dict[str, str] = {}
+    for name, value in params:
+        if name in values and name in ("select", "order", "limit", "offset", "after"):
+            raise BadRequest(f"{name}= is given more than once")
+        values[name] = value
+    items = parse_select(catalog, table, values["select"]) if "select" in values else ()
+    aggregates = [i for i in items if isinstance(i, Aggregate)]
+    grouping = [i.column for i in items if isinstance(i, Field)]
+    where = parse_filters(table, params)
+    order = parse_order(table, values["order"], aggregates, grouping) if values.get("order") else ()
+    offset, limit = parse_page(values, range_header, max_rows)
+    read = Read(items=items, where=where, order=order, limit=limit, offset=offset)
+    if "after" in values:
+        if aggregates:
+            raise BadRequest("after= pages plain reads; aggregate reads page with offset=")
+        if offset:
+            raise BadRequest("after= and offset (or a Range header) cannot be combined",
+                             hint="after= already says where the page starts.")
+        keyset = read.keyset_order(table)
+        read = Read(items, where, order, limit, 0, decode_cursor(table, keyset, values["after"]))
+    return read
+
+
+def parse_query(table: Table, params: list[tuple[str, str]], range_header: str | None, max_rows: int) -> Query:
+    """Filters, order and page only (what `AbstractRepository.list` answers)."""
+    values = dict(params)
+    where = parse_filters(table, params)
+    order = parse_order(table, values["order"]) if values.get("order") else ()
+    offset, limit = parse_page(values, range_header, max_rows)
     return Query(where=where, order=order, limit=limit, offset=offset)

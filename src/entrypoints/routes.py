@@ -23,7 +23,8 @@ from entrypoints.http import (
     rows_from_body,
 )
 from entrypoints.openapi import ref, schema_names
-from entrypoints.query_string import parse_filters, parse_query
+from entrypoints.query_string import parse_filters
+from entrypoints.reading import read_response
 from entrypoints.settings import Settings
 from service_layer import services
 
@@ -56,11 +57,14 @@ def _read_parameters(table: Table) -> list[dict[str, Any]]:
     return [
         *_filter_parameters(table),
         {"name": "select", "in": "query", "required": False, "schema": {"type": "string"},
-         "description": "Columns to return: col, alias:col, embeds like airlines(name)."},
+         "description": "Columns to return: col, alias:col, embeds like airlines(name) or "
+                        "origin_airport:airports!origin(name), aggregates like count() or dep_delay.avg()."},
         {"name": "order", "in": "query", "required": False, "schema": {"type": "string"},
          "description": "col.asc|desc.nullsfirst|nullslast, comma-separated."},
         {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
         {"name": "offset", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
+        {"name": "after", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "Keyset cursor: the after= of the previous page's Link: rel=next header."},
     ]
 
 
@@ -74,11 +78,6 @@ def _body(schema_name: str, *, many: bool) -> dict[str, Any]:
 def _rows_response(name: str, description: str) -> dict[str, Any]:
     return {"description": description,
             "content": {"application/json": {"schema": {"type": "array", "items": ref(name)}}}}
-
-
-def _content_range(offset: int, count: int, total: int | None) -> str:
-    span = f"{offset}-{offset + count - 1}" if count else "*"
-    return f"{span}/{'*' if total is None else total}"
 
 
 def _rows_or_object(request: Request, rows: list[dict], *, status: int = 200, headers: dict | None = None) -> Response:
@@ -126,14 +125,12 @@ def table_router(table: Table) -> APIRouter:
         responses={200: _rows_response(names["row"], f"Rows of {name}"), 400: _error("Malformed query")},
         openapi_extra={"parameters": _read_parameters(table)},
     )
-    def read_rows(request: Request, uow: UoW, settings: Config) -> Response:
-        params = request.query_params.multi_items()
-        query = parse_query(table, params, request.headers.get("range"), settings.max_rows)
-        counting = prefer(request).get("count") in ("exact", "planned", "estimated")
-        page = services.list_rows(uow, name, query, count=counting)
-        headers = {"content-range": _content_range(page.offset, len(page.rows), page.total)}
-        partial = page.total is not None and len(page.rows) < page.total
-        return _rows_or_object(request, page.rows, status=206 if partial else 200, headers=headers)
+    async def read_rows(request: Request, uow: UoW, settings: Config) -> Response:
+        return await read_response(request, uow.catalog, table, uow, settings.max_rows)
+
+    @router.head("", include_in_schema=False)
+    async def head_rows(request: Request, uow: UoW, settings: Config) -> Response:
+        return await read_response(request, uow.catalog, table, uow, settings.max_rows, head=True)
 
     if table.read_only:
         return router

@@ -93,3 +93,43 @@ def sort_rows(rows: Iterable[Row], order: tuple[OrderBy, ...], key_columns: tupl
         present.sort(key=lambda r, c=item.column: r[c], reverse=item.descending)
         result = missing + present if item.effective_nulls_first else present + missing
     return result
+
+
+# --- reads: grouping, aggregates and keyset, as PostgreSQL computes them ----------------------------
+
+
+def aggregate(function: str, column: str | None, rows: list[Row]) -> Any:
+    """One aggregate over a group, with PostgreSQL's results (see domain.query.Aggregate)."""
+    if function == "count" and column is None:
+        return len(rows)
+    values = [r[column] for r in rows if r.get(column) is not None]
+    if function == "count":
+        return len(values)
+    if not values:
+        return None
+    if function == "min":
+        return min(values)
+    if function == "max":
+        return max(values)
+    total = sum(values[1:], values[0])
+    if function == "sum":
+        return total
+    # avg: the sum as a double divided by the count, which PostgreSQL computes as
+    # sum(col)::float8 / count(col) in the other adapter; int / int is correctly rounded too.
+    return total / len(values) if isinstance(total, int) else float(total) / len(values)
+
+
+def group_rows(rows: Iterable[Row], columns: tuple[str, ...], aggregates: tuple) -> list[Row]:
+    """GROUP BY columns, with each (label, Aggregate) computed per group; no columns: one group."""
+    groups: dict[tuple, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[c] for c in columns), []).append(row)
+    if not columns and not groups:
+        groups[()] = []
+    out = []
+    for key, members in groups.items():
+        result = dict(zip(columns, key, strict=True))
+        for label, agg in aggregates:
+            result[label] = aggregate(agg.function, agg.column, members)
+        out.append(result)
+    return out

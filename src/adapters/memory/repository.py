@@ -8,10 +8,10 @@ import itertools
 import threading
 from collections.abc import Sequence
 
-from adapters.memory.evaluate import matches, sort_rows
+from adapters.memory.evaluate import group_rows, matches, sort_rows
 from domain.errors import DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
 from domain.ports import KEPT_ON_UPDATE, AbstractRepository, AbstractUnitOfWork, Row
-from domain.query import Query, Where
+from domain.query import Fetch, Query, Where, keyset_where
 from domain.schema import Catalog, ForeignKey, Table
 from domain.validation import ValueRefused, coercer
 
@@ -183,6 +183,29 @@ class InMemoryRepository(AbstractRepository):
         ordered = sort_rows(selected, query.order, self.table.primary_key)
         end = None if query.limit is None else query.offset + query.limit
         return [dict(r) for r in ordered[query.offset:end]]
+
+    def _fetched(self, fetch: Fetch) -> list[Row]:
+        rows = filter(matches(fetch.where), self.data.rows.values())
+        if fetch.within is not None:
+            columns, keys = fetch.within
+            rows = (r for r in rows if tuple(r[c] for c in columns) in keys)
+        if fetch.aggregates:
+            result = group_rows(rows, fetch.columns, fetch.aggregates)
+        else:
+            result = list(rows)
+        if fetch.after is not None:
+            nullable = {c.name for c in self.table.columns if c.nullable} | {label for label, _ in fetch.aggregates}
+            result = list(filter(matches(keyset_where(fetch.order, fetch.after, nullable)), result))
+        return result
+
+    def fetch(self, fetch: Fetch) -> list[Row]:
+        ordered = sort_rows(self._fetched(fetch), fetch.order, ())
+        end = None if fetch.limit is None else fetch.offset + fetch.limit
+        names = (*fetch.columns, *(label for label, _ in fetch.aggregates))
+        return [{n: r[n] for n in names} for r in ordered[fetch.offset:end]]
+
+    def total(self, fetch: Fetch, *, planned: bool = False) -> int:
+        return len(self._fetched(fetch))
 
     def count(self, where: Where | None) -> int:
         return sum(1 for _ in filter(matches(where), self.data.rows.values()))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
 
-from domain.query import BoolExpr, Condition, OrderBy, Where
+from domain.query import Aggregate, BoolExpr, Condition, Fetch, OrderBy, Where, keyset_where
+from domain.schema import Table
 
 
 def _condition(table: sa.Table, cond: Condition) -> sa.ColumnElement[bool]:
@@ -54,3 +56,82 @@ def order_by(table: sa.Table, order: tuple[OrderBy, ...]) -> list[sa.ColumnEleme
             expr = expr.nulls_first() if item.nulls_first else expr.nulls_last()
         items.append(expr)
     return items
+
+
+# --- reads: aggregates, keyset, one statement per Fetch ---------------------------------------------
+
+_INTEGERS = (sa.Integer, sa.BigInteger)
+
+
+def aggregate_expression(table: sa.Table, agg: Aggregate) -> sa.ColumnElement:
+    """The SQL of one aggregate, typed so both adapters return the same values (see Aggregate)."""
+    if agg.column is None:
+        return sa.func.count()
+    column = table.c[agg.column]
+    match agg.function:
+        case "count":
+            return sa.func.count(column)
+        case "sum":
+            if isinstance(column.type, _INTEGERS):  # bigint for integer, numeric for bigint: both whole
+                return sa.cast(sa.func.sum(column), sa.Numeric(38, 0))
+            return sa.func.sum(column)
+        case "avg":
+            # sum::float8 / count: correctly rounded like Python's int / int, instead of numeric's
+            # own rounding to some scale; a JSON number either way.
+            return sa.cast(sa.func.sum(column), DOUBLE_PRECISION) / sa.cast(sa.func.count(column), DOUBLE_PRECISION)
+        case "min":
+            return sa.func.min(column)
+        case "max":
+            return sa.func.max(column)
+    raise ValueError(agg.function)  # pragma: no cover - the parser admits only known aggregates
+
+
+def keyset_clause(table: sa.Table, spec: Table, order: tuple[OrderBy, ...], values: tuple) -> sa.ColumnElement[bool]:
+    """Rows after the cursor. One direction over NOT NULL columns: a row-value comparison, which a
+    btree on those columns answers as an index condition. Otherwise the expanded OR chain."""
+    directions = {o.descending for o in order}
+    if len(directions) == 1 and all(not spec.column(o.column).nullable for o in order):
+        columns = [table.c[o.column] for o in order]
+        bound = [sa.literal(v, type_=c.type) for c, v in zip(columns, values, strict=True)]
+        if len(columns) == 1:
+            return columns[0] < bound[0] if order[0].descending else columns[0] > bound[0]
+        left, right = sa.tuple_(*columns), sa.tuple_(*bound)
+        return left < right if order[0].descending else left > right
+    nullable = {c.name for c in spec.columns if c.nullable}
+    return where_clause(table, keyset_where(order, values, nullable))
+
+
+def fetch_statement(table: sa.Table, spec: Table, fetch: Fetch, *, paged: bool = True) -> sa.Select:
+    labelled = {label: aggregate_expression(table, agg).label(label) for label, agg in fetch.aggregates}
+    statement = sa.select(*(table.c[c] for c in fetch.columns), *labelled.values())
+    if fetch.where is not None:
+        statement = statement.where(where_clause(table, fetch.where))
+    if fetch.within is not None:
+        columns, keys = fetch.within
+        if len(columns) == 1:
+            statement = statement.where(table.c[columns[0]].in_([k[0] for k in keys]))
+        else:
+            statement = statement.where(sa.tuple_(*(table.c[c] for c in columns)).in_(list(keys)))
+    if fetch.aggregates and fetch.columns:
+        statement = statement.group_by(*(table.c[c] for c in fetch.columns))
+    if fetch.after is not None:
+        if fetch.aggregates:
+            raise ValueError("keyset pages are for plain reads")  # the parser refuses after= with aggregates
+        statement = statement.where(keyset_clause(table, spec, fetch.order, fetch.after))
+    if not paged:
+        return statement
+    items = []
+    for item in fetch.order:
+        expression = labelled[item.column] if item.column in labelled else table.c[item.column]
+        if item.column in labelled:
+            expression = sa.literal_column(f'"{item.column}"')  # order by the output column's label
+        expression = expression.desc() if item.descending else expression.asc()
+        if item.nulls_first is not None:
+            expression = expression.nulls_first() if item.nulls_first else expression.nulls_last()
+        items.append(expression)
+    statement = statement.order_by(*items)
+    if fetch.offset:
+        statement = statement.offset(fetch.offset)
+    if fetch.limit is not None:
+        statement = statement.limit(fetch.limit)
+    return statement

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
-from adapters.postgres.compile import order_by, where_clause
+from adapters.postgres.compile import fetch_statement, order_by, where_clause
 from adapters.postgres.tables import build_metadata, checks_of
 from domain.errors import (
     BadRequest,
@@ -23,8 +23,8 @@ from domain.errors import (
     UnknownTable,
 )
 from domain.ports import KEPT_ON_UPDATE, AbstractRepository, AbstractUnitOfWork, Row
-from domain.query import Query, Where
-from domain.schema import Catalog, Table
+from domain.query import Fetch, Query, Where
+from domain.schema import Catalog, ColumnType, Table
 
 
 def _check_columns(catalog: Catalog) -> dict[str, str]:
@@ -121,6 +121,48 @@ class SqlAlchemyRepository(AbstractRepository):
         if query.limit is not None:
             statement = statement.limit(query.limit)
         return _rows(self._run(statement))
+
+    def _fetched_row(self, fetch: Fetch):
+        whole = [label for label, agg in fetch.aggregates if agg.function == "sum" and agg.column is not None
+                 and self.table.column(agg.column).type in (ColumnType.INTEGER, ColumnType.BIGINT)]
+
+        def convert(row) -> Row:
+            result = dict(row)
+            for label in whole:  # summed as numeric(38,0) so bigint sums cannot overflow; whole numbers out
+                if result[label] is not None:
+                    result[label] = int(result[label])
+            return result
+
+        return convert
+
+    def fetch(self, fetch: Fetch) -> list[Row]:
+        convert = self._fetched_row(fetch)
+        return [convert(r) for r in self._run(fetch_statement(self.sa_table, self.table, fetch)).mappings()]
+
+    def fetch_batches(self, fetch: Fetch, size: int) -> Iterator[list[Row]]:
+        """A server-side cursor, read `size` rows at a time: memory stays flat however many rows match."""
+        convert = self._fetched_row(fetch)
+        statement = fetch_statement(self.sa_table, self.table, fetch)
+        with translate_errors(self.uow.catalog):
+            result = self.connection.execution_options(stream_results=True, max_row_buffer=size).execute(statement)
+            try:
+                for part in result.mappings().partitions(size):
+                    yield [convert(r) for r in part]
+            finally:
+                result.close()
+
+    def total(self, fetch: Fetch, *, planned: bool = False) -> int:
+        inner = fetch_statement(self.sa_table, self.table, fetch, paged=False)
+        if not fetch.aggregates:
+            inner = inner.with_only_columns(sa.literal(1), maintain_column_froms=True)
+        statement = sa.select(sa.func.count()).select_from(inner.subquery())
+        if not planned:
+            return self._run(statement).scalar_one()
+        compiled = inner.compile(self.connection, compile_kwargs={"render_postcompile": True})
+        with translate_errors(self.uow.catalog):
+            plan = self.connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled),
+                                                   compiled.params).scalar_one()
+        return int(plan[0]["Plan"]["Plan Rows"])
 
     def count(self, where: Where | None) -> int:
         statement = sa.select(sa.func.count()).select_from(self.sa_table)

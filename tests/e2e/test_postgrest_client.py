@@ -1,0 +1,84 @@
+"""depot as PostgREST's own Python client sees it: a real server process on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from postgrest import APIError, SyncPostgrestClient
+
+AIRLINES = [{"carrier": "AA", "name": "American Airlines Inc."}, {"carrier": "UA", "name": "United Air Lines Inc."},
+            {"carrier": "B6", "name": "JetBlue Airways"}]
+AIRPORTS = [{"faa": f, "name": n, "lat": 40.7, "lon": -73.9, "alt": 10}
+            for f, n in (("JFK", "John F Kennedy Intl"), ("LGA", "La Guardia"), ("ORD", "Chicago Ohare Intl"))]
+
+
+def flight(n: int, carrier: str, origin: str, dep_delay: float | None, tailnum: str | None) -> dict:
+    return {"year": 2013, "month": 1, "day": 1, "sched_dep_time": 900, "sched_arr_time": 1200, "carrier": carrier,
+            "flight": n, "tailnum": tailnum, "origin": origin, "dest": "ORD", "distance": 740.0, "hour": 9,
+            "minute": 0, "time_hour": "2013-01-01T09:00:00Z", "dep_delay": dep_delay}
+
+
+FLIGHTS = [flight(1, "AA", "JFK", 12.0, "N1"), flight(2, "AA", "LGA", None, None), flight(3, "UA", "JFK", -3.0, "N2"),
+           flight(4, "UA", "LGA", 45.5, "N3"), flight(5, "B6", "JFK", 7.25, None), flight(6, "B6", "ORD", 0.0, "N4")]
+
+
+@pytest.fixture(scope="module")
+def client(live_server: str):
+    with httpx.Client(base_url=live_server) as http:
+        for table, rows in (("airlines", AIRLINES), ("airports", AIRPORTS), ("flights", FLIGHTS)):
+            assert http.post(f"/api/{table}", json=rows).status_code == 201
+    with SyncPostgrestClient(f"{live_server}/api") as postgrest:
+        yield postgrest
+
+
+def test_select_with_eq_and_order(client):
+    result = client.from_("flights").select("flight,carrier").eq("carrier", "AA").order("flight").execute()
+    assert result.data == [{"flight": 1, "carrier": "AA"}, {"flight": 2, "carrier": "AA"}]
+
+
+def test_gt_in_and_is_filters(client):
+    result = (client.from_("flights").select("flight").gt("dep_delay", 0).in_("origin", ["JFK", "LGA"])
+              .order("flight").execute())
+    assert [r["flight"] for r in result.data] == [1, 4, 5]
+    nulls = client.from_("flights").select("flight").is_("tailnum", None).order("flight").execute()
+    assert [r["flight"] for r in nulls.data] == [2, 5]
+
+
+def test_order_desc_nulls_and_limit(client):
+    result = client.from_("flights").select("flight,dep_delay").order("dep_delay", desc=True, nullsfirst=False) \
+        .limit(3).execute()
+    assert result.data == [{"flight": 4, "dep_delay": 45.5}, {"flight": 1, "dep_delay": 12.0},
+                           {"flight": 5, "dep_delay": 7.25}]
+
+
+def test_count_exact_comes_from_content_range(client):
+    result = client.from_("flights").select("flight", count="exact").eq("origin", "JFK").limit(1).execute()
+    assert result.count == 3
+    assert len(result.data) == 1
+
+
+def test_embeds_and_range(client):
+    result = client.from_("flights").select("flight,airlines(name)").order("flight").range(1, 2).execute()
+    assert result.data == [{"flight": 2, "airlines": {"name": "American Airlines Inc."}},
+                           {"flight": 3, "airlines": {"name": "United Air Lines Inc."}}]
+
+
+def test_single_and_its_406(client):
+    one = client.from_("airlines").select("name").eq("carrier", "B6").single().execute()
+    assert one.data == {"name": "JetBlue Airways"}
+    with pytest.raises(APIError) as caught:
+        client.from_("airlines").select("name").single().execute()
+    assert caught.value.code == "PGRST107"
+
+
+def test_a_bad_filter_is_an_api_error_not_a_crash(client):
+    with pytest.raises(APIError) as caught:
+        client.from_("flights").select("flight").eq("no_such_column", 1).execute()
+    assert caught.value.code == "PGRST204"
+
+
+def test_head_count_and_strip_nulls(client):
+    counted = client.from_("flights").select("*", count="exact", head=True).gt("dep_delay", 0).execute()
+    assert counted.count == 3
+    stripped = client.from_("flights").select("flight,tailnum").eq("flight", 2).strip_nulls().execute()
+    assert stripped.data == [{"flight": 2}]
