@@ -15,6 +15,7 @@ from entrypoints.container import Container
 from entrypoints.http import JSONResponse, install_error_handlers
 from entrypoints.openapi import components
 from entrypoints.routes import install_table_routes
+from entrypoints.security import install_security
 
 try:
     VERSION = version("depot")
@@ -55,6 +56,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = container
     app.state.settings = settings
     install_error_handlers(app)
+    install_security(app, settings)
 
     @app.get("/health", tags=["service"], operation_id="health")
     def health() -> JSONResponse:

