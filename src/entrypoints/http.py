@@ -62,7 +62,8 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default)
+    # OPT_NON_STR_KEYS: rows from SQLAlchemy have quoted_name keys (a str subclass orjson refuses otherwise).
+    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 class JSONResponse(Response):
