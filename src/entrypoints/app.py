@@ -15,7 +15,7 @@ from entrypoints.container import Container
 from entrypoints.http import JSONResponse, install_error_handlers
 from entrypoints.openapi import components
 from entrypoints.routes import install_table_routes
-from entrypoints.security import install_security
+from entrypoints.security import document_security, install_security
 
 try:
     VERSION = version("depot")
@@ -69,6 +69,7 @@ def create_app(container: Container | None = None) -> FastAPI:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
             schema.setdefault("components", {}).setdefault("schemas", {}).update(components(list(catalog)))
+            document_security(schema, settings)
             app.openapi_schema = schema
         return app.openapi_schema
 

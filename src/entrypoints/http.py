@@ -100,8 +100,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if error.status_code == 404:
             return error_response(HttpError(404, f"No route for {request.url.path}", code="PGRST125"))
         if error.status_code == 405:
-            return error_response(HttpError(405, f"{request.method} is not allowed on {request.url.path}",
-                                            code="PGRST117"))
+            response = error_response(HttpError(405, f"{request.method} is not allowed on {request.url.path}",
+                                                code="PGRST117"))
+            response.headers.update(error.headers or {})  # Allow: the methods that are (RFC 9110)
+            return response
         return error_response(HttpError(error.status_code, str(error.detail), code=f"HTTP{error.status_code}"))
 
     @app.exception_handler(Exception)

@@ -209,6 +209,26 @@ class BodyLimitMiddleware:
             await send_error(send, error, {"connection": "close"})
 
 
+def document_security(schema: dict[str, Any], settings: Any) -> None:
+    """With keys configured, the OpenAPI document says so: Swagger UI's "Authorize" then sends the key."""
+    if not parse_api_keys(settings.api_keys):
+        return
+    schema.setdefault("components", {})["securitySchemes"] = {"bearer": {
+        "type": "http", "scheme": "bearer",
+        "description": "A key from DEPOT_API_KEYS. Role read: GET and HEAD; role write: everything.",
+    }}
+    for path, operations in schema.get("paths", {}).items():
+        if path in PUBLIC_PATHS:
+            continue
+        for operation in operations.values():
+            if isinstance(operation, dict):
+                operation["security"] = [{"bearer": []}]
+                operation.setdefault("responses", {}).update({
+                    "401": {"description": "No key, or not a valid one"},
+                    "403": {"description": "A read key on a write"},
+                })
+
+
 def install_security(app: Any, settings: Any) -> None:
     """Check the keys and the exposure now (a bad setting stops the start, not the first request),
     then add the protections: the access log outermost, the key check, then the body limit (no

@@ -253,3 +253,11 @@ def test_a_sane_incoming_request_id_is_kept_and_a_wild_one_replaced(client):
     assert replaced != "a b\"<script>" and len(replaced) == 32
     first, second = client.get("/health"), client.get("/health")
     assert first.headers["x-request-id"] != second.headers["x-request-id"]
+
+
+def test_openapi_documents_the_bearer_scheme_when_keys_are_set(keyed, client):
+    document = keyed.get("/openapi.json").json()
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert document["paths"]["/api/airlines"]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in document["paths"]["/health"]["get"]
+    assert "securitySchemes" not in client.get("/openapi.json").json()["components"]
