@@ -261,3 +261,17 @@ def test_openapi_documents_the_bearer_scheme_when_keys_are_set(keyed, client):
     assert document["paths"]["/api/airlines"]["get"]["security"] == [{"bearer": []}]
     assert "security" not in document["paths"]["/health"]["get"]
     assert "securitySchemes" not in client.get("/openapi.json").json()["components"]
+
+
+def test_no_response_holds_more_than_max_rows_and_content_range_tells_the_truth():
+    with TestClient(create_app(memory_container(max_rows=2))) as client:
+        rows = [{"carrier": f"M{n}", "name": f"Max {n}"} for n in range(5)]
+        assert client.post("/api/airlines", json=rows).status_code == 201
+        for query in ("", "?limit=100", "?limit=100&offset=1"):
+            response = client.get(f"/api/airlines{query}", headers={"Prefer": "count=exact"})
+            assert response.status_code in (200, 206)
+            assert len(response.json()) <= 2
+            span, total = response.headers["content-range"].split("/")
+            assert total == "5"
+            first, last = (int(n) for n in span.split("-"))
+            assert last - first + 1 == len(response.json())
