@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from entrypoints import dependencies
 from entrypoints.container import Container
 from entrypoints.http import JSONResponse, install_error_handlers
+from entrypoints.lifecycle import die_with_parent
 from entrypoints.openapi import components
 from entrypoints.routes import install_table_routes
 from entrypoints.security import document_security, install_security
@@ -34,6 +35,7 @@ def prepare_storage(container: Container) -> None:
 
 
 def create_app(container: Container | None = None) -> FastAPI:
+    die_with_parent()  # a no-op unless this is a worker of `depot serve --workers N`
     container = container or Container()
     container.wire(modules=[dependencies])
     settings = container.settings()

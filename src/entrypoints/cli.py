@@ -74,6 +74,10 @@ def serve(
             os.environ["DEPOT_MIGRATE_ON_START"] = "false"
     for name in ("storage", "host", "port", "workers"):
         os.environ[f"DEPOT_{name.upper()}"] = str(getattr(settings, name))
+    if settings.workers > 1:
+        from entrypoints.lifecycle import PARENT_ENV
+
+        os.environ[PARENT_ENV] = str(os.getpid())  # workers stop if this process is killed
     typer.echo(f"depot on http://{settings.host}:{settings.port} ({settings.storage})", err=True)
     try:
         uvicorn.run(

@@ -124,3 +124,25 @@ def test_workers_share_one_postgres_started_by_the_parent(data_dir):
     assert handles.strip() == f"[{depot.process.pid}]", "only the parent joined the server"
     assert depot.terminate() == 0
     assert_no_postgres_left(depot)
+
+
+def test_kill_9_of_a_multi_worker_parent_takes_its_workers_along(data_dir):
+    import httpx
+    import psutil
+
+    first = DepotProcess(data_dir, args=("--workers", "2"))
+    first.wait_healthy()
+    add_airline(first)
+    workers = psutil.Process(first.process.pid).children()
+    assert len(workers) >= 2
+    first.kill()
+    # Orphaned workers would go on serving the port; they get SIGTERM from the kernel instead.
+    assert wait_until(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers))
+    with pytest.raises(httpx.TransportError):
+        httpx.get(first.url + "/health", timeout=2)
+
+    second = DepotProcess(data_dir, args=("--workers", "2"))
+    second.wait_healthy()
+    assert airline_names(second) == ["Kill Air"]
+    assert second.terminate() == 0
+    assert_no_postgres_left(second)
