@@ -55,6 +55,25 @@ def test_keys_parse_with_roles_and_spaces():
     assert role_of(READ_KEY[:-1], keys) is None
 
 
+def test_every_key_is_compared_in_constant_time_without_early_exit(monkeypatch):
+    import hmac
+
+    from entrypoints import security
+
+    keys = parse_api_keys(f"{READ_KEY}:read,{WRITE_KEY}:write,third-{'c' * 20}:read")
+    calls = []
+
+    def counting(a, b):
+        calls.append((len(a), len(b)))
+        return hmac.compare_digest(a, b)
+
+    monkeypatch.setattr(security.hmac, "compare_digest", counting)
+    for token in (READ_KEY, "no-such-key", "x"):
+        calls.clear()
+        security.role_of(token, keys)
+        assert calls == [(32, 32)] * 3, "one fixed-length digest comparison per configured key"
+
+
 @pytest.mark.parametrize("bad", ["justakey", ":read", "k:admin", "kkk:read,kkk:write", "spaced key:read"])
 def test_malformed_keys_are_refused_without_echoing_the_key(bad):
     with pytest.raises(ConfigurationError) as refused:
