@@ -146,3 +146,40 @@ def test_kill_9_of_a_multi_worker_parent_takes_its_workers_along(data_dir):
     assert airline_names(second) == ["Kill Air"]
     assert second.terminate() == 0
     assert_no_postgres_left(second)
+
+
+def test_a_write_in_flight_at_kill_9_leaves_nothing_half_done(data_dir):
+    first = DepotProcess(data_dir)
+    first.wait_healthy()
+    add_airline(first)
+    batch = [{"carrier": f"H{n}", "name": f"Half {n}"} for n in range(3)]
+    holder = pg_connect(first.pgdata)
+    try:
+        holder.cursor().execute("LOCK TABLE airlines IN ACCESS EXCLUSIVE MODE")
+        writer = threading.Thread(target=lambda: _swallow(lambda: first.client().post("/api/airlines", json=batch)))
+        writer.start()
+        assert wait_until(lambda: _waiting_on_lock(holder), timeout=10), "the write never reached the database"
+        first.kill()
+        holder.rollback()
+    finally:
+        holder.close()
+    writer.join(30)
+
+    second = DepotProcess(data_dir)
+    second.wait_healthy()
+    assert airline_names(second) == ["Kill Air"], "the unacknowledged batch left no row"
+    second.terminate()
+    assert_no_postgres_left(second)
+
+
+def _swallow(call) -> None:
+    try:
+        call()
+    except Exception:  # the server died under the request: that is the point
+        pass
+
+
+def _waiting_on_lock(connection) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        return cursor.fetchone()[0] > 0
