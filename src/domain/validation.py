@@ -113,7 +113,12 @@ def _numeric(column: Column) -> Coercer:
         if not result.is_finite():
             raise ValueRefused("out_of_range", f"{value!r} is not a finite number")
         if quantum is not None:
-            result = result.quantize(quantum, rounding=decimal.ROUND_HALF_UP)
+            try:
+                result = result.quantize(quantum, rounding=decimal.ROUND_HALF_UP)
+            except decimal.InvalidOperation:  # more digits than decimal's context holds: far too big
+                raise ValueRefused(
+                    "out_of_range", f"{value} does not fit numeric({column.precision},{scale})"
+                ) from None
         if max_int_digits is not None and result.adjusted() >= max_int_digits:
             raise ValueRefused(
                 "out_of_range", f"{value} does not fit numeric({column.precision},{column.scale})"
@@ -171,7 +176,11 @@ def _timestamptz(column: Column) -> Coercer:
         if result.tzinfo is None:
             # PostgreSQL reads a timestamp without offset in the session's zone, which depot keeps at UTC.
             result = result.replace(tzinfo=dt.UTC)
-        if not 1 <= result.astimezone(dt.UTC).year <= 9999:
+        try:
+            in_range = 1 <= result.astimezone(dt.UTC).year <= 9999
+        except OverflowError:  # 0001-01-01 with a positive offset is before year 1 in UTC
+            in_range = False
+        if not in_range:
             raise ValueRefused("out_of_range", f"{value!r} is out of range for timestamptz")
         return result
 

@@ -13,8 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from entrypoints import dependencies
 from entrypoints.container import Container
 from entrypoints.http import JSONResponse, install_error_handlers
+from entrypoints.lifecycle import die_with_parent
 from entrypoints.openapi import components
 from entrypoints.routes import install_table_routes
+from entrypoints.security import document_security, install_security
 
 try:
     VERSION = version("depot")
@@ -33,6 +35,7 @@ def prepare_storage(container: Container) -> None:
 
 
 def create_app(container: Container | None = None) -> FastAPI:
+    die_with_parent()  # a no-op unless this is a worker of `depot serve --workers N`
     container = container or Container()
     container.wire(modules=[dependencies])
     settings = container.settings()
@@ -55,6 +58,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = container
     app.state.settings = settings
     install_error_handlers(app)
+    install_security(app, settings)
 
     @app.get("/health", tags=["service"], operation_id="health")
     def health() -> JSONResponse:
@@ -67,6 +71,7 @@ def create_app(container: Container | None = None) -> FastAPI:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
             schema.setdefault("components", {}).setdefault("schemas", {}).update(components(list(catalog)))
+            document_security(schema, settings)
             app.openapi_schema = schema
         return app.openapi_schema
 

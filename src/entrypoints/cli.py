@@ -41,18 +41,30 @@ def serve(
     """Serve the HTTP API."""
     import uvicorn
 
-    container = _container(host=host, port=port, workers=workers, storage=storage)
-    settings = container.settings()
+    from entrypoints.security import exposure_problem
+
+    try:
+        container = _container(host=host, port=port, workers=workers, storage=storage)
+        settings = container.settings()
+    except ValueError as error:  # pydantic's ValidationError, with the keys themselves hidden
+        typer.echo(f"depot: {error}", err=True)
+        raise typer.Exit(2) from None
     if settings.storage == "memory" and settings.workers > 1:
         raise typer.BadParameter("--storage memory keeps rows in one process; use --workers 1", param_hint="--workers")
+    problem = exposure_problem(settings.host, settings.api_keys)
+    if problem:
+        typer.echo(f"depot: {problem}", err=True)
+        raise typer.Exit(2)
+    embedded = None
     if settings.storage == "postgres":
         # Start (or find) the database once, here, and hand its URL to every worker.
         if not settings.database_url:
             from adapters.postgres.embedded import start_embedded, stop_on_signals
 
-            # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which skips atexit:
-            # this handler is what it re-raises into, and it stops the embedded server first.
-            stop_on_signals(start_embedded(settings.data_dir))
+            embedded = start_embedded(settings.data_dir)
+            # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal; this
+            # handler then stops the embedded PostgreSQL (atexit does not run on a signal).
+            stop_on_signals(embedded)
         os.environ["DEPOT_DATABASE_URL"] = database_url(settings)
         if settings.migrate_on_start:
             from adapters.postgres.db import migrate
@@ -62,16 +74,25 @@ def serve(
             os.environ["DEPOT_MIGRATE_ON_START"] = "false"
     for name in ("storage", "host", "port", "workers"):
         os.environ[f"DEPOT_{name.upper()}"] = str(getattr(settings, name))
+    if settings.workers > 1:
+        from entrypoints.lifecycle import PARENT_ENV
+
+        os.environ[PARENT_ENV] = str(os.getpid())  # workers stop if this process is killed
     typer.echo(f"depot on http://{settings.host}:{settings.port} ({settings.storage})", err=True)
-    uvicorn.run(
-        "entrypoints.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
-    )
+    try:
+        uvicorn.run(
+            "entrypoints.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            access_log=False,  # depot writes its own line per request (entrypoints/access_log.py)
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 @app.command()

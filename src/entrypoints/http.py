@@ -12,6 +12,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 
 from domain.errors import (
@@ -62,10 +63,14 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default)
+    # OPT_NON_STR_KEYS: rows from SQLAlchemy have quoted_name keys (a str subclass orjson refuses otherwise).
+    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
-class JSONResponse(Response):
+class JSONResponse(StarletteJSONResponse):
+    """orjson-rendered. A subclass of Starlette's, so FastAPI documents its body as JSON (the row
+    schemas), not as {"type": "string"} beside them."""
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
@@ -95,8 +100,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if error.status_code == 404:
             return error_response(HttpError(404, f"No route for {request.url.path}", code="PGRST125"))
         if error.status_code == 405:
-            return error_response(HttpError(405, f"{request.method} is not allowed on {request.url.path}",
-                                            code="PGRST117"))
+            response = error_response(HttpError(405, f"{request.method} is not allowed on {request.url.path}",
+                                                code="PGRST117"))
+            response.headers.update(error.headers or {})  # Allow: the methods that are (RFC 9110)
+            return response
         return error_response(HttpError(error.status_code, str(error.detail), code=f"HTTP{error.status_code}"))
 
     @app.exception_handler(Exception)

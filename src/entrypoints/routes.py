@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
@@ -157,7 +158,8 @@ def table_router(table: Table) -> APIRouter:
         )
         response = _written(request, written, 201)
         if single and len(written) == 1 and table.key_column:
-            response.headers["location"] = f"/api/{name}/{written[0][table.key_column]}"
+            # Percent-encoded: a key is any text, a header only latin-1 (a raw "ü" key was a 500).
+            response.headers["location"] = f"/api/{name}/{quote(str(written[0][table.key_column]), safe='')}"
         return response
 
     @router.patch(

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DEPOT_", extra="ignore")
+    # hide_input_in_errors: a refused DEPOT_API_KEYS must not print the keys.
+    model_config = SettingsConfigDict(env_prefix="DEPOT_", extra="ignore", hide_input_in_errors=True)
 
     database_url: str | None = Field(
         default=None,
@@ -29,3 +30,11 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 disables the timeout.")
     api_keys: str = Field(default="", repr=False, description="KEY:ROLE,... with roles read and write.")
     log_level: str = "info"
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_are_well_formed(cls, value: str) -> str:
+        from entrypoints.security import parse_api_keys
+
+        parse_api_keys(value)
+        return value

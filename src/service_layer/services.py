@@ -23,6 +23,7 @@ from domain.ports import AbstractUnitOfWork, Row
 from domain.query import Condition, Query, Where, conjunction, key_condition
 from domain.schema import Table
 from domain.validation import RowInvalid, RowValidator, ValueRefused, coerce_value, validate_rows
+from service_layer.retry import retry_transient
 
 Clock = Callable[[], dt.datetime]
 Resolution = Literal["merge", "ignore"] | None
@@ -105,14 +106,18 @@ def _conflict_columns(table: Table, on_conflict: Sequence[str] | None) -> tuple[
 
 
 def _last_per_key(rows: list[Row], key: tuple[str, ...]) -> list[Row]:
-    """One row per conflict key, the last one sent winning, as a sequence of single upserts would do."""
+    """One row per conflict key, the last one sent winning, as a sequence of single upserts would do.
+
+    Sorted by that key: concurrent upserts then lock the rows they share in the same order, so
+    two batches with overlapping keys wait for each other instead of deadlocking.
+    """
     by_key: dict[tuple, Row] = {}
     for row in rows:
-        by_key.pop(tuple(row[c] for c in key), None)
         by_key[tuple(row[c] for c in key)] = row
-    return list(by_key.values())
+    return [by_key[k] for k in sorted(by_key, key=lambda k: tuple((v is None, v) for v in k))]
 
 
+@retry_transient
 def create_rows(
     uow: AbstractUnitOfWork,
     table_name: str,
@@ -173,6 +178,7 @@ def _changes(table: Table, raw: Any) -> Row:
         raise _invalid([{"row": 1, **e.as_dict()} for e in invalid.errors], 1) from None
 
 
+@retry_transient
 def update_rows(
     uow: AbstractUnitOfWork, table_name: str, where: Where, raw_changes: Any, *, clock: Clock = utcnow
 ) -> list[Row]:
@@ -185,6 +191,7 @@ def update_rows(
     return rows
 
 
+@retry_transient
 def update_row(
     uow: AbstractUnitOfWork,
     table_name: str,
@@ -207,6 +214,7 @@ def update_row(
     return rows[0]
 
 
+@retry_transient
 def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where) -> list[Row]:
     table = table_of(uow, table_name, writing=True)
     with uow:
@@ -216,6 +224,7 @@ def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where) -> list[
     return rows
 
 
+@retry_transient
 def delete_row(
     uow: AbstractUnitOfWork, table_name: str, key_text: str, *, expected_version: int | None = None
 ) -> Row:

