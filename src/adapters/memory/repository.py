@@ -23,7 +23,7 @@ class MemoryTable:
         self.spec = spec
         self.rows: dict[tuple, Row] = {}
         self.ids = itertools.count(1)
-        self.unique_keys: list[tuple[str, ...]] = list(dict.fromkeys([spec.primary_key, spec.natural_key]))
+        self.unique_keys: list[tuple[str, ...]] = list(dict.fromkeys([spec.primary_key, spec.natural_key, *spec.unique]))
         self.indexes: dict[tuple[str, ...], dict[tuple, tuple]] = {k: {} for k in self.unique_keys}
 
     def index_for(self, columns: tuple[str, ...]) -> dict[tuple, tuple]:
@@ -86,6 +86,8 @@ class InMemoryRepository(AbstractRepository):
 
     def _check_unique(self, row: Row, ignore_pk: tuple | None = None) -> None:
         for cols in self.data.unique_keys:
+            if any(row[c] is None for c in cols):  # NULLs are distinct, as in a SQL unique constraint
+                continue
             existing = self.data.indexes[cols].get(tuple(row[c] for c in cols))
             if existing is not None and existing != ignore_pk:
                 raise DuplicateKey(
