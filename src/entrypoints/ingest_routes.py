@@ -174,7 +174,7 @@ def _page(limit: int | None, settings: Settings) -> int:
 def ingest_router() -> APIRouter:
     router = APIRouter(prefix="/ingest", tags=["ingest"])
 
-    @router.get("/batches", operation_id="list_ingest_batches", responses={
+    @router.get("/batches", operation_id="ingest_list_batches", responses={
         200: _json({"type": "array", "items": {"type": "object"}}, "Batches, newest first.", _CONTENT_RANGE)})
     def list_batches(
         uow: UoW, settings: Config, limit: Annotated[int | None, Query(ge=0)] = None,
@@ -184,14 +184,14 @@ def ingest_router() -> APIRouter:
         return JSONResponse(listing.rows, headers={
             "Content-Range": _content_range(offset, len(listing.rows), listing.total)})
 
-    @router.get("/batches/{batch_id}", operation_id="get_ingest_batch", responses={
+    @router.get("/batches/{batch_id}", operation_id="ingest_get_batch", responses={
         200: _json(REPORT_SCHEMA, "The batch's report, with its first errors."), 404: _error("No such batch.")})
     def get_batch(batch_id: int, uow: UoW) -> Response:
         batch = ingest.get_batch(uow, batch_id)
         report = ingest.batch_report(uow, batch_id)
         return JSONResponse({**batch, **report.as_dict()})
 
-    @router.get("/batches/{batch_id}/rejections", operation_id="list_ingest_rejections", responses={
+    @router.get("/batches/{batch_id}/rejections", operation_id="ingest_list_rejections", responses={
         200: _json({"type": "array", "items": {"type": "object"}},
                    "Rejected rows by row number: payload as received, errors, resolved_at.", _CONTENT_RANGE),
         404: _error("No such batch.")})
@@ -204,7 +204,7 @@ def ingest_router() -> APIRouter:
         return JSONResponse(listing.rows, headers={
             "Content-Range": _content_range(offset, len(listing.rows), listing.total)})
 
-    @router.post("/batches/{batch_id}/replay", operation_id="replay_ingest_batch", responses={
+    @router.post("/batches/{batch_id}/replay", operation_id="ingest_replay_batch", responses={
         200: _json(REPORT_SCHEMA, "The replay's report (a new batch): accepted rows written, and resolved."),
         404: _error("No such batch.")})
     def replay(batch_id: int, uow: UoW) -> Response:

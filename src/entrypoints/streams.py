@@ -186,3 +186,54 @@ class JsonArrayStream:
         if self.state != "after":
             raise _malformed("Malformed JSON array: the body ended before its closing ']'")
         return []
+
+
+# --- files (the CLI) -----------------------------------------------------------------------------
+
+PARSERS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
+
+
+def parser_for(kind: str, csv_null: str | None = None) -> CsvStream | NdjsonStream | JsonArrayStream:
+    if kind == "csv":
+        return CsvStream("" if csv_null is None else csv_null)
+    if kind == "ndjson":
+        return NdjsonStream()
+    return JsonArrayStream()
+
+
+def file_kind(name: str) -> str:
+    suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if suffix not in PARSERS:
+        raise BadRequest(f"Cannot tell the format of {name!r}", hint="Name it .csv, .json, .ndjson or .jsonl.")
+    return PARSERS[suffix]
+
+
+def open_data_file(path: str) -> tuple[io.BufferedIOBase, str]:
+    """The file's bytes and its format; a .zip holding exactly one data file is read inside."""
+    import zipfile
+
+    if path.lower().endswith(".zip"):
+        archive = zipfile.ZipFile(path)
+        members = [m for m in archive.namelist() if not m.endswith("/") and not m.startswith("__MACOSX")]
+        if len(members) != 1:
+            raise BadRequest(f"{path} holds {len(members)} files; depot reads a zip with exactly one")
+        return archive.open(members[0]), file_kind(members[0])  # type: ignore[return-value]
+    return open(path, "rb"), file_kind(path)
+
+
+def file_chunks(stream: io.BufferedIOBase, kind: str, *, csv_null: str | None = None,
+                chunk_rows: int = 5_000, block: int = 1 << 20) -> Any:
+    """Chunks of rows from a file, read a block at a time (the Chunk type comes from the service)."""
+    from service_layer.ingest import Chunk
+
+    parser = parser_for(kind, csv_null)
+    pending: list[Any] = []
+    while True:
+        data = stream.read(block)
+        rows = parser.feed(data) if data else parser.finish()
+        pending.extend(rows)
+        while len(pending) >= chunk_rows or (not data and pending):
+            yield Chunk(pending[:chunk_rows], getattr(parser, "header", None))
+            del pending[:chunk_rows]
+        if not data:
+            return
