@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from domain.schema import ForeignKey, Table
@@ -96,10 +97,10 @@ class Deduplicated:
 
 def one_per_key(rows: Sequence[Row], key: Sequence[str], *, keep_last: bool) -> Deduplicated:
     """Each natural key once: the last row of a key (keep_last) or the first one."""
-    chosen: dict[tuple, int] = {}
+    chosen: dict[Any, int] = {}
     dropped: list[int] = []
-    for i, row in enumerate(rows):
-        k = tuple(row[c] for c in key)
+    key_of = itemgetter(*key)  # a tuple for several columns, the value for one: either is a fine dict key
+    for i, k in enumerate(map(key_of, rows)):
         previous = chosen.get(k)
         if previous is None:
             chosen[k] = i
@@ -114,6 +115,11 @@ def one_per_key(rows: Sequence[Row], key: Sequence[str], *, keep_last: bool) -> 
 
 def reference_keys(fk: ForeignKey, rows: Iterable[Row]) -> set[tuple]:
     """The distinct values a chunk's rows send for one reference (rows with a null part point nowhere)."""
+    if len(fk.columns) == 1:
+        (column,) = fk.columns
+        values = {row.get(column) for row in rows}
+        values.discard(None)
+        return {(v,) for v in values}
     keys = set()
     for row in rows:
         k = tuple(row.get(c) for c in fk.columns)

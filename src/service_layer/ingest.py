@@ -17,6 +17,7 @@ running.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,8 @@ from domain.validation import RowInvalid, RowValidator, header_errors, validate_
 from service_layer.services import MANUAL_SOURCE, Clock, table_of, utcnow
 
 REPLAY_PAGE = 5_000
+# A chunk validated: its good rows, their positions in the chunk, the errors of the others by position.
+Validated = tuple[list[Row], list[int], dict[int, list[dict[str, str]]]]
 
 
 @dataclass(frozen=True)
@@ -187,8 +190,8 @@ class _BatchRun:
         try:
             if self.atomic:
                 with self.uow:
-                    for chunk in chunks:
-                        self._chunk(self.uow.ingestion(), chunk)
+                    for chunk, validated in self._validated_ahead(chunks):
+                        self._chunk(self.uow.ingestion(), chunk, validated)
                         if on_progress:
                             on_progress(self.report)
                     if not self.doomed:
@@ -207,10 +210,10 @@ class _BatchRun:
                     details=self.report.as_dict(),
                     hint="details.errors names the first invalid rows (1-based), fields and reasons.",
                 )
-            for chunk in chunks:
+            for chunk, validated in self._validated_ahead(chunks):
                 with self.uow:
                     ingestion = self.uow.ingestion()
-                    self._chunk(ingestion, chunk)
+                    self._chunk(ingestion, chunk, validated)
                     ingestion.update_by_id("ingest_batches", self.report.batch_id, self.report.counts())
                     self.uow.commit()
                 if on_progress:
@@ -247,15 +250,31 @@ class _BatchRun:
 
     # --- one chunk ---------------------------------------------------------------------------
 
-    def _chunk(self, ingestion: AbstractIngestRepository, chunk: Chunk) -> None:
+    def _validated_ahead(self, chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, Validated]]:
+        """Each chunk with its validation, done in a helper thread one chunk ahead: validating is pure
+        Python, and it overlaps the writing of the chunk before (the driver releases the GIL while
+        PostgreSQL works)."""
+        with ThreadPoolExecutor(1, thread_name_prefix="depot-validate") as pool:
+            pending: tuple[Chunk, Future[Validated]] | None = None
+            for chunk in chunks:
+                future = pool.submit(self._validate, chunk)
+                if pending is not None:
+                    yield pending[0], pending[1].result()
+                pending = (chunk, future)
+            if pending is not None:
+                yield pending[0], pending[1].result()
+
+    def _chunk(self, ingestion: AbstractIngestRepository, chunk: Chunk, validated: Validated) -> None:
         first = self.report.received + 1
         self.report.received += len(chunk.records)
-        rejected = self._process(ingestion, chunk)
+        rejected = self._process(ingestion, chunk, validated)
         self._reject(ingestion, chunk, first, rejected)
 
-    def _process(self, ingestion: AbstractIngestRepository, chunk: Chunk) -> dict[int, list[dict[str, str]]]:
+    def _process(
+        self, ingestion: AbstractIngestRepository, chunk: Chunk, validated: Validated | None = None
+    ) -> dict[int, list[dict[str, str]]]:
         """Validate, check references, merge: count what happened, return the rejected positions."""
-        rows, positions, rejected = self._validate(chunk)
+        rows, positions, rejected = validated if validated is not None else self._validate(chunk)
         rows, positions = self._check_references(ingestion, rows, positions, rejected)
         key = self.table.natural_key
         merged = MergeCounts()
@@ -286,7 +305,7 @@ class _BatchRun:
             self.report.count(merged)
         return rejected
 
-    def _validate(self, chunk: Chunk) -> tuple[list[Row], list[int], dict[int, list[dict[str, str]]]]:
+    def _validate(self, chunk: Chunk) -> Validated:
         rejected: dict[int, list[dict[str, str]]] = {}
         if chunk.header is not None:
             if not self.header_checked:
@@ -332,16 +351,21 @@ class _BatchRun:
         rows earlier in the batch."""
         if not self.references or not rows:
             return rows, positions
-        present = {fk: ingestion.present_keys(fk.target, fk.target_columns, reference_keys(fk, rows))
-                   for fk in self.references}
+        missing: dict[ForeignKey, set[tuple]] = {}
+        for fk in self.references:
+            wanted = reference_keys(fk, rows)
+            absent = wanted - ingestion.present_keys(fk.target, fk.target_columns, wanted)
+            if absent or fk in self.seen:
+                missing[fk] = absent
+        if not missing:  # the common case: every reference is there
+            return rows, positions
         ok_rows, ok_positions = [], []
         for row, position in zip(rows, positions, strict=True):
             errors = []
-            for fk in self.references:
+            for fk, absent in missing.items():
                 key = tuple(row.get(c) for c in fk.columns)
-                if None in key or key in present[fk] or key in self.seen.get(fk, ()):
-                    continue
-                errors.append(reference_error(fk, key))
+                if key in absent and key not in self.seen.get(fk, ()):
+                    errors.append(reference_error(fk, key))
             if errors:
                 rejected[position] = errors
                 continue

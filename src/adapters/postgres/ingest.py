@@ -92,7 +92,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         with translate_errors(self.uow.catalog):
             self._stage(table, columns, rows)
             inserted, updated = self._upsert(table, columns, source, priority, batch_id, now, on_conflict)
-            superseded = self._superseded(table, priority) if on_conflict == "update" else 0
+            accounted = inserted + updated == len(rows)  # then nothing is left to tell apart
+            superseded = self._superseded(table, priority) if on_conflict == "update" and not accounted else 0
         return MergeCounts(inserted, updated, len(rows) - inserted - updated - superseded, superseded)
 
     def _stage(self, table: Table, columns: tuple[str, ...], rows: Sequence[Row]) -> None:
