@@ -10,8 +10,9 @@ running.
   with their payload and reasons.
 - atomic: one transaction for the whole batch; after the first invalid row nothing more is
   merged, the rest is still validated (to report it), and the transaction is rolled back. The
-  failed batch is recorded with its counts and first errors; its rows are not kept in
-  rejected_rows (there is nothing to replay: none of its rows was written).
+  failed batch is recorded with its counts, and only its first REPORTED_ERRORS rejections are
+  kept in rejected_rows (memory stays bounded); it cannot be replayed, since none of its rows
+  was written: send it again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from domain.errors import (
     BadRequest,
+    Conflict,
     DuplicateKey,
     FieldError,
     IdempotencyClash,
@@ -60,9 +62,9 @@ class Chunk:
 
     def payload(self, i: int) -> Any:
         record = self.records[i]
-        if self.header is None:
-            return record
-        return dict(zip(self.header, record, strict=False))
+        if self.header is None or len(record) != len(self.header):
+            return record  # a CSV record that does not fit its header is kept as the list it was
+        return dict(zip(self.header, record, strict=True))
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,6 @@ class Checked:
 
     table: Table
     priority: int
-
-
-class IdempotentReplay(Exception):
-    """Internal: the key's batch already ran with this body."""
 
 
 def check_request(uow: AbstractUnitOfWork, request: IngestRequest) -> Checked:
@@ -147,13 +145,31 @@ def _idempotent_answer(
     if existing["status"] == "running":
         raise IdempotencyClash(f"The batch {existing['id']} with this Idempotency-Key is still running",
                                details={"batch_id": existing["id"]})
-    if existing["request_hash"] is None or digest != existing["request_hash"]:
+    if existing["request_hash"] is None:
+        raise IdempotencyClash(
+            f"The batch {existing['id']} with this Idempotency-Key failed before its body was read to the end",
+            details={"batch_id": existing["id"]},
+            hint="Its committed chunks are stored and counted (GET /ingest/batches/{id}); "
+                 "send the body with a new key.",
+        )
+    if digest != existing["request_hash"]:
         raise IdempotencyClash(
             "This Idempotency-Key was used with another request body",
             details={"batch_id": existing["id"]},
             hint="Use a new key for a new body.",
         )
-    return batch_report(uow, existing["id"])
+    report = batch_report(uow, existing["id"])
+    if existing["mode"] == "atomic" and existing["status"] == "failed":
+        raise _atomic_failure(report)  # the first answer, again
+    return report
+
+
+def _atomic_failure(report: BatchReport) -> InvalidRows:
+    return InvalidRows(
+        f"{report.rejected} of {report.received} rows are invalid; the atomic batch wrote nothing",
+        details=report.as_dict(),
+        hint="details.errors names the first invalid rows (1-based), fields and reasons.",
+    )
 
 
 class _BatchRun:
@@ -168,6 +184,7 @@ class _BatchRun:
         self.report = BatchReport(None, request.table, request.source, request.mode, request.on_conflict)
         self.header_checked = False
         self.doomed = False  # atomic: an invalid row was seen; nothing more is merged
+        self.atomic_rejections: list[Row] = []  # atomic: the first rejections, stored after the rollback
         self.references = [fk for fk in self.table.hard_foreign_keys if not self.table.column(fk.columns[0]).system]
         # Self-references may point at rows earlier in the batch: their keys, as they go by.
         self.seen: dict[ForeignKey, set[tuple]] = {fk: set() for fk in self.references if fk.target == self.table.name}
@@ -203,13 +220,9 @@ class _BatchRun:
                     setattr(self.report, name, 0)
                 with self.uow:
                     self._finish(self.uow.ingestion(), "failed", request_hash())
+                    self.uow.repository("rejected_rows").add(self.atomic_rejections)
                     self.uow.commit()
-                raise InvalidRows(
-                    f"{self.report.rejected} of {self.report.received} rows are invalid; "
-                    "the atomic batch wrote nothing",
-                    details=self.report.as_dict(),
-                    hint="details.errors names the first invalid rows (1-based), fields and reasons.",
-                )
+                raise _atomic_failure(self.report)
             for chunk, validated in self._validated_ahead(chunks):
                 with self.uow:
                     ingestion = self.uow.ingestion()
@@ -386,13 +399,15 @@ class _BatchRun:
             if len(self.report.errors) >= REPORTED_ERRORS:
                 break
             self.report.note_errors(first + position, rejected[position])
-        if self.atomic:
-            return
-        self.uow.repository("rejected_rows").add([
+        rows = [
             {"batch_id": self.report.batch_id, "row_number": first + position,
              "payload": _jsonable(chunk.payload(position)), "errors": errors, "resolved_at": None}
             for position, errors in sorted(rejected.items())
-        ])
+        ]
+        if self.atomic:  # kept for after the rollback; only the first ones, so memory stays bounded
+            self.atomic_rejections.extend(rows[: REPORTED_ERRORS - len(self.atomic_rejections)])
+            return
+        self.uow.repository("rejected_rows").add(rows)
 
 
 def _jsonable(value: Any) -> Any:
@@ -408,6 +423,11 @@ def replay(uow: AbstractUnitOfWork, batch_id: int, *, clock: Clock = utcnow) -> 
     ones are written (as a new batch of the same table, source and on_conflict) and marked
     resolved; the others keep their place with their new reasons. Returns the replay's report."""
     original = get_batch(uow, batch_id)
+    if original["mode"] == "atomic":
+        raise Conflict(
+            f"The batch {batch_id} is atomic: it wrote none of its rows, so there is nothing to complete",
+            hint="Correct the rows and send the whole batch again.",
+        )
     request = IngestRequest(original["table"], original["source"], "best_effort", original["on_conflict"])
     run = _BatchRun(uow, request, check_request(uow, request), clock)
     run.begin()
@@ -511,15 +531,3 @@ def fail_orphaned_batches(uow: AbstractUnitOfWork, *, clock: Clock = utcnow) -> 
         failed = uow.ingestion().fail_orphaned_batches(clock())
         uow.commit()
     return failed
-
-
-def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-

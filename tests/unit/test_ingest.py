@@ -8,7 +8,7 @@ from typing import Annotated
 import pytest
 
 from adapters.memory.repository import InMemoryUnitOfWork, MemoryStore
-from domain.errors import BadRequest, IdempotencyClash, InvalidRows, UnknownTable
+from domain.errors import BadRequest, Conflict, IdempotencyClash, InvalidRows, UnknownTable
 from domain.ingestion import Outcome, merge_outcome, one_per_key
 from domain.schema import References
 from service_layer import ingest, services
@@ -113,6 +113,20 @@ def test_atomic_batch_with_one_bad_row_writes_nothing(uow):
     assert report["errors"][0]["row"] == 2
     assert services.list_rows(uow, "airlines", services.Query()).rows == []
     assert ingest.get_batch(uow, report["batch_id"])["status"] == "failed"
+
+
+def test_a_failed_atomic_batch_keeps_its_first_rejections_answers_again_and_cannot_be_replayed(uow):
+    rows = [{"carrier": "AA", "name": "American"}, {"carrier": "??", "name": "bad"}]
+    request = IngestRequest("airlines", mode="atomic", idempotency_key="k")
+    with pytest.raises(InvalidRows) as first:
+        ingest.ingest_batch(uow, request, [Chunk(rows)], request_hash=lambda: "h")
+    batch_id = first.value.details["batch_id"]
+    assert [r["row_number"] for r in ingest.list_rejections(uow, batch_id, limit=10, offset=0).rows] == [2]
+    with pytest.raises(InvalidRows) as again:
+        ingest.ingest_batch(uow, request, [Chunk(rows)], request_hash=lambda: "h")
+    assert again.value.details == first.value.details
+    with pytest.raises(Conflict):
+        ingest.replay(uow, batch_id)
 
 
 def test_atomic_batch_of_valid_rows_commits(uow):
