@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import queue
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -216,9 +216,9 @@ def ingest_router() -> APIRouter:
         table: str,
         uow: UoW,
         settings: Config,
-        source: str = "manual",
-        mode: str = "best_effort",
-        on_conflict: str = "update",
+        source: Annotated[str, Query(description="The source's code (a row of sources).")] = "manual",
+        mode: Literal["best_effort", "atomic"] = "best_effort",
+        on_conflict: Literal["update", "ignore", "error"] = "update",
         csv_null: Annotated[str | None, Query(description="The CSV null token (default: the empty field).")] = None,
     ) -> Response:
         """Ingest a batch: validated, reference-checked, upserted by natural key with source priority."""
