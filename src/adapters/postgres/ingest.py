@@ -187,9 +187,13 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             self.connection.execute(sa.update(sa_table).where(sa_table.c.id == row_id).values(changes))
 
     def fail_orphaned_batches(self, now: dt.datetime) -> list[int]:
+        # Try the lock of running batches only (the CTE is evaluated first); the try-locks are
+        # transaction-level, so they are gone at commit.
         sql = (
+            "WITH running AS MATERIALIZED (SELECT id FROM ingest_batches WHERE status = 'running') "
             "UPDATE ingest_batches SET status = 'failed', finished_at = %(now)s "
-            "WHERE status = 'running' AND pg_try_advisory_xact_lock(%(ns)s, mod(id, 2147483647)::int) RETURNING id"
+            "WHERE id IN (SELECT id FROM running WHERE pg_try_advisory_xact_lock(%(ns)s, mod(id, 2147483647)::int)) "
+            "AND status = 'running' RETURNING id"  # re-checked if the batch finished meanwhile
         )
         with translate_errors(self.uow.catalog):
             return sorted(r[0] for r in self.connection.exec_driver_sql(sql, {"now": now, "ns": LEASE_NAMESPACE}))
