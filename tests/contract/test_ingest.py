@@ -171,3 +171,20 @@ def test_reference_to_an_earlier_row_of_the_batch(uow, request):
               Chunk([{"name": "cy", "manager": "bob"}, {"name": "dee", "manager": "zed"}])]
     report = ingest.ingest_batch(other, IngestRequest("employees"), chunks)
     assert counts(report) == {"received": 4, "inserted": 3, "rejected": 1}
+
+
+def test_idempotency_keys_on_both_adapters(uow):
+    from domain.errors import DuplicateKey, IdempotencyClash
+
+    rows = [Chunk([{"carrier": "AA", "name": "American"}, {"carrier": "?", "name": "bad"}])]
+    first = ingest.ingest_batch(uow, IngestRequest("airlines", idempotency_key="k"), rows, request_hash=lambda: "h")
+    again = ingest.ingest_batch(uow, IngestRequest("airlines", idempotency_key="k"), rows, request_hash=lambda: "h")
+    assert again.as_dict() == first.as_dict()
+    with pytest.raises(IdempotencyClash):
+        ingest.ingest_batch(uow, IngestRequest("airlines", idempotency_key="k"), rows, request_hash=lambda: "other")
+    assert ingest.list_batches(uow, limit=10, offset=0).total == 1
+    # two requests racing with one key: the store's unique key lets only one batch exist
+    with uow, pytest.raises(DuplicateKey):
+        uow.ingestion().begin_batch({
+            "table": "airlines", "source": "manual", "mode": "best_effort", "on_conflict": "update",
+            "status": "running", "started_at": services.utcnow(), "idempotency_key": "k"})
