@@ -235,10 +235,9 @@ class _BatchRun:
                 self._finish(self.uow.ingestion(), "completed", request_hash())
                 self.uow.commit()
             return self.report
-        except InvalidRows:
-            raise
         except BaseException:
-            self._fail()
+            if self.report.status != "failed":  # not the atomic refusal, which recorded itself
+                self._fail()
             raise
         finally:
             if self.lease is not None:

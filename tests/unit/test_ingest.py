@@ -297,3 +297,17 @@ def test_one_per_key_keeps_last_or_first():
     assert ([r["v"] for r in last.rows], last.dropped) == (["b", "c"], [0])
     first = one_per_key(rows, ("k",), keep_last=False)
     assert ([r["v"] for r in first.rows], first.dropped) == (["a", "b"], [2])
+
+
+def test_a_store_error_mid_batch_fails_the_batch(uow, monkeypatch):
+    from adapters.memory.ingest import InMemoryIngestRepository
+    from domain.errors import InvalidRows as StoreRefusal
+
+    def refuse(self, *args, **kwargs):
+        raise StoreRefusal("a check constraint refused a row", code="23514")
+
+    monkeypatch.setattr(InMemoryIngestRepository, "merge", refuse)
+    for mode in ("best_effort", "atomic"):
+        with pytest.raises(StoreRefusal):
+            run(uow, "airlines", [{"carrier": "AA", "name": "American"}], mode=mode)
+    assert [b["status"] for b in ingest.list_batches(uow, limit=5, offset=0).rows] == ["failed", "failed"]
