@@ -15,7 +15,9 @@ A row whose natural key is not stored is `inserted`. Within one chunk a natural 
 more than once; ON CONFLICT cannot touch a row twice, so the service sends each key once:
 with `update` the last row wins and each earlier one counts as `superseded`; with `ignore` the
 first one wins and each later one counts as `unchanged`; with `error` each later one is rejected
-(`duplicate_key`), exactly as if the rows had arrived one by one.
+(`duplicate_key`), as if the rows had arrived one by one. (One by one, an earlier twin under
+`update` would be inserted, then updated; it is counted `superseded` instead, since it was never
+written.)
 """
 
 from __future__ import annotations
