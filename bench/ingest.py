@@ -63,7 +63,9 @@ class PeakRss(threading.Thread):
 
 def start_server(url: str, log: Path) -> subprocess.Popen:
     port = free_port()
-    env = {**os.environ, "DEPOT_DATABASE_URL": url, "DEPOT_LOG_LEVEL": "warning", "DEPOT_PORT": str(port)}
+    env = {**os.environ, "DEPOT_DATABASE_URL": url, "DEPOT_LOG_LEVEL": "warning", "DEPOT_PORT": str(port),
+           "DEPOT_API_KEYS": ""}
+    env.pop("DATABASE_URL", None)
     process = subprocess.Popen([sys.executable, "-m", "entrypoints.cli", "serve"], env=env,
                                stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT)
     process.base_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]

@@ -1,6 +1,8 @@
 """A depot server in its own process, on a given PostgreSQL, that a test can kill and start again.
 
-(The ingest tests' own helper; the lead may fold it into the shared `live_server` fixture.)
+Unlike the shared `live_server` fixture (tests/e2e/conftest.py: one process per module, its own
+database), this one can be killed with SIGKILL and started again on the same database, which is
+what the interruption tests need.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class ServerProcess:
 
     def start(self, timeout: float = 60) -> ServerProcess:
         env = {**os.environ, "DEPOT_DATABASE_URL": self.database_url, "DEPOT_LOG_LEVEL": "warning",
-               **{f"DEPOT_{k.upper()}": v for k, v in self.settings.items()}}
+               "DEPOT_API_KEYS": "", **{f"DEPOT_{k.upper()}": v for k, v in self.settings.items()}}
+        env.pop("DATABASE_URL", None)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "entrypoints.cli", "serve", "--port", str(self.port)],
