@@ -30,7 +30,8 @@ class Source:
 
 
 # Declared before the tables that carry `batch_id`, so its foreign key has a target.
-@CATALOG.table("ingest_batches", group="ingestion", natural_key=("id",), surrogate_id=True, read_only=True)
+@CATALOG.table("ingest_batches", group="ingestion", natural_key=("id",), surrogate_id=True, read_only=True,
+               unique=(("table", "idempotency_key"),))
 class IngestBatch:
     """One ingest request: what was asked, and what it did. Read-only through the table API."""
 

@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from domain.ingestion import MergeCounts
 from domain.query import Fetch, Query, Where
 from domain.schema import Catalog, Table
 
@@ -99,3 +100,61 @@ class AbstractUnitOfWork(abc.ABC):
 
     def __getitem__(self, table: str) -> AbstractRepository:
         return self.repository(table)
+
+    def ingestion(self) -> AbstractIngestRepository:
+        """What ingestion needs beyond the table repositories, bound to this transaction."""
+        raise NotImplementedError(f"{type(self).__name__} has no ingestion port")
+
+
+# --- ingestion ------------------------------------------------------------------------------------
+
+
+class BatchLease(abc.ABC):
+    """A running batch's claim on its ingest_batches row: while it is held, nobody marks the batch
+    failed. It dies with the process that holds it, which is how an orphaned batch is recognised."""
+
+    batch_id: int
+
+    @abc.abstractmethod
+    def release(self) -> None: ...
+
+
+class AbstractIngestRepository(abc.ABC):
+    """The ingestion port: bulk reference checks, the set-based merge, and batch bookkeeping.
+
+    Every method but begin_batch works inside the unit of work's transaction.
+    """
+
+    @abc.abstractmethod
+    def present_keys(self, table: str, columns: tuple[str, ...], keys: set[tuple]) -> set[tuple]:
+        """Which of `keys` (values of `columns`) some row of `table` has: one query, not one per key."""
+
+    @abc.abstractmethod
+    def merge(
+        self,
+        table: Table,
+        rows: Sequence[Row],
+        *,
+        source: str,
+        priority: int,
+        batch_id: int,
+        now: dt.datetime,
+        on_conflict: str,
+    ) -> MergeCounts:
+        """Upsert validated rows (data columns only; one row per natural key) by natural key, under
+        domain.ingestion's rules (priority, unchanged, ignore), stamping source, batch_id, version
+        and the timestamps. Returns how many rows were inserted, updated, unchanged, superseded."""
+
+    @abc.abstractmethod
+    def begin_batch(self, batch: Row) -> BatchLease:
+        """Insert an ingest_batches row and commit it at once, outside this transaction, so that the
+        batch is visible (status running) while it runs; hold its lease. DuplicateKey when
+        (table, idempotency_key) is taken."""
+
+    @abc.abstractmethod
+    def update_by_id(self, table: str, row_id: int, changes: Row) -> None:
+        """Set columns of one ingest_batches or rejected_rows row (they have no version)."""
+
+    @abc.abstractmethod
+    def fail_orphaned_batches(self, now: dt.datetime) -> list[int]:
+        """Mark failed every running batch whose lease nobody holds (its process died); their ids."""

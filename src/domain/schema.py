@@ -154,6 +154,7 @@ class Table:
     foreign_keys: tuple[ForeignKey, ...] = ()
     read_only: bool = False
     description: str | None = None
+    unique: tuple[tuple[str, ...], ...] = ()  # further unique column sets (NULLs distinct, as in SQL)
     _by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -253,6 +254,7 @@ class Catalog:
         surrogate_id: bool = False,
         provenance: bool = True,
         read_only: bool = False,
+        unique: tuple[tuple[str, ...], ...] = (),
     ) -> Callable[[type], type]:
         """Declare a table from a dataclass. Field order is column order.
 
@@ -286,6 +288,7 @@ class Catalog:
                 foreign_keys=tuple(fks),
                 read_only=read_only,
                 description=(doc or "").strip() or None,
+                unique=tuple(tuple(u) for u in unique),
             )
             _check(spec)
             self.add(spec)
@@ -369,7 +372,7 @@ def _column_from_field(f: dataclasses.Field, hints: dict) -> Column:
 
 def _check(spec: Table) -> None:
     names = set(spec.column_names)
-    for key in (spec.primary_key, spec.natural_key):
+    for key in (spec.primary_key, spec.natural_key, *spec.unique):
         missing = set(key) - names
         if missing:
             raise ValueError(f"{spec.name}: key names unknown columns {sorted(missing)}")

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from entrypoints import dependencies
 from entrypoints.container import Container
 from entrypoints.http import JSONResponse, install_error_handlers
+from entrypoints.ingest_routes import install_ingest_routes
 from entrypoints.lifecycle import die_with_parent
 from entrypoints.openapi import components
 from entrypoints.routes import install_table_routes
@@ -25,13 +26,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 
 def prepare_storage(container: Container) -> None:
-    """Bring the store up to the catalog before the first request: migrations on PostgreSQL."""
+    """Bring the store up to the catalog before the first request: migrations on PostgreSQL; then
+    mark failed the ingest batches a dead process left running."""
     settings = container.settings()
-    if settings.storage != "postgres" or not settings.migrate_on_start:
-        return
-    from adapters.postgres.db import migrate
+    if settings.storage == "postgres" and settings.migrate_on_start:
+        from adapters.postgres.db import migrate
 
-    migrate(container.engine())
+        migrate(container.engine())
+    from service_layer.ingest import fail_orphaned_batches
+
+    fail_orphaned_batches(container.uow())
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -65,6 +69,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "storage": settings.storage, "version": VERSION})
 
     install_table_routes(app, catalog)
+    install_ingest_routes(app)
 
     def openapi() -> dict:
         if app.openapi_schema is None:

@@ -1,4 +1,4 @@
-"""The `depot` command: serve, migrate, tables, makemigration."""
+"""The `depot` command: serve, migrate, tables, makemigration, ingest."""
 
 from __future__ import annotations
 
@@ -147,6 +147,64 @@ def makemigration(message: Annotated[str, typer.Argument(help="What the migratio
         finally:
             engine.dispose()
             server.stop()
+
+
+@app.command()
+def ingest(
+    table: Annotated[str, typer.Argument(help="The table to ingest into.")],
+    file: Annotated[str, typer.Argument(help="A .csv, .json (array), .ndjson/.jsonl file, or a .zip of one.")],
+    source: Annotated[str, typer.Option(help="The source code (a row of sources).")] = "manual",
+    mode: Annotated[str, typer.Option(help="best_effort or atomic.")] = "best_effort",
+    on_conflict: Annotated[str, typer.Option(help="update, ignore or error.")] = "update",
+    csv_null: Annotated[str | None, typer.Option(help="The CSV null token (default: the empty field).")] = None,
+    storage: Annotated[str | None, typer.Option(help="postgres or memory.")] = None,
+) -> None:
+    """Ingest a file straight into the store, as POST /ingest/{table} would; print the batch report."""
+    import json
+
+    from rich.console import Console
+    from rich.progress import Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    from domain.errors import DepotError, InvalidRows
+    from entrypoints.app import prepare_storage
+    from entrypoints.streams import file_chunks, open_data_file
+    from service_layer.ingest import IngestRequest, ingest_batch
+
+    class RowsPerSecond(ProgressColumn):
+        def render(self, task) -> Text:  # type: ignore[no-untyped-def]
+            elapsed = task.elapsed or 0
+            return Text(f"{task.completed / elapsed:,.0f} rows/s" if elapsed else "")
+
+    console = Console(stderr=True)
+    container = _container(storage=storage)
+    status = 0
+    try:
+        prepare_storage(container)
+        stream, kind = open_data_file(file)
+        with stream, Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                              TextColumn("{task.completed:,.0f} rows"), RowsPerSecond(), TimeElapsedColumn(),
+                              console=console) as progress:
+            task = progress.add_task(f"{table} <- {file}", total=None)
+            report = ingest_batch(
+                container.uow(), IngestRequest(table, source, mode, on_conflict),
+                file_chunks(stream, kind, csv_null=csv_null),
+                on_progress=lambda r: progress.update(task, completed=r.received),
+            ).as_dict()
+    except InvalidRows as failed:
+        report, status = failed.details, 1
+    except DepotError as error:
+        console.print(f"[red]{error.message}[/red]" + (f"\n{error.details}" if error.details else ""))
+        container.shutdown_resources()
+        raise typer.Exit(2) from None
+    except OSError as error:
+        console.print(f"[red]{error}[/red]")
+        container.shutdown_resources()
+        raise typer.Exit(2) from None
+    container.shutdown_resources()
+    typer.echo(json.dumps(report, indent=2, default=str))
+    if status or report.get("status") != "completed":
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from adapters.memory.evaluate import group_rows, matches, sort_rows
 from domain.errors import DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
-from domain.ports import KEPT_ON_UPDATE, AbstractRepository, AbstractUnitOfWork, Row
+from domain.ports import KEPT_ON_UPDATE, AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Fetch, Query, Where, keyset_where
 from domain.schema import Catalog, ForeignKey, Table
 from domain.validation import ValueRefused, coercer
@@ -23,7 +23,8 @@ class MemoryTable:
         self.spec = spec
         self.rows: dict[tuple, Row] = {}
         self.ids = itertools.count(1)
-        self.unique_keys: list[tuple[str, ...]] = list(dict.fromkeys([spec.primary_key, spec.natural_key]))
+        keys = [spec.primary_key, spec.natural_key, *spec.unique]
+        self.unique_keys: list[tuple[str, ...]] = list(dict.fromkeys(keys))
         self.indexes: dict[tuple[str, ...], dict[tuple, tuple]] = {k: {} for k in self.unique_keys}
 
     def index_for(self, columns: tuple[str, ...]) -> dict[tuple, tuple]:
@@ -86,6 +87,8 @@ class InMemoryRepository(AbstractRepository):
 
     def _check_unique(self, row: Row, ignore_pk: tuple | None = None) -> None:
         for cols in self.data.unique_keys:
+            if any(row[c] is None for c in cols):  # NULLs are distinct, as in a SQL unique constraint
+                continue
             existing = self.data.indexes[cols].get(tuple(row[c] for c in cols))
             if existing is not None and existing != ignore_pk:
                 raise DuplicateKey(
@@ -262,6 +265,11 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         if table not in self.store.tables:
             raise UnknownTable(f"Could not find the table '{table}'")
         return InMemoryRepository(self, self.catalog[table])
+
+    def ingestion(self) -> AbstractIngestRepository:
+        from adapters.memory.ingest import InMemoryIngestRepository
+
+        return InMemoryIngestRepository(self)
 
     def commit(self) -> None:
         self._undo.clear()

@@ -22,7 +22,7 @@ from domain.errors import (
     Unavailable,
     UnknownTable,
 )
-from domain.ports import KEPT_ON_UPDATE, AbstractRepository, AbstractUnitOfWork, Row
+from domain.ports import KEPT_ON_UPDATE, AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Fetch, Query, Where
 from domain.schema import Catalog, ColumnType, Table
 
@@ -226,6 +226,11 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         if table not in self.catalog:
             raise UnknownTable(f"Could not find the table '{table}'")
         return SqlAlchemyRepository(self, self.catalog[table])
+
+    def ingestion(self) -> AbstractIngestRepository:
+        from adapters.postgres.ingest import SqlAlchemyIngestRepository
+
+        return SqlAlchemyIngestRepository(self)
 
     def commit(self) -> None:
         if self._transaction is not None and self._transaction.is_active:

@@ -99,6 +99,8 @@ def _sa_table(spec: Table, metadata: sa.MetaData) -> sa.Table:
     items.append(sa.PrimaryKeyConstraint(*spec.primary_key, name=spec.unique_constraint_name(spec.primary_key)))
     if spec.natural_key != spec.primary_key:
         items.append(sa.UniqueConstraint(*spec.natural_key, name=spec.unique_constraint_name(spec.natural_key)))
+    for columns in spec.unique:
+        items.append(sa.UniqueConstraint(*columns, name=spec.unique_constraint_name(columns)))
     for fk in spec.hard_foreign_keys:
         items.append(sa.ForeignKeyConstraint(
             list(fk.columns), [f"{fk.target}.{c}" for c in fk.target_columns], name=fk.constraint_name(spec.name)

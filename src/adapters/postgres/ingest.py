@@ -1,0 +1,219 @@
+"""The ingestion port on PostgreSQL: COPY into a staging table, then one set-based upsert.
+
+The merge is one `INSERT ... SELECT ... ON CONFLICT (natural key) DO UPDATE ... WHERE` whose WHERE
+holds domain.ingestion's rules (the stored row's source has no higher priority, and some data
+column differs), so a row the rules keep is not touched at all: no version bump, no new
+updated_at, no dead tuple. RETURNING (xmax = 0) tells inserted rows from updated ones; the
+staged rows that came back neither way are counted as superseded (their stored source has the
+higher priority) or unchanged by one join.
+
+A batch's lease is a session-level advisory lock on its id, held by a connection of its own:
+when the process holding it dies, PostgreSQL drops the connection and the lock with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from adapters.postgres.repository import translate_errors
+from domain.ingestion import MergeCounts, data_columns
+from domain.ports import AbstractIngestRepository, BatchLease, Row
+from domain.schema import ColumnType, Table
+
+if TYPE_CHECKING:
+    from adapters.postgres.repository import SqlAlchemyUnitOfWork
+
+# The first key of the two-int advisory locks that lease batches (the second is the batch id).
+LEASE_NAMESPACE = 7_270_447
+_LOCK = "SELECT pg_advisory_lock(%s, mod(%s, 2147483647)::int)"
+_UNLOCK = "SELECT pg_advisory_unlock(%s, mod(%s, 2147483647)::int)"
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class PostgresLease(BatchLease):
+    def __init__(self, connection: sa.Connection, batch_id: int):
+        self.connection = connection
+        self.batch_id = batch_id
+
+    def release(self) -> None:
+        try:
+            self.connection.exec_driver_sql(_UNLOCK, (LEASE_NAMESPACE, self.batch_id))
+            self.connection.commit()
+        finally:
+            self.connection.close()
+
+
+class SqlAlchemyIngestRepository(AbstractIngestRepository):
+    def __init__(self, uow: SqlAlchemyUnitOfWork):
+        self.uow = uow
+
+    @property
+    def connection(self) -> sa.Connection:
+        return self.uow.connection
+
+    def present_keys(self, table: str, columns: tuple[str, ...], keys: set[tuple]) -> set[tuple]:
+        if not keys:
+            return set()
+        sa_table = self.uow.metadata.tables[table]
+        cols = [sa_table.c[c] for c in columns]
+        if len(cols) == 1:
+            condition = cols[0].in_([k[0] for k in keys])
+        else:
+            condition = sa.tuple_(*cols).in_(list(keys))
+        statement = sa.select(*cols).where(condition)
+        with translate_errors(self.uow.catalog):
+            return {tuple(r) for r in self.connection.execute(statement)}
+
+    def merge(
+        self,
+        table: Table,
+        rows: Sequence[Row],
+        *,
+        source: str,
+        priority: int,
+        batch_id: int,
+        now: dt.datetime,
+        on_conflict: str,
+    ) -> MergeCounts:
+        if not rows:
+            return MergeCounts()
+        columns = data_columns(table)
+        with translate_errors(self.uow.catalog):
+            self._stage(table, columns, rows)
+            inserted, updated = self._upsert(table, columns, source, priority, batch_id, now, on_conflict)
+            accounted = inserted + updated == len(rows)  # then nothing is left to tell apart
+            superseded = self._superseded(table, priority) if on_conflict == "update" and not accounted else 0
+        return MergeCounts(inserted, updated, len(rows) - inserted - updated - superseded, superseded)
+
+    def _stage(self, table: Table, columns: tuple[str, ...], rows: Sequence[Row]) -> None:
+        names = ", ".join(map(_q, columns))
+        self.connection.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.depot_stage")
+        self.connection.exec_driver_sql(
+            f"CREATE TEMP TABLE depot_stage ON COMMIT DROP AS SELECT {names} FROM {_q(table.name)} WITH NO DATA"
+        )
+        buffer = io.StringIO()
+        # Non-numeric values are quoted, so an empty string stays one; NULL must be an unquoted empty
+        # field, which QUOTE_NONNUMERIC writes only for a "number" whose text is empty: _NULL.
+        writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+        values = itemgetter(*columns) if len(columns) > 1 else (lambda r: (r[columns[0]],))
+        json_columns = [i for i, c in enumerate(columns) if table.column(c).type is ColumnType.JSON]
+        writer.writerows(_copy_values(values(r), json_columns) for r in rows)
+        buffer.seek(0)
+        cursor = self.connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.copy_expert(f"COPY depot_stage ({names}) FROM STDIN WITH (FORMAT csv)", buffer)
+        finally:
+            cursor.close()
+
+    def _upsert(
+        self, table: Table, columns: tuple[str, ...], source: str, priority: int, batch_id: int,
+        now: dt.datetime, on_conflict: str,
+    ) -> tuple[int, int]:
+        target = _q(table.name)
+        names = ", ".join(map(_q, columns))
+        system = ["version", "created_at", "updated_at"]
+        system_values = ["1", "%(now)s", "%(now)s"]
+        if table.has_provenance:
+            system = ["source", "batch_id", *system]
+            system_values = ["%(source)s", "%(batch_id)s", *system_values]
+        key = ", ".join(map(_q, table.natural_key))
+        sql = (
+            f"INSERT INTO {target} AS t ({names}, {', '.join(system)}) "
+            f"SELECT {names}, {', '.join(system_values)} FROM depot_stage "
+        )
+        if on_conflict == "update":
+            changing = [c for c in columns if c not in table.natural_key]
+            sets = [f"{_q(c)} = EXCLUDED.{_q(c)}" for c in changing]
+            if table.has_provenance:
+                sets += ['"source" = EXCLUDED."source"', '"batch_id" = EXCLUDED."batch_id"']
+            sets += ['"version" = t."version" + 1', '"updated_at" = EXCLUDED."updated_at"']
+            conditions = []
+            if table.has_provenance:
+                conditions.append('(SELECT s."priority" FROM "sources" s WHERE s."code" = t."source") <= %(priority)s')
+            if changing:
+                old = ", ".join(f"t.{_q(c)}" for c in changing)
+                new = ", ".join(f"EXCLUDED.{_q(c)}" for c in changing)
+                conditions.append(f"ROW({old}) IS DISTINCT FROM ROW({new})")
+            else:
+                conditions.append("false")
+            sql += f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)} WHERE {' AND '.join(conditions)} "
+        else:
+            sql += f"ON CONFLICT ({key}) DO NOTHING "
+        sql = (
+            f"WITH merged AS ({sql} RETURNING (t.xmax = 0) AS inserted) "
+            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"
+        )
+        params = {"source": source, "batch_id": batch_id, "now": now, "priority": priority}
+        inserted, updated = self.connection.exec_driver_sql(sql, params).one()
+        return int(inserted), int(updated)
+
+    def _superseded(self, table: Table, priority: int) -> int:
+        if not table.has_provenance:
+            return 0
+        join = " AND ".join(f"t.{_q(c)} = s.{_q(c)}" for c in table.natural_key)
+        sql = (
+            f"SELECT count(*) FROM depot_stage s JOIN {_q(table.name)} t ON {join} "
+            'JOIN "sources" src ON src."code" = t."source" WHERE src."priority" > %(priority)s'
+        )
+        return int(self.connection.exec_driver_sql(sql, {"priority": priority}).scalar_one())
+
+    def begin_batch(self, batch: Row) -> BatchLease:
+        batches = self.uow.metadata.tables["ingest_batches"]
+        connection = self.uow.engine.connect()
+        try:
+            with translate_errors(self.uow.catalog), connection.begin():
+                batch_id = connection.execute(sa.insert(batches).values(batch).returning(batches.c.id)).scalar_one()
+                # Taken before the row is visible to anyone, so no sweeper can see it running and unleased.
+                connection.exec_driver_sql(_LOCK, (LEASE_NAMESPACE, batch_id))
+        except BaseException:
+            connection.close()
+            raise
+        return PostgresLease(connection, batch_id)
+
+    def update_by_id(self, table: str, row_id: int, changes: Row) -> None:
+        sa_table = self.uow.metadata.tables[table]
+        with translate_errors(self.uow.catalog):
+            self.connection.execute(sa.update(sa_table).where(sa_table.c.id == row_id).values(changes))
+
+    def fail_orphaned_batches(self, now: dt.datetime) -> list[int]:
+        # Try the lock of running batches only (the CTE is evaluated first); the try-locks are
+        # transaction-level, so they are gone at commit.
+        sql = (
+            "WITH running AS MATERIALIZED (SELECT id FROM ingest_batches WHERE status = 'running') "
+            "UPDATE ingest_batches SET status = 'failed', finished_at = %(now)s "
+            "WHERE id IN (SELECT id FROM running WHERE pg_try_advisory_xact_lock(%(ns)s, mod(id, 2147483647)::int)) "
+            "AND status = 'running' RETURNING id"  # re-checked if the batch finished meanwhile
+        )
+        with translate_errors(self.uow.catalog):
+            return sorted(r[0] for r in self.connection.exec_driver_sql(sql, {"now": now, "ns": LEASE_NAMESPACE}))
+
+
+class _Null(float):
+    """NULL in COPY's csv format: csv.writer leaves it unquoted (a number) and writes it as ''."""
+
+    def __str__(self) -> str:
+        return ""
+
+    __repr__ = __str__
+
+
+_NULL = _Null()
+
+
+def _copy_values(values: tuple[Any, ...], json_positions: list[int]) -> tuple[Any, ...] | list[Any]:
+    if json_positions:
+        values = tuple(json.dumps(v) if i in json_positions and v is not None else v for i, v in enumerate(values))
+    if None not in values:
+        return values
+    return [_NULL if v is None else v for v in values]

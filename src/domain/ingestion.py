@@ -1,0 +1,204 @@
+"""The ingestion rules: source-priority merge, duplicates within a batch, references, and the batch report.
+
+The rules, in the order they apply to one valid row whose natural key is already stored:
+
+1. `on_conflict=ignore`: the stored row stays as it is; the row counts as `unchanged`.
+   (`on_conflict=error` never gets here: the service rejects such a row with `duplicate_key`.)
+2. The incoming source's priority is below the stored row's source's priority: `superseded`.
+   This holds even when the values are equal: the row stays attributed to the stronger source.
+3. Every data column (the writable ones; not `source`, `batch_id` or the timestamps) equals the
+   stored value: `unchanged`, with no version bump and no `updated_at` change.
+4. Otherwise: `updated`. The values, `source` and `batch_id` are replaced, `version` + 1,
+   `updated_at` = now.
+
+A row whose natural key is not stored is `inserted`. Within one chunk a natural key can appear
+more than once; ON CONFLICT cannot touch a row twice, so the service sends each key once:
+with `update` the last row wins and each earlier one counts as `superseded`; with `ignore` the
+first one wins and each later one counts as `unchanged`; with `error` each later one is rejected
+(`duplicate_key`), as if the rows had arrived one by one. (One by one, an earlier twin under
+`update` would be inserted, then updated; it is counted `superseded` instead, since it was never
+written.)
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+from domain.schema import ForeignKey, Table
+
+Row = dict[str, Any]
+
+MODES = ("best_effort", "atomic")
+ON_CONFLICT = ("update", "ignore", "error")
+REPORTED_ERRORS = 20  # the report carries the first errors; the rest are in rejected_rows
+
+
+class Outcome(enum.StrEnum):
+    INSERTED = "inserted"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    SUPERSEDED = "superseded"
+
+
+def data_columns(table: Table) -> tuple[str, ...]:
+    """The columns whose values decide whether a row changed: the writable ones."""
+    return tuple(c.name for c in table.writable_columns)
+
+
+def merge_outcome(
+    stored: Row | None,
+    incoming: Row,
+    *,
+    stored_priority: int,
+    priority: int,
+    on_conflict: str,
+    columns: Sequence[str],
+) -> Outcome:
+    """What happens to one incoming row against the stored row of its natural key (see the module doc)."""
+    if stored is None:
+        return Outcome.INSERTED
+    if on_conflict != "update":
+        return Outcome.UNCHANGED
+    if priority < stored_priority:
+        return Outcome.SUPERSEDED
+    if all(stored[c] == incoming[c] for c in columns):
+        return Outcome.UNCHANGED
+    return Outcome.UPDATED
+
+
+@dataclass
+class MergeCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    superseded: int = 0
+
+    def add(self, outcome: Outcome, n: int = 1) -> None:
+        setattr(self, outcome.value, getattr(self, outcome.value) + n)
+
+    def __iadd__(self, other: MergeCounts) -> MergeCounts:
+        for outcome in Outcome:
+            self.add(outcome, getattr(other, outcome.value))
+        return self
+
+    @property
+    def total(self) -> int:
+        return self.inserted + self.updated + self.unchanged + self.superseded
+
+
+@dataclass(frozen=True)
+class Deduplicated:
+    rows: list[Row]  # one per natural key, in first-seen order
+    numbers: list[int]  # their row numbers
+    dropped: list[int]  # indexes (into the input) of the rows that lost to a twin
+
+
+def one_per_key(rows: Sequence[Row], key: Sequence[str], *, keep_last: bool) -> Deduplicated:
+    """Each natural key once: the last row of a key (keep_last) or the first one."""
+    chosen: dict[Any, int] = {}
+    dropped: list[int] = []
+    key_of = itemgetter(*key)  # a tuple for several columns, the value for one: either is a fine dict key
+    for i, k in enumerate(map(key_of, rows)):
+        previous = chosen.get(k)
+        if previous is None:
+            chosen[k] = i
+        elif keep_last:
+            dropped.append(previous)
+            chosen[k] = i
+        else:
+            dropped.append(i)
+    kept = sorted(chosen.values())
+    return Deduplicated([rows[i] for i in kept], kept, sorted(dropped))
+
+
+def reference_keys(fk: ForeignKey, rows: Iterable[Row]) -> set[tuple]:
+    """The distinct values a chunk's rows send for one reference (rows with a null part point nowhere)."""
+    if len(fk.columns) == 1:
+        (column,) = fk.columns
+        values = {row.get(column) for row in rows}
+        values.discard(None)
+        return {(v,) for v in values}
+    keys = set()
+    for row in rows:
+        k = tuple(row.get(c) for c in fk.columns)
+        if None not in k:
+            keys.add(k)
+    return keys
+
+
+def reference_error(fk: ForeignKey, key: tuple) -> dict[str, str]:
+    shown = ", ".join(map(str, key))
+    return {
+        "field": ",".join(fk.columns),
+        "code": "reference",
+        "message": f"({', '.join(fk.columns)})=({shown}) is not present in table {fk.target!r}",
+    }
+
+
+def duplicate_error(table: Table, row: Row, *, in_batch: bool) -> dict[str, str]:
+    key = ", ".join(str(row[c]) for c in table.natural_key)
+    where = "earlier in this batch" if in_batch else "already stored"
+    return {
+        "field": ",".join(table.natural_key),
+        "code": "duplicate_key",
+        "message": f"({', '.join(table.natural_key)})=({key}) is {where} and on_conflict=error",
+    }
+
+
+@dataclass
+class BatchReport:
+    """What one batch did. `errors` holds the first REPORTED_ERRORS errors, each with its row number."""
+
+    batch_id: int | None
+    table: str
+    source: str
+    mode: str
+    on_conflict: str
+    status: str = "running"
+    received: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    superseded: int = 0
+    rejected: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    COUNTS = ("received", "inserted", "updated", "unchanged", "superseded", "rejected")
+
+    def count(self, merged: MergeCounts) -> None:
+        for outcome in Outcome:
+            setattr(self, outcome.value, getattr(self, outcome.value) + getattr(merged, outcome.value))
+
+    def note_errors(self, row_number: int, errors: Iterable[dict[str, Any]]) -> None:
+        for error in errors:
+            if len(self.errors) >= REPORTED_ERRORS:
+                return
+            self.errors.append({"row": row_number, **error})
+
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.COUNTS}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "table": self.table,
+            "source": self.source,
+            "mode": self.mode,
+            "on_conflict": self.on_conflict,
+            "status": self.status,
+            **self.counts(),
+            "errors": list(self.errors),
+        }
+
+    @classmethod
+    def from_batch(cls, batch: Row, errors: list[dict[str, Any]] | None = None) -> BatchReport:
+        """The report of a stored ingest_batches row (its first errors come from rejected_rows)."""
+        report = cls(batch["id"], batch["table"], batch["source"], batch["mode"], batch["on_conflict"],
+                     status=batch["status"], errors=list(errors or []))
+        for name in cls.COUNTS:
+            setattr(report, name, batch[name])
+        return report

@@ -1,0 +1,270 @@
+"""The /ingest routes: a body streamed in chunks of rows to one worker thread running the ingest service.
+
+The event loop reads the body and parses it incrementally; each chunk of rows goes through a
+small bounded queue to a thread that validates and writes it (psycopg2 blocks). When the
+writer falls behind, the queue is full and reading the body waits: the client is slowed down
+instead of the server's memory growing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import queue
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+
+from domain.ports import AbstractUnitOfWork
+from entrypoints.dependencies import get_settings, get_uow
+from entrypoints.http import HttpError, JSONResponse, media_type
+from entrypoints.settings import Settings
+from entrypoints.streams import CsvStream, JsonArrayStream, NdjsonStream
+from service_layer import ingest
+from service_layer.ingest import Chunk, IngestRequest
+
+UoW = Annotated[AbstractUnitOfWork, Depends(get_uow)]
+Config = Annotated[Settings, Depends(get_settings)]
+
+CHUNK_ROWS = 5_000  # rows handed to the writer at a time
+QUEUE_CHUNKS = 2  # chunks parsed ahead of the writer, at most
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")
+
+_COUNT = {"type": "integer", "minimum": 0}
+REPORT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "IngestReport",
+    "properties": {
+        "batch_id": {"type": "integer"},
+        "table": {"type": "string"},
+        "source": {"type": "string"},
+        "mode": {"type": "string", "enum": ["best_effort", "atomic"]},
+        "on_conflict": {"type": "string", "enum": ["update", "ignore", "error"]},
+        "status": {"type": "string", "enum": ["running", "completed", "failed"]},
+        "received": _COUNT, "inserted": _COUNT, "updated": _COUNT, "unchanged": _COUNT,
+        "superseded": _COUNT, "rejected": _COUNT,
+        "errors": {
+            "type": "array",
+            "description": "The first errors: row number (1-based within the batch), field, code, message.",
+            "items": {"type": "object", "properties": {
+                "row": {"type": "integer"}, "field": {"type": "string"},
+                "code": {"type": "string"}, "message": {"type": "string"}}},
+        },
+    },
+}
+_ERROR = {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                                            "details": {}, "hint": {"type": ["string", "null"]}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+
+
+def _json(schema: dict[str, Any], description: str, headers: dict | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+_CONTENT_RANGE = {"Content-Range": {"schema": {"type": "string"}, "description": "first-last/total"}}
+INGEST_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": {"type": "string"},
+                         "example": "carrier,name\nAA,American Airlines Inc.\n"},
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/x-ndjson": {"schema": {"type": "string"},
+                                     "example": '{"carrier": "AA", "name": "American Airlines Inc."}\n'},
+        },
+    },
+    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
+                    "description": "Same key and same body: the first report, nothing written. "
+                                   "Same key and another body: 409."}],
+    "responses": {
+        "200": _json(REPORT_SCHEMA, "The batch ran to its end (rejections or not): its report."),
+        "400": _error("Unknown source, mode or on_conflict; malformed body or CSV header."),
+        "404": _error("Unknown table."),
+        "409": _error("Idempotency-Key clash."),
+        "413": _error("The body is larger than DEPOT_MAX_BODY_BYTES."),
+        "415": _error("Content-Type other than text/csv, application/json, application/x-ndjson."),
+        "422": _error("An atomic batch had invalid rows and wrote nothing; the report is under details."),
+    },
+}
+
+
+class _Abort(Exception):
+    """The body could not be read to its end (the client left, or it was refused)."""
+
+
+class ChunkFeed:
+    """A bounded queue of chunks from the event loop to the worker thread, iterated by the service."""
+
+    _END = object()
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
+        self.aborted: BaseException | None = None
+
+    def __iter__(self) -> Iterator[Chunk]:
+        while True:
+            item = self.queue.get()
+            if self.aborted is not None:
+                raise _Abort(str(self.aborted) or type(self.aborted).__name__)
+            if item is self._END:
+                return
+            yield item
+
+    async def put(self, item: Any, worker: asyncio.Future) -> None:
+        while not worker.done():
+            try:
+                await run_in_threadpool(self.queue.put, item, True, 0.25)
+                return
+            except queue.Full:
+                continue
+
+    def abort(self, error: BaseException) -> None:
+        self.aborted = error
+        try:
+            self.queue.put_nowait(self._END)
+        except queue.Full:
+            pass  # the worker sees `aborted` when it takes its next item
+
+
+def _parser(kind: str, csv_null: str | None) -> CsvStream | NdjsonStream | JsonArrayStream:
+    if kind == "text/csv":
+        return CsvStream("" if csv_null is None else csv_null)
+    if kind in NDJSON_TYPES:
+        return NdjsonStream()
+    if kind in ("application/json", "", "*/*"):
+        return JsonArrayStream()
+    raise HttpError(415, f"Content-Type {kind!r} is not supported by /ingest", code="PGRST415",
+                    hint="Send text/csv, application/json (an array) or application/x-ndjson.")
+
+
+def _chunks(parser: Any, rows: list[Any], pending: list[Any]) -> list[Chunk]:
+    """Whole chunks of CHUNK_ROWS from what was parsed; the remainder waits in `pending`."""
+    pending.extend(rows)
+    out = []
+    header = getattr(parser, "header", None)
+    while len(pending) >= CHUNK_ROWS:
+        out.append(Chunk(pending[:CHUNK_ROWS], header))
+        del pending[:CHUNK_ROWS]
+    return out
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(413, f"The request body is larger than {limit} bytes", code="PGRST413",
+                     hint="Split it into several batches, or raise DEPOT_MAX_BODY_BYTES.")
+
+
+def _content_range(offset: int, count: int, total: int) -> str:
+    return f"{offset}-{offset + count - 1}/{total}" if count else f"*/{total}"
+
+
+def _page(limit: int | None, settings: Settings) -> int:
+    return min(limit if limit is not None else 100, settings.max_rows)
+
+
+def ingest_router() -> APIRouter:
+    router = APIRouter(prefix="/ingest", tags=["ingest"])
+
+    @router.get("/batches", operation_id="ingest_list_batches", responses={
+        200: _json({"type": "array", "items": {"type": "object"}}, "Batches, newest first.", _CONTENT_RANGE)})
+    def list_batches(
+        uow: UoW, settings: Config, limit: Annotated[int | None, Query(ge=0)] = None,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Response:
+        listing = ingest.list_batches(uow, limit=_page(limit, settings), offset=offset)
+        return JSONResponse(listing.rows, headers={
+            "Content-Range": _content_range(offset, len(listing.rows), listing.total)})
+
+    @router.get("/batches/{batch_id}", operation_id="ingest_get_batch", responses={
+        200: _json(REPORT_SCHEMA, "The batch's report, with its first errors."), 404: _error("No such batch.")})
+    def get_batch(batch_id: int, uow: UoW) -> Response:
+        batch = ingest.get_batch(uow, batch_id)
+        report = ingest.batch_report(uow, batch_id)
+        return JSONResponse({**batch, **report.as_dict()})
+
+    @router.get("/batches/{batch_id}/rejections", operation_id="ingest_list_rejections", responses={
+        200: _json({"type": "array", "items": {"type": "object"}},
+                   "Rejected rows by row number: payload as received, errors, resolved_at.", _CONTENT_RANGE),
+        404: _error("No such batch.")})
+    def list_rejections(
+        batch_id: int, uow: UoW, settings: Config, limit: Annotated[int | None, Query(ge=0)] = None,
+        offset: Annotated[int, Query(ge=0)] = 0, unresolved: bool = False,
+    ) -> Response:
+        listing = ingest.list_rejections(uow, batch_id, limit=_page(limit, settings), offset=offset,
+                                         unresolved=unresolved)
+        return JSONResponse(listing.rows, headers={
+            "Content-Range": _content_range(offset, len(listing.rows), listing.total)})
+
+    @router.post("/batches/{batch_id}/replay", operation_id="ingest_replay_batch", responses={
+        200: _json(REPORT_SCHEMA, "The replay's report (a new batch): accepted rows written, and resolved."),
+        404: _error("No such batch.")})
+    def replay(batch_id: int, uow: UoW) -> Response:
+        return JSONResponse(ingest.replay(uow, batch_id).as_dict())
+
+    @router.post("/{table}", operation_id="ingest", openapi_extra=INGEST_OPENAPI)
+    async def ingest_table(
+        request: Request,
+        table: str,
+        uow: UoW,
+        settings: Config,
+        source: Annotated[str, Query(description="The source's code (a row of sources).")] = "manual",
+        mode: Literal["best_effort", "atomic"] = "best_effort",
+        on_conflict: Literal["update", "ignore", "error"] = "update",
+        csv_null: Annotated[str | None, Query(description="The CSV null token (default: the empty field).")] = None,
+    ) -> Response:
+        """Ingest a batch: validated, reference-checked, upserted by natural key with source priority."""
+        limit = settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        parser = _parser(media_type(request), csv_null)
+        job = IngestRequest(table, source, mode, on_conflict, request.headers.get("idempotency-key"))
+        await run_in_threadpool(ingest.check_request, uow, job)  # 404 / 400 before the body is read
+
+        digest = hashlib.sha256(repr((table, source, mode, on_conflict, csv_null, type(parser).__name__)).encode())
+        feed = ChunkFeed()
+        worker = asyncio.ensure_future(run_in_threadpool(
+            ingest.ingest_batch, uow, job, feed, request_hash=lambda: digest.hexdigest()))
+        pending: list[Any] = []
+        try:
+            size = 0
+            async for data in request.stream():
+                size += len(data)
+                if size > limit:
+                    raise _too_large(limit)
+                digest.update(data)
+                for chunk in _chunks(parser, parser.feed(data), pending):
+                    await feed.put(chunk, worker)
+                if worker.done():
+                    break  # the worker stopped early: its error is the answer
+            if not worker.done():
+                for chunk in _chunks(parser, parser.finish(), pending):
+                    await feed.put(chunk, worker)
+                if pending:
+                    await feed.put(Chunk(pending, getattr(parser, "header", None)), worker)
+                await feed.put(ChunkFeed._END, worker)
+        except ClientDisconnect as gone:
+            feed.abort(gone)
+            await asyncio.gather(worker, return_exceptions=True)  # the batch is marked failed
+            return Response(status_code=499)  # nobody is listening
+        except BaseException as error:
+            feed.abort(error)
+            await asyncio.gather(worker, return_exceptions=True)
+            raise
+        report = await worker
+        return JSONResponse(report.as_dict())
+
+    return router
+
+
+def install_ingest_routes(app: FastAPI) -> None:
+    app.include_router(ingest_router())

@@ -1,0 +1,266 @@
+"""Incremental parsers for ingest bodies: bytes in as they arrive, chunks of rows out, bounded memory.
+
+Each parser's `feed(data)` returns the rows completed by `data`; `finish()` the rest. Rows of a
+CSV are lists under the header; rows of JSON bodies are the decoded values (a line or an array
+element that is not valid JSON comes out as its text, so that validation rejects it with its
+payload instead of the whole body failing).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from typing import Any
+
+import orjson
+
+from domain.errors import BadRequest
+
+
+def _malformed(message: str) -> BadRequest:
+    return BadRequest(message, code="PGRST102")
+
+
+def _decode_json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
+class CsvStream:
+    """CSV with a header row. A line break inside quotes is part of a value, not a record's end."""
+
+    def __init__(self, null: str = ""):
+        self.null = null
+        self.decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self.pending = ""
+        self.header: list[str] | None = None
+
+    def feed(self, data: bytes) -> list[list[Any]]:
+        try:
+            text = self.pending + self.decoder.decode(data)
+        except UnicodeDecodeError:
+            raise _malformed("The CSV body is not UTF-8") from None
+        cut = text.rfind("\n")
+        # a record ends at a line break outside quotes: after an even number of quote characters
+        while cut >= 0 and text.count('"', 0, cut) % 2:
+            cut = text.rfind("\n", 0, cut)
+        if cut < 0:
+            self.pending = text
+            return []
+        self.pending = text[cut + 1:]
+        return self._parse(text[: cut + 1])
+
+    def finish(self) -> list[list[Any]]:
+        try:
+            text = self.pending + self.decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise _malformed("The CSV body is not UTF-8") from None
+        self.pending = ""
+        rows = self._parse(text) if text.strip() else []
+        if self.header is None:
+            raise _malformed("The CSV body is empty; it needs a header row")
+        return rows
+
+    def _parse(self, text: str) -> list[list[Any]]:
+        null = self.null
+        try:
+            records = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
+        except csv.Error as error:
+            raise _malformed(f"Malformed CSV: {error}") from None
+        if self.header is None and records:
+            self.header = [h.strip() for h in records[0]]
+            records = records[1:]
+        return [[None if v == null else v for v in r] for r in records]
+
+
+class NdjsonStream:
+    """One JSON value per line; blank lines are skipped."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def feed(self, data: bytes) -> list[Any]:
+        data = self.pending + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self.pending = data
+            return []
+        self.pending = data[cut + 1:]
+        return [_decode_json(line) for line in data[:cut].split(b"\n") if line.strip()]
+
+    def finish(self) -> list[Any]:
+        rest, self.pending = self.pending, b""
+        return [_decode_json(rest)] if rest.strip() else []
+
+
+class JsonArrayStream:
+    """The elements of one top-level JSON array, each decoded as soon as it is complete.
+
+    A scanner that only knows strings, brackets and commas finds where each element ends; orjson
+    decodes the element.
+    """
+
+    _TOKENS = re.compile(rb'["{}\[\],]')
+    _STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+    _SPACE = b" \t\r\n"
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.pos = 0  # where scanning resumes
+        self.state = "before"  # before the '[', inside, after the ']'
+        self.depth = 0  # nesting inside the current element
+        self.start = 0  # where the current element (or the text since the last comma) begins
+        self.emitted = False  # the current element was an object or array, already emitted
+
+    def feed(self, data: bytes) -> list[Any]:
+        self.buf += data
+        out: list[Any] = []
+        buf = self.buf
+        i = self.pos
+        if self.state == "before":
+            stripped = buf.lstrip(self._SPACE)
+            if not stripped:
+                return out
+            if stripped[:1] != b"[":
+                raise _malformed("The body must be a JSON array of objects (or send application/x-ndjson)")
+            i = len(buf) - len(stripped) + 1
+            self.state = "inside"
+            self.start = i
+        fast = True
+        while self.state == "inside":
+            if fast and self.depth == 0 and not self.emitted and self.start == i:
+                fast = False  # once per feed: a failed attempt costs a pass over the buffer
+                done = self._whole_elements(buf, i, out)
+                if done > i:
+                    i = self.start = done
+                    self.emitted = True
+                    continue
+            m = self._TOKENS.search(buf, i)
+            if m is None:
+                i = len(buf)
+                break
+            j = m.start()
+            c = buf[j]
+            if c == 0x22:  # a string: skip to its closing quote
+                end = self._STRING_REST.match(buf, j + 1)
+                if end is None:
+                    i = j
+                    break
+                i = end.end()
+                continue
+            i = j + 1
+            if c in (0x7B, 0x5B):  # { [
+                if self.depth == 0:
+                    self.start = j
+                self.depth += 1
+            elif c in (0x7D, 0x5D):  # } ]
+                if self.depth == 0:
+                    if c == 0x7D:
+                        raise _malformed("Malformed JSON array: unbalanced '}'")
+                    self._scalar(buf[self.start:j], out)
+                    self.state = "after"
+                    break
+                self.depth -= 1
+                if self.depth == 0:
+                    out.append(_decode_json(buf[self.start:j + 1]))
+                    self.emitted = True
+            elif self.depth == 0:  # a comma between elements
+                self._scalar(buf[self.start:j], out)
+                self.start = i
+                self.emitted = False
+        if self.state == "after":
+            if buf[i:].strip(self._SPACE):
+                raise _malformed("Malformed JSON: text after the array's closing ']'")
+            self.buf, self.pos, self.start = b"", 0, 0
+            return out
+        keep = min(self.start, i)
+        self.buf = buf[keep:]
+        self.pos = i - keep
+        self.start -= keep
+        return out
+
+    def _whole_elements(self, buf: bytes, i: int, out: list[Any]) -> int:
+        """The fast path: orjson decodes, in one call, everything from `i` (an element's start) to
+        the last '}' of the buffer, when that text is a list of whole elements; where it ends, or i.
+
+        Sound because the scan state at `i` is known (outside strings, between elements): if
+        "[" + text + "]" is valid JSON, the text lexes the same way in the stream, so it is
+        exactly a sequence of complete elements."""
+        cut = buf.rfind(b"}")
+        if cut <= i:
+            return i
+        try:
+            elements = orjson.loads(b"[" + buf[i:cut + 1] + b"]")
+        except orjson.JSONDecodeError:
+            return i
+        if not elements or not isinstance(elements[-1], dict):
+            return i  # a scalar last element would be lost to the emitted flag; let the scanner take it
+        out.extend(elements)
+        return cut + 1
+
+    def _scalar(self, text: bytes, out: list[Any]) -> None:
+        """What stood between two commas when it was not an object: kept so validation rejects it."""
+        if not self.emitted and text.strip(self._SPACE):
+            out.append(_decode_json(text.strip(self._SPACE)))
+
+    def finish(self) -> list[Any]:
+        if self.state == "before":
+            raise _malformed("The request body is empty", )
+        if self.state != "after":
+            raise _malformed("Malformed JSON array: the body ended before its closing ']'")
+        return []
+
+
+# --- files (the CLI) -----------------------------------------------------------------------------
+
+PARSERS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
+
+
+def parser_for(kind: str, csv_null: str | None = None) -> CsvStream | NdjsonStream | JsonArrayStream:
+    if kind == "csv":
+        return CsvStream("" if csv_null is None else csv_null)
+    if kind == "ndjson":
+        return NdjsonStream()
+    return JsonArrayStream()
+
+
+def file_kind(name: str) -> str:
+    suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if suffix not in PARSERS:
+        raise BadRequest(f"Cannot tell the format of {name!r}", hint="Name it .csv, .json, .ndjson or .jsonl.")
+    return PARSERS[suffix]
+
+
+def open_data_file(path: str) -> tuple[io.BufferedIOBase, str]:
+    """The file's bytes and its format; a .zip holding exactly one data file is read inside."""
+    import zipfile
+
+    if path.lower().endswith(".zip"):
+        archive = zipfile.ZipFile(path)
+        members = [m for m in archive.namelist() if not m.endswith("/") and not m.startswith("__MACOSX")]
+        if len(members) != 1:
+            raise BadRequest(f"{path} holds {len(members)} files; depot reads a zip with exactly one")
+        return archive.open(members[0]), file_kind(members[0])  # type: ignore[return-value]
+    return open(path, "rb"), file_kind(path)
+
+
+def file_chunks(stream: io.BufferedIOBase, kind: str, *, csv_null: str | None = None,
+                chunk_rows: int = 5_000, block: int = 1 << 20) -> Any:
+    """Chunks of rows from a file, read a block at a time (the Chunk type comes from the service)."""
+    from service_layer.ingest import Chunk
+
+    parser = parser_for(kind, csv_null)
+    pending: list[Any] = []
+    while True:
+        data = stream.read(block)
+        rows = parser.feed(data) if data else parser.finish()
+        pending.extend(rows)
+        while len(pending) >= chunk_rows or (not data and pending):
+            yield Chunk(pending[:chunk_rows], getattr(parser, "header", None))
+            del pending[:chunk_rows]
+        if not data:
+            return

@@ -1,0 +1,532 @@
+"""The ingest use cases: run a batch from a stream of chunks, replay its rejections, read batches back.
+
+A batch is a row of ingest_batches, committed `running` before the first chunk (with a lease
+that dies with this process), updated with its counts in the same transaction as each chunk's
+writes, and finished `completed` or `failed`. So whatever the store holds of a batch, its report
+counts it, and a batch whose process died is recognised (fail_orphaned_batches) and never left
+running.
+
+- best_effort: one transaction per chunk; valid rows are written, the others go to rejected_rows
+  with their payload and reasons.
+- atomic: one transaction for the whole batch; after the first invalid row nothing more is
+  merged, the rest is still validated (to report it), and the transaction is rolled back. The
+  failed batch is recorded with its counts, and only its first REPORTED_ERRORS rejections are
+  kept in rejected_rows (memory stays bounded); it cannot be replayed, since none of its rows
+  was written: send it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from domain.errors import (
+    BadRequest,
+    Conflict,
+    DuplicateKey,
+    FieldError,
+    IdempotencyClash,
+    InvalidRows,
+    NotFound,
+)
+from domain.ingestion import (
+    MODES,
+    ON_CONFLICT,
+    REPORTED_ERRORS,
+    BatchReport,
+    MergeCounts,
+    duplicate_error,
+    one_per_key,
+    reference_error,
+    reference_keys,
+)
+from domain.ports import AbstractIngestRepository, AbstractUnitOfWork, BatchLease, Row
+from domain.query import Condition, OrderBy, Query, conjunction
+from domain.schema import ForeignKey, Table
+from domain.validation import RowInvalid, RowValidator, header_errors, validate_records
+from service_layer.services import MANUAL_SOURCE, Clock, table_of, utcnow
+
+REPLAY_PAGE = 5_000
+# A chunk validated: its good rows, their positions in the chunk, the errors of the others by position.
+Validated = tuple[list[Row], list[int], dict[int, list[dict[str, str]]]]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Some rows of a batch as received: JSON values (header None), or CSV records under a header."""
+
+    records: Sequence[Any]
+    header: Sequence[str] | None = None
+
+    def payload(self, i: int) -> Any:
+        record = self.records[i]
+        if self.header is None or len(record) != len(self.header):
+            return record  # a CSV record that does not fit its header is kept as the list it was
+        return dict(zip(self.header, record, strict=True))
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    table: str
+    source: str = MANUAL_SOURCE
+    mode: str = "best_effort"
+    on_conflict: str = "update"
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A request the store accepts: its table and its source's priority."""
+
+    table: Table
+    priority: int
+
+
+def check_request(uow: AbstractUnitOfWork, request: IngestRequest) -> Checked:
+    """Refuse a request before reading its body: unknown table (404), read-only table, unknown
+    source, mode or on_conflict (400)."""
+    table = table_of(uow, request.table, writing=True)
+    if request.mode not in MODES:
+        raise BadRequest(f"mode={request.mode!r} is not one of {', '.join(MODES)}")
+    if request.on_conflict not in ON_CONFLICT:
+        raise BadRequest(f"on_conflict={request.on_conflict!r} is not one of {', '.join(ON_CONFLICT)}")
+    with uow:
+        source = uow.repository("sources").get((request.source,))
+    if source is None:
+        raise BadRequest(f"Unknown source {request.source!r}",
+                         hint="Create it first: POST /api/sources with code, name and priority.")
+    return Checked(table, source["priority"])
+
+
+def find_keyed_batch(uow: AbstractUnitOfWork, table: str, key: str) -> Row | None:
+    with uow:
+        rows = uow.repository("ingest_batches").list(Query(where=conjunction([
+            Condition("table", "eq", table), Condition("idempotency_key", "eq", key)])))
+    return rows[0] if rows else None
+
+
+def ingest_batch(
+    uow: AbstractUnitOfWork,
+    request: IngestRequest,
+    chunks: Iterable[Chunk],
+    *,
+    request_hash: Callable[[], str | None] = lambda: None,
+    on_progress: Callable[[BatchReport], None] | None = None,
+    clock: Clock = utcnow,
+) -> BatchReport:
+    """Run one batch. `request_hash` is asked after the chunks are consumed (the body's digest,
+    for idempotency). Returns the report of a batch that ran to its end (status completed);
+    raises InvalidRows with the report as details when an atomic batch had invalid rows, and
+    whatever interrupted the chunks otherwise, after marking the batch failed."""
+    checked = check_request(uow, request)
+    if request.idempotency_key is not None:
+        existing = find_keyed_batch(uow, request.table, request.idempotency_key)
+        if existing is not None:
+            return _idempotent_answer(uow, existing, chunks, request_hash)
+    run = _BatchRun(uow, request, checked, clock)
+    try:
+        run.begin()
+    except DuplicateKey:
+        raise IdempotencyClash(
+            f"A batch with Idempotency-Key {request.idempotency_key!r} is already running",
+            hint="Wait for it to finish, then send the same body again to get its report.",
+        ) from None
+    return run.run(chunks, request_hash, on_progress)
+
+
+def _idempotent_answer(
+    uow: AbstractUnitOfWork, existing: Row, chunks: Iterable[Chunk], request_hash: Callable[[], str | None]
+) -> BatchReport:
+    for _ in chunks:  # the body must be read whole to know whether it is the same one
+        pass
+    digest = request_hash()
+    if existing["status"] == "running":
+        raise IdempotencyClash(f"The batch {existing['id']} with this Idempotency-Key is still running",
+                               details={"batch_id": existing["id"]})
+    if existing["request_hash"] is None:
+        raise IdempotencyClash(
+            f"The batch {existing['id']} with this Idempotency-Key failed before its body was read to the end",
+            details={"batch_id": existing["id"]},
+            hint="Its committed chunks are stored and counted (GET /ingest/batches/{id}); "
+                 "send the body with a new key.",
+        )
+    if digest != existing["request_hash"]:
+        raise IdempotencyClash(
+            "This Idempotency-Key was used with another request body",
+            details={"batch_id": existing["id"]},
+            hint="Use a new key for a new body.",
+        )
+    report = batch_report(uow, existing["id"])
+    if existing["mode"] == "atomic" and existing["status"] == "failed":
+        raise _atomic_failure(report)  # the first answer, again
+    return report
+
+
+def _atomic_failure(report: BatchReport) -> InvalidRows:
+    return InvalidRows(
+        f"{report.rejected} of {report.received} rows are invalid; the atomic batch wrote nothing",
+        details=report.as_dict(),
+        hint="details.errors names the first invalid rows (1-based), fields and reasons.",
+    )
+
+
+class _BatchRun:
+    def __init__(self, uow: AbstractUnitOfWork, request: IngestRequest, checked: Checked, clock: Clock):
+        self.uow = uow
+        self.request = request
+        self.table = checked.table
+        self.priority = checked.priority
+        self.clock = clock
+        self.atomic = request.mode == "atomic"
+        self.lease: BatchLease | None = None
+        self.report = BatchReport(None, request.table, request.source, request.mode, request.on_conflict)
+        self.header_checked = False
+        self.doomed = False  # atomic: an invalid row was seen; nothing more is merged
+        self.atomic_rejections: list[Row] = []  # atomic: the first rejections, stored after the rollback
+        self.references = [fk for fk in self.table.hard_foreign_keys if not self.table.column(fk.columns[0]).system]
+        # Self-references may point at rows earlier in the batch: their keys, as they go by.
+        self.seen: dict[ForeignKey, set[tuple]] = {fk: set() for fk in self.references if fk.target == self.table.name}
+
+    def begin(self) -> None:
+        batch = {
+            "table": self.table.name, "source": self.request.source, "mode": self.request.mode,
+            "on_conflict": self.request.on_conflict, "status": "running", "started_at": self.clock(),
+            "idempotency_key": self.request.idempotency_key,
+            **{name: 0 for name in BatchReport.COUNTS},
+        }
+        with self.uow:
+            self.lease = self.uow.ingestion().begin_batch(batch)
+        self.report.batch_id = self.lease.batch_id
+
+    def run(
+        self, chunks: Iterable[Chunk], request_hash: Callable[[], str | None],
+        on_progress: Callable[[BatchReport], None] | None,
+    ) -> BatchReport:
+        try:
+            if self.atomic:
+                with self.uow:
+                    for chunk, validated in self._validated_ahead(chunks):
+                        self._chunk(self.uow.ingestion(), chunk, validated)
+                        if on_progress:
+                            on_progress(self.report)
+                    if not self.doomed:
+                        self._finish(self.uow.ingestion(), "completed", request_hash())
+                        self.uow.commit()
+                        return self.report
+                # rolled back: nothing of the batch is kept but its record
+                for name in ("inserted", "updated", "unchanged", "superseded"):
+                    setattr(self.report, name, 0)
+                with self.uow:
+                    self._finish(self.uow.ingestion(), "failed", request_hash())
+                    self.uow.repository("rejected_rows").add(self.atomic_rejections)
+                    self.uow.commit()
+                raise _atomic_failure(self.report)
+            for chunk, validated in self._validated_ahead(chunks):
+                with self.uow:
+                    ingestion = self.uow.ingestion()
+                    self._chunk(ingestion, chunk, validated)
+                    ingestion.update_by_id("ingest_batches", self.report.batch_id, self.report.counts())
+                    self.uow.commit()
+                if on_progress:
+                    on_progress(self.report)
+            with self.uow:
+                self._finish(self.uow.ingestion(), "completed", request_hash())
+                self.uow.commit()
+            return self.report
+        except BaseException:
+            if self.report.status != "failed":  # not the atomic refusal, which recorded itself
+                self._fail()
+            raise
+        finally:
+            if self.lease is not None:
+                self.lease.release()
+
+    def _finish(self, ingestion: AbstractIngestRepository, status: str, digest: str | None) -> None:
+        self.report.status = status
+        ingestion.update_by_id("ingest_batches", self.report.batch_id, {
+            **self.report.counts(), "status": status, "finished_at": self.clock(), "request_hash": digest,
+        })
+
+    def _fail(self) -> None:
+        """Interrupted: mark the batch failed; its counts are those of the chunks committed before."""
+        self.report.status = "failed"
+        try:
+            with self.uow:
+                self.uow.ingestion().update_by_id(
+                    "ingest_batches", self.report.batch_id, {"status": "failed", "finished_at": self.clock()})
+                self.uow.commit()
+        except Exception:  # the store is gone too; the next start marks the batch failed
+            pass
+
+    # --- one chunk ---------------------------------------------------------------------------
+
+    def _validated_ahead(self, chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, Validated]]:
+        """Each chunk with its validation, done in a helper thread one chunk ahead: validating is pure
+        Python, and it overlaps the writing of the chunk before (the driver releases the GIL while
+        PostgreSQL works)."""
+        with ThreadPoolExecutor(1, thread_name_prefix="depot-validate") as pool:
+            pending: tuple[Chunk, Future[Validated]] | None = None
+            for chunk in chunks:
+                future = pool.submit(self._validate, chunk)
+                if pending is not None:
+                    yield pending[0], pending[1].result()
+                pending = (chunk, future)
+            if pending is not None:
+                yield pending[0], pending[1].result()
+
+    def _chunk(self, ingestion: AbstractIngestRepository, chunk: Chunk, validated: Validated) -> None:
+        first = self.report.received + 1
+        self.report.received += len(chunk.records)
+        rejected = self._process(ingestion, chunk, validated)
+        self._reject(ingestion, chunk, first, rejected)
+
+    def _process(
+        self, ingestion: AbstractIngestRepository, chunk: Chunk, validated: Validated | None = None
+    ) -> dict[int, list[dict[str, str]]]:
+        """Validate, check references, merge: count what happened, return the rejected positions."""
+        rows, positions, rejected = validated if validated is not None else self._validate(chunk)
+        rows, positions = self._check_references(ingestion, rows, positions, rejected)
+        key = self.table.natural_key
+        merged = MergeCounts()
+        on_conflict = self.request.on_conflict
+        unique = one_per_key(rows, key, keep_last=on_conflict == "update")
+        if on_conflict == "update":
+            merged.superseded += len(unique.dropped)
+        elif on_conflict == "ignore":
+            merged.unchanged += len(unique.dropped)
+        else:
+            for i in unique.dropped:
+                rejected[positions[i]] = [duplicate_error(self.table, rows[i], in_batch=True)]
+        kept = unique.rows
+        if on_conflict == "error" and kept:
+            stored = ingestion.present_keys(self.table.name, key, {tuple(r[c] for c in key) for r in kept})
+            for i in unique.numbers:
+                if tuple(rows[i][c] for c in key) in stored:
+                    rejected[positions[i]] = [duplicate_error(self.table, rows[i], in_batch=False)]
+            kept = [r for r in kept if tuple(r[c] for c in key) not in stored]
+        if rejected and self.atomic:
+            self.doomed = True
+        if kept and not self.doomed:
+            merged += ingestion.merge(
+                self.table, kept, source=self.request.source, priority=self.priority,
+                batch_id=self.report.batch_id, now=self.clock(), on_conflict=on_conflict,
+            )
+        if not self.doomed:
+            self.report.count(merged)
+        return rejected
+
+    def _validate(self, chunk: Chunk) -> Validated:
+        rejected: dict[int, list[dict[str, str]]] = {}
+        if chunk.header is not None:
+            if not self.header_checked:
+                problems = header_errors(self.table, list(chunk.header))
+                if problems:
+                    raise BadRequest("The CSV header does not fit the table", code="PGRST102",
+                                     details=[p.as_dict() for p in problems],
+                                     hint=f"Columns of {self.table.name}: "
+                                          + ", ".join(c.name for c in self.table.writable_columns))
+                self.header_checked = True
+            width = len(chunk.header)
+            records = list(chunk.records)
+            for i, record in enumerate(records):
+                if len(record) != width:
+                    rejected[i] = [FieldError("", "field_count",
+                                              f"{len(record)} fields; the header has {width}").as_dict()]
+            if rejected:
+                good = [i for i in range(len(records)) if i not in rejected]
+                checked = validate_records(self.table, list(chunk.header), [records[i] for i in good])
+                positions = [good[i] for i in checked.indexes]
+                errors = {good[i]: e for i, e in checked.errors.items()}
+            else:
+                checked = validate_records(self.table, list(chunk.header), records)
+                positions, errors = checked.indexes, checked.errors
+            for i, field_errors in errors.items():
+                rejected[i] = [e.as_dict() for e in field_errors]
+            return checked.rows, positions, rejected
+        validate = RowValidator(self.table)
+        rows, positions = [], []
+        for i, raw in enumerate(chunk.records):
+            try:
+                rows.append(validate(raw))
+                positions.append(i)
+            except RowInvalid as invalid:
+                rejected[i] = [e.as_dict() for e in invalid.errors]
+        return rows, positions, rejected
+
+    def _check_references(
+        self, ingestion: AbstractIngestRepository, rows: list[Row], positions: list[int],
+        rejected: dict[int, list[dict[str, str]]],
+    ) -> tuple[list[Row], list[int]]:
+        """Hard references, one query per reference per chunk; self-references may also point at
+        rows earlier in the batch."""
+        if not self.references or not rows:
+            return rows, positions
+        missing: dict[ForeignKey, set[tuple]] = {}
+        for fk in self.references:
+            wanted = reference_keys(fk, rows)
+            absent = wanted - ingestion.present_keys(fk.target, fk.target_columns, wanted)
+            if absent or fk in self.seen:
+                missing[fk] = absent
+        if not missing:  # the common case: every reference is there
+            return rows, positions
+        ok_rows, ok_positions = [], []
+        for row, position in zip(rows, positions, strict=True):
+            errors = []
+            for fk, absent in missing.items():
+                key = tuple(row.get(c) for c in fk.columns)
+                if key in absent and key not in self.seen.get(fk, ()):
+                    errors.append(reference_error(fk, key))
+            if errors:
+                rejected[position] = errors
+                continue
+            for fk, seen in self.seen.items():
+                seen.add(tuple(row[c] for c in fk.target_columns))
+            ok_rows.append(row)
+            ok_positions.append(position)
+        return ok_rows, ok_positions
+
+    def _reject(
+        self, ingestion: AbstractIngestRepository, chunk: Chunk, first: int,
+        rejected: dict[int, list[dict[str, str]]],
+    ) -> None:
+        if not rejected:
+            return
+        self.report.rejected += len(rejected)
+        for position in sorted(rejected):
+            if len(self.report.errors) >= REPORTED_ERRORS:
+                break
+            self.report.note_errors(first + position, rejected[position])
+        rows = [
+            {"batch_id": self.report.batch_id, "row_number": first + position,
+             "payload": _jsonable(chunk.payload(position)), "errors": errors, "resolved_at": None}
+            for position, errors in sorted(rejected.items())
+        ]
+        if self.atomic:  # kept for after the rollback; only the first ones, so memory stays bounded
+            self.atomic_rejections.extend(rows[: REPORTED_ERRORS - len(self.atomic_rejections)])
+            return
+        self.uow.repository("rejected_rows").add(rows)
+
+
+def _jsonable(value: Any) -> Any:
+    """The payload as received, as JSON can hold it (CSV values are strings or null already)."""
+    return value if isinstance(value, dict | list | str | int | float | bool) or value is None else str(value)
+
+
+# --- replay ---------------------------------------------------------------------------------------
+
+
+def replay(uow: AbstractUnitOfWork, batch_id: int, *, clock: Clock = utcnow) -> BatchReport:
+    """Re-check the unresolved rejections of a batch against the store as it is now. The accepted
+    ones are written (as a new batch of the same table, source and on_conflict) and marked
+    resolved; the others keep their place with their new reasons. Returns the replay's report."""
+    original = get_batch(uow, batch_id)
+    if original["mode"] == "atomic":
+        raise Conflict(
+            f"The batch {batch_id} is atomic: it wrote none of its rows, so there is nothing to complete",
+            hint="Correct the rows and send the whole batch again.",
+        )
+    request = IngestRequest(original["table"], original["source"], "best_effort", original["on_conflict"])
+    run = _BatchRun(uow, request, check_request(uow, request), clock)
+    run.begin()
+    try:
+        after = 0
+        while True:
+            with uow:
+                page = _unresolved(uow, batch_id, after)
+                if not page:
+                    break
+                after = page[-1]["id"]
+                ingestion = uow.ingestion()
+                run.report.received += len(page)
+                rejected = run._process(ingestion, Chunk([r["payload"] for r in page]))
+                now = clock()
+                for i, r in enumerate(page):
+                    if i in rejected:
+                        ingestion.update_by_id("rejected_rows", r["id"], {"errors": rejected[i]})
+                        if len(run.report.errors) < REPORTED_ERRORS:
+                            run.report.note_errors(r["row_number"], rejected[i])
+                    else:
+                        ingestion.update_by_id("rejected_rows", r["id"], {"resolved_at": now})
+                run.report.rejected += len(rejected)
+                ingestion.update_by_id("ingest_batches", run.report.batch_id, run.report.counts())
+                uow.commit()
+        with uow:
+            run._finish(uow.ingestion(), "completed", None)
+            uow.commit()
+        return run.report
+    except BaseException:
+        run._fail()
+        raise
+    finally:
+        if run.lease is not None:
+            run.lease.release()
+
+
+def _unresolved(uow: AbstractUnitOfWork, batch_id: int, after: int) -> list[Row]:
+    where = conjunction([Condition("batch_id", "eq", batch_id), Condition("resolved_at", "is", None),
+                         Condition("id", "gt", after)])
+    return uow.repository("rejected_rows").list(Query(where=where, order=(OrderBy("id"),), limit=REPLAY_PAGE))
+
+
+# --- reading batches back -------------------------------------------------------------------------
+
+
+def get_batch(uow: AbstractUnitOfWork, batch_id: int) -> Row:
+    with uow:
+        batch = uow.repository("ingest_batches").get((batch_id,))
+    if batch is None:
+        raise NotFound(f"No ingest batch has id {batch_id}")
+    return batch
+
+
+def batch_report(uow: AbstractUnitOfWork, batch_id: int) -> BatchReport:
+    """A stored batch's report, its first errors read back from rejected_rows."""
+    batch = get_batch(uow, batch_id)
+    with uow:
+        first = uow.repository("rejected_rows").list(Query(
+            where=Condition("batch_id", "eq", batch_id), order=(OrderBy("row_number"),), limit=REPORTED_ERRORS))
+    report = BatchReport.from_batch(batch)
+    for rejection in first:
+        report.note_errors(rejection["row_number"], rejection["errors"])
+    return report
+
+
+@dataclass(frozen=True)
+class Listing:
+    rows: list[Row]
+    offset: int
+    total: int
+
+
+def list_batches(uow: AbstractUnitOfWork, *, limit: int, offset: int) -> Listing:
+    """Newest first."""
+    with uow:
+        repo = uow.repository("ingest_batches")
+        rows = repo.list(Query(order=(OrderBy("id", descending=True),), limit=limit, offset=offset))
+        total = repo.count(None)
+    return Listing(rows, offset, total)
+
+
+def list_rejections(
+    uow: AbstractUnitOfWork, batch_id: int, *, limit: int, offset: int, unresolved: bool = False
+) -> Listing:
+    get_batch(uow, batch_id)
+    conditions = [Condition("batch_id", "eq", batch_id)]
+    if unresolved:
+        conditions.append(Condition("resolved_at", "is", None))
+    where = conjunction(conditions)
+    with uow:
+        repo = uow.repository("rejected_rows")
+        rows = repo.list(Query(where=where, order=(OrderBy("row_number"), OrderBy("id")), limit=limit, offset=offset))
+        total = repo.count(where)
+    return Listing(rows, offset, total)
+
+
+def fail_orphaned_batches(uow: AbstractUnitOfWork, *, clock: Clock = utcnow) -> list[int]:
+    """At start: every batch left running by a process that died is marked failed."""
+    with uow:
+        failed = uow.ingestion().fail_orphaned_batches(clock())
+        uow.commit()
+    return failed

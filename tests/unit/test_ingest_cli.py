@@ -1,0 +1,37 @@
+"""`depot ingest` on the in-memory store: report printed, exit code by outcome."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+from typer.testing import CliRunner
+
+from entrypoints.cli import app
+
+
+def test_ingest_a_zipped_csv_prints_the_report(tmp_path):
+    data = tmp_path / "airlines.csv"
+    data.write_text("carrier,name\nAA,American\nBB,NA\n")
+    with zipfile.ZipFile(tmp_path / "airlines.zip", "w") as archive:
+        archive.write(data, "airlines.csv")
+    result = CliRunner().invoke(app, ["ingest", "airlines", str(tmp_path / "airlines.zip"), "--storage", "memory",
+                                      "--csv-null", "NA"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert (report["inserted"], report["rejected"], report["status"]) == (1, 1, "completed")
+
+
+def test_a_failed_atomic_batch_exits_non_zero(tmp_path):
+    data = tmp_path / "airlines.ndjson"
+    data.write_text('{"carrier": "AA", "name": "American"}\n{"carrier": "bad!"}\n')
+    result = CliRunner().invoke(app, ["ingest", "airlines", str(data), "--storage", "memory", "--mode", "atomic"])
+    assert result.exit_code == 1
+    assert '"status": "failed"' in result.stdout
+
+
+def test_unknown_source_exits_2(tmp_path):
+    data = tmp_path / "airlines.json"
+    data.write_text('[{"carrier": "AA", "name": "American"}]')
+    result = CliRunner().invoke(app, ["ingest", "airlines", str(data), "--storage", "memory", "--source", "x"])
+    assert result.exit_code == 2
