@@ -1,4 +1,5 @@
-"""A real `depot serve` process for end-to-end tests: started on a free port, watched, killed on purpose."""
+"""A real `depot serve` process for end-to-end tests: started on a free port, watched, stopped or killed
+on purpose, and started again on the same data. Every e2e test and fixture goes through this one."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import psutil
+
+DEPOT = str(Path(sys.executable).parent / "depot")  # the console script, as a user runs it
 
 
 def free_port() -> int:
@@ -28,36 +32,51 @@ def clean_env(**settings: str) -> dict[str, str]:
 
 
 class DepotProcess:
-    def __init__(self, data_dir: Path, *, args: tuple[str, ...] = (), **settings: str):
+    """`depot serve` with the given settings (as DEPOT_* variables) and arguments.
+
+    With `data_dir` it runs its own embedded PostgreSQL there; with `database_url=...` among the
+    settings it uses that server. The port stays the same across restarts.
+    """
+
+    def __init__(self, data_dir: Path | None = None, *, args: tuple[str, ...] = (), log_dir: Path | None = None,
+                 **settings: str):
         self.data_dir = data_dir
+        self.args = args
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir.parent / f"depot-{self.port}.log"
-        env = clean_env(data_dir=str(data_dir), port=str(self.port), **settings)
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "entrypoints.cli", "serve", *args], env=env, stdout=log, stderr=log
-            )
+        if data_dir is not None:
+            settings = {"data_dir": str(data_dir), **settings}
+        self.env = clean_env(port=str(self.port), **settings)
+        folder = log_dir or (data_dir.parent if data_dir is not None else Path(tempfile.mkdtemp(prefix="depot-e2e-")))
+        self.log_path = folder / f"depot-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> DepotProcess:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([DEPOT, "serve", *self.args], env=self.env, stdout=log, stderr=log)
+        return self
 
     @property
     def pgdata(self) -> Path:
+        assert self.data_dir is not None, "this server runs on an external PostgreSQL"
         return self.data_dir.resolve() / "pgdata"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_healthy(self, timeout: float = 60) -> None:
+    def wait_healthy(self, timeout: float = 60) -> DepotProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"depot exited with {self.process.returncode}:\n{self.log()}")
+                raise AssertionError(f"depot exited with {self.process.returncode}:\n{self.log()[-4000:]}")
             try:
                 if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
+                    return self
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        raise AssertionError(f"depot did not become healthy in {timeout}s:\n{self.log()}")
+        raise AssertionError(f"depot did not become healthy in {timeout}s:\n{self.log()[-4000:]}")
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=60, **kwargs)
@@ -68,12 +87,16 @@ class DepotProcess:
         self.process.wait(10)
 
     def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM, as a service manager sends it: in-flight requests drain first."""
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.terminate()
+            try:
+                self.terminate(30)
+            except subprocess.TimeoutExpired:  # a request still open keeps a graceful shutdown waiting
+                self.kill()
 
 
 def postmaster_pid(pgdata: Path) -> int | None:

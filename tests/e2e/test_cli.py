@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
-DEPOT = str(Path(sys.executable).parent / "depot")
+from tests.e2e.depot_process import DEPOT, clean_env
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DEPOT_") and k != "DATABASE_URL"}
-    return subprocess.run([DEPOT, *args], env={**clean, **env}, capture_output=True, text=True, timeout=120)
+    return subprocess.run([DEPOT, *args], env={**clean_env(), **env}, capture_output=True, text=True, timeout=120)
 
 
 def test_tables_lists_every_table_with_its_group_and_row_count(pg_server: str, pg_uow):

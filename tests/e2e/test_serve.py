@@ -2,67 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-DEPOT = str(Path(sys.executable).parent / "depot")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, *args: str, env: dict[str, str]):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("DEPOT_") and k != "DATABASE_URL"}
-        self.process = subprocess.Popen(
-            [DEPOT, "serve", "--port", str(self.port), *args],
-            env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"depot serve exited: {self.process.stdout.read().decode()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("depot serve did not become healthy in 60 s")
-
-    def stop(self) -> int:
-        """SIGTERM, as a service manager sends it; the exit status is uvicorn's (0 or -SIGTERM)."""
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=30)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
+from tests.e2e.depot_process import DepotProcess, postmasters
 
 
 def postgres_running_on(data_dir: Path) -> bool:
-    pid_file = data_dir / "pgdata" / "postmaster.pid"
-    if not pid_file.exists():
-        return False
-    pid = int(pid_file.read_text().split()[0])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return bool(postmasters(data_dir.resolve() / "pgdata"))
 
 
 @pytest.fixture
@@ -71,17 +21,17 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 def test_data_written_survives_a_restart_on_the_embedded_postgres(data_dir: Path):
-    server = Server(env={"DEPOT_DATA_DIR": str(data_dir)})
+    server = DepotProcess(data_dir).wait_healthy()
     try:
         assert httpx.get(f"{server.url}/health").json()["storage"] == "postgres"
         created = httpx.post(f"{server.url}/api/airlines", json={"carrier": "AA", "name": "American"})
         assert created.status_code == 201
     finally:
-        assert server.stop() in (0, -signal.SIGTERM)
+        assert server.terminate() in (0, -signal.SIGTERM)
     assert (data_dir / "pgdata" / "PG_VERSION").exists()
     assert not postgres_running_on(data_dir), "SIGTERM left the embedded PostgreSQL running"
 
-    again = Server(env={"DEPOT_DATA_DIR": str(data_dir)})
+    again = DepotProcess(data_dir).wait_healthy()
     try:
         row = httpx.get(f"{again.url}/api/airlines/AA")
         assert row.status_code == 200 and row.json()["name"] == "American"
@@ -91,7 +41,7 @@ def test_data_written_survives_a_restart_on_the_embedded_postgres(data_dir: Path
 
 
 def test_memory_storage_serves_the_same_api(tmp_path: Path):
-    server = Server("--storage", "memory", env={"DEPOT_DATA_DIR": str(tmp_path / "unused")})
+    server = DepotProcess(tmp_path / "unused", args=("--storage", "memory")).wait_healthy()
     try:
         assert httpx.get(f"{server.url}/health").json()["storage"] == "memory"
         assert httpx.post(f"{server.url}/api/airlines", json={"carrier": "AA", "name": "American"}).status_code == 201
@@ -103,9 +53,9 @@ def test_memory_storage_serves_the_same_api(tmp_path: Path):
     assert not (tmp_path / "unused").exists()
 
 
-def test_the_full_write_cycle_over_http_on_postgres(pg_server: str):
+def test_the_full_write_cycle_over_http_on_postgres(pg_server: str, tmp_path: Path):
     """Against the session's PostgreSQL (DEPOT_DATABASE_URL), as with an external server."""
-    server = Server(env={"DEPOT_DATABASE_URL": pg_server})
+    server = DepotProcess(database_url=pg_server, log_dir=tmp_path).wait_healthy()
     base = server.url
     try:
         client = httpx.Client(base_url=base, timeout=10)
