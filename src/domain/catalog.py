@@ -8,6 +8,7 @@ from typing import Annotated
 
 from annotated_types import Ge, Interval
 
+from domain.ingestion import MODES, ON_CONFLICT, STATUSES
 from domain.schema import BigInt, Catalog, Doc, ForeignKey, Numeric, OneOf, Pattern, References
 
 CATALOG = Catalog()
@@ -37,9 +38,9 @@ class IngestBatch:
 
     table: str
     source: Annotated[str, References("sources", "code")]
-    mode: Annotated[str, OneOf(("best_effort", "atomic"))]
-    on_conflict: Annotated[str, OneOf(("update", "ignore", "error"))]
-    status: Annotated[str, OneOf(("running", "completed", "failed"))]
+    mode: Annotated[str, OneOf(MODES)]
+    on_conflict: Annotated[str, OneOf(ON_CONFLICT)]
+    status: Annotated[str, OneOf(STATUSES)]
     started_at: dt.datetime
     received: int = 0
     inserted: int = 0

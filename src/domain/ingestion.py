@@ -34,6 +34,7 @@ Row = dict[str, Any]
 
 MODES = ("best_effort", "atomic")
 ON_CONFLICT = ("update", "ignore", "error")
+STATUSES = ("running", "completed", "failed")
 REPORTED_ERRORS = 20  # the report carries the first errors; the rest are in rejected_rows
 
 

@@ -19,9 +19,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from domain.ingestion import MODES, ON_CONFLICT, STATUSES
 from domain.ports import AbstractUnitOfWork
 from entrypoints.dependencies import get_settings, get_uow
 from entrypoints.http import HttpError, JSONResponse, media_type
+from entrypoints.reading import content_range
 from entrypoints.settings import Settings
 from entrypoints.streams import CsvStream, JsonArrayStream, NdjsonStream
 from service_layer import ingest
@@ -42,9 +44,9 @@ REPORT_SCHEMA: dict[str, Any] = {
         "batch_id": {"type": "integer"},
         "table": {"type": "string"},
         "source": {"type": "string"},
-        "mode": {"type": "string", "enum": ["best_effort", "atomic"]},
-        "on_conflict": {"type": "string", "enum": ["update", "ignore", "error"]},
-        "status": {"type": "string", "enum": ["running", "completed", "failed"]},
+        "mode": {"type": "string", "enum": list(MODES)},
+        "on_conflict": {"type": "string", "enum": list(ON_CONFLICT)},
+        "status": {"type": "string", "enum": list(STATUSES)},
         "received": _COUNT, "inserted": _COUNT, "updated": _COUNT, "unchanged": _COUNT,
         "superseded": _COUNT, "rejected": _COUNT,
         "errors": {
@@ -158,15 +160,6 @@ def _chunks(parser: Any, rows: list[Any], pending: list[Any]) -> list[Chunk]:
     return out
 
 
-def _too_large(limit: int) -> HttpError:
-    return HttpError(413, f"The request body is larger than {limit} bytes", code="PGRST413",
-                     hint="Split it into several batches, or raise DEPOT_MAX_BODY_BYTES.")
-
-
-def _content_range(offset: int, count: int, total: int) -> str:
-    return f"{offset}-{offset + count - 1}/{total}" if count else f"*/{total}"
-
-
 def _page(limit: int | None, settings: Settings) -> int:
     return min(limit if limit is not None else 100, settings.max_rows)
 
@@ -182,7 +175,7 @@ def ingest_router() -> APIRouter:
     ) -> Response:
         listing = ingest.list_batches(uow, limit=_page(limit, settings), offset=offset)
         return JSONResponse(listing.rows, headers={
-            "Content-Range": _content_range(offset, len(listing.rows), listing.total)})
+            "Content-Range": content_range(offset, len(listing.rows), listing.total)})
 
     @router.get("/batches/{batch_id}", operation_id="ingest_get_batch", responses={
         200: _json(REPORT_SCHEMA, "The batch's report, with its first errors."), 404: _error("No such batch.")})
@@ -202,7 +195,7 @@ def ingest_router() -> APIRouter:
         listing = ingest.list_rejections(uow, batch_id, limit=_page(limit, settings), offset=offset,
                                          unresolved=unresolved)
         return JSONResponse(listing.rows, headers={
-            "Content-Range": _content_range(offset, len(listing.rows), listing.total)})
+            "Content-Range": content_range(offset, len(listing.rows), listing.total)})
 
     @router.post("/batches/{batch_id}/replay", operation_id="ingest_replay_batch", responses={
         200: _json(REPORT_SCHEMA, "The replay's report (a new batch): accepted rows written, and resolved."),
@@ -217,15 +210,11 @@ def ingest_router() -> APIRouter:
         uow: UoW,
         settings: Config,
         source: Annotated[str, Query(description="The source's code (a row of sources).")] = "manual",
-        mode: Literal["best_effort", "atomic"] = "best_effort",
-        on_conflict: Literal["update", "ignore", "error"] = "update",
+        mode: Literal[MODES] = "best_effort",  # type: ignore[valid-type]
+        on_conflict: Literal[ON_CONFLICT] = "update",  # type: ignore[valid-type]
         csv_null: Annotated[str | None, Query(description="The CSV null token (default: the empty field).")] = None,
     ) -> Response:
         """Ingest a batch: validated, reference-checked, upserted by natural key with source priority."""
-        limit = settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _too_large(limit)
         parser = _parser(media_type(request), csv_null)
         job = IngestRequest(table, source, mode, on_conflict, request.headers.get("idempotency-key"))
         await run_in_threadpool(ingest.check_request, uow, job)  # 404 / 400 before the body is read
@@ -236,11 +225,9 @@ def ingest_router() -> APIRouter:
             ingest.ingest_batch, uow, job, feed, request_hash=lambda: digest.hexdigest()))
         pending: list[Any] = []
         try:
-            size = 0
+            # DEPOT_MAX_BODY_BYTES is enforced as the body arrives by the BodyLimitMiddleware:
+            # its BodyTooLarge fails the batch below and answers 413.
             async for data in request.stream():
-                size += len(data)
-                if size > limit:
-                    raise _too_large(limit)
                 digest.update(data)
                 for chunk in _chunks(parser, parser.feed(data), pending):
                     await feed.put(chunk, worker)
