@@ -33,6 +33,7 @@ unit: $(STAMP_DEV)
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/reads.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/security_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
