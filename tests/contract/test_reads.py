@@ -288,6 +288,12 @@ def test_aggregates_grouped_by_the_plain_columns_ordered_by_alias(uow):
     assert isinstance(got[0]["flights"], int) and isinstance(got[0]["t"], float)
 
 
+def test_a_lone_count_counts_the_whole_table(uow):
+    """count() alone names no column: the statement must still read the table (it once read no table: 1)."""
+    assert rows(uow, "select=count()") == [{"count": 8}]
+    assert rows(uow, "select=n:count()") == [{"n": 8}]
+
+
 def test_aggregates_over_no_rows_and_all_nulls(uow):
     assert rows(uow, "select=count(),dep_delay.sum(),dep_delay.avg()&carrier=eq.DL") == [
         {"count": 0, "sum": None, "avg": None}]

@@ -103,7 +103,7 @@ def keyset_clause(table: sa.Table, spec: Table, order: tuple[OrderBy, ...], valu
 
 def fetch_statement(table: sa.Table, spec: Table, fetch: Fetch, *, paged: bool = True) -> sa.Select:
     labelled = {label: aggregate_expression(table, agg).label(label) for label, agg in fetch.aggregates}
-    statement = sa.select(*(table.c[c] for c in fetch.columns), *labelled.values())
+    statement = sa.select(*(table.c[c] for c in fetch.columns), *labelled.values()).select_from(table)
     if fetch.where is not None:
         statement = statement.where(where_clause(table, fetch.where))
     if fetch.within is not None:
