@@ -59,6 +59,12 @@ def test_added_rows_come_back_typed_with_their_system_columns(uow_factory, airpo
     assert row["created_at"] == NOW and row["created_at"].tzinfo is not None
 
 
+def test_stored_rows_come_back_in_the_declared_column_order(uow_factory, airports):
+    written = add(uow_factory, "flights", flight(1))
+    assert tuple(written[0]) == uow_factory().catalog["flights"].column_names
+    assert tuple(read(uow_factory, "flights")[0]) == uow_factory().catalog["flights"].column_names
+
+
 def test_generated_ids_are_assigned_in_order(uow_factory, airports):
     add(uow_factory, "routes", {"carrier": "AA", "origin": "JFK", "dest": "LAX", "distance": 2475.0})
     written = add(uow_factory, "flights", *[flight(n) for n in (1, 2)])

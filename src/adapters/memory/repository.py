@@ -124,10 +124,9 @@ class InMemoryRepository(AbstractRepository):
                 )
 
     def _insert(self, row: Row) -> Row:
-        row = dict(row)
-        for column in self.table.columns:
-            if column.generated and row.get(column.name) is None:
-                row[column.name] = next(self.data.ids)
+        # In the table's column order, as PostgreSQL returns a row; generated ids drawn here.
+        row = {c.name: next(self.data.ids) if c.generated and row.get(c.name) is None else row.get(c.name)
+               for c in self.table.columns}
         self._check_values(row)
         self._check_unique(row)
         self._check_references(row)
