@@ -19,7 +19,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from domain.errors import NotAcceptable
+from domain.errors import NotAcceptable, NotSingular
 from domain.ports import AbstractUnitOfWork
 from domain.query import Read
 from domain.schema import Catalog, Table
@@ -122,8 +122,7 @@ async def read_response(request: Request, catalog: Catalog, table: Table, uow: A
     rows = [_strip_nulls(r) for r in page.rows] if stripped else page.rows
     if kind == "object":
         if len(rows) != 1:
-            raise NotAcceptable("JSON object requested, multiple (or no) rows returned",
-                                details=f"The result contains {len(rows)} rows")
+            raise NotSingular(len(rows))
         status, body, media = 200, rows[0], OBJECT_MEDIA
     else:
         partial = page.total is not None and len(rows) < page.total

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from domain.errors import BadRequest, NotAcceptable, UnknownTable
+from domain.errors import BadRequest, NotSingular, UnknownTable
 from domain.ports import AbstractUnitOfWork
 from domain.schema import Catalog, Table
 from entrypoints.dependencies import get_settings, get_uow
@@ -85,10 +85,7 @@ def _rows_or_object(request: Request, rows: list[dict], *, status: int = 200, he
     accept = request.headers.get("accept", "")
     if OBJECT_MEDIA in accept:
         if len(rows) != 1:
-            raise NotAcceptable(
-                "JSON object requested, multiple (or no) rows returned",
-                details=f"The result contains {len(rows)} rows",
-            )
+            raise NotSingular(len(rows))
         response = JSONResponse(rows[0], status_code=status, headers=headers)
         response.headers["content-type"] = OBJECT_MEDIA
         return response

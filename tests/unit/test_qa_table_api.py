@@ -1,0 +1,35 @@
+"""Defects found by the QA round on the table API and the read language (memory storage, over HTTP)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.test_table_api import assert_error
+
+OBJECT = {"accept": "application/vnd.pgrst.object+json"}
+
+
+@pytest.fixture
+def airlines(client):
+    response = client.post("/api/airlines", json=[{"carrier": "AA", "name": "American"},
+                                                  {"carrier": "UA", "name": "United"}])
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize("query", ["", "?carrier=eq.ZZ"])
+def test_a_singular_read_that_is_not_one_row_is_pgrst116_as_in_postgrest(client, airlines, query):
+    # PostgREST answers 406 PGRST116 ("Cannot coerce the result to a single JSON object"); clients
+    # (supabase's maybeSingle, user code) look for that code. PGRST107 is the unsupported media type.
+    body = assert_error(client.get(f"/api/airlines{query}", headers=OBJECT), 406, "PGRST116")
+    assert body["message"] == "Cannot coerce the result to a single JSON object"
+
+
+def test_a_singular_write_representation_that_is_not_one_row_is_pgrst116(client, airlines):
+    response = client.patch("/api/airlines?carrier=in.(AA,UA)", json={"name": "Same"},
+                            headers={**OBJECT, "prefer": "return=representation"})
+    assert_error(response, 406, "PGRST116")
+
+
+def test_an_unsupported_accept_is_still_pgrst107(client, airlines):
+    assert_error(client.get("/api/airlines", headers={"accept": "application/xml"}), 406, "PGRST107")
+
