@@ -18,6 +18,7 @@ from entrypoints.http import (
     JSONResponse,
     etag,
     if_match_version,
+    none_match,
     parse_json,
     prefer,
     read_body,
@@ -201,9 +202,14 @@ def table_router(table: Table) -> APIRouter:
     def read_row(key: str, request: Request, uow: UoW) -> Response:
         row = services.get_row(uow, name, key)
         tag = etag(row)
-        if request.headers.get("if-none-match") == tag:
+        if none_match(request, tag):
             return Response(status_code=304, headers={"etag": tag})
         return JSONResponse(row, headers={"etag": tag})
+
+    @router.head("/{key}", include_in_schema=False)
+    def head_row(key: str, request: Request, uow: UoW) -> Response:
+        response = read_row(key, request, uow)
+        return Response(status_code=response.status_code, headers=dict(response.headers))
 
     @router.patch(
         "/{key}",
