@@ -93,6 +93,11 @@ def _rows_or_object(request: Request, rows: list[dict], *, status: int = 200, he
     return JSONResponse(rows, status_code=status, headers=headers)
 
 
+def _singular(request: Request) -> bool:
+    """Whether the client wants one object back from a write: then the write must touch exactly one row."""
+    return prefer(request).get("return") == "representation" and OBJECT_MEDIA in request.headers.get("accept", "")
+
+
 def _written(request: Request, rows: list[dict], status: int) -> Response:
     if prefer(request).get("return") == "representation":
         return _rows_or_object(request, rows, status=status)
@@ -152,7 +157,7 @@ def table_router(table: Table) -> APIRouter:
         written = await run_in_threadpool(
             services.create_rows, uow, name, raws,
             resolution=RESOLUTIONS.get(prefs.get("resolution", "")),
-            on_conflict=on_conflict.split(",") if on_conflict else None,
+            on_conflict=on_conflict.split(",") if on_conflict else None, singular=_singular(request),
         )
         response = _written(request, written, 201)
         if single and len(written) == 1 and table.key_column:
@@ -171,7 +176,8 @@ def table_router(table: Table) -> APIRouter:
     async def update_rows(request: Request, uow: UoW) -> Response:
         where = _required_filter(table, request, "PATCH")
         changes = parse_json(await read_body(request))
-        rows = await run_in_threadpool(services.update_rows, uow, name, where, changes)
+        rows = await run_in_threadpool(services.update_rows, uow, name, where, changes,
+                                       singular=_singular(request))
         return _written(request, rows, 200)
 
     @router.delete(
@@ -184,7 +190,7 @@ def table_router(table: Table) -> APIRouter:
     )
     def delete_rows(request: Request, uow: UoW) -> Response:
         where = _required_filter(table, request, "DELETE")
-        rows = services.delete_rows(uow, name, where)
+        rows = services.delete_rows(uow, name, where, singular=_singular(request))
         return _written(request, rows, 200)
 
     if table.key_column is None:

@@ -33,3 +33,16 @@ def test_a_singular_write_representation_that_is_not_one_row_is_pgrst116(client,
 def test_an_unsupported_accept_is_still_pgrst107(client, airlines):
     assert_error(client.get("/api/airlines", headers={"accept": "application/xml"}), 406, "PGRST107")
 
+
+
+@pytest.mark.parametrize(("method", "url", "body"), [
+    ("PATCH", "/api/airlines?carrier=in.(AA,UA)", {"name": "Same"}),
+    ("DELETE", "/api/airlines?carrier=in.(AA,UA)", None),
+    ("POST", "/api/airlines", [{"carrier": "B6", "name": "JetBlue"}, {"carrier": "DL", "name": "Delta"}]),
+])
+def test_a_refused_singular_write_leaves_the_table_as_it_was(client, airlines, method, url, body):
+    # It answered 406 and kept the change: an error response must not have written anything.
+    before = client.get("/api/airlines?select=carrier,name").json()
+    response = client.request(method, url, json=body, headers={**OBJECT, "prefer": "return=representation"})
+    assert_error(response, 406, "PGRST116")
+    assert client.get("/api/airlines?select=carrier,name").json() == before
