@@ -99,9 +99,12 @@ def _singular(request: Request) -> bool:
 
 
 def _written(request: Request, rows: list[dict], status: int) -> Response:
-    if prefer(request).get("return") == "representation":
-        return _rows_or_object(request, rows, status=status)
-    return Response(status_code=204 if status == 200 else status)
+    prefs = prefer(request)
+    # As PostgREST: Content-Range */N tells how many rows the write touched when asked to count.
+    headers = {"content-range": f"*/{len(rows)}" if "count" in prefs else "*/*"}
+    if prefs.get("return") == "representation":
+        return _rows_or_object(request, rows, status=status, headers=headers)
+    return Response(status_code=204 if status == 200 else status, headers=headers)
 
 
 def _required_filter(table: Table, request: Request, verb: str):

@@ -46,3 +46,19 @@ def test_a_refused_singular_write_leaves_the_table_as_it_was(client, airlines, m
     response = client.request(method, url, json=body, headers={**OBJECT, "prefer": "return=representation"})
     assert_error(response, 406, "PGRST116")
     assert client.get("/api/airlines?select=carrier,name").json() == before
+
+
+@pytest.mark.parametrize("representation", ["return=representation", "return=minimal"])
+def test_writes_tell_how_many_rows_they_touched_when_asked_to_count(client, airlines, representation):
+    # PostgREST answers Prefer: count=exact on POST/PATCH/DELETE with Content-Range: */N, which
+    # clients read as the count (insert(..., count="exact") in the postgrest package); it was absent.
+    prefer = {"prefer": f"{representation},count=exact"}
+    created = client.post("/api/airlines", json=[{"carrier": "B6", "name": "JetBlue"}, {"carrier": "DL", "name": "D"}],
+                          headers=prefer)
+    assert created.status_code == 201 and created.headers["content-range"] == "*/2"
+    patched = client.patch("/api/airlines?carrier=in.(AA,UA,B6)", json={"name": "x"}, headers=prefer)
+    assert patched.headers["content-range"] == "*/3"
+    deleted = client.delete("/api/airlines?carrier=eq.ZZ", headers=prefer)
+    assert deleted.headers["content-range"] == "*/0"
+    uncounted = client.delete("/api/airlines?carrier=eq.DL", headers={"prefer": representation})
+    assert uncounted.headers["content-range"] == "*/*"
