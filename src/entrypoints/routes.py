@@ -108,6 +108,12 @@ def _written(request: Request, rows: list[dict], status: int) -> Response:
 
 
 def _required_filter(table: Table, request: Request, verb: str):
+    paged = [p for p in ("limit", "offset") if p in request.query_params]
+    if paged:
+        # Ignoring them would change every matching row where PostgREST changes at most `limit`.
+        raise BadRequest(f"{verb} on /api/{table.name} does not take {' or '.join(paged)}=",
+                         details="Limited updates and deletes are not supported: the filters alone choose the rows.",
+                         hint="Narrow the filters until they match only the rows to change.")
     where = parse_filters(table, request.query_params.multi_items())
     if where is None:
         raise BadRequest(
