@@ -207,7 +207,7 @@ def table_router(table: Table) -> APIRouter:
     key = table.key_column
 
     @router.get(
-        "/{key}",
+        "/{key:path}",
         operation_id=f"get_{name}",
         summary=f"Read one {name} row by {key}",
         responses={200: {"description": "The row; its ETag is its version",
@@ -221,13 +221,13 @@ def table_router(table: Table) -> APIRouter:
             return Response(status_code=304, headers={"etag": tag})
         return JSONResponse(row, headers={"etag": tag})
 
-    @router.head("/{key}", include_in_schema=False)
+    @router.head("/{key:path}", include_in_schema=False)
     def head_row(key: str, request: Request, uow: UoW) -> Response:
         response = read_row(key, request, uow)
         return Response(status_code=response.status_code, headers=dict(response.headers))
 
     @router.patch(
-        "/{key}",
+        "/{key:path}",
         operation_id=f"patch_{name}",
         summary=f"Update one {name} row by {key}",
         description="With If-Match: the ETag of the version you read; a stale one gets 412 and changes nothing.",
@@ -242,7 +242,7 @@ def table_router(table: Table) -> APIRouter:
         return JSONResponse(row, headers={"etag": etag(row)})
 
     @router.delete(
-        "/{key}",
+        "/{key:path}",
         operation_id=f"remove_{name}",
         summary=f"Delete one {name} row by {key}",
         status_code=204,
