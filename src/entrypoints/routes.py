@@ -272,7 +272,7 @@ def install_table_routes(app: FastAPI, catalog: Catalog) -> None:
         raise HttpError(405, f"{request.method} is not allowed on {request.url.path}", code="PGRST117",
                         hint="ingest_batches and rejected_rows are read-only." if spec.read_only else None)
 
-    methods = ["GET", "POST", "PATCH", "DELETE", "PUT"]
+    methods = ["GET", "HEAD", "POST", "PATCH", "DELETE", "PUT"]
     app.add_api_route("/api/{table}", unknown_table, methods=methods, include_in_schema=False)
     app.add_api_route("/api/{table}/{key:path}", unknown_table, methods=methods, include_in_schema=False)
 

@@ -24,3 +24,10 @@ def test_the_location_of_a_key_with_a_slash_answers_every_key_route(client):
 def test_a_missing_key_with_a_slash_is_404_not_405(client):
     response = client.get("/api/manufacturers/NO%2FSUCH")
     assert response.status_code == 404 and response.json()["code"] == "PGRST116"
+
+
+def test_head_answers_the_status_a_get_would_on_unknown_tables_and_composite_keys(client):
+    # HEAD fell through to 405 where GET answers 404.
+    for path in ("/api/no_such_table", "/api/no_such_table/1", "/api/routes/x"):
+        assert client.get(path).status_code == 404
+        assert client.head(path).status_code == 404, path
