@@ -55,6 +55,16 @@ class NotAcceptable(DepotError):
     code = "PGRST107"
 
 
+class NotSingular(NotAcceptable):
+    """A singular representation (vnd.pgrst.object+json) asked of a result that is not one row."""
+
+    code = "PGRST116"
+
+    def __init__(self, rows: int):
+        super().__init__("Cannot coerce the result to a single JSON object",
+                         details=f"The result contains {rows} rows")
+
+
 class InvalidRows(DepotError):
     """Rows that break the declaration. `details` lists {row, field, code, message}."""
 

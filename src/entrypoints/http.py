@@ -130,6 +130,16 @@ def etag(row: dict[str, Any]) -> str:
     return f'"{row["version"]}"'
 
 
+def none_match(request: Request, tag: str) -> bool:
+    """Whether If-None-Match names `tag`: a list of entity tags, compared weakly (RFC 9110 13.1.2), or `*`."""
+    header = request.headers.get("if-none-match")
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(item.strip().removeprefix("W/") == tag for item in header.split(","))
+
+
 def if_match_version(request: Request) -> int | None:
     """The version an If-Match asks for; None when absent or `*`; a garbled one matches nothing."""
     header = request.headers.get("if-match")

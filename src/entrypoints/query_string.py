@@ -346,6 +346,10 @@ def parse_select(catalog: Catalog, table: Table, text: str, where: str | None = 
                          details=f"in {_shown(where)}", hint="Give each one an alias: alias:column or alias:col.sum().")
     if any(isinstance(i, Aggregate) for i in items):
         grouped = {i.column for i in items if isinstance(i, Field)}
+        for name in sorted(c for c in grouped if table.column(c).type in _UNORDERED_TYPES):
+            raise BadRequest(f"Cannot group an aggregate read by the JSON column '{name}'",
+                             details=f"in {_shown(where)}", hint="Group by other columns, or aggregate it: "
+                                                                  f"{name}.count()")
         for embed in (i for i in items if isinstance(i, Embed)):
             if not set(embed.columns) <= grouped:
                 raise BadRequest(f"Embedding '{embed.key}' next to aggregates needs "

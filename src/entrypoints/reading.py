@@ -19,11 +19,11 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from domain.errors import NotAcceptable
+from domain.errors import NotAcceptable, NotSingular
 from domain.ports import AbstractUnitOfWork
 from domain.query import Read
 from domain.schema import Catalog, Table
-from entrypoints.http import JSONResponse, prefer
+from entrypoints.http import HttpError, JSONResponse, prefer
 from entrypoints.query_string import encode_cursor, parse_read
 from service_layer import reads
 
@@ -112,6 +112,10 @@ async def read_response(request: Request, catalog: Catalog, table: Table, uow: A
     counting = method if method in COUNT_METHODS else None
     page = await run_in_threadpool(reads.read_page, uow, table.name, read, count=counting,  # type: ignore[arg-type]
                                    count_threshold=max_rows)
+    if counting == "exact" and page.start is not None and page.total is not None and page.start > page.total:
+        # As PostgREST (planned and estimated totals are guesses, so only an exact one refuses a page)
+        raise HttpError(416, "Requested range not satisfiable", code="PGRST103",
+                        details=f"An offset of {page.start} was requested, but there are only {page.total} rows.")
     headers: dict[str, str] = {}
     span = content_range(page.start, len(page.rows), page.total)
     if span is not None:
@@ -122,8 +126,7 @@ async def read_response(request: Request, catalog: Catalog, table: Table, uow: A
     rows = [_strip_nulls(r) for r in page.rows] if stripped else page.rows
     if kind == "object":
         if len(rows) != 1:
-            raise NotAcceptable("JSON object requested, multiple (or no) rows returned",
-                                details=f"The result contains {len(rows)} rows")
+            raise NotSingular(len(rows))
         status, body, media = 200, rows[0], OBJECT_MEDIA
     else:
         partial = page.total is not None and len(rows) < page.total

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from domain.errors import BadRequest, NotAcceptable, UnknownTable
+from domain.errors import BadRequest, NotSingular, UnknownTable
 from domain.ports import AbstractUnitOfWork
 from domain.schema import Catalog, Table
 from entrypoints.dependencies import get_settings, get_uow
@@ -18,6 +18,7 @@ from entrypoints.http import (
     JSONResponse,
     etag,
     if_match_version,
+    none_match,
     parse_json,
     prefer,
     read_body,
@@ -85,23 +86,34 @@ def _rows_or_object(request: Request, rows: list[dict], *, status: int = 200, he
     accept = request.headers.get("accept", "")
     if OBJECT_MEDIA in accept:
         if len(rows) != 1:
-            raise NotAcceptable(
-                "JSON object requested, multiple (or no) rows returned",
-                details=f"The result contains {len(rows)} rows",
-            )
+            raise NotSingular(len(rows))
         response = JSONResponse(rows[0], status_code=status, headers=headers)
         response.headers["content-type"] = OBJECT_MEDIA
         return response
     return JSONResponse(rows, status_code=status, headers=headers)
 
 
+def _singular(request: Request) -> bool:
+    """Whether the client wants one object back from a write: then the write must touch exactly one row."""
+    return prefer(request).get("return") == "representation" and OBJECT_MEDIA in request.headers.get("accept", "")
+
+
 def _written(request: Request, rows: list[dict], status: int) -> Response:
-    if prefer(request).get("return") == "representation":
-        return _rows_or_object(request, rows, status=status)
-    return Response(status_code=204 if status == 200 else status)
+    prefs = prefer(request)
+    # As PostgREST: Content-Range */N tells how many rows the write touched when asked to count.
+    headers = {"content-range": f"*/{len(rows)}" if "count" in prefs else "*/*"}
+    if prefs.get("return") == "representation":
+        return _rows_or_object(request, rows, status=status, headers=headers)
+    return Response(status_code=204 if status == 200 else status, headers=headers)
 
 
 def _required_filter(table: Table, request: Request, verb: str):
+    paged = [p for p in ("limit", "offset") if p in request.query_params]
+    if paged:
+        # Ignoring them would change every matching row where PostgREST changes at most `limit`.
+        raise BadRequest(f"{verb} on /api/{table.name} does not take {' or '.join(paged)}=",
+                         details="Limited updates and deletes are not supported: the filters alone choose the rows.",
+                         hint="Narrow the filters until they match only the rows to change.")
     where = parse_filters(table, request.query_params.multi_items())
     if where is None:
         raise BadRequest(
@@ -154,7 +166,7 @@ def table_router(table: Table) -> APIRouter:
         written = await run_in_threadpool(
             services.create_rows, uow, name, raws,
             resolution=RESOLUTIONS.get(prefs.get("resolution", "")),
-            on_conflict=on_conflict.split(",") if on_conflict else None,
+            on_conflict=on_conflict.split(",") if on_conflict else None, singular=_singular(request),
         )
         response = _written(request, written, 201)
         if single and len(written) == 1 and table.key_column:
@@ -173,7 +185,8 @@ def table_router(table: Table) -> APIRouter:
     async def update_rows(request: Request, uow: UoW) -> Response:
         where = _required_filter(table, request, "PATCH")
         changes = parse_json(await read_body(request))
-        rows = await run_in_threadpool(services.update_rows, uow, name, where, changes)
+        rows = await run_in_threadpool(services.update_rows, uow, name, where, changes,
+                                       singular=_singular(request))
         return _written(request, rows, 200)
 
     @router.delete(
@@ -186,7 +199,7 @@ def table_router(table: Table) -> APIRouter:
     )
     def delete_rows(request: Request, uow: UoW) -> Response:
         where = _required_filter(table, request, "DELETE")
-        rows = services.delete_rows(uow, name, where)
+        rows = services.delete_rows(uow, name, where, singular=_singular(request))
         return _written(request, rows, 200)
 
     if table.key_column is None:
@@ -194,7 +207,7 @@ def table_router(table: Table) -> APIRouter:
     key = table.key_column
 
     @router.get(
-        "/{key}",
+        "/{key:path}",
         operation_id=f"get_{name}",
         summary=f"Read one {name} row by {key}",
         responses={200: {"description": "The row; its ETag is its version",
@@ -204,12 +217,17 @@ def table_router(table: Table) -> APIRouter:
     def read_row(key: str, request: Request, uow: UoW) -> Response:
         row = services.get_row(uow, name, key)
         tag = etag(row)
-        if request.headers.get("if-none-match") == tag:
+        if none_match(request, tag):
             return Response(status_code=304, headers={"etag": tag})
         return JSONResponse(row, headers={"etag": tag})
 
+    @router.head("/{key:path}", include_in_schema=False)
+    def head_row(key: str, request: Request, uow: UoW) -> Response:
+        response = read_row(key, request, uow)
+        return Response(status_code=response.status_code, headers=dict(response.headers))
+
     @router.patch(
-        "/{key}",
+        "/{key:path}",
         operation_id=f"patch_{name}",
         summary=f"Update one {name} row by {key}",
         description="With If-Match: the ETag of the version you read; a stale one gets 412 and changes nothing.",
@@ -224,7 +242,7 @@ def table_router(table: Table) -> APIRouter:
         return JSONResponse(row, headers={"etag": etag(row)})
 
     @router.delete(
-        "/{key}",
+        "/{key:path}",
         operation_id=f"remove_{name}",
         summary=f"Delete one {name} row by {key}",
         status_code=204,
@@ -254,7 +272,7 @@ def install_table_routes(app: FastAPI, catalog: Catalog) -> None:
         raise HttpError(405, f"{request.method} is not allowed on {request.url.path}", code="PGRST117",
                         hint="ingest_batches and rejected_rows are read-only." if spec.read_only else None)
 
-    methods = ["GET", "POST", "PATCH", "DELETE", "PUT"]
+    methods = ["GET", "HEAD", "POST", "PATCH", "DELETE", "PUT"]
     app.add_api_route("/api/{table}", unknown_table, methods=methods, include_in_schema=False)
     app.add_api_route("/api/{table}/{key:path}", unknown_table, methods=methods, include_in_schema=False)
 

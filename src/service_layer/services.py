@@ -16,6 +16,7 @@ from domain.errors import (
     Conflict,
     InvalidRows,
     NotFound,
+    NotSingular,
     PreconditionFailed,
     UnknownTable,
 )
@@ -126,6 +127,7 @@ def create_rows(
     resolution: Resolution = None,
     on_conflict: Sequence[str] | None = None,
     clock: Clock = utcnow,
+    singular: bool = False,
 ) -> list[Row]:
     """Insert rows atomically: all of them or, on any invalid row or conflict, none."""
     table = table_of(uow, table_name, writing=True)
@@ -141,6 +143,7 @@ def create_rows(
         else:
             conflict = _conflict_columns(table, on_conflict)
             written = repo.upsert(_last_per_key(rows, conflict), conflict, update=resolution == "merge", now=now)
+        _one_if_singular(written, singular)
         uow.commit()
     return written
 
@@ -180,13 +183,15 @@ def _changes(table: Table, raw: Any) -> Row:
 
 @retry_transient
 def update_rows(
-    uow: AbstractUnitOfWork, table_name: str, where: Where, raw_changes: Any, *, clock: Clock = utcnow
+    uow: AbstractUnitOfWork, table_name: str, where: Where, raw_changes: Any, *, clock: Clock = utcnow,
+    singular: bool = False,
 ) -> list[Row]:
     """PATCH with filters: every matching row gets the changes; a filter is required."""
     table = table_of(uow, table_name, writing=True)
     changes = _changes(table, raw_changes)
     with uow:
         rows = uow.repository(table.name).update(where, changes, clock())
+        _one_if_singular(rows, singular)
         uow.commit()
     return rows
 
@@ -215,11 +220,12 @@ def update_row(
 
 
 @retry_transient
-def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where) -> list[Row]:
+def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where, *, singular: bool = False) -> list[Row]:
     table = table_of(uow, table_name, writing=True)
     with uow:
         rows = uow.repository(table.name).delete(where)
         _refuse_manual_source(table, rows)
+        _one_if_singular(rows, singular)
         uow.commit()
     return rows
 
@@ -238,6 +244,12 @@ def delete_row(
         _refuse_manual_source(table, rows)
         uow.commit()
     return rows[0]
+
+
+def _one_if_singular(rows: list[Row], singular: bool) -> None:
+    """A singular write (the client asked for one object back) touching other than one row is undone."""
+    if singular and len(rows) != 1:
+        raise NotSingular(len(rows))
 
 
 def _guarded(table: Table, key: tuple, expected_version: int | None) -> Where:

@@ -68,7 +68,7 @@ def test_single_and_its_406(client):
     assert one.data == {"name": "JetBlue Airways"}
     with pytest.raises(APIError) as caught:
         client.from_("airlines").select("name").single().execute()
-    assert caught.value.code == "PGRST107"
+    assert caught.value.code == "PGRST116"
 
 
 def test_a_bad_filter_is_an_api_error_not_a_crash(client):

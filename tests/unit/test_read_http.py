@@ -116,7 +116,7 @@ def test_object_representation_needs_exactly_one_row(small):
     for query in ("flight=gt.2", "flight=gt.100"):
         many = small.get(f"/api/flights?{query}", headers={"Accept": "application/vnd.pgrst.object+json"})
         assert many.status_code == 406
-        assert many.json()["code"] == "PGRST107"
+        assert many.json()["code"] == "PGRST116"
 
 
 def test_unsupported_accept_is_a_406(small):

@@ -23,20 +23,28 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 
 
 @lru_cache(maxsize=1024)
+def _literal(ch: str, case_insensitive: bool) -> str:
+    # Text columns are COLLATE "C" on PostgreSQL, whose ILIKE then folds the case of ASCII letters
+    # only (re.IGNORECASE would also fold É/é, and take the Kelvin sign for k).
+    if case_insensitive and ch.isascii() and ch.isalpha():
+        return f"[{ch.lower()}{ch.upper()}]"
+    return re.escape(ch)
+
+
 def like_regex(pattern: str, case_insensitive: bool) -> re.Pattern[str]:
     """SQL LIKE as a regular expression: % any run, _ one character, backslash escapes."""
     out = []
     chars = iter(pattern)
     for ch in chars:
         if ch == "\\":
-            out.append(re.escape(next(chars, "\\")))
+            out.append(_literal(next(chars, "\\"), case_insensitive))
         elif ch == "%":
             out.append(".*")
         elif ch == "_":
             out.append(".")
         else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if case_insensitive else 0))
+            out.append(_literal(ch, case_insensitive))
+    return re.compile("".join(out), re.DOTALL)
 
 
 def _condition(cond: Condition, row: Row) -> bool | None:
