@@ -102,16 +102,20 @@ async def read_response(request: Request, catalog: Catalog, table: Table, uow: A
         read = parse_read(catalog, table, params, request.headers.get("range"), None)
         if head:
             return Response(media_type="text/csv; charset=utf-8")
+        def batches():
+            # No cap on the rows a CSV streams; DEPOT_MAX_ROWS bounds what embeds nest per batch.
+            return reads.stream_rows(uow, table.name, read, max_rows=max_rows)
+
         if uow.kind == "memory":
             # The memory store's lock is held for a unit of work: collect the rows at once (they
             # are in memory already) so a slow client does not hold every other request up.
-            return await _csv_response(table, read, lambda: iter(list(reads.stream_rows(uow, table.name, read))))
-        return await _csv_response(table, read, lambda: reads.stream_rows(uow, table.name, read))
+            return await _csv_response(table, read, lambda: iter(list(batches())))
+        return await _csv_response(table, read, batches)
     read = parse_read(catalog, table, params, request.headers.get("range"), max_rows)
     method = prefer(request).get("count")
     counting = method if method in COUNT_METHODS else None
     page = await run_in_threadpool(reads.read_page, uow, table.name, read, count=counting,  # type: ignore[arg-type]
-                                   count_threshold=max_rows)
+                                   count_threshold=max_rows, max_rows=max_rows)
     if counting == "exact" and page.start is not None and page.total is not None and page.start > page.total:
         # As PostgREST (planned and estimated totals are guesses, so only an exact one refuses a page)
         raise HttpError(416, "Requested range not satisfiable", code="PGRST103",

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from domain.errors import BadRequest
 from domain.ports import AbstractUnitOfWork, Row
 from domain.query import Aggregate, Embed, Fetch, Field, OrderBy, Read, SelectItem
 from domain.schema import Table
@@ -65,44 +66,70 @@ def _empty_aggregates(items: tuple[SelectItem, ...]) -> Row:
     return {i.key: (0 if i.function == "count" else None) for i in items if isinstance(i, Aggregate)}
 
 
-def _embed(uow: AbstractUnitOfWork, embed: Embed, parents: Sequence[Row]) -> list:
-    """The embed's value for each parent row, from one statement over all of them."""
+def _embed(uow: AbstractUnitOfWork, embed: Embed, parents: Sequence[Row]) -> tuple[list, list[int]]:
+    """The embed's value for each parent row, from one statement over all of them, and the rows
+    each value adds to the response (what a to-many embed nests, whatever its depth)."""
     keys = frozenset(k for k in (tuple(p[c] for c in embed.columns) for p in parents) if None not in k)
     target = uow.catalog[embed.target]
     child = plan(target, Read(items=embed.items), within=(embed.target_columns, keys))
     flat = uow.repository(target.name).fetch(child.fetch) if keys else []
-    shaped = shape(uow, child, flat)
-    grouped: dict[tuple, list[Row]] = defaultdict(list)
-    for raw, row in zip(flat, shaped, strict=True):
-        grouped[tuple(raw[c] for c in embed.target_columns)].append(row)
+    shaped, weights = _shape(uow, child, flat)
+    grouped: dict[tuple, list[tuple[Row, int]]] = defaultdict(list)
+    for raw, row, weight in zip(flat, shaped, weights, strict=True):
+        grouped[tuple(raw[c] for c in embed.target_columns)].append((row, weight))
     only_aggregates = all(isinstance(i, Aggregate) for i in child.items)
     values: list = []
+    added: list[int] = []
     for parent in parents:
         found = grouped.get(tuple(parent[c] for c in embed.columns), [])
         if not embed.many:
-            values.append(found[0] if found else None)
+            values.append(found[0][0] if found else None)
+            added.append(found[0][1] - 1 if found else 0)  # a to-one embed widens its parent row
         elif not found and only_aggregates:
             values.append([_empty_aggregates(child.items)])
+            added.append(1)
         else:
-            values.append(found)
-    return values
+            values.append([row for row, _ in found])
+            added.append(sum(weight for _, weight in found))
+    return values, added
 
 
-def shape(uow: AbstractUnitOfWork, planned: _Plan, flat: Sequence[Row]) -> list[Row]:
-    """Fetched rows into the rows the client asked for: its names, its aggregates, its embeds."""
+def _shape(uow: AbstractUnitOfWork, planned: _Plan, flat: Sequence[Row]) -> tuple[list[Row], list[int]]:
     embeds = {i.key: _embed(uow, i, flat) for i in planned.items if isinstance(i, Embed)}
-    out = []
+    out, weights = [], []
     for n, raw in enumerate(flat):
         row: Row = {}
+        weight = 1
         for item in planned.items:
             if isinstance(item, Field):
                 row[item.key] = raw[item.column]
             elif isinstance(item, Aggregate):
                 row[item.key] = raw[planned.labels[item.key]]
             else:
-                row[item.key] = embeds[item.key][n]
+                values, added = embeds[item.key]
+                row[item.key] = values[n]
+                weight += added[n]
         out.append(row)
-    return out
+        weights.append(weight)
+    return out, weights
+
+
+def shape(uow: AbstractUnitOfWork, planned: _Plan, flat: Sequence[Row], *, max_rows: int | None = None) -> list[Row]:
+    """Fetched rows into the rows the client asked for: its names, its aggregates, its embeds.
+
+    Rows nested by to-many embeds count towards `max_rows` as rows of their own: embeds of embeds
+    multiply (flights(airlines(flights(id))) is flights squared), and the answer is refused before
+    it is serialised rather than exhaust the server's memory.
+    """
+    rows, weights = _shape(uow, planned, flat)
+    held = sum(weights)
+    if max_rows is not None and held > max_rows:
+        raise BadRequest(
+            f"The embedded resources would put {held} rows in one response; the most is {max_rows} (DEPOT_MAX_ROWS)",
+            code="PGRST119",
+            hint="Filter the parent rows, page them with a smaller limit, or embed a count such as flights(count).",
+        )
+    return rows
 
 
 @dataclass(frozen=True)
@@ -136,8 +163,10 @@ def read_page(
     *,
     count: CountMethod | None = None,
     count_threshold: int = 10_000,
+    max_rows: int | None = None,
 ) -> ReadPage:
-    """A page of a read. One row beyond the limit is fetched to know whether another page follows."""
+    """A page of a read. One row beyond the limit is fetched to know whether another page follows;
+    `max_rows` bounds the rows the page holds, those its to-many embeds nest included."""
     table = table_of(uow, table_name)
     planned = plan(table, read)
     fetch = planned.fetch
@@ -147,7 +176,7 @@ def read_page(
         flat = repo.fetch(probe)
         more = fetch.limit is not None and 0 < fetch.limit < len(flat)
         flat = flat[: fetch.limit] if fetch.limit is not None else flat
-        rows = shape(uow, planned, flat)
+        rows = shape(uow, planned, flat, max_rows=max_rows)
         total = _count(repo, fetch, count, count_threshold)
         start: int | None = fetch.offset
         if fetch.after is not None:
@@ -160,7 +189,9 @@ def read_page(
     return ReadPage(rows, start, total, more, last)
 
 
-def stream_rows(uow: AbstractUnitOfWork, table_name: str, read: Read, *, batch: int = 2000) -> Iterator[list[Row]]:
+def stream_rows(
+    uow: AbstractUnitOfWork, table_name: str, read: Read, *, batch: int = 2000, max_rows: int | None = None
+) -> Iterator[list[Row]]:
     """The rows of a read in batches, without holding them all (a server-side cursor on PostgreSQL).
 
     Runs its unit of work from first batch to last, so drive it from one thread."""
@@ -169,4 +200,4 @@ def stream_rows(uow: AbstractUnitOfWork, table_name: str, read: Read, *, batch: 
     with uow:
         repo = uow.repository(table.name)
         for flat in repo.fetch_batches(planned.fetch, batch):
-            yield shape(uow, planned, flat)
+            yield shape(uow, planned, flat, max_rows=max(max_rows, batch) if max_rows else None)

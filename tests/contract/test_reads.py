@@ -346,3 +346,20 @@ def test_numeric_sums_stay_exact_and_averages_are_floats(uow):
                     "routes(distance)", table="fares")
     assert got == [{"carrier": "AA", "origin": "JFK", "dest": "ORD", "total": decimal.Decimal("30.68"),
                     "mean": 30.68 / 3, "cheapest": decimal.Decimal("0.33"), "routes": {"distance": 740.0}}]
+
+
+def test_rows_nested_by_to_many_embeds_count_towards_the_row_cap(uow):
+    """flights(airlines(flights(id))) is flights squared: refused before it is built into JSON."""
+    from domain.errors import BadRequest
+
+    def nested(query: str, max_rows: int) -> reads.ReadPage:
+        read = parse_read(CATALOG, CATALOG["airlines"], parse_qsl(query), None, max_rows)
+        return reads.read_page(uow(), "airlines", read, max_rows=max_rows)
+
+    squared = "select=carrier,flights(id,airlines(flights(id)))&carrier=eq.UA"  # 3 flights, each with 3
+    assert len(nested(squared, 13).rows[0]["flights"]) == 3  # 1 airline + 3 flights + 3 x 3 nested
+    with pytest.raises(BadRequest, match="13 rows in one response"):
+        nested(squared, 12)
+    # to-one embeds widen a row rather than add one; counts are one row each
+    assert nested("select=carrier,flights(id,airlines(name))&carrier=eq.UA", 4).rows[0]["carrier"] == "UA"
+    assert nested("select=carrier,flights(count)", 8).rows[0]["flights"] == [{"count": 2}]  # 4 airlines + 4 counts
