@@ -122,15 +122,17 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
     ) -> tuple[int, int]:
         target = _q(table.name)
         names = ", ".join(map(_q, columns))
+        key = ", ".join(map(_q, table.natural_key))
         system = ["version", "created_at", "updated_at"]
         system_values = ["1", "%(now)s", "%(now)s"]
         if table.has_provenance:
             system = ["source", "batch_id", *system]
             system_values = ["%(source)s", "%(batch_id)s", *system_values]
-        key = ", ".join(map(_q, table.natural_key))
         sql = (
             f"INSERT INTO {target} AS t ({names}, {', '.join(system)}) "
             f"SELECT {names}, {', '.join(system_values)} FROM depot_stage "
+            # in key order: batches sharing keys lock them in the same order and queue, never deadlock
+            f"ORDER BY {key} "
         )
         if on_conflict == "update":
             changing = [c for c in columns if c not in table.natural_key]
