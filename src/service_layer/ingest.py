@@ -400,7 +400,7 @@ class _BatchRun:
             self.report.note_errors(first + position, rejected[position])
         rows = [
             {"batch_id": self.report.batch_id, "row_number": first + position,
-             "payload": _jsonable(chunk.payload(position)), "errors": errors, "resolved_at": None}
+             "payload": _jsonable(chunk.payload(position)), "errors": _jsonable(errors), "resolved_at": None}
             for position, errors in sorted(rejected.items())
         ]
         if self.atomic:  # kept for after the rollback; only the first ones, so memory stays bounded
@@ -410,8 +410,15 @@ class _BatchRun:
 
 
 def _jsonable(value: Any) -> Any:
-    """The payload as received, as JSON can hold it (CSV values are strings or null already)."""
-    return value if isinstance(value, dict | list | str | int | float | bool) or value is None else str(value)
+    """The payload as received, as jsonb can hold it: CSV values are strings or null already; a NUL
+    character, which jsonb refuses (and which made the row fail), becomes U+FFFD, keys included."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_jsonable(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value if isinstance(value, int | float | bool) or value is None else str(value)
 
 
 # --- replay ---------------------------------------------------------------------------------------
@@ -444,7 +451,7 @@ def replay(uow: AbstractUnitOfWork, batch_id: int, *, clock: Clock = utcnow) -> 
                 now = clock()
                 for i, r in enumerate(page):
                     if i in rejected:
-                        ingestion.update_by_id("rejected_rows", r["id"], {"errors": rejected[i]})
+                        ingestion.update_by_id("rejected_rows", r["id"], {"errors": _jsonable(rejected[i])})
                         if len(run.report.errors) < REPORTED_ERRORS:
                             run.report.note_errors(r["row_number"], rejected[i])
                     else:

@@ -1,0 +1,34 @@
+"""Odd inputs found in the QA round, on both adapters: they are rejected row by row, never fail a batch."""
+
+from __future__ import annotations
+
+from domain.query import Condition, Query
+from service_layer import ingest, services
+from service_layer.ingest import Chunk, IngestRequest
+
+
+def rejections(uow, batch_id):
+    return services.list_rows(uow, "rejected_rows", Query(where=Condition("batch_id", "eq", batch_id))).rows
+
+
+def test_a_nul_character_is_rejected_with_its_row_and_the_rest_is_written(uow_factory):
+    """jsonb cannot hold \\u0000: the kept payload and errors show U+FFFD in its place, on both adapters."""
+    uow = uow_factory()
+    rows = [{"carrier": "AA", "name": "ok"}, {"carrier": "UA", "name": "a\x00b"}, {"carrier": "B6", "x\x00": 1}]
+    report = ingest.ingest_batch(uow, IngestRequest("airlines"), [Chunk(rows)])
+    assert (report.status, report.inserted, report.rejected) == ("completed", 1, 2)
+    kept = sorted(rejections(uow, report.batch_id), key=lambda r: r["row_number"])
+    assert kept[0]["payload"] == {"carrier": "UA", "name": "a\ufffdb"}
+    assert kept[1]["payload"] == {"carrier": "B6", "x\ufffd": 1}
+    assert kept[1]["errors"][0]["field"] == "x\ufffd"
+    assert [r["carrier"] for r in services.list_rows(uow, "airlines", Query()).rows] == ["AA"]
+
+
+def test_a_nul_character_in_a_csv_record(uow_factory):
+    uow = uow_factory()
+    chunk = Chunk([["AA", "ok"], ["UA", "a\x00b"]], ["carrier", "name"])
+    report = ingest.ingest_batch(uow, IngestRequest("airlines"), [chunk])
+    assert (report.status, report.inserted, report.rejected) == ("completed", 1, 1)
+    (kept,) = rejections(uow, report.batch_id)
+    assert kept["payload"] == {"carrier": "UA", "name": "a\ufffdb"}
+
