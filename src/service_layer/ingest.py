@@ -49,6 +49,7 @@ from domain.validation import RowInvalid, RowValidator, header_errors, validate_
 from service_layer.services import MANUAL_SOURCE, Clock, table_of, utcnow
 
 REPLAY_PAGE = 5_000
+MAX_IDEMPOTENCY_KEY = 255
 # A chunk validated: its good rows, their positions in the chunk, the errors of the others by position.
 Validated = tuple[list[Row], list[int], dict[int, list[dict[str, str]]]]
 
@@ -88,6 +89,11 @@ def check_request(uow: AbstractUnitOfWork, request: IngestRequest) -> Checked:
     """Refuse a request before reading its body: unknown table (404), read-only table, unknown
     source, mode or on_conflict (400)."""
     table = table_of(uow, request.table, writing=True)
+    key = request.idempotency_key
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        # PostgreSQL's unique index on (table, key) cannot hold a long random key: refused here, on both adapters
+        raise BadRequest(f"An Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters; this one has {len(key)}",
+                         hint="Use a short unique name for the batch, such as a UUID.")
     if request.mode not in MODES:
         raise BadRequest(f"mode={request.mode!r} is not one of {', '.join(MODES)}")
     if request.on_conflict not in ON_CONFLICT:

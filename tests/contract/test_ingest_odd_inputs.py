@@ -32,3 +32,20 @@ def test_a_nul_character_in_a_csv_record(uow_factory):
     (kept,) = rejections(uow, report.batch_id)
     assert kept["payload"] == {"carrier": "UA", "name": "a\ufffdb"}
 
+
+def test_an_idempotency_key_longer_than_255_characters_is_a_bad_request(uow_factory):
+    """PostgreSQL's unique index cannot hold a long random key (a 500 before); both adapters refuse it first."""
+    import secrets
+
+    import pytest
+
+    from domain.errors import BadRequest
+
+    uow = uow_factory()
+    rows = [{"carrier": "AA", "name": "ok"}]
+    longest = secrets.token_hex(128)[:255]
+    assert ingest.ingest_batch(uow, IngestRequest("airlines", idempotency_key=longest), [Chunk(rows)]).inserted == 1
+    for key in (secrets.token_urlsafe(6000), longest + "x", ""):
+        with pytest.raises(BadRequest, match="Idempotency-Key"):
+            ingest.ingest_batch(uow, IngestRequest("airlines", idempotency_key=key), [Chunk(rows)])
+    assert services.count_rows(uow)["ingest_batches"] == 1
