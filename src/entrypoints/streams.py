@@ -114,11 +114,15 @@ class CsvStream:
         return [[None if v == null else v for v in r] for r in records]
 
 
+BOM = codecs.BOM_UTF8  # which Windows tools write before UTF-8 text; JSON parsers may ignore it (RFC 8259)
+
+
 class NdjsonStream:
-    """One JSON value per line; blank lines are skipped."""
+    """One JSON value per line; blank lines are skipped, and so is a byte order mark before the first."""
 
     def __init__(self) -> None:
         self.pending = b""
+        self.started = False
 
     def feed(self, data: bytes) -> list[Any]:
         data = self.pending + data
@@ -126,11 +130,15 @@ class NdjsonStream:
         if cut < 0:
             self.pending = data
             return []
+        if not self.started:  # the first line is whole: its BOM is too
+            data, cut, self.started = data.removeprefix(BOM), cut - (len(BOM) if data.startswith(BOM) else 0), True
         self.pending = data[cut + 1:]
         return [_decode_json(line) for line in data[:cut].split(b"\n") if line.strip()]
 
     def finish(self) -> list[Any]:
         rest, self.pending = self.pending, b""
+        if not self.started:
+            rest = rest.removeprefix(BOM)
         return [_decode_json(rest)] if rest.strip() else []
 
 
@@ -159,6 +167,9 @@ class JsonArrayStream:
         buf = self.buf
         i = self.pos
         if self.state == "before":
+            if BOM.startswith(buf[:3]) and len(buf) < 3:
+                return out  # perhaps the start of a byte order mark
+            buf = self.buf = buf.removeprefix(BOM)
             stripped = buf.lstrip(self._SPACE)
             if not stripped:
                 return out

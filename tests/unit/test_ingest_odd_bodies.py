@@ -1,11 +1,15 @@
-"""Real-world CSV oddities found in the QA round: stray quotes, huge and multi-line fields."""
+"""Real-world body oddities found in the QA round: byte order marks, stray quotes, huge and multi-line fields."""
 
 from __future__ import annotations
 
 import random
 import time
 
-from entrypoints.streams import CsvStream
+import pytest
+
+from entrypoints.streams import CsvStream, JsonArrayStream, NdjsonStream
+
+BOM = b"\xef\xbb\xbf"
 
 
 def feed_all(parser, body: bytes, size: int) -> list:
@@ -13,6 +17,13 @@ def feed_all(parser, body: bytes, size: int) -> list:
     for k in range(0, len(body), size):
         out += parser.feed(body[k:k + size])
     return out + parser.finish()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 7, 1000])
+def test_a_byte_order_mark_before_json_is_skipped(size):
+    assert feed_all(NdjsonStream(), BOM + b'{"a": 1}\r\n{"b": 2}\r\n', size) == [{"a": 1}, {"b": 2}]
+    assert feed_all(JsonArrayStream(), BOM + b'[{"a": 1}, {"b": 2}]', size) == [{"a": 1}, {"b": 2}]
+    assert feed_all(JsonArrayStream(), BOM + b'  \n[]', size) == []
 
 
 def stray_quote_csv(rows: int) -> bytes:
