@@ -288,7 +288,10 @@ def open_data_file(path: str) -> tuple[io.BufferedIOBase, str]:
     import zipfile
 
     if path.lower().endswith(".zip"):
-        archive = zipfile.ZipFile(path)
+        try:
+            archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as error:
+            raise BadRequest(f"{path} is not a zip archive ({error})") from None
         members = [m for m in archive.namelist() if not m.endswith("/") and not m.startswith("__MACOSX")]
         if len(members) != 1:
             raise BadRequest(f"{path} holds {len(members)} files; depot reads a zip with exactly one")
