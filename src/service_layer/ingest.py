@@ -305,20 +305,27 @@ class _BatchRun:
         else:
             for i in unique.dropped:
                 rejected[positions[i]] = [duplicate_error(self.table, rows[i], in_batch=True)]
-        kept = unique.rows
+        kept, kept_numbers = unique.rows, unique.numbers
         if on_conflict == "error" and kept:
             stored = ingestion.present_keys(self.table.name, key, {tuple(r[c] for c in key) for r in kept})
             for i in unique.numbers:
                 if tuple(rows[i][c] for c in key) in stored:
                     rejected[positions[i]] = [duplicate_error(self.table, rows[i], in_batch=False)]
-            kept = [r for r in kept if tuple(r[c] for c in key) not in stored]
+            kept_numbers = [i for i in unique.numbers if tuple(rows[i][c] for c in key) not in stored]
+            kept = [rows[i] for i in kept_numbers]
         if rejected and self.atomic:
             self.doomed = True
         if kept and not self.doomed:
-            merged += ingestion.merge(
+            written = ingestion.merge(
                 self.table, kept, source=self.request.source, priority=self.priority,
                 batch_id=self.report.batch_id, now=self.clock(), on_conflict=on_conflict,
             )
+            for j in written.clashed:  # stored by a concurrent batch since present_keys looked
+                i = kept_numbers[j]
+                rejected[positions[i]] = [duplicate_error(self.table, rows[i], in_batch=False)]
+            if written.clashed and self.atomic:
+                self.doomed = True
+            merged += written
         if not self.doomed:
             self.report.count(merged)
         return rejected

@@ -49,3 +49,18 @@ def test_an_idempotency_key_longer_than_255_characters_is_a_bad_request(uow_fact
         with pytest.raises(BadRequest, match="Idempotency-Key"):
             ingest.ingest_batch(uow, IngestRequest("airlines", idempotency_key=key), [Chunk(rows)])
     assert services.count_rows(uow)["ingest_batches"] == 1
+
+
+def test_merge_with_on_conflict_error_reports_stored_keys_as_clashed(uow_factory):
+    """The port's answer when a key got stored after the service looked (a concurrent batch): not
+    written, not counted, its index in `clashed`; the same on both adapters."""
+    uow = uow_factory()
+    services.create_rows(uow, "airlines", [{"carrier": "UA", "name": "United"}])
+    with uow:
+        merged = uow.ingestion().merge(
+            uow.catalog["airlines"], [{"carrier": "AA", "name": "A"}, {"carrier": "UA", "name": "Other"}],
+            source="manual", priority=0, batch_id=None, now=services.utcnow(), on_conflict="error")
+        uow.commit()
+    assert (merged.inserted, merged.unchanged, merged.clashed) == (1, 0, [1])
+    stored = {r["carrier"]: r["name"] for r in services.list_rows(uow, "airlines", Query()).rows}
+    assert stored == {"AA": "A", "UA": "United"}
