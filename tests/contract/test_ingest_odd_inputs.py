@@ -64,3 +64,18 @@ def test_merge_with_on_conflict_error_reports_stored_keys_as_clashed(uow_factory
     assert (merged.inserted, merged.unchanged, merged.clashed) == (1, 0, [1])
     stored = {r["carrier"]: r["name"] for r in services.list_rows(uow, "airlines", Query()).rows}
     assert stored == {"AA": "A", "UA": "United"}
+
+
+def test_csv_timestamps_without_an_offset_are_utc_and_meet_the_same_instant_written_otherwise(uow_factory):
+    """The CSV fast path left `2013-01-01 10:00:00` naive on the memory adapter: the same instant sent
+    as 05:00-05:00 was a second row there (one row on PostgreSQL), and naive and aware values mixed."""
+    uow = uow_factory()
+    services.create_rows(uow, "airports", [{"faa": "JFK", "name": "J", "lat": 1, "lon": 1, "alt": 1}])
+    header = ["origin", "time_hour", "temp"]
+    first = ingest.ingest_batch(uow, IngestRequest("weather"), [Chunk([["JFK", "2013-01-01 10:00:00", "1.5"]], header)])
+    again = ingest.ingest_batch(uow, IngestRequest("weather"), [
+        Chunk([{"origin": "JFK", "time_hour": "2013-01-01T05:00:00-05:00", "temp": 1.5}])])
+    assert (first.inserted, again.unchanged, again.inserted) == (1, 1, 0)
+    (row,) = services.list_rows(uow, "weather", Query()).rows
+    assert row["time_hour"].utcoffset().total_seconds() == 0
+    assert row["time_hour"].isoformat() == "2013-01-01T10:00:00+00:00"
