@@ -32,3 +32,13 @@ def test_a_zip_without_exactly_one_file_exits_2(tmp_path, names):
     result = ingest(path)
     assert result.exit_code == 2, result.output
     assert "exactly one" in result.output
+
+
+@pytest.mark.parametrize("command", [["tables", "--storage", "bogus"],
+                                     ["ingest", "airlines", "x.csv", "--storage", "bogus"]])
+def test_bad_settings_exit_2_with_the_reason(command):
+    """A bad --storage (or DEPOT_ variable) printed pydantic's traceback and exited 1."""
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert "storage" in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
