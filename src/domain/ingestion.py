@@ -77,6 +77,7 @@ class MergeCounts:
     updated: int = 0
     unchanged: int = 0
     superseded: int = 0
+    clashed: list[int] = field(default_factory=list)  # on_conflict=error: rows met a stored key, not written
 
     def add(self, outcome: Outcome, n: int = 1) -> None:
         setattr(self, outcome.value, getattr(self, outcome.value) + n)

@@ -143,7 +143,9 @@ class AbstractIngestRepository(abc.ABC):
     ) -> MergeCounts:
         """Upsert validated rows (data columns only; one row per natural key) by natural key, under
         domain.ingestion's rules (priority, unchanged, ignore), stamping source, batch_id, version
-        and the timestamps. Returns how many rows were inserted, updated, unchanged, superseded."""
+        and the timestamps. Returns how many rows were inserted, updated, unchanged, superseded;
+        with on_conflict=error, a row whose key is stored when it is written (say, by a concurrent
+        batch since the service looked) is not written: its index is in `clashed`."""
 
     @abc.abstractmethod
     def begin_batch(self, batch: Row) -> BatchLease:

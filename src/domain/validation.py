@@ -354,6 +354,10 @@ def validate_rows(table: Table, raws: Iterable[Any]) -> tuple[list[dict[str, Any
 # --- column-wise validation of tabular records (CSV): the ingest fast path ------------------------
 
 
+# One object: `dt.datetime.fromisoformat` makes a new bound method at each access, so `is` needs this one.
+_FROM_ISO = dt.datetime.fromisoformat
+
+
 def _fast_base(column: Column) -> Callable[[Any], Any] | None:
     """A builtin that converts the common case of a CSV value, or None: the full coercer then runs."""
     if column.type is ColumnType.TEXT:
@@ -363,7 +367,7 @@ def _fast_base(column: Column) -> Callable[[Any], Any] | None:
     if column.type is ColumnType.FLOAT:
         return float
     if column.type is ColumnType.TIMESTAMPTZ:
-        return dt.datetime.fromisoformat  # takes a trailing Z since Python 3.11
+        return _FROM_ISO  # takes a trailing Z since Python 3.11
     return None
 
 
@@ -393,7 +397,7 @@ def _fast_column(column: Column, values: list[Any]) -> list[Any] | None:
     if converted:
         if fast is float and not all(map(math.isfinite, converted)):
             return None
-        if fast is dt.datetime.fromisoformat:
+        if fast is _FROM_ISO:
             # PostgreSQL reads a timestamp without offset in the session's zone, which depot keeps at UTC
             converted = [v if v.tzinfo is not None else v.replace(tzinfo=dt.UTC) for v in converted]
             if not all(1 < v.year < 9999 for v in converted):  # the edges take the coercer's road

@@ -18,7 +18,11 @@ app = typer.Typer(help="depot: a data-ingestion REST service over PostgreSQL.", 
 def _container(**overrides: object) -> Container:
     container = Container()
     values = {k: v for k, v in overrides.items() if v is not None}
-    container.settings.override(Settings(**values))
+    try:
+        container.settings.override(Settings(**values))
+    except ValueError as error:  # pydantic's ValidationError (keys hidden): the reason, not a traceback
+        typer.echo(f"depot: {error}", err=True)
+        raise typer.Exit(2) from None
     return container
 
 

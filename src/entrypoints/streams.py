@@ -30,36 +30,73 @@ def _decode_json(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
+# PostgreSQL's text holds far more than csv's default 128 KiB per field; DEPOT_MAX_BODY_BYTES bounds a body.
+csv.field_size_limit(2**31 - 1)
+
+
 class CsvStream:
-    """CSV with a header row. A line break inside quotes is part of a value, not a record's end."""
+    """CSV with a header row. A line break inside a quoted field is part of a value, not a record's end.
+
+    Records are cut where csv itself would end them: a quote opens a quoted field only at the start
+    of a field (a quote inside an unquoted field, as in `5" pipe`, is a character), and `""` inside a
+    quoted field is a quote. The scan resumes where it stopped, so each byte is looked at once.
+    """
 
     def __init__(self, null: str = ""):
         self.null = null
         self.decoder = codecs.getincrementaldecoder("utf-8-sig")()
         self.pending = ""
         self.header: list[str] | None = None
+        self.scanned = 0  # how much of `pending` the record scanner has read
+        self.quoted = False  # the scan stopped inside a quoted field
 
     def feed(self, data: bytes) -> list[list[Any]]:
         try:
             text = self.pending + self.decoder.decode(data)
         except UnicodeDecodeError:
             raise _malformed("The CSV body is not UTF-8") from None
-        cut = text.rfind("\n")
-        # a record ends at a line break outside quotes: after an even number of quote characters
-        while cut >= 0 and text.count('"', 0, cut) % 2:
-            cut = text.rfind("\n", 0, cut)
+        cut = self._last_record_end(text)
         if cut < 0:
             self.pending = text
             return []
         self.pending = text[cut + 1:]
+        self.scanned -= cut + 1
         return self._parse(text[: cut + 1])
+
+    def _last_record_end(self, text: str) -> int:
+        """The position of the last line break that ends a record in `text`, or -1."""
+        pos, quoted, cut = self.scanned, self.quoted, -1
+        while True:
+            if quoted:
+                q = text.find('"', pos)
+                if q < 0 or q + 1 == len(text):  # no closing quote yet, or cannot tell "" from a close yet
+                    pos = len(text) if q < 0 else q
+                    break
+                if text[q + 1] == '"':
+                    pos = q + 2
+                    continue
+                quoted, pos = False, q + 1
+                continue
+            q = text.find('"', pos)
+            end = len(text) if q < 0 else q
+            newline = text.rfind("\n", pos, end)
+            if newline >= 0:
+                cut = newline
+            if q < 0:
+                pos = len(text)
+                break
+            pos = q + 1
+            if q == 0 or text[q - 1] in ",\r\n":  # a quote at a field's start opens a quoted field
+                quoted = True
+        self.scanned, self.quoted = pos, quoted
+        return cut
 
     def finish(self) -> list[list[Any]]:
         try:
             text = self.pending + self.decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             raise _malformed("The CSV body is not UTF-8") from None
-        self.pending = ""
+        self.pending, self.scanned, self.quoted = "", 0, False
         rows = self._parse(text) if text.strip() else []
         if self.header is None:
             raise _malformed("The CSV body is empty; it needs a header row")
@@ -77,11 +114,15 @@ class CsvStream:
         return [[None if v == null else v for v in r] for r in records]
 
 
+BOM = codecs.BOM_UTF8  # which Windows tools write before UTF-8 text; JSON parsers may ignore it (RFC 8259)
+
+
 class NdjsonStream:
-    """One JSON value per line; blank lines are skipped."""
+    """One JSON value per line; blank lines are skipped, and so is a byte order mark before the first."""
 
     def __init__(self) -> None:
         self.pending = b""
+        self.started = False
 
     def feed(self, data: bytes) -> list[Any]:
         data = self.pending + data
@@ -89,11 +130,15 @@ class NdjsonStream:
         if cut < 0:
             self.pending = data
             return []
+        if not self.started:  # the first line is whole: its BOM is too
+            data, cut, self.started = data.removeprefix(BOM), cut - (len(BOM) if data.startswith(BOM) else 0), True
         self.pending = data[cut + 1:]
         return [_decode_json(line) for line in data[:cut].split(b"\n") if line.strip()]
 
     def finish(self) -> list[Any]:
         rest, self.pending = self.pending, b""
+        if not self.started:
+            rest = rest.removeprefix(BOM)
         return [_decode_json(rest)] if rest.strip() else []
 
 
@@ -122,6 +167,9 @@ class JsonArrayStream:
         buf = self.buf
         i = self.pos
         if self.state == "before":
+            if BOM.startswith(buf[:3]) and len(buf) < 3:
+                return out  # perhaps the start of a byte order mark
+            buf = self.buf = buf.removeprefix(BOM)
             stripped = buf.lstrip(self._SPACE)
             if not stripped:
                 return out
@@ -240,7 +288,10 @@ def open_data_file(path: str) -> tuple[io.BufferedIOBase, str]:
     import zipfile
 
     if path.lower().endswith(".zip"):
-        archive = zipfile.ZipFile(path)
+        try:
+            archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as error:
+            raise BadRequest(f"{path} is not a zip archive ({error})") from None
         members = [m for m in archive.namelist() if not m.endswith("/") and not m.startswith("__MACOSX")]
         if len(members) != 1:
             raise BadRequest(f"{path} holds {len(members)} files; depot reads a zip with exactly one")

@@ -49,6 +49,7 @@ from domain.validation import RowInvalid, RowValidator, header_errors, validate_
 from service_layer.services import MANUAL_SOURCE, Clock, table_of, utcnow
 
 REPLAY_PAGE = 5_000
+MAX_IDEMPOTENCY_KEY = 255
 # A chunk validated: its good rows, their positions in the chunk, the errors of the others by position.
 Validated = tuple[list[Row], list[int], dict[int, list[dict[str, str]]]]
 
@@ -88,6 +89,11 @@ def check_request(uow: AbstractUnitOfWork, request: IngestRequest) -> Checked:
     """Refuse a request before reading its body: unknown table (404), read-only table, unknown
     source, mode or on_conflict (400)."""
     table = table_of(uow, request.table, writing=True)
+    key = request.idempotency_key
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        # PostgreSQL's unique index on (table, key) cannot hold a long random key: refused here, on both adapters
+        raise BadRequest(f"An Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters; this one has {len(key)}",
+                         hint="Use a short unique name for the batch, such as a UUID.")
     if request.mode not in MODES:
         raise BadRequest(f"mode={request.mode!r} is not one of {', '.join(MODES)}")
     if request.on_conflict not in ON_CONFLICT:
@@ -299,20 +305,27 @@ class _BatchRun:
         else:
             for i in unique.dropped:
                 rejected[positions[i]] = [duplicate_error(self.table, rows[i], in_batch=True)]
-        kept = unique.rows
+        kept, kept_numbers = unique.rows, unique.numbers
         if on_conflict == "error" and kept:
             stored = ingestion.present_keys(self.table.name, key, {tuple(r[c] for c in key) for r in kept})
             for i in unique.numbers:
                 if tuple(rows[i][c] for c in key) in stored:
                     rejected[positions[i]] = [duplicate_error(self.table, rows[i], in_batch=False)]
-            kept = [r for r in kept if tuple(r[c] for c in key) not in stored]
+            kept_numbers = [i for i in unique.numbers if tuple(rows[i][c] for c in key) not in stored]
+            kept = [rows[i] for i in kept_numbers]
         if rejected and self.atomic:
             self.doomed = True
         if kept and not self.doomed:
-            merged += ingestion.merge(
+            written = ingestion.merge(
                 self.table, kept, source=self.request.source, priority=self.priority,
                 batch_id=self.report.batch_id, now=self.clock(), on_conflict=on_conflict,
             )
+            for j in written.clashed:  # stored by a concurrent batch since present_keys looked
+                i = kept_numbers[j]
+                rejected[positions[i]] = [duplicate_error(self.table, rows[i], in_batch=False)]
+            if written.clashed and self.atomic:
+                self.doomed = True
+            merged += written
         if not self.doomed:
             self.report.count(merged)
         return rejected
@@ -400,7 +413,7 @@ class _BatchRun:
             self.report.note_errors(first + position, rejected[position])
         rows = [
             {"batch_id": self.report.batch_id, "row_number": first + position,
-             "payload": _jsonable(chunk.payload(position)), "errors": errors, "resolved_at": None}
+             "payload": _jsonable(chunk.payload(position)), "errors": _jsonable(errors), "resolved_at": None}
             for position, errors in sorted(rejected.items())
         ]
         if self.atomic:  # kept for after the rollback; only the first ones, so memory stays bounded
@@ -410,8 +423,15 @@ class _BatchRun:
 
 
 def _jsonable(value: Any) -> Any:
-    """The payload as received, as JSON can hold it (CSV values are strings or null already)."""
-    return value if isinstance(value, dict | list | str | int | float | bool) or value is None else str(value)
+    """The payload as received, as jsonb can hold it: CSV values are strings or null already; a NUL
+    character, which jsonb refuses (and which made the row fail), becomes U+FFFD, keys included."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_jsonable(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value if isinstance(value, int | float | bool) or value is None else str(value)
 
 
 # --- replay ---------------------------------------------------------------------------------------
@@ -444,7 +464,7 @@ def replay(uow: AbstractUnitOfWork, batch_id: int, *, clock: Clock = utcnow) -> 
                 now = clock()
                 for i, r in enumerate(page):
                     if i in rejected:
-                        ingestion.update_by_id("rejected_rows", r["id"], {"errors": rejected[i]})
+                        ingestion.update_by_id("rejected_rows", r["id"], {"errors": _jsonable(rejected[i])})
                         if len(run.report.errors) < REPORTED_ERRORS:
                             run.report.note_errors(r["row_number"], rejected[i])
                     else:

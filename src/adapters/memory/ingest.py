@@ -53,9 +53,12 @@ class InMemoryIngestRepository(AbstractIngestRepository):
         sources = self.store.tables["sources"].rows
         columns = data_columns(table)
         counts = MergeCounts()
-        for incoming in rows:
+        for n, incoming in enumerate(rows):
             pk = index.get(tuple(incoming[c] for c in table.natural_key))
             stored = data.rows[pk] if pk is not None else None
+            if stored is not None and on_conflict == "error":
+                counts.clashed.append(n)
+                continue
             stored_priority = priority
             if stored is not None and table.has_provenance:
                 stored_priority = sources[(stored["source"],)]["priority"]

@@ -91,6 +91,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         columns = data_columns(table)
         with translate_errors(self.uow.catalog):
             self._stage(table, columns, rows)
+            if on_conflict == "error":
+                return self._insert_new(table, columns, rows, source, batch_id, now)
             inserted, updated = self._upsert(table, columns, source, priority, batch_id, now, on_conflict)
             accounted = inserted + updated == len(rows)  # then nothing is left to tell apart
             superseded = self._superseded(table, priority) if on_conflict == "update" and not accounted else 0
@@ -122,15 +124,17 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
     ) -> tuple[int, int]:
         target = _q(table.name)
         names = ", ".join(map(_q, columns))
+        key = ", ".join(map(_q, table.natural_key))
         system = ["version", "created_at", "updated_at"]
         system_values = ["1", "%(now)s", "%(now)s"]
         if table.has_provenance:
             system = ["source", "batch_id", *system]
             system_values = ["%(source)s", "%(batch_id)s", *system_values]
-        key = ", ".join(map(_q, table.natural_key))
         sql = (
             f"INSERT INTO {target} AS t ({names}, {', '.join(system)}) "
             f"SELECT {names}, {', '.join(system_values)} FROM depot_stage "
+            # in key order: batches sharing keys lock them in the same order and queue, never deadlock
+            f"ORDER BY {key} "
         )
         if on_conflict == "update":
             changing = [c for c in columns if c not in table.natural_key]
@@ -157,6 +161,44 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         params = {"source": source, "batch_id": batch_id, "now": now, "priority": priority}
         inserted, updated = self.connection.exec_driver_sql(sql, params).one()
         return int(inserted), int(updated)
+
+    def _insert_new(
+        self, table: Table, columns: tuple[str, ...], rows: Sequence[Row], source: str, batch_id: int,
+        now: dt.datetime,
+    ) -> MergeCounts:
+        """on_conflict=error: insert the staged rows whose key is free; the others (stored by a batch
+        that committed since the service looked) are reported as clashed, by their index."""
+        sql, params = self._insert_sql(table, columns, source, batch_id, now)
+        key = ", ".join(map(_q, table.natural_key))
+        match = " AND ".join(f"m.{_q(c)} = s.{_q(c)}" for c in table.natural_key)
+        sql = (
+            f"WITH merged AS ({sql} ON CONFLICT ({key}) DO NOTHING RETURNING {key}) "
+            f"SELECT {', '.join(f's.{_q(c)}' for c in table.natural_key)} FROM depot_stage s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM merged m WHERE {match})"
+        )
+        taken = {tuple(r) for r in self.connection.exec_driver_sql(sql, params)}
+        if not taken:
+            return MergeCounts(inserted=len(rows))
+        key_of = itemgetter(*table.natural_key)
+        single = len(table.natural_key) == 1
+        clashed = [i for i, r in enumerate(rows) if ((key_of(r),) if single else key_of(r)) in taken]
+        return MergeCounts(inserted=len(rows) - len(clashed), clashed=clashed)
+
+    def _insert_sql(
+        self, table: Table, columns: tuple[str, ...], source: str, batch_id: int, now: dt.datetime,
+    ) -> tuple[str, dict[str, Any]]:
+        names = ", ".join(map(_q, columns))
+        system = ["version", "created_at", "updated_at"]
+        system_values = ["1", "%(now)s", "%(now)s"]
+        if table.has_provenance:
+            system = ["source", "batch_id", *system]
+            system_values = ["%(source)s", "%(batch_id)s", *system_values]
+        key = ", ".join(map(_q, table.natural_key))
+        sql = (
+            f"INSERT INTO {_q(table.name)} AS t ({names}, {', '.join(system)}) "
+            f"SELECT {names}, {', '.join(system_values)} FROM depot_stage ORDER BY {key}"
+        )
+        return sql, {"source": source, "batch_id": batch_id, "now": now}
 
     def _superseded(self, table: Table, priority: int) -> int:
         if not table.has_provenance:
