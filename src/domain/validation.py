@@ -45,6 +45,12 @@ def _type_error(column: Column, value: Any) -> ValueRefused:
     return ValueRefused("type", f"expected {column.type.value}, got {shown}")
 
 
+def _plain_number(text: str) -> bool:
+    """ASCII digits and signs only: Python's int() and float() also take "1_000" and other scripts'
+    digits ("١٢"), which PostgreSQL refuses and no data source means as a number."""
+    return text.isascii() and "_" not in text
+
+
 def _integer(column: Column) -> Coercer:
     lo, hi = column.int_range or (None, None)
 
@@ -57,6 +63,8 @@ def _integer(column: Column) -> Coercer:
             result = int(value)
         elif isinstance(value, str):
             text = value.strip()
+            if not _plain_number(text):
+                raise _type_error(column, value)
             try:
                 result = int(text)
             except ValueError:
@@ -83,6 +91,8 @@ def _float(column: Column) -> Coercer:
         if isinstance(value, int | float):
             result = float(value)
         elif isinstance(value, str):
+            if not _plain_number(value):
+                raise _type_error(column, value)
             try:
                 result = float(value)
             except ValueError:
@@ -105,6 +115,8 @@ def _numeric(column: Column) -> Coercer:
 
     def coerce(value: Any) -> decimal.Decimal:
         if isinstance(value, bool) or not isinstance(value, int | float | str | decimal.Decimal):
+            raise _type_error(column, value)
+        if isinstance(value, str) and not _plain_number(value.strip()):
             raise _type_error(column, value)
         try:
             result = decimal.Decimal(str(value).strip() if not isinstance(value, decimal.Decimal) else value)
@@ -198,8 +210,20 @@ def _text(column: Column) -> Coercer:
     return coerce
 
 
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(map(_holds_nul, value))
+    return False
+
+
 def _json(column: Column) -> Coercer:
     def coerce(value: Any) -> Any:
+        if _holds_nul(value):  # jsonb cannot hold \u0000 anywhere, in a key or in a string
+            raise ValueRefused("type", "JSON cannot hold the NUL character")
         return value
 
     return coerce
@@ -390,6 +414,8 @@ def _fast_column(column: Column, values: list[Any]) -> list[Any] | None:
             converted = present
             if "\x00" in "".join(present):
                 return None
+        elif fast in (int, float) and not _plain_number("".join(present)):
+            return None  # the coercer says why
         else:
             converted = list(map(fast, present))
     except ValueError:

@@ -56,6 +56,12 @@ def test_values_are_typed_by_their_column(table, column, raw, expected):
         (fares, "price", "12345678901", "out_of_range"),
         (fares, "departure_date", "2026-02-30", "type"),
         (fares, "currency", "usd", "pattern"),
+        (flights, "year", "2_013", "type"),
+        (flights, "year", "\u0662\u0660\u0661\u0663", "type"),  # Arabic-Indic digits: int() takes them
+        (flights, "dep_delay", "1_0.5", "type"),
+        (fares, "price", "1_000", "type"),
+        (CATALOG["rejected_rows"], "payload", {"k\x00": 1}, "type"),
+        (CATALOG["rejected_rows"], "errors", [{"message": "a\x00b"}], "type"),
     ],
 )
 def test_bad_values_are_refused_with_a_stable_code(table, column, raw, code):
@@ -90,3 +96,11 @@ def test_validate_rows_numbers_the_problems_by_row():
     ])
     assert [r["carrier"] for r in good] == ["AA"]
     assert [(p["row"], p["code"]) for p in problems] == [(2, "type"), (3, "missing")]
+
+
+def test_the_csv_fast_path_refuses_what_the_coercer_refuses():
+    from domain.validation import validate_records
+
+    checked = validate_records(flights, ["year", "dep_delay"], [["2013", "1.5"], ["2_013", "2"], ["2014", "\u0661"]])
+    assert [r["year"] for r in checked.rows] == [2013]
+    assert {i: [e.field for e in errs] for i, errs in checked.errors.items()} == {1: ["year"], 2: ["dep_delay"]}
