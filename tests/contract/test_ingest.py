@@ -12,6 +12,7 @@ from domain.query import Query
 from domain.schema import References
 from service_layer import ingest, services
 from service_layer.ingest import Chunk, IngestRequest
+from tests.ingesting import run
 
 
 @pytest.fixture
@@ -23,11 +24,6 @@ def uow(uow_factory):
         {"code": "high", "name": "High", "priority": 5},
     ])
     return uow
-
-
-def run(uow, table, rows, **kwargs):
-    chunks = kwargs.pop("chunks", None) or [Chunk(rows)]
-    return ingest.ingest_batch(uow, IngestRequest(table, **kwargs), chunks)
 
 
 def counts(report):

@@ -13,6 +13,7 @@ from domain.ingestion import Outcome, merge_outcome, one_per_key
 from domain.schema import References
 from service_layer import ingest, services
 from service_layer.ingest import Chunk, IngestRequest
+from tests.ingesting import run
 
 
 @pytest.fixture
@@ -24,11 +25,6 @@ def uow(memory_uow):
         {"code": "other", "name": "Another scraper", "priority": 1},
     ])
     return uow
-
-
-def run(uow, table, rows, **kwargs):
-    chunks = kwargs.pop("chunks", None) or [Chunk(rows)]
-    return ingest.ingest_batch(uow, IngestRequest(table, **kwargs), chunks)
 
 
 def airline(uow, carrier):
