@@ -26,14 +26,13 @@ from entrypoints.http import (
 )
 from entrypoints.openapi import ref, schema_names
 from entrypoints.query_string import parse_filters
-from entrypoints.reading import read_response
+from entrypoints.reading import OBJECT_MEDIA, read_response
 from entrypoints.settings import Settings
 from service_layer import services
 
 UoW = Annotated[AbstractUnitOfWork, Depends(get_uow)]
 Config = Annotated[Settings, Depends(get_settings)]
 
-OBJECT_MEDIA = "application/vnd.pgrst.object+json"
 RESOLUTIONS = {"merge-duplicates": "merge", "ignore-duplicates": "ignore"}
 
 
