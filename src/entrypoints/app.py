@@ -32,7 +32,7 @@ def prepare_storage(container: Container) -> None:
     if settings.storage == "postgres" and settings.migrate_on_start:
         from adapters.postgres.db import migrate
 
-        migrate(container.engine())
+        migrate(container.engine(), container.history())
     from service_layer.ingest import fail_orphaned_batches
 
     fail_orphaned_batches(container.uow())

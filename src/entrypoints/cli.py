@@ -1,13 +1,15 @@
-"""The `depot` command: serve, migrate, tables, makemigration, ingest."""
+"""The `depot` command: serve, migrate, tables, makemigration, ingest, init."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from entrypoints.catalogs import CatalogNotFound
 from entrypoints.container import Container, database_url
 from entrypoints.settings import Settings
 
@@ -15,12 +17,19 @@ app = typer.Typer(help="depot: a data-ingestion REST service over PostgreSQL.", 
                   add_completion=False)
 
 
+CatalogOption = Annotated[
+    str | None, typer.Option("--catalog", help="Your catalog: ./catalog.py or a module (DEPOT_CATALOG).")
+]
+
+
 def _container(**overrides: object) -> Container:
+    """The composition root with the command line's settings, and the catalog loaded (or exit 2)."""
     container = Container()
     values = {k: v for k, v in overrides.items() if v is not None}
     try:
         container.settings.override(Settings(**values))
-    except ValueError as error:  # pydantic's ValidationError (keys hidden): the reason, not a traceback
+        container.loaded_catalog()
+    except (ValueError, CatalogNotFound) as error:  # pydantic's ValidationError hides keys: the reason only
         typer.echo(f"depot: {error}", err=True)
         raise typer.Exit(2) from None
     return container
@@ -41,18 +50,15 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (DEPOT_PORT).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (DEPOT_WORKERS).")] = None,
     storage: Annotated[str | None, typer.Option(help="postgres or memory (DEPOT_STORAGE).")] = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """Serve the HTTP API."""
     import uvicorn
 
     from entrypoints.security import exposure_problem
 
-    try:
-        container = _container(host=host, port=port, workers=workers, storage=storage)
-        settings = container.settings()
-    except ValueError as error:  # pydantic's ValidationError, with the keys themselves hidden
-        typer.echo(f"depot: {error}", err=True)
-        raise typer.Exit(2) from None
+    container = _container(host=host, port=port, workers=workers, storage=storage, catalog=catalog)
+    settings = container.settings()
     if settings.storage == "memory" and settings.workers > 1:
         raise typer.BadParameter("--storage memory keeps rows in one process; use --workers 1", param_hint="--workers")
     problem = exposure_problem(settings.host, settings.api_keys)
@@ -73,16 +79,19 @@ def serve(
         if settings.migrate_on_start:
             from adapters.postgres.db import migrate
 
-            migrate(container.engine())
+            migrate(container.engine(), container.history())
             container.shutdown_resources()
             os.environ["DEPOT_MIGRATE_ON_START"] = "false"
-    for name in ("storage", "host", "port", "workers"):
-        os.environ[f"DEPOT_{name.upper()}"] = str(getattr(settings, name))
+    # The workers build their own container from the environment: hand them what the command line said.
+    for name in ("storage", "host", "port", "workers", "catalog", "migrations_dir"):
+        if getattr(settings, name) is not None:
+            os.environ[f"DEPOT_{name.upper()}"] = str(getattr(settings, name))
     if settings.workers > 1:
         from entrypoints.lifecycle import PARENT_ENV
 
         os.environ[PARENT_ENV] = str(os.getpid())  # workers stop if this process is killed
-    typer.echo(f"depot on http://{settings.host}:{settings.port} ({settings.storage})", err=True)
+    typer.echo(f"depot on http://{settings.host}:{settings.port} ({settings.storage}, catalog "
+               f"{container.loaded_catalog().name})", err=True)
     try:
         uvicorn.run(
             "entrypoints.app:create_app",
@@ -100,27 +109,28 @@ def serve(
 
 
 @app.command()
-def migrate() -> None:
-    """Bring the database up to the newest migration, and stop."""
-    from adapters.postgres.db import current_revision
+def migrate(catalog: CatalogOption = None) -> None:
+    """Bring the database up to the newest migration of depot and of your catalog, and stop."""
+    from adapters.postgres.db import current_revisions
     from adapters.postgres.db import migrate as run_migrations
 
-    container = _container(storage="postgres")
+    container = _container(storage="postgres", catalog=catalog)
     engine = container.engine()
-    run_migrations(engine)
-    typer.echo(f"database at revision {current_revision(engine)}")
+    run_migrations(engine, container.history())
+    typer.echo(f"database at revision {', '.join(current_revisions(engine))}")
     container.shutdown_resources()
 
 
 @app.command()
 def tables(
     storage: Annotated[str | None, typer.Option(help="postgres or memory.")] = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """Every table of the catalog with its row count."""
     from entrypoints.app import prepare_storage
     from service_layer.services import count_rows
 
-    container = _container(storage=storage)
+    container = _container(storage=storage, catalog=catalog)
     prepare_storage(container)
     counts = count_rows(container.uow())
     catalog = container.catalog()
@@ -131,26 +141,32 @@ def tables(
 
 
 @app.command()
-def makemigration(message: Annotated[str, typer.Argument(help="What the migration does.")]) -> None:
-    """Generate the migration that brings the schema up to the catalog (after you declare a table)."""
+def makemigration(
+    message: Annotated[str, typer.Argument(help="What the migration does.")],
+    catalog: CatalogOption = None,
+    system: Annotated[bool, typer.Option(hidden=True, help="Write depot's own history (depot's developers).")] = False,
+) -> None:
+    """Write the migration that brings the schema up to your catalog (after you declare or change a table).
+
+    It starts a scratch embedded PostgreSQL, applies every migration there, and writes the
+    difference into your catalog's migrations/ folder (or DEPOT_MIGRATIONS_DIR).
+    """
     import tempfile
 
-    from alembic import command
-
-    from adapters.postgres.db import alembic_config, make_engine
-    from adapters.postgres.db import migrate as run_migrations
+    from adapters.postgres.db import generate_migration, make_engine
     from adapters.postgres.embedded import start_embedded
 
+    container = _container(catalog=catalog)
+    history = container.history()
     with tempfile.TemporaryDirectory(prefix="depot-makemigration-") as scratch:
         server = start_embedded(scratch)
         engine = make_engine(server.url)
         try:
-            run_migrations(engine)
-            with engine.begin() as connection:
-                command.revision(alembic_config(connection), message=message, autogenerate=True)
+            written = generate_migration(engine, history, message, system=system)
         finally:
             engine.dispose()
             server.stop()
+    typer.echo(f"wrote {written}" if written else "no changes")
 
 
 @app.command()
@@ -162,6 +178,7 @@ def ingest(
     on_conflict: Annotated[str, typer.Option(help="update, ignore or error.")] = "update",
     csv_null: Annotated[str | None, typer.Option(help="The CSV null token (default: the empty field).")] = None,
     storage: Annotated[str | None, typer.Option(help="postgres or memory.")] = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """Ingest a file straight into the store, as POST /ingest/{table} would; print the batch report."""
     import json
@@ -181,7 +198,7 @@ def ingest(
             return Text(f"{task.completed / elapsed:,.0f} rows/s" if elapsed else "")
 
     console = Console(stderr=True)
-    container = _container(storage=storage)
+    container = _container(storage=storage, catalog=catalog)
     status = 0
     try:
         prepare_storage(container)
@@ -209,6 +226,70 @@ def ingest(
     typer.echo(json.dumps(report, indent=2, default=str))
     if status or report.get("status") != "completed":
         raise typer.Exit(1)
+
+
+@app.command()
+def init(directory: Annotated[Path, typer.Argument(help="The project folder to create.")]) -> None:
+    """Create a project of your own: catalog.py with one example table, migrations/, a README, .gitignore."""
+    from importlib.resources import files
+
+    if directory.exists() and any(directory.iterdir()):
+        typer.echo(f"depot: {directory} is not empty; init writes a new project into an empty or new folder",
+                   err=True)
+        raise typer.Exit(2)
+    template = files("depot") / "templates" / "project"
+    (directory / "migrations").mkdir(parents=True)
+    for name, target in (("catalog.py", "catalog.py"), ("README.md", "README.md"), ("gitignore", ".gitignore")):
+        (directory / target).write_text((template / name).read_text(encoding="utf-8"), encoding="utf-8")
+    typer.echo(f"created {directory}/: catalog.py, migrations/, README.md, .gitignore\n"
+               f"next: cd {directory} && depot makemigration \"first\" && depot serve")
+
+
+def _embedded_url(settings: Settings) -> tuple[str, bool]:
+    """The embedded database's libpq URL (a socket in the data folder) and whether it runs now."""
+    from adapters.postgres.embedded import DATABASE, embedded_socket
+
+    socket_dir, running = embedded_socket(settings.data_dir)
+    return f"postgresql://postgres@/{DATABASE}?host={socket_dir}", running
+
+
+@app.command("db-url")
+def db_url() -> None:
+    """Print the database URL, for psql, pgcli, BI tools and scripts (libpq syntax)."""
+    container = _container(storage="postgres")
+    settings = container.settings()
+    if settings.database_url:
+        typer.echo(settings.database_url.replace("postgresql+psycopg2://", "postgresql://", 1))
+        return
+    url, running = _embedded_url(settings)
+    typer.echo(url)
+    if not running:
+        typer.echo("depot: the embedded PostgreSQL is not running now: it runs while `depot serve` does "
+                   "(or `depot psql`)", err=True)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def psql(ctx: typer.Context) -> None:
+    """Open psql on the database (the embedded one is started for the session if it is not running).
+    Arguments after the command go to psql: depot psql -c 'select count(*) from sources'."""
+    import subprocess
+
+    from adapters.postgres.embedded import psql_binary, start_embedded
+
+    container = _container(storage="postgres")
+    settings = container.settings()
+    embedded = None
+    if settings.database_url:
+        url = settings.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+    else:
+        embedded = start_embedded(settings.data_dir)
+        url, _ = _embedded_url(settings)
+    try:
+        status = subprocess.call([str(psql_binary()), url, *ctx.args])
+    finally:
+        if embedded is not None:
+            embedded.stop()  # stops the server only if no other depot process uses it
+    raise typer.Exit(status)
 
 
 def main() -> None:

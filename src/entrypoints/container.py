@@ -8,7 +8,7 @@ from adapters.memory.repository import InMemoryUnitOfWork, MemoryStore
 from adapters.postgres.db import make_engine
 from adapters.postgres.embedded import start_embedded
 from adapters.postgres.repository import SqlAlchemyUnitOfWork
-from domain.catalog import CATALOG
+from entrypoints.catalogs import load_catalog
 from entrypoints.settings import Settings
 
 
@@ -29,7 +29,9 @@ class Container(containers.DeclarativeContainer):
     wiring_config = containers.WiringConfiguration(modules=["entrypoints.dependencies"])
 
     settings = providers.Singleton(Settings)
-    catalog = providers.Object(CATALOG)
+    loaded_catalog = providers.Singleton(load_catalog, settings.provided.catalog, settings.provided.migrations_dir)
+    catalog = providers.Callable(lambda loaded: loaded.catalog, loaded_catalog)
+    history = providers.Callable(lambda loaded: loaded.history, loaded_catalog)
     storage = providers.Callable(lambda s: s.storage, settings)
 
     engine = providers.Resource(_engine, settings)

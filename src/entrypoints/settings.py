@@ -19,6 +19,14 @@ class Settings(BaseSettings):
         description="An external PostgreSQL (14+). Unset: depot runs its embedded PostgreSQL.",
     )
     data_dir: Path = Field(default=Path(".depot"), description="Where the embedded PostgreSQL keeps its data.")
+    catalog: str | None = Field(
+        default=None,
+        description="The catalog to serve: a file (./catalog.py) or a module (shop.catalog[:NAME]). "
+                    "Unset: the bundled flights example.",
+    )
+    migrations_dir: Path | None = Field(
+        default=None, description="The catalog's migration history. Unset: migrations/ beside the catalog."
+    )
     storage: Literal["postgres", "memory"] = "postgres"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from domain.catalog import CATALOG
+from depot.examples.flights.catalog import CATALOG
 from entrypoints.query_string import parse_read
 from service_layer import reads, services
 

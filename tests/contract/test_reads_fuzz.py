@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.catalog import CATALOG
+from depot.examples.flights.catalog import CATALOG
 from domain.errors import DepotError
 from entrypoints.query_string import parse_read
 from service_layer import reads

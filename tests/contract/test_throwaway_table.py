@@ -11,7 +11,7 @@ import pytest
 from annotated_types import Ge
 from fastapi.testclient import TestClient
 
-from domain.catalog import CATALOG
+from depot.examples.flights.catalog import CATALOG
 from domain.schema import Catalog, Pattern, References
 from entrypoints.app import create_app
 from entrypoints.container import Container

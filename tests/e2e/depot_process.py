@@ -39,9 +39,10 @@ class DepotProcess:
     """
 
     def __init__(self, data_dir: Path | None = None, *, args: tuple[str, ...] = (), log_dir: Path | None = None,
-                 **settings: str):
+                 cwd: Path | None = None, **settings: str):
         self.data_dir = data_dir
         self.args = args
+        self.cwd = cwd
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         if data_dir is not None:
@@ -54,7 +55,8 @@ class DepotProcess:
 
     def start(self) -> DepotProcess:
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([DEPOT, "serve", *self.args], env=self.env, stdout=log, stderr=log)
+            self.process = subprocess.Popen([DEPOT, "serve", *self.args], env=self.env, stdout=log, stderr=log,
+                                            cwd=self.cwd)
         return self
 
     @property

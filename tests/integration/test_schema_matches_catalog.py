@@ -7,12 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-import psycopg2
-import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -20,37 +16,11 @@ from fastapi.testclient import TestClient
 
 from adapters.postgres.db import make_engine
 from adapters.postgres.tables import build_metadata
-from domain.catalog import CATALOG
+from depot.examples.flights.catalog import CATALOG
 from domain.schema import Catalog, Column, ColumnType
 from entrypoints.app import create_app
 from entrypoints.container import Container
 from entrypoints.settings import Settings
-
-
-def _with_database(url: str, name: str) -> str:
-    head, _, query = url.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{name}?{query}"
-
-
-@pytest.fixture
-def new_database(pg_server: str) -> Iterator[Callable[[], str]]:
-    """Makes empty databases on the session's server; drops them afterwards."""
-    admin = psycopg2.connect(_with_database(pg_server, "postgres").replace("+psycopg2", ""))
-    admin.autocommit = True
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"depot_schema_{uuid.uuid4().hex[:8]}"
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        made.append(name)
-        return _with_database(pg_server, name)
-
-    yield make
-    with admin.cursor() as cursor:
-        for name in made:
-            cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
 
 
 def depot_migrate(url: str) -> subprocess.CompletedProcess:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from domain.catalog import CATALOG
+from depot.examples.flights.catalog import CATALOG
 from domain.errors import BadRequest
 from domain.query import Aggregate, BoolExpr, Condition, Embed, Field, OrderBy
 from entrypoints.query_string import decode_cursor, encode_cursor, parse_filters, parse_read, split_top

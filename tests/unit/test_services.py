@@ -116,6 +116,6 @@ def test_composite_keys_have_no_single_row_address(memory_uow):
         services.get_row(memory_uow(), "routes", "AA")
 
 
-def test_count_rows_counts_every_table(memory_uow, airlines):
+def test_count_rows_counts_every_table(memory_uow, airlines, catalog):
     counts = services.count_rows(memory_uow())
-    assert counts["airlines"] == 2 and counts["sources"] == 1 and len(counts) == 11
+    assert counts["airlines"] == 2 and counts["sources"] == 1 and list(counts) == list(catalog.names)

@@ -7,7 +7,7 @@ import decimal
 
 import pytest
 
-from domain.catalog import CATALOG
+from depot.examples.flights.catalog import CATALOG
 from domain.validation import RowInvalid, RowValidator, ValueRefused, coerce_value, validate_rows
 
 flights = CATALOG["flights"]

@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from adapters.postgres.tables import build_metadata
 from domain.schema import Catalog
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SYSTEM_VERSIONS = MIGRATIONS / "versions"
+# Two histories share one alembic_version table (Alembic's "multiple bases"): depot's own, shipped in
+# this package, and the catalog's, in the user's folder. Each has its own base and branch label,
+# so an upgrade of depot never clashes with a user's history.
+SYSTEM_LINEAGE = "depot"
+CATALOG_LINEAGE = "catalog"
 # Any constant will do: it only has to be the same for every depot process migrating one database.
 _MIGRATION_LOCK = 7_270_447_001
+# depot before catalogs of their own kept one history for everything; its last revision stood for
+# the system tables and the flights tables as they were then. It becomes the first of these that the
+# histories know: flights_0001 (which depends on depot_0001) when the flights example is served.
+_LEGACY_REVISIONS = {"0002_ingest": ("flights_0001", "depot_0001")}
 
 SEED_SQL = (
     "INSERT INTO sources (code, name, priority, version, created_at, updated_at) "
     "VALUES ('manual', 'Manual entry', 0, 1, now(), now()) ON CONFLICT (code) DO NOTHING"
 )
-
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
@@ -35,23 +47,101 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     )
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+@dataclass(frozen=True)
+class History:
+    """Where a catalog's migrations live: depot's system history plus the catalog's own folder."""
+
+    catalog: Catalog
+    directory: Path | None = None  # None: the system history alone (depot's own development)
+
+    @property
+    def locations(self) -> list[Path]:
+        own = [self.directory] if self.directory is not None and self.directory.is_dir() else []
+        return [SYSTEM_VERSIONS, *own]
+
+
+def alembic_config(history: History, connection: Connection | None = None) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    # set_main_option interpolates %; paths are joined with the OS separator, so spaces are safe.
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join(str(p).replace("%", "%%") for p in history.locations))
+    config.set_main_option(
+        "file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(hour).2d%%(minute).2d_%%(rev)s_%%(slug)s"
+    )
     config.attributes["connection"] = connection
+    config.attributes["catalog"] = history.catalog
     return config
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the database to the newest migration; safe when several processes start at once."""
+def migrate(engine: Engine, history: History) -> None:
+    """Bring the database to the newest revision of every history; safe when several processes start at once."""
     with engine.begin() as connection:
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-        command.upgrade(alembic_config(connection), revision)
+        config = alembic_config(history, connection)
+        _carry_legacy_history(connection, ScriptDirectory.from_config(config))
+        command.upgrade(config, "heads")
 
 
-def current_revision(engine: Engine) -> str | None:
+def _carry_legacy_history(connection: Connection, scripts: ScriptDirectory) -> None:
+    """Restate a database migrated by a depot of one history in the revisions of today's two."""
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return
+    stored = set(connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+    for legacy in stored & _LEGACY_REVISIONS.keys():
+        revision = next(r for r in _LEGACY_REVISIONS[legacy] if _exists(scripts, r))
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = :new WHERE version_num = :old"),
+                           {"new": revision, "old": legacy})
+
+
+def _exists(scripts: ScriptDirectory, revision: str) -> bool:
+    try:
+        return scripts.get_revision(revision) is not None
+    except Exception:  # alembic raises several kinds for an unknown id
+        return False
+
+
+def current_revisions(engine: Engine) -> tuple[str, ...]:
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
+
+
+def generate_migration(
+    engine: Engine, history: History, message: str, *, system: bool = False, rev_id: str | None = None
+) -> Path | None:
+    """Migrate the (scratch) database to every head, then autogenerate the revision that brings it to the catalog.
+
+    The catalog's history holds only the catalog's own tables; `system=True` writes depot's own
+    history instead (for depot's developers). Returns the new file, or None when nothing changed.
+    """
+    from domain.system import SYSTEM_TABLES
+
+    if not system and history.directory is not None:
+        history.directory.mkdir(parents=True, exist_ok=True)
+    migrate(engine, history)
+    config = alembic_config(history)
+    scripts = ScriptDirectory.from_config(config)
+    lineage = SYSTEM_LINEAGE if system else CATALOG_LINEAGE
+    config.attributes["owns_table"] = (lambda name: name in SYSTEM_TABLES) if system else (
+        lambda name: name not in SYSTEM_TABLES and name != "alembic_version")
+    started = _lineage_head(scripts, lineage) is not None
+    kwargs: dict = {"head": f"{lineage}@head"} if started else {
+        "head": "base", "branch_label": lineage,
+        "version_path": str(SYSTEM_VERSIONS if system else history.directory),
+        # the catalog's tables reference sources and ingest_batches: its base needs them first
+        "depends_on": None if system else _lineage_head(scripts, SYSTEM_LINEAGE),
+    }
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        script = command.revision(config, message=message, autogenerate=True, rev_id=rev_id, **kwargs)
+    return Path(script.path) if script else None  # alembic answers [] when env.py dropped an empty one
+
+
+def _lineage_head(scripts: ScriptDirectory, lineage: str) -> str | None:
+    try:
+        return scripts.revision_map.get_current_head(lineage)
+    except Exception:  # no revision carries that label yet
+        return None
 
 
 def create_schema(engine: Engine, catalog: Catalog) -> None:

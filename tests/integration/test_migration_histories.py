@@ -1,0 +1,129 @@
+"""depot's history and the catalog's history share one database without clashing: in either upgrade
+order, and from a database that a depot of one single history migrated."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.postgres import db
+from adapters.postgres.db import History, current_revisions, generate_migration, make_engine, migrate
+from entrypoints.catalogs import load_catalog
+
+NOTES = """
+    from depot import Catalog
+
+    CATALOG = Catalog()
+
+    @CATALOG.table("notes", group="primary", natural_key=("slug",))
+    class Note:
+        slug: str
+        text: str
+"""
+
+NEWER_DEPOT = '''
+"""a system table of a newer depot"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "depot_9001"
+down_revision = "depot_0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table("depot_future", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade():
+    op.drop_table("depot_future")
+'''
+
+
+@pytest.fixture
+def engine_of(new_database):
+    engines = []
+
+    def make() -> sa.Engine:
+        engines.append(make_engine(new_database(), pool_size=1))
+        return engines[-1]
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
+def notes_project(folder: Path, source: str = NOTES, name: str = "catalog.py") -> History:
+    (folder / name).write_text(textwrap.dedent(source))
+    return load_catalog(str(folder / name)).history
+
+
+def tables(engine: sa.Engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names())
+
+
+def test_the_catalogs_first_migration_depends_on_depots_and_both_apply(tmp_path: Path, engine_of):
+    history = notes_project(tmp_path)
+    written = generate_migration(engine_of(), history, "notes")
+    assert written is not None and written.parent == tmp_path / "migrations"
+    assert "depends_on: str | Sequence[str] | None = 'depot_0001'" in written.read_text()
+    engine = engine_of()
+    migrate(engine, history)
+    assert {"sources", "ingest_batches", "rejected_rows", "notes"} <= tables(engine)
+    # the catalog's head depends on depot_0001, so Alembic records it alone
+    assert current_revisions(engine) == (written.name.split("_")[4],)
+    migrate(engine, history)  # idempotent
+
+
+def test_a_newer_depot_under_an_older_catalog_history(tmp_path: Path, engine_of, monkeypatch):
+    history = notes_project(tmp_path)
+    generate_migration(engine_of(), history, "notes")
+    engine = engine_of()
+    migrate(engine, history)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO notes (slug, text) VALUES ('a', 'kept')")
+
+    newer = tmp_path / "newer-depot-versions"
+    shutil.copytree(db.SYSTEM_VERSIONS, newer)
+    (newer / "depot_9001_future.py").write_text(NEWER_DEPOT)
+    monkeypatch.setattr(db, "SYSTEM_VERSIONS", newer)
+    migrate(engine, history)
+    assert "depot_future" in tables(engine)
+    assert "depot_9001" in current_revisions(engine)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT text FROM notes").scalar() == "kept"
+
+
+def test_a_catalog_history_that_grows_under_the_same_depot(tmp_path: Path, engine_of):
+    history = notes_project(tmp_path)
+    scratch = engine_of()
+    generate_migration(scratch, history, "notes")
+    engine = engine_of()
+    migrate(engine, history)
+
+    grown = notes_project(tmp_path, NOTES + "        stars: int = 0\n", "grown.py")  # same folder, same history
+    second = generate_migration(scratch, grown, "stars")
+    assert second is not None and "add_column('notes'" in second.read_text()
+    assert generate_migration(scratch, grown, "nothing") is None
+    migrate(engine, grown)
+    assert "stars" in {c["name"] for c in sa.inspect(engine).get_columns("notes")}
+
+
+def test_a_database_of_the_single_history_is_carried_over_with_its_rows(engine_of):
+    flights = load_catalog().history
+    engine = engine_of()
+    migrate(engine, flights)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO airlines (carrier, name) VALUES ('AA', 'American')")
+        # what a depot of one history left: one revision standing for the system and flights tables
+        connection.exec_driver_sql("DELETE FROM alembic_version")
+        connection.exec_driver_sql("INSERT INTO alembic_version VALUES ('0002_ingest')")
+    migrate(engine, flights)
+    assert current_revisions(engine) == ("flights_0001",)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT name FROM airlines").scalar() == "American"
