@@ -35,3 +35,22 @@ def test_conventional_database_url_is_honoured(pg_server: str, pg_uow):
 def test_serve_refuses_memory_storage_with_several_workers():
     result = run("serve", "--storage", "memory", "--workers", "2")
     assert result.returncode != 0 and "--workers 1" in result.stderr
+
+
+def test_a_catalog_that_cannot_load_is_one_line_and_exit_2(tmp_path):
+    missing = run("tables", "--storage", "memory", "--catalog", str(tmp_path / "nope.py"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    (tmp_path / "broken.py").write_text("from depot import Catalog\nCATALOG = Catalog()\n1/0\n")
+    broken = run("serve", "--catalog", str(tmp_path / "broken.py"))
+    assert broken.returncode == 2 and "ZeroDivisionError" in broken.stderr and "broken.py:3" in broken.stderr
+    assert "Traceback" not in broken.stderr
+
+
+def test_db_url_names_the_embedded_socket_and_psql_reaches_it(tmp_path):
+    url = run("db-url", DEPOT_DATA_DIR=str(tmp_path / "data"))
+    assert url.returncode == 0 and url.stdout.strip() == f"postgresql://postgres@/depot?host={tmp_path}/data/pgdata"
+    assert "not running" in url.stderr
+    psql = run("psql", "-At", "-c", "select current_database()", DEPOT_DATA_DIR=str(tmp_path / "data"))
+    assert psql.returncode == 0 and psql.stdout.strip() == "depot", psql.stderr
+    failing = run("psql", "-c", "select nope", DEPOT_DATA_DIR=str(tmp_path / "data"))
+    assert failing.returncode != 0 and 'column "nope" does not exist' in failing.stderr  # psql's own status
