@@ -3,14 +3,15 @@
 from alembic import context
 
 from adapters.postgres.db import make_engine
-from adapters.postgres.tables import build_metadata
+from adapters.postgres.tables import build_metadata, render_item
 from domain.catalog import CATALOG
 
 target_metadata = build_metadata(CATALOG)
 
 
 def _run(connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True,
+                      render_item=render_item)
     with context.begin_transaction():
         context.run_migrations()
 
