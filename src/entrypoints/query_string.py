@@ -237,7 +237,8 @@ def _aggregate(table: Table, function: str, column: str | None, alias: str | Non
     if function in ("sum", "avg") and kind not in NUMBER_TYPES:
         raise BadRequest(f"{function}() needs a numeric column; '{column}' is {table.column(column).type_name}",
                          details=f"in {_shown(where)}")
-    if function in ("min", "max") and kind in (_UNORDERED_TYPES | {ColumnType.BOOLEAN}):
+    # PostgreSQL has no min/max for boolean or uuid (uuid still orders and pages).
+    if function in ("min", "max") and kind in (_UNORDERED_TYPES | {ColumnType.BOOLEAN, ColumnType.UUID}):
         raise BadRequest(f"{function}() cannot compare '{column}' ({table.column(column).type_name})",
                          details=f"in {_shown(where)}")
     return Aggregate(function, column, alias)
