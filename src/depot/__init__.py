@@ -22,5 +22,5 @@ from domain.schema import (
 
 __all__ = [
     "BigInt", "Catalog", "Column", "ColumnType", "Doc", "ForeignKey", "Ge", "Gt", "Interval", "Le", "Lt",
-    "MaxLen", "Numeric", "OneOf", "Pattern", "References", "Table",
+    "MaxLen", "Naive", "Numeric", "OneOf", "Pattern", "References", "Table",
 ]

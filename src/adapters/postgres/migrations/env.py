@@ -6,7 +6,7 @@ connection and the catalog in `config.attributes`; see adapters/postgres/db.py.
 
 from alembic import context
 
-from adapters.postgres.tables import build_metadata
+from adapters.postgres.tables import build_metadata, render_item
 
 attributes = context.config.attributes
 owns_table = attributes.get("owns_table")  # set by makemigration: which tables this history may touch
@@ -26,6 +26,7 @@ context.configure(
     connection=connection,
     target_metadata=build_metadata(attributes["catalog"]),
     compare_type=True,
+    render_item=render_item,  # keeps the escaped colons of CHECKs in the written migration
     include_object=include_object,
     process_revision_directives=process_revision_directives,
 )
