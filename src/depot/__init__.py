@@ -13,6 +13,7 @@ from domain.schema import (
     ColumnType,
     Doc,
     ForeignKey,
+    Naive,
     Numeric,
     OneOf,
     Pattern,
@@ -22,5 +23,5 @@ from domain.schema import (
 
 __all__ = [
     "BigInt", "Catalog", "Column", "ColumnType", "Doc", "ForeignKey", "Ge", "Gt", "Interval", "Le", "Lt",
-    "MaxLen", "Numeric", "OneOf", "Pattern", "References", "Table",
+    "MaxLen", "Naive", "Numeric", "OneOf", "Pattern", "References", "Table",
 ]

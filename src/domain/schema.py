@@ -8,6 +8,7 @@ import decimal
 import enum
 import types
 import typing
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -23,7 +24,10 @@ class ColumnType(enum.StrEnum):
     BOOLEAN = "boolean"
     DATE = "date"
     TIMESTAMPTZ = "timestamptz"
+    TIMESTAMP = "timestamp"  # without time zone: Annotated[dt.datetime, Naive()]
+    UUID = "uuid"
     JSON = "json"
+    ARRAY = "array"  # of Column.item: list[str], list[int]
 
 
 _PYTHON_TYPES: dict[type, ColumnType] = {
@@ -34,9 +38,15 @@ _PYTHON_TYPES: dict[type, ColumnType] = {
     bool: ColumnType.BOOLEAN,
     dt.date: ColumnType.DATE,
     dt.datetime: ColumnType.TIMESTAMPTZ,
+    uuid.UUID: ColumnType.UUID,
     dict: ColumnType.JSON,
-    list: ColumnType.JSON,
+    list: ColumnType.JSON,  # a bare list is any JSON array; list[str] and list[int] are SQL arrays
 }
+
+NUMBER_TYPES = frozenset({ColumnType.INTEGER, ColumnType.BIGINT, ColumnType.FLOAT, ColumnType.NUMERIC})
+
+# The element types of list[...] columns: a SQL array of one of these, no NULL element, one dimension.
+_ARRAY_ITEMS: dict[type, ColumnType] = {str: ColumnType.TEXT, int: ColumnType.INTEGER}
 
 
 # --- column metadata, used inside Annotated[...] -------------------------------------------------
@@ -73,6 +83,11 @@ class BigInt:
 
 
 @dataclass(frozen=True)
+class Naive:
+    """Marks a datetime column as `timestamp without time zone`: values carry no UTC offset."""
+
+
+@dataclass(frozen=True)
 class Doc:
     text: str
 
@@ -100,11 +115,14 @@ class Column:
     pattern: str | None = None
     ge: float | None = None
     le: float | None = None
+    gt: float | None = None
+    lt: float | None = None
     choices: tuple[str, ...] | None = None
     max_length: int | None = None
     precision: int | None = None
     scale: int | None = None
     reference: References | None = None
+    item: ColumnType | None = None  # the element type of an ARRAY column
     system: bool = False
     generated: bool = False
     description: str | None = None
@@ -117,6 +135,19 @@ class Column:
     @property
     def writable(self) -> bool:
         return not self.system and not self.generated
+
+    @property
+    def type_name(self) -> str:
+        """The type as PostgreSQL would name it in a message: `text[]` for an array of text."""
+        if self.type is ColumnType.ARRAY and self.item is not None:
+            return f"{self.item.value}[]"
+        return self.type.value
+
+    @property
+    def item_column(self) -> Column:
+        """An ARRAY column's element, as a column of its own (what validates and sorts one element)."""
+        assert self.item is not None, f"{self.name} is not an array"
+        return Column(self.name, self.item)
 
     @property
     def int_range(self) -> tuple[int, int] | None:
@@ -200,7 +231,9 @@ class Table:
 # --- the catalog and its decorator ---------------------------------------------------------------
 
 
-SYSTEM_GROUPS = ("primary", "secondary", "instances")
+SYSTEM_GROUPS = ("primary", "secondary", "instances")  # the groups whose tables get the system columns
+INTERNAL_GROUP = "ingestion"  # depot's own bookkeeping tables, which declare their columns themselves
+GROUPS = (*SYSTEM_GROUPS, INTERNAL_GROUP)
 
 
 class Catalog:
@@ -280,12 +313,16 @@ class Catalog:
         `version`, `created_at` and `updated_at`.
         """
 
+        if group not in GROUPS:
+            raise ValueError(f"table {name!r}: unknown group {group!r}; the groups are {', '.join(GROUPS)}")
+
         def wrap(cls: type) -> type:
             doc = cls.__dict__.get("__doc__")  # before @dataclass invents one from the signature
             if not dataclasses.is_dataclass(cls):
                 cls = dataclass(frozen=True, kw_only=True)(cls)
             hints = typing.get_type_hints(cls, include_extras=True)
             columns = [_column_from_field(f, hints) for f in dataclasses.fields(cls)]
+            _refuse_reserved(name, columns, group, surrogate_id)
             nk = tuple(natural_key or (columns[0].name,))
             if surrogate_id:
                 columns.insert(0, Column("id", ColumnType.BIGINT, generated=True))
@@ -344,6 +381,26 @@ def _system_columns(provenance: bool) -> list[Column]:
     return cols
 
 
+def reserved_names(group: str, surrogate_id: bool) -> tuple[str, ...]:
+    """The column names depot adds to a table of this group, which its declaration may not use.
+
+    All system column names are reserved in SYSTEM_GROUPS, provenance or not, so a table can gain
+    provenance later without renaming a column."""
+    names = [c.name for c in _system_columns(provenance=True)] if group in SYSTEM_GROUPS else []
+    return ("id", *names) if surrogate_id else tuple(names)
+
+
+def _refuse_reserved(table: str, columns: list[Column], group: str, surrogate_id: bool) -> None:
+    reserved = reserved_names(group, surrogate_id)
+    clashes = [c.name for c in columns if c.name in reserved]
+    if clashes:
+        raise ValueError(
+            f"table {table!r}: {', '.join(map(repr, clashes))} "
+            f"{'is a name' if len(clashes) == 1 else 'are names'} depot reserves for its system columns "
+            f"(reserved here: {', '.join(reserved)}); rename the column"
+        )
+
+
 def _column_from_field(f: dataclasses.Field, hints: dict) -> Column:
     hint = hints[f.name]
     metadata: list = []
@@ -358,8 +415,15 @@ def _column_from_field(f: dataclasses.Field, hints: dict) -> Column:
     if base not in _PYTHON_TYPES:
         raise TypeError(f"column {f.name}: unsupported type {hint!r}")
     kwargs: dict[str, typing.Any] = {"type": _PYTHON_TYPES[base], "nullable": nullable}
+    if base is list and typing.get_args(hint):
+        (item,) = typing.get_args(hint)
+        if item not in _ARRAY_ITEMS:
+            raise TypeError(f"column {f.name}: arrays hold str or int, not {item!r} (a bare list is JSON)")
+        kwargs.update(type=ColumnType.ARRAY, item=_ARRAY_ITEMS[item])
     if f.default is not dataclasses.MISSING:
         kwargs["default"] = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        raise TypeError(f"column {f.name}: a default_factory is not a column default; use a plain default")
     for m in metadata:
         match m:
             case References():
@@ -372,18 +436,39 @@ def _column_from_field(f: dataclasses.Field, hints: dict) -> Column:
                 kwargs.update(type=ColumnType.NUMERIC, precision=p, scale=s)
             case BigInt():
                 kwargs["type"] = ColumnType.BIGINT
+            case Naive():
+                if base is not dt.datetime:
+                    raise TypeError(f"column {f.name}: Naive() marks a datetime column, not {hint!r}")
+                kwargs["type"] = ColumnType.TIMESTAMP
             case Doc(text=t):
                 kwargs["description"] = t
             case annotated_types.Ge(ge=v):
                 kwargs["ge"] = v
             case annotated_types.Le(le=v):
                 kwargs["le"] = v
+            case annotated_types.Gt(gt=v):
+                kwargs["gt"] = v
+            case annotated_types.Lt(lt=v):
+                kwargs["lt"] = v
             case annotated_types.Interval():
-                kwargs.update(ge=m.ge, le=m.le)
+                kwargs.update({k: getattr(m, k) for k in ("ge", "le", "gt", "lt") if getattr(m, k) is not None})
             case annotated_types.MaxLen(max_length=n):
+                if base is not str:
+                    raise TypeError(f"column {f.name}: MaxLen bounds a str column (varchar(n)), not {hint!r}")
                 kwargs["max_length"] = n
             case _:
                 raise TypeError(f"column {f.name}: unsupported metadata {m!r}")
+    bounds = {k: kwargs[k] for k in ("ge", "le", "gt", "lt") if k in kwargs}
+    if bounds and (kwargs["type"] not in NUMBER_TYPES or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in bounds.values()
+    )):
+        # A bound becomes a CHECK by its repr: only plain numbers on number columns read the same in SQL.
+        raise TypeError(f"column {f.name}: Ge/Le/Gt/Lt take an int or float bound on a number column")
+    if kwargs["type"] is ColumnType.ARRAY:
+        refused = [k for k in ("reference", "pattern", "choices", "ge", "le", "gt", "lt") if k in kwargs]
+        if refused:
+            raise TypeError(f"column {f.name}: an array column takes no {', '.join(refused)} "
+                            "(checks and references apply to one value, not to a list of them)")
     return Column(f.name, **kwargs)
 
 
@@ -396,3 +481,8 @@ def _check(spec: Table) -> None:
     for fk in spec.foreign_keys:
         if set(fk.columns) - names:
             raise ValueError(f"{spec.name}: reference {fk.name} names unknown columns")
+    for key in (spec.primary_key, spec.natural_key, *spec.unique, *(fk.columns for fk in spec.foreign_keys)):
+        unkeyable = [c for c in key if spec.column(c).type in (ColumnType.ARRAY, ColumnType.JSON)]
+        if unkeyable:
+            raise ValueError(f"{spec.name}: {', '.join(unkeyable)} cannot be in a key or a reference "
+                             "(arrays and JSON are not compared as keys)")

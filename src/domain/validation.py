@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import math
 import re
+import uuid
 from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
@@ -42,7 +44,7 @@ def _type_error(column: Column, value: Any) -> ValueRefused:
     shown = repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."
-    return ValueRefused("type", f"expected {column.type.value}, got {shown}")
+    return ValueRefused("type", f"expected {column.type_name}, got {shown}")
 
 
 def _plain_number(text: str) -> bool:
@@ -171,20 +173,23 @@ def _date(column: Column) -> Coercer:
     return coerce
 
 
+def _datetime(column: Column, value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("z", "Z")):
+            text = text[:-1] + "+00:00"
+        try:
+            return dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise _type_error(column, value) from None
+    raise _type_error(column, value)
+
+
 def _timestamptz(column: Column) -> Coercer:
     def coerce(value: Any) -> dt.datetime:
-        if isinstance(value, dt.datetime):
-            result = value
-        elif isinstance(value, str):
-            text = value.strip()
-            if text.endswith(("z", "Z")):
-                text = text[:-1] + "+00:00"
-            try:
-                result = dt.datetime.fromisoformat(text)
-            except ValueError:
-                raise _type_error(column, value) from None
-        else:
-            raise _type_error(column, value)
+        result = _datetime(column, value)
         if result.tzinfo is None:
             # PostgreSQL reads a timestamp without offset in the session's zone, which depot keeps at UTC.
             result = result.replace(tzinfo=dt.UTC)
@@ -195,6 +200,38 @@ def _timestamptz(column: Column) -> Coercer:
         if not in_range:
             raise ValueRefused("out_of_range", f"{value!r} is out of range for timestamptz")
         return result
+
+    return coerce
+
+
+def _timestamp(column: Column) -> Coercer:
+    """A naive timestamp. A value with a UTC offset is refused, not converted: PostgreSQL would
+    silently drop the offset (`'10:00+02'::timestamp` is 10:00), and converting to UTC would guess
+    that the column means UTC. Either way a writer's 10:00+02 and 10:00-05 became one instant."""
+
+    def coerce(value: Any) -> dt.datetime:
+        result = _datetime(column, value)
+        if result.tzinfo is not None:
+            raise ValueRefused("type", f"{column.name} is a timestamp without time zone; "
+                                       f"{value!r} carries a UTC offset")
+        return result
+
+    return coerce
+
+
+_UUID_HEX = r"[0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}"
+_UUID = re.compile(rf"{_UUID_HEX}|\{{{_UUID_HEX}\}}")
+
+
+def _uuid(column: Column) -> Coercer:
+    def coerce(value: Any) -> uuid.UUID:
+        if isinstance(value, uuid.UUID):
+            return value
+        # What PostgreSQL reads as uuid: hex with or without hyphens, optionally in braces (Python's
+        # UUID() would also take "urn:uuid:" and digits with underscores).
+        if isinstance(value, str) and _UUID.fullmatch(text := value.strip()):
+            return uuid.UUID(text)
+        raise _type_error(column, value)
 
     return coerce
 
@@ -229,6 +266,80 @@ def _json(column: Column) -> Coercer:
     return coerce
 
 
+def _array_items(column: Column, text: str) -> list[Any]:
+    """The items of an array written as text: a JSON array (`["a","b"]`, `[1,2]`) or PostgreSQL's
+    literal (`{a,b}`, `{"a,b","c \\"d\\""}`, `{}`), the two forms a CSV cell or a filter can hold."""
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except ValueError:
+            raise _type_error(column, text) from None
+        if not isinstance(items, list):  # pragma: no cover - a text starting with [ is a list or invalid
+            raise _type_error(column, text)
+        return items
+    if not (text.startswith("{") and text.endswith("}")):
+        raise ValueRefused("type", f"expected {column.type_name} as {{a,b}} or a JSON array, got {text[:40]!r}")
+    items: list[Any] = []
+    inner = text[1:-1]
+    if not inner.strip():
+        return items
+    position = 0
+    while True:
+        while position < len(inner) and inner[position].isspace():
+            position += 1
+        if position < len(inner) and inner[position] == '"':
+            chars, position = [], position + 1
+            while position < len(inner) and inner[position] != '"':
+                if inner[position] == "\\":
+                    position += 1
+                if position < len(inner):
+                    chars.append(inner[position])
+                position += 1
+            if position >= len(inner):
+                raise ValueRefused("type", f"unterminated quoted item in {text[:40]!r}")
+            item: Any = "".join(chars)
+            position += 1
+            rest = inner.find(",", position)
+            trailing = inner[position:] if rest < 0 else inner[position:rest]
+            if trailing.strip():
+                raise ValueRefused("type", f"text after a quoted item in {text[:40]!r}")
+        else:
+            rest = inner.find(",", position)
+            raw = (inner[position:] if rest < 0 else inner[position:rest]).strip()
+            if not raw or any(c in raw for c in '{}"\\'):
+                raise ValueRefused("type", f"malformed array literal {text[:40]!r} (a nested array, an "
+                                           "empty item or a stray quote; quote items that hold them)")
+            item = None if raw.upper() == "NULL" else raw
+        items.append(item)
+        if rest < 0:
+            return items
+        position = rest + 1
+
+
+def _array(column: Column) -> Coercer:
+    """A one-dimensional array without NULL items, each item validated as its element type."""
+    element = _BUILDERS[column.item](column.item_column)  # type: ignore[index]
+
+    def coerce(value: Any) -> list[Any]:
+        items = _array_items(column, value) if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise _type_error(column, value)
+        result = []
+        for index, item in enumerate(items):
+            if item is None:
+                raise ValueRefused("not_null", f"item {index + 1} is null; arrays of {column.name} hold no NULL")
+            if isinstance(item, list):
+                raise ValueRefused("type", f"item {index + 1} is an array; {column.type_name} has one dimension")
+            try:
+                result.append(element(item))
+            except ValueRefused as refused:
+                raise ValueRefused(refused.code, f"item {index + 1}: {refused.message}") from None
+        return result
+
+    return coerce
+
+
 _BUILDERS: dict[ColumnType, Callable[[Column], Coercer]] = {
     ColumnType.TEXT: _text,
     ColumnType.INTEGER: _integer,
@@ -238,7 +349,10 @@ _BUILDERS: dict[ColumnType, Callable[[Column], Coercer]] = {
     ColumnType.BOOLEAN: _boolean,
     ColumnType.DATE: _date,
     ColumnType.TIMESTAMPTZ: _timestamptz,
+    ColumnType.TIMESTAMP: _timestamp,
+    ColumnType.UUID: _uuid,
     ColumnType.JSON: _json,
+    ColumnType.ARRAY: _array,
 }
 
 
@@ -270,6 +384,16 @@ def _checks(column: Column) -> list[Callable[[Any], None]]:
                 raise ValueRefused("out_of_range", f"{value} is not within [{lo_text}, {hi_text}]")
 
         checks.append(bounds)
+    if column.gt is not None or column.lt is not None:
+        above, below = column.gt, column.lt
+
+        def strict_bounds(value: Any) -> None:
+            if (above is not None and not value > above) or (below is not None and not value < below):
+                lo_text = "(-inf" if above is None else f"({above}"
+                hi_text = "inf)" if below is None else f"{below})"
+                raise ValueRefused("out_of_range", f"{value} is not within {lo_text}, {hi_text}")
+
+        checks.append(strict_bounds)
     if column.max_length is not None:
         limit = column.max_length
 
@@ -434,6 +558,11 @@ def _fast_column(column: Column, values: list[Any]) -> list[Any] | None:
         if (lo is not None or hi is not None) and fast in (int, float):
             if (lo is not None and min(converted) < lo) or (hi is not None and max(converted) > hi):
                 return None
+        if (column.gt is not None or column.lt is not None) and fast in (int, float):
+            if (column.gt is not None and min(converted) <= column.gt) or (
+                column.lt is not None and max(converted) >= column.lt
+            ):
+                return None
         if column.pattern is not None:
             regex = re.compile(column.pattern)
             if not all(map(regex.fullmatch, converted)):
@@ -476,6 +605,17 @@ def header_errors(table: Table, header: list[str]) -> list[FieldError]:
     return errors
 
 
+@cache
+def empty_cell_defaults(table: Table) -> dict[str, Any]:
+    """What an empty CSV cell (read as NULL) becomes, by column: the default of a NOT NULL column
+    that has one, as if the cell were absent, where NULL would only be refused. A nullable column
+    keeps the NULL its cell says, as PostgreSQL's COPY would."""
+    return {
+        c.name: c.default for c in table.writable_columns
+        if not c.nullable and c.default is not MISSING and c.default is not None
+    }
+
+
 def validate_records(table: Table, header: list[str], records: list[list[Any]]) -> RecordsChecked:
     """Validate tabular records column by column (the header must pass header_errors first).
 
@@ -486,9 +626,12 @@ def validate_records(table: Table, header: list[str], records: list[list[Any]]) 
     columns = list(zip(*records, strict=True)) if records else [() for _ in header]
     typed: dict[str, list[Any]] = {}
     errors: dict[int, list[FieldError]] = {}
+    empty_defaults = empty_cell_defaults(table)
     for name, raw in zip(header, columns, strict=True):
         column = table.column(name)
         values = list(raw)
+        if name in empty_defaults and None in values:
+            values = [empty_defaults[name] if v is None else v for v in values]
         converted = _fast_column(column, values)
         if converted is None:
             coerce = coercer(column)

@@ -26,6 +26,8 @@ from domain.errors import (
     Unavailable,
     UnknownTable,
 )
+from domain.schema import Table
+from domain.validation import empty_cell_defaults
 
 log = logging.getLogger("depot.http")
 
@@ -165,7 +167,10 @@ def parse_json(raw: bytes) -> Any:
         raise BadRequest(f"The request body is not valid JSON: {error}", code="PGRST102") from None
 
 
-def parse_csv(raw: bytes, null: str = "") -> list[dict[str, Any]]:
+def parse_csv(raw: bytes, null: str = "", empty_defaults: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The rows of a CSV body; a `null` cell is None, or the column's default where
+    `empty_defaults` (domain.validation.empty_cell_defaults) names one."""
+    defaults = empty_defaults or {}
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -185,7 +190,7 @@ def parse_csv(raw: bytes, null: str = "") -> list[dict[str, Any]]:
             if len(record) != len(header):
                 raise BadRequest(f"CSV line {number} has {len(record)} fields; the header has {len(header)}",
                                  code="PGRST102")
-            rows.append({k: (None if v == null else v) for k, v in zip(header, record, strict=True)})
+            rows.append({k: (defaults.get(k) if v == null else v) for k, v in zip(header, record, strict=True)})
     except csv.Error as error:
         raise BadRequest(f"Malformed CSV: {error}", code="PGRST102") from None
     return rows
@@ -201,8 +206,8 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
 
 
-async def rows_from_body(request: Request) -> tuple[list[Any], bool]:
-    """The rows a write sends, and whether it sent a single object rather than a list."""
+async def rows_from_body(request: Request, table: Table) -> tuple[list[Any], bool]:
+    """The rows a write to `table` sends, and whether it sent a single object rather than a list."""
     kind = media_type(request)
     raw = await read_body(request)
     if kind in ("application/json", "", "*/*"):
@@ -213,6 +218,6 @@ async def rows_from_body(request: Request) -> tuple[list[Any], bool]:
             return [value], True
         raise BadRequest("The body must be a JSON object or an array of objects", code="PGRST102")
     if kind == "text/csv":
-        return parse_csv(raw), False
+        return parse_csv(raw, empty_defaults=empty_cell_defaults(table)), False
     raise HttpError(415, f"Content-Type {kind!r} is not supported here", code="PGRST415",
                     hint="Send application/json or text/csv.")

@@ -15,12 +15,21 @@ _TYPES: dict[ColumnType, dict[str, Any]] = {
     ColumnType.BOOLEAN: {"type": "boolean"},
     ColumnType.DATE: {"type": "string", "format": "date"},
     ColumnType.TIMESTAMPTZ: {"type": "string", "format": "date-time"},
+    # What pydantic writes for a naive datetime too; the column's validation refuses an offset.
+    ColumnType.TIMESTAMP: {"type": "string", "format": "date-time"},
+    ColumnType.UUID: {"type": "string", "format": "uuid"},
     ColumnType.JSON: {},
 }
 
 
+def _type_schema(column: Column) -> dict[str, Any]:
+    if column.type is ColumnType.ARRAY:
+        return {"type": "array", "items": _type_schema(column.item_column)}
+    return dict(_TYPES[column.type])
+
+
 def column_schema(column: Column) -> dict[str, Any]:
-    schema: dict[str, Any] = dict(_TYPES[column.type])
+    schema: dict[str, Any] = _type_schema(column)
     if column.pattern is not None:
         schema["pattern"] = f"^(?:{column.pattern})$"
     if column.choices is not None:
@@ -31,11 +40,15 @@ def column_schema(column: Column) -> dict[str, Any]:
         schema["maximum"] = min(column.le, schema.get("maximum", column.le))
     if column.max_length is not None:
         schema["maxLength"] = column.max_length
+    if column.gt is not None:
+        schema["exclusiveMinimum"] = column.gt
+    if column.lt is not None:
+        schema["exclusiveMaximum"] = column.lt
     if column.type is ColumnType.NUMERIC and column.precision:
         bound = 10 ** (column.precision - (column.scale or 0))
-        schema["exclusiveMaximum"] = bound
+        schema["exclusiveMaximum"] = min(bound, schema.get("exclusiveMaximum", bound))
         if column.ge is None:
-            schema["exclusiveMinimum"] = -bound
+            schema["exclusiveMinimum"] = max(-bound, schema.get("exclusiveMinimum", -bound))
     if column.default is not MISSING and column.default is not None:
         schema["default"] = column.default
     if column.description:

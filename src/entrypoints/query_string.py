@@ -28,14 +28,16 @@ from domain.query import (
     Where,
     conjunction,
 )
-from domain.schema import Catalog, ColumnType, Table
+from domain.schema import NUMBER_TYPES, Catalog, ColumnType, Table
 from domain.validation import ValueRefused, parse_value
 
 RESERVED = frozenset({"select", "order", "limit", "offset", "on_conflict", "columns", "after"})
 LOGIC = {"or": ("or", False), "and": ("and", False), "not.or": ("or", True), "not.and": ("and", True)}
 _LIKE_TYPES = frozenset({ColumnType.TEXT})
-_NUMBER_TYPES = frozenset({ColumnType.INTEGER, ColumnType.BIGINT, ColumnType.FLOAT, ColumnType.NUMERIC})
-_UNORDERED_TYPES = frozenset({ColumnType.JSON})
+# Arrays are compared whole (eq, neq, in, is.null): no order, which PostgreSQL defines item by item
+# with the items' collation, and no grouping (a list is no dict key in the memory adapter).
+_UNORDERED_TYPES = frozenset({ColumnType.JSON, ColumnType.ARRAY})
+_ORDERED_OPERATORS = frozenset({"gt", "gte", "lt", "lte"})
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_INT = 2**63 - 1
 _MAX_DEPTH = 16
@@ -43,6 +45,11 @@ _MAX_DEPTH = 16
 
 def _shown(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _kind(table: Table, name: str) -> str:
+    column = table.column(name)
+    return "JSON" if column.type is ColumnType.JSON else column.type_name
 
 
 def _column(table: Table, name: str, where: str) -> str:
@@ -60,7 +67,7 @@ def _typed(table: Table, column: str, text: str, where: str):
         return parse_value(table.column(column), text)
     except ValueRefused as refused:
         raise BadRequest(
-            f"Invalid value {_shown(text)!r} for column '{column}' ({table.column(column).type.value})",
+            f"Invalid value {_shown(text)!r} for column '{column}' ({table.column(column).type_name})",
             details=f"in {_shown(where)}: {refused.message}",
             code="22P02",
         ) from None
@@ -143,9 +150,12 @@ def _condition(table: Table, column: str, expression: str, where: str, *, quoted
     if op == "in":
         items = _split_in_list(value, where)
         return Condition(column, "in", tuple(_typed(table, column, i, where) for i in items), negated)
+    if op in _ORDERED_OPERATORS and table.column(column).type in _UNORDERED_TYPES:
+        raise BadRequest(f"{op} cannot compare the {table.column(column).type_name} column '{column}'",
+                         details=f"in {_shown(where)}", hint="Arrays take eq, neq, in and is.null.")
     if op in ("like", "ilike"):
         if table.column(column).type not in _LIKE_TYPES:
-            raise BadRequest(f"{op} needs a text column; '{column}' is {table.column(column).type.value}",
+            raise BadRequest(f"{op} needs a text column; '{column}' is {table.column(column).type_name}",
                              details=f"in {_shown(where)}")
         if "\x00" in value:
             raise BadRequest(f"A {op} pattern cannot contain the NUL character", details=f"in {_shown(where)}")
@@ -224,11 +234,13 @@ def _aggregate(table: Table, function: str, column: str | None, alias: str | Non
         return Aggregate("count", None, alias)
     _column(table, column, where)
     kind = table.column(column).type
-    if function in ("sum", "avg") and kind not in _NUMBER_TYPES:
-        raise BadRequest(f"{function}() needs a numeric column; '{column}' is {kind.value}",
+    if function in ("sum", "avg") and kind not in NUMBER_TYPES:
+        raise BadRequest(f"{function}() needs a numeric column; '{column}' is {table.column(column).type_name}",
                          details=f"in {_shown(where)}")
-    if function in ("min", "max") and kind in (_UNORDERED_TYPES | {ColumnType.BOOLEAN}):
-        raise BadRequest(f"{function}() cannot compare '{column}' ({kind.value})", details=f"in {_shown(where)}")
+    # PostgreSQL has no min/max for boolean or uuid (uuid still orders and pages).
+    if function in ("min", "max") and kind in (_UNORDERED_TYPES | {ColumnType.BOOLEAN, ColumnType.UUID}):
+        raise BadRequest(f"{function}() cannot compare '{column}' ({table.column(column).type_name})",
+                         details=f"in {_shown(where)}")
     return Aggregate(function, column, alias)
 
 
@@ -347,7 +359,7 @@ def parse_select(catalog: Catalog, table: Table, text: str, where: str | None = 
     if any(isinstance(i, Aggregate) for i in items):
         grouped = {i.column for i in items if isinstance(i, Field)}
         for name in sorted(c for c in grouped if table.column(c).type in _UNORDERED_TYPES):
-            raise BadRequest(f"Cannot group an aggregate read by the JSON column '{name}'",
+            raise BadRequest(f"Cannot group an aggregate read by the {_kind(table, name)} column '{name}'",
                              details=f"in {_shown(where)}", hint="Group by other columns, or aggregate it: "
                                                                   f"{name}.count()")
         for embed in (i for i in items if isinstance(i, Embed)):
@@ -373,7 +385,8 @@ def parse_order(table: Table, text: str, aggregates: Iterable[Aggregate] = (),
         if name not in aggregate_keys:
             _column(table, name, where)
             if table.column(name).type in _UNORDERED_TYPES:
-                raise BadRequest(f"Cannot order by the JSON column '{name}'", details=f"in {_shown(where)}")
+                raise BadRequest(f"Cannot order by the {_kind(table, name)} column '{name}'",
+                                 details=f"in {_shown(where)}")
             if group is not None and aggregate_keys and name not in group:
                 raise BadRequest(f"Ordering an aggregate read by '{name}', which is neither selected nor an "
                                  "aggregate", details=f"in {_shown(where)}",

@@ -47,7 +47,7 @@ def _filter_parameters(table: Table) -> list[dict[str, Any]]:
             "in": "query",
             "required": False,
             "schema": {"type": "string"},
-            "description": f"Filter on {c.name} ({c.type.value}): op.value, op one of "
+            "description": f"Filter on {c.name} ({c.type_name}): op.value, op one of "
                            "eq neq gt gte lt lte like ilike in is, optionally after not.",
         }
         for c in table.columns
@@ -159,7 +159,7 @@ def table_router(table: Table) -> APIRouter:
         openapi_extra=_body(names["insert"], many=True),
     )
     async def create_rows(request: Request, uow: UoW) -> Response:
-        raws, single = await rows_from_body(request)
+        raws, single = await rows_from_body(request, table)
         prefs = prefer(request)
         on_conflict = request.query_params.get("on_conflict")
         written = await run_in_threadpool(

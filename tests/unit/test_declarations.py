@@ -105,3 +105,103 @@ def test_composite_references_are_declared_on_the_table():
     spec = catalog["route_notes"]
     assert spec.hard_foreign_keys[-1].target_columns == ("carrier", "origin", "dest")
     assert spec.column("stars").default == 0 and not spec.column("stars").required
+
+
+# --- the language's newer types and its refusals ----------------------------------------------------
+
+
+def _declare(*, group: str = "primary", surrogate_id: bool = False, **annotations) -> Catalog:
+    """A catalog with one table `t` whose columns are the given annotations, in order."""
+    catalog = CATALOG.extend()
+    cls = type("T", (), {"__annotations__": annotations})
+    catalog.table("t", group=group, surrogate_id=surrogate_id)(cls)
+    return catalog
+
+
+def test_uuid_naive_timestamps_bounded_text_and_arrays_become_their_column_types():
+    import uuid
+
+    from annotated_types import MaxLen
+
+    from domain.schema import Naive
+
+    t = _declare(
+        code=Annotated[str, MaxLen(8)], ref=uuid.UUID, at=Annotated[dt.datetime, Naive()], stamp=dt.datetime,
+        tags=list[str], counts=list[int] | None, blob=list, doc=dict,
+    )["t"]
+    assert t.column("code").type is ColumnType.TEXT and t.column("code").max_length == 8
+    assert t.column("ref").type is ColumnType.UUID
+    assert t.column("at").type is ColumnType.TIMESTAMP and t.column("stamp").type is ColumnType.TIMESTAMPTZ
+    assert (t.column("tags").type, t.column("tags").item, t.column("tags").type_name) == (
+        ColumnType.ARRAY, ColumnType.TEXT, "text[]")
+    assert t.column("counts").nullable and t.column("counts").type_name == "integer[]"
+    assert t.column("blob").type is ColumnType.JSON and t.column("doc").type is ColumnType.JSON  # bare: jsonb
+
+
+def test_gt_and_lt_become_strict_bounds():
+    from annotated_types import Gt, Interval, Lt
+
+    t = _declare(a=Annotated[float, Gt(0), Lt(1)], b=Annotated[int, Interval(gt=0, le=9)])["t"]
+    assert (t.column("a").gt, t.column("a").lt, t.column("a").ge) == (0, 1, None)
+    assert (t.column("b").gt, t.column("b").le, t.column("b").ge) == (0, 9, None)
+
+
+@pytest.mark.parametrize("name", ["source", "batch_id", "version", "created_at", "updated_at"])
+def test_a_column_named_like_a_system_column_is_refused_with_the_reserved_names(name: str):
+    with pytest.raises(ValueError, match=rf"'{name}' is a name depot reserves") as refused:
+        _declare(**{"code": str, name: int})
+    assert "source, batch_id, version, created_at, updated_at" in str(refused.value)
+
+
+def test_id_is_reserved_only_where_depot_adds_a_surrogate_id():
+    with pytest.raises(ValueError, match=r"reserved here: id, source, batch_id"):
+        _declare(surrogate_id=True, code=str, id=int)
+    assert _declare(id=int, code=str)["t"].column("id").type is ColumnType.INTEGER
+
+
+def test_the_reserved_names_are_the_system_columns_depot_adds():
+    from domain.schema import reserved_names
+
+    airlines = CATALOG["airlines"]
+    added = tuple(c.name for c in airlines.columns if c.system)
+    assert reserved_names("primary", surrogate_id=False) == added
+    assert reserved_names("instances", surrogate_id=True) == ("id", *added)
+
+
+def test_an_unknown_group_is_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown group 'primray'; the groups are primary, secondary, instances, "
+                                         r"ingestion"):
+        _declare(group="primray", code=str)
+
+
+@pytest.mark.parametrize(("annotation", "message"), [
+    (list[float], "arrays hold str or int"),
+    (list[list[int]], "arrays hold str or int"),
+    (Annotated[list[str], Ge(0)], "Ge/Le/Gt/Lt take"),
+    (Annotated[int, "MaxLen"], "unsupported metadata"),
+    (Annotated[dt.date, Ge(dt.date(2000, 1, 1))], "Ge/Le/Gt/Lt take"),
+    (Annotated[str, Ge(0)], "Ge/Le/Gt/Lt take"),
+])
+def test_a_declaration_that_no_layer_could_honour_is_refused(annotation, message: str):
+    with pytest.raises(TypeError, match=message):
+        _declare(code=str, x=annotation)
+
+
+def test_maxlen_and_naive_apply_to_their_own_types_only():
+    from annotated_types import MaxLen
+
+    from domain.schema import Naive
+
+    with pytest.raises(TypeError, match="MaxLen bounds a str column"):
+        _declare(code=str, x=Annotated[list[str], MaxLen(3)])
+    with pytest.raises(TypeError, match="Naive"):
+        _declare(code=str, x=Annotated[dt.date, Naive()])
+
+
+def test_an_array_cannot_be_a_key_or_carry_checks():
+    from domain.schema import Pattern
+
+    with pytest.raises(ValueError, match="cannot be in a key"):
+        _declare(tags=list[str])  # the first column is the natural key by default
+    with pytest.raises(TypeError, match="an array column takes no pattern"):
+        _declare(code=str, tags=Annotated[list[str], Pattern("[a-z]+")])

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Sequence
 
 from adapters.memory.evaluate import group_rows, matches, sort_rows
-from domain.errors import DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
+from domain.errors import BadRequest, DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
 from domain.ports import KEPT_ON_UPDATE, AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Fetch, Query, Where, keyset_where
 from domain.schema import Catalog, ForeignKey, Table
@@ -79,6 +79,11 @@ class InMemoryRepository(AbstractRepository):
             try:
                 check(row.get(name))
             except ValueRefused as refused:
+                if refused.code == "too_long":  # the bound of varchar(n) is the type's, not a CHECK's
+                    raise BadRequest(
+                        f"value too long for type character varying({self.table.column(name).max_length})",
+                        code="22001",
+                    ) from None
                 raise InvalidRows(
                     f'new row for relation "{self.table.name}" violates check on {name}: {refused.message}',
                     details=[{"row": None, "field": name, "code": refused.code, "message": refused.message}],

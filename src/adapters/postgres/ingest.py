@@ -17,7 +17,7 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -109,8 +109,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         # field, which QUOTE_NONNUMERIC writes only for a "number" whose text is empty: _NULL.
         writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
         values = itemgetter(*columns) if len(columns) > 1 else (lambda r: (r[columns[0]],))
-        json_columns = [i for i, c in enumerate(columns) if table.column(c).type is ColumnType.JSON]
-        writer.writerows(_copy_values(values(r), json_columns) for r in rows)
+        as_text = {i: f for i, c in enumerate(columns) if (f := _COPY_TEXT.get(table.column(c).type)) is not None}
+        writer.writerows(_copy_values(values(r), as_text) for r in rows)
         buffer.seek(0)
         cursor = self.connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
@@ -253,9 +253,22 @@ class _Null(float):
 _NULL = _Null()
 
 
-def _copy_values(values: tuple[Any, ...], json_positions: list[int]) -> tuple[Any, ...] | list[Any]:
-    if json_positions:
-        values = tuple(json.dumps(v) if i in json_positions and v is not None else v for i, v in enumerate(values))
+def _array_literal(items: list[Any]) -> str:
+    """PostgreSQL's array input, `{"a","b \\"c\\""}`: every item quoted, so commas, braces, spaces
+    and the word NULL stay text."""
+    return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in items) + "}"
+
+
+# The column types whose Python value is not what COPY reads from str(value).
+_COPY_TEXT: dict[ColumnType, Callable[[Any], str]] = {
+    ColumnType.JSON: json.dumps,
+    ColumnType.ARRAY: _array_literal,
+}
+
+
+def _copy_values(values: tuple[Any, ...], as_text: dict[int, Callable[[Any], str]]) -> tuple[Any, ...] | list[Any]:
+    if as_text:
+        values = tuple(as_text[i](v) if i in as_text and v is not None else v for i, v in enumerate(values))
     if None not in values:
         return values
     return [_NULL if v is None else v for v in values]

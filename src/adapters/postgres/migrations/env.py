@@ -6,7 +6,7 @@ connection and the catalog in `config.attributes`; see adapters/postgres/db.py.
 
 from alembic import context
 
-from adapters.postgres.tables import build_metadata
+from adapters.postgres.tables import build_metadata, render_item
 
 attributes = context.config.attributes
 owns_table = attributes.get("owns_table")  # set by makemigration: which tables this history may touch
@@ -28,6 +28,7 @@ context.configure(
     compare_type=True,
     include_object=include_object,
     process_revision_directives=process_revision_directives,
+    render_item=render_item,
 )
 with context.begin_transaction():
     context.run_migrations()
