@@ -24,10 +24,11 @@ HEADER = '''"""The catalog of the tables adopted from {source} by `depot adopt` 
 Edit it as your own: it is. Each table got its group by a rule of thumb, which you may change:
   primary    references no other table (independent reference data);
   secondary  references other tables;
-  instances  has a surrogate `id` and a date or timestamp column (time-stamped observations).
+  instances  has a surrogate `id` and a timestamp column (time-stamped observations).
 depot adds its system columns (source, batch_id, version, created_at, updated_at) to every table;
 the first migration in migrations/ adds them to the tables as they are, keeping every row.
-Lines starting with "# not mapped" are what depot could not declare: it stays in the database.
+Comments starting "# not mapped" or "# not adopted" are what depot could not declare; it stays in
+the database as it is. `depot adopt` printed them too.
 """
 '''
 
@@ -215,6 +216,8 @@ def adopt(database_url: str, out: Path, *, schema: str = "public",
     if not found:
         raise AdoptRefused(f"schema {schema!r} has no tables to adopt")
     adoption = declare(found, natural_keys, SYSTEM_TABLES)
+    if not adoption.adopted:
+        raise AdoptRefused("no table can be adopted:\n  " + "\n  ".join(adoption.unmapped()))
     now = dt.datetime.now(dt.UTC)
     source = re.sub(r"//[^@/]*@", "//", database_url)  # never write a password into a file
     out.mkdir(parents=True, exist_ok=True)

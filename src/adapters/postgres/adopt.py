@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from alembic.autogenerate import render_python_code
 from alembic.operations import ops
+from alembic.runtime.migration import MigrationContext
 
 from adapters.postgres.tables import render_item
 from domain.schema import MISSING, Column, ColumnType, ForeignKey, References, reserved_names
@@ -416,8 +417,12 @@ def declare(found: Iterable[FoundTable], natural_keys: dict[str, tuple[str, ...]
         notes.append("alembic_version exists: this database has an Alembic history of its own, and depot keeps "
                      "its history in that table too. Rename it (ALTER TABLE alembic_version RENAME TO "
                      "alembic_version_before_depot) before `depot migrate`")
-    declarations = {t.name: _declare_table(t, natural_keys.get(t.name), set(system_tables))
-                    for t in found if t.name != "alembic_version"}
+    system = set(system_tables)
+    if system & names:
+        notes.append(f"{', '.join(sorted(system & names))}: depot's own tables are here already; left out "
+                     "(is this database already under depot?)")
+    declarations = {t.name: _declare_table(t, natural_keys.get(t.name))
+                    for t in found if t.name != "alembic_version" and t.name not in system}
     ordered, cycle = _dependency_order(found, declarations)
     if cycle:
         notes.append(f"the foreign keys of {', '.join(cycle)} form a cycle; those closing it are left unmapped")
@@ -430,29 +435,29 @@ def declare(found: Iterable[FoundTable], natural_keys: dict[str, tuple[str, ...]
     return Adoption(ordered, notes)
 
 
-def _declare_table(table: FoundTable, chosen_key: tuple[str, ...] | None, system_tables: set[str]) -> Declaration:
+def _declare_table(table: FoundTable, chosen_key: tuple[str, ...] | None) -> Declaration:
     d = Declaration(table.name, description=table.comment)
-    if table.name in system_tables:
-        return _refuse(d, f"a table named like depot's own table {table.name!r}; rename it to adopt it")
     if not _python_name(table.name) or table.name != table.name.lower():
         return _refuse(d, "the table's name is not a lower-case Python identifier")
-    clashes = [c.name for c in table.columns if c.name in SYSTEM_COLUMNS]
-    if clashes:
-        return _refuse(d, f"column {', '.join(clashes)} named like depot's system columns "
-                          f"({', '.join(SYSTEM_COLUMNS)}); not adopted until depot lets them be renamed "
-                          "(issue #15), or rename them in the database")
     key = _keys(table, chosen_key, d)
-    if key is None:
-        return d
     for column in table.columns:
         if d.surrogate_id and column.name == "id":
             continue
         d.columns.append(_declare_column(column, table))
+    if key is None:
+        return d
+    clashes = [c.name for c in table.columns if c.name in SYSTEM_COLUMNS]
+    if clashes:  # the table is shown, commented out, with its columns: the reader sees what to rename
+        for c in d.columns:
+            c.notes = []
+        return _refuse(d, f"{', '.join(clashes)} {'is a name' if len(clashes) == 1 else 'are names'} of "
+                          f"depot's system columns ({', '.join(SYSTEM_COLUMNS)}); adopting a table that has "
+                          "one waits for depot to let them be renamed (issue #15), or rename it in the database")
     for check in table.of_kind("c"):
         _map_table_check(check, d)
     for exclusion in table.of_kind("x"):
-        d.notes.append(f"exclusion constraint {exclusion.name} ({exclusion.definition}) kept in the database; "
-                       "depot cannot declare it, and a write it refuses fails its whole batch")
+        d.notes.append(f"not mapped: exclusion constraint {exclusion.name} {exclusion.definition} (kept in the "
+                       "database; a row it refuses fails its batch)")
     unmapped = {c.column.name for c in d.columns if not c.mapped}
     for key_columns in (d.natural_key, *d.unique):
         if unmapped & set(key_columns):
@@ -754,7 +759,9 @@ def render_steps(steps: list[ops.MigrateOperation | str]) -> str:
             run.append(step)
             continue
         if run:
-            code = render_python_code(ops.UpgradeOps(ops=run), render_item=render_item)
+            # A PostgreSQL context, so types render as in a migration: postgresql.JSONB(astext_type=sa.Text()).
+            code = render_python_code(ops.UpgradeOps(ops=run), render_item=render_item,
+                                      migration_context=MigrationContext.configure(dialect_name="postgresql"))
             # Alembic indents every line but its opening comment for a def's body, as here.
             out += [line for line in code.splitlines() if line.strip() and not line.lstrip().startswith("# ###")]
             run = []
