@@ -717,7 +717,8 @@ def adoption_steps(declaration: Declaration, found: FoundTable, table: sa.Table)
             # Written here, not by Alembic: its op.create_check_constraint() loses the escapes of colons
             # (tables.py) that text() needs, and `(?:` would reach PostgreSQL as a bind parameter.
             text = constraint.sqltext.text  # type: ignore[attr-defined]
-            steps.append(f"op.create_check_constraint({str(constraint.name)!r}, {name!r}, sa.text({text!r}))")
+            # op.f(): the name is final; without it the naming convention would prefix ck_{table}_ once more.
+            steps.append(f"op.create_check_constraint(op.f({str(constraint.name)!r}), {name!r}, sa.text({text!r}))")
     for index in sorted(table.indexes, key=lambda i: str(i.name)):
         columns = tuple(c.name for c in index.columns)
         same = next((i for i in found.indexes if i.plain and not i.unique and not i.constraint
