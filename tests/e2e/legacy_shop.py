@@ -29,6 +29,13 @@ publishers = sa.Table(
     sa.Column("founded", sa.SmallInteger),
     sa.CheckConstraint("code ~ '^[A-Z]{2,8}$'"),
     sa.CheckConstraint("founded >= 1400"),
+    sa.Index("publishers_by_name", "name", unique=True),  # a unique index, not a constraint
+)
+
+countries = sa.Table(  # no primary key: its unique NOT NULL code becomes one
+    "countries", metadata,
+    sa.Column("code", sa.String(2), nullable=False, unique=True),
+    sa.Column("name", sa.Text, nullable=False),
 )
 
 books = sa.Table(
@@ -100,6 +107,7 @@ ROWS: dict[str, list[dict]] = {
         {"name": "Marguerite Yourcenar", "born": dt.date(1903, 6, 8)},
         {"name": "Stanisław Lem", "born": None, "country": "PL"},
     ],
+    "countries": [{"code": "FR", "name": "France"}, {"code": "PL", "name": "Poland"}],
     "publishers": [
         {"code": "ACE", "name": "Ace Books", "founded": 1952},
         {"code": "GALL", "name": "Gallimard", "founded": None},
@@ -139,6 +147,13 @@ ROWS: dict[str, list[dict]] = {
         {"isbn": "9780441478125", "edition": 1, "run": 2, "copies": 2500},
     ],
 }
+
+
+def key_of(table: sa.Table) -> list[sa.Column]:
+    """The columns that order a table's rows: its primary key, or its first unique constraint's."""
+    if table.primary_key.columns:
+        return list(table.primary_key.columns)
+    return list(next(c for c in table.constraints if isinstance(c, sa.UniqueConstraint)).columns)
 
 
 def build(url: str) -> None:

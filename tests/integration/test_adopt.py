@@ -19,7 +19,7 @@ from entrypoints.adoption import adopt
 from entrypoints.catalogs import load_catalog
 from tests.e2e import legacy_shop
 
-ADOPTED = ["authors", "publishers", "stores", "books", "editions", "reviews", "stock", "printings"]
+ADOPTED = ["authors", "countries", "publishers", "stores", "books", "editions", "reviews", "stock", "printings"]
 # What the catalog cannot hold stays in the database, as `depot adopt` said: an interval column and a
 # CHECK bounding a date. Everything else is as depot derives it.
 KEPT_COLUMNS = {("books", "shelf_life")}
@@ -69,7 +69,7 @@ def rows(url: str) -> dict[str, list[tuple]]:
         with engine.connect() as connection:
             for name, table in legacy_shop.metadata.tables.items():
                 columns = [c for c in table.columns if (name, c.name) not in KEPT_COLUMNS]
-                found[name] = connection.execute(sa.select(*columns).order_by(*table.primary_key.columns)).all()
+                found[name] = connection.execute(sa.select(*columns).order_by(*legacy_shop.key_of(table))).all()
         return found
     return with_engine(url, read)
 

@@ -682,7 +682,8 @@ def adoption_steps(declaration: Declaration, found: FoundTable, table: sa.Table)
     if found.primary_key is None:
         if declaration.primary_from:
             sql(f"ALTER TABLE {_q(name)} DROP CONSTRAINT {_q(declaration.primary_from)}")
-        steps.append(ops.CreatePrimaryKeyOp(pk_name, name, list(declaration.natural_key)))
+        # Written here: Alembic's autogenerate has no rendering of a primary key added alone.
+        steps.append(f"op.create_primary_key({pk_name!r}, {name!r}, {list(declaration.natural_key)!r})")
     elif found.primary_key.name != pk_name:
         sql(f"ALTER TABLE {_q(name)} RENAME CONSTRAINT {_q(found.primary_key.name)} TO {_q(pk_name)}")
     unique_sets = ([declaration.natural_key] if declaration.surrogate_id else []) + list(declaration.unique)
