@@ -145,7 +145,7 @@ class Column:
 
     @property
     def item_column(self) -> Column:
-        """An ARRAY column's element, as a column of its own (what validates and sorts one element)."""
+        """An ARRAY column's element as a column of its own: what validates one item and gives its SQL type."""
         assert self.item is not None, f"{self.name} is not an array"
         return Column(self.name, self.item)
 
