@@ -59,6 +59,7 @@ stores = sa.Table(
     sa.Column("city", sa.String(60), nullable=False),
     sa.Column("opened_at", sa.DateTime),  # naive
     sa.Column("online", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("kind", sa.Enum("shop", "kiosk", "online", name="store_kind"), nullable=False, server_default="shop"),
 )
 
 stock = sa.Table(
@@ -122,7 +123,7 @@ ROWS: dict[str, list[dict]] = {
     ],
     "stores": [
         {"id": STORE_LYON, "city": "Lyon", "opened_at": dt.datetime(2001, 3, 4, 9, 30), "online": False},
-        {"id": STORE_WEB, "city": "Internet", "opened_at": None, "online": True},
+        {"id": STORE_WEB, "city": "Internet", "opened_at": None, "online": True, "kind": "online"},
     ],
     "stock": [
         {"isbn": "9780441478125", "store_id": STORE_LYON, "observed_at": dt.datetime(2026, 11, 20, 8, 0),

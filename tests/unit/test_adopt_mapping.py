@@ -202,6 +202,16 @@ def test_a_surrogate_id_without_a_unique_key_takes_the_natural_key_named_on_the_
     assert any("--natural-key visits=" in n for n in unchosen.notes)
 
 
+def test_an_enum_becomes_text_with_its_labels_as_one_of():
+    found = [table("stores", [col("code"), FoundColumn("kind", "store_kind", False, "'shop'::store_kind", "", None,
+                                                         None, False, ("shop", "online"))], [pk("stores", "code")])]
+    (stores,) = declare(found).declarations
+    kind = stores.declared[1]
+    assert (kind.column.type, kind.column.choices, kind.column.default) == (ColumnType.TEXT, ("shop", "online"), "shop")
+    assert kind.notes == ["the adoption migration changes its type: enum store_kind becomes text with a CHECK of "
+                          "its labels"]
+
+
 def test_what_cannot_be_declared_is_said_never_dropped():
     adoption = declare(shop(), natural_keys={"nowhere": ("x",)}, system_tables=SYSTEM_TABLES)
     said = "\n".join(adoption.unmapped())

@@ -37,6 +37,7 @@ class FoundColumn:
     collation: str | None
     comment: str | None
     serial: bool  # its default draws from a sequence the column owns
+    enum: tuple[str, ...] | None = None  # the labels, when its type is an enum
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ _COLUMNS = """
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
        pg_get_expr(d.adbin, d.adrelid), a.attidentity, co.collname, col_description(c.oid, a.attnum),
        pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) IS NOT NULL
-       AND a.attidentity = ''
+       AND a.attidentity = '',
+       (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = a.atttypid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
@@ -129,7 +131,8 @@ def inspect_schema(connection: sa.Connection, schema: str = "public") -> list[Fo
     params = {"schema": schema}
     columns: dict[str, list[FoundColumn]] = {}
     for table, *values in connection.execute(sa.text(_COLUMNS), params):
-        columns.setdefault(table, []).append(FoundColumn(*values))
+        *values, labels = values
+        columns.setdefault(table, []).append(FoundColumn(*values, tuple(labels) if labels else None))
     constraints: dict[str, list[FoundConstraint]] = {}
     for table, name, kind, definition, cols, target, target_cols in connection.execute(sa.text(_CONSTRAINTS), params):
         constraints.setdefault(table, []).append(
@@ -286,7 +289,7 @@ def map_default(expression: str, column_type: ColumnType) -> object:
     text = expression.strip()
     while (m := re.fullmatch(r"\((.*)\)", text)) is not None:
         text = m[1]
-    if m := re.fullmatch(_QUOTED + r"(?:::[a-z ]+(?:\(\d+(?:,\d+)?\))?)?", text):
+    if m := re.fullmatch(_QUOTED + r"(?:::[a-z_][a-z0-9_ ]*(?:\(\d+(?:,\d+)?\))?)?", text):
         literal = m[1].replace("''", "'")
         quoted = True
     elif re.fullmatch(r"-?\d+(\.\d+)?|true|false", text):
@@ -437,8 +440,8 @@ def declare(found: Iterable[FoundTable], natural_keys: dict[str, tuple[str, ...]
 
 def _declare_table(table: FoundTable, chosen_key: tuple[str, ...] | None) -> Declaration:
     d = Declaration(table.name, description=table.comment)
-    if not _python_name(table.name) or table.name != table.name.lower():
-        return _refuse(d, "the table's name is not a lower-case Python identifier")
+    if not _IDENTIFIER.fullmatch(table.name) or table.name != table.name.lower():
+        return _refuse(d, "the table's name is not lower-case letters, digits and underscores (a URL path segment)")
     key = _keys(table, chosen_key, d)
     for column in table.columns:
         if d.surrogate_id and column.name == "id":
@@ -519,6 +522,8 @@ def _is_generated_id(column: FoundColumn) -> bool:
 
 def _declare_column(found: FoundColumn, table: FoundTable) -> DeclaredColumn:
     mapped = map_type(found.type)
+    if found.enum is not None:  # an enum is text that takes one of its labels: OneOf says that
+        mapped = _Type(ColumnType.TEXT, change=f"enum {found.type} becomes text with a CHECK of its labels")
     if not _python_name(found.name):
         return DeclaredColumn(Column(found.name, None), [  # type: ignore[arg-type]
             "not mapped: the name is not a Python identifier; depot neither reads nor writes it"
@@ -539,7 +544,8 @@ def _declare_column(found: FoundColumn, table: FoundTable) -> DeclaredColumn:
     if found.nullable and default is MISSING:
         default = None
     column = Column(found.name, mapped.type, nullable=found.nullable, default=default, max_length=mapped.max_length,
-                    precision=mapped.precision, scale=mapped.scale, item=mapped.item, description=found.comment)
+                    precision=mapped.precision, scale=mapped.scale, item=mapped.item, description=found.comment,
+                    choices=found.enum)
     return DeclaredColumn(column, notes, found.type)
 
 
@@ -675,8 +681,15 @@ def adoption_steps(declaration: Declaration, found: FoundTable, table: sa.Table)
         collation = "C" if is_text(column) else None
         if before.type != wanted or (collation is not None and before.collation != collation):
             compiled = table.c[column.name].type.compile(dialect=sa.dialects.postgresql.dialect())
+            # A default of the old type (an enum's 'x'::mood) may not cast by itself: off, then depot's own.
+            if before.default is not None and not before.serial:
+                sql(f"ALTER TABLE {_q(name)} ALTER COLUMN {_q(column.name)} DROP DEFAULT")
             sql(f"ALTER TABLE {_q(name)} ALTER COLUMN {_q(column.name)} TYPE {compiled} "
                 f"USING {_q(column.name)}::{wanted}")
+            derived = table.c[column.name].server_default
+            if before.default is not None and not before.serial:  # an unmapped default stays, as said
+                restored = derived.arg.text if derived is not None else before.default  # type: ignore[attr-defined]
+                sql(f"ALTER TABLE {_q(name)} ALTER COLUMN {_q(column.name)} SET DEFAULT {restored}")
     # Keys: renamed to depot's names, or made.
     pk_name = f"pk_{name}"
     if found.primary_key is None:
