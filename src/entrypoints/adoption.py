@@ -216,6 +216,11 @@ def adopt(database_url: str, out: Path, *, schema: str = "public",
     if not found:
         raise AdoptRefused(f"schema {schema!r} has no tables to adopt")
     adoption = declare(found, natural_keys, SYSTEM_TABLES)
+    if schema != "public":
+        # depot names its tables without a schema, as the migration does: PostgreSQL finds them by search_path.
+        adoption.notes.append(f"the tables are in schema {schema!r}: put it first on the database's search_path "
+                              f"before `depot migrate` (ALTER DATABASE <name> SET search_path = {schema}, public); "
+                              "depot's own tables then go there too")
     if not adoption.adopted:
         raise AdoptRefused("no table can be adopted:\n  " + "\n  ".join(adoption.unmapped()))
     now = dt.datetime.now(dt.UTC)

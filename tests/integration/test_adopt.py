@@ -129,3 +129,33 @@ def test_a_natural_key_the_rows_break_stops_the_migration_and_changes_nothing(ne
     with pytest.raises(sa.exc.IntegrityError, match="uq_stock_isbn"):
         with_engine(url, lambda engine: migrate(engine, load_catalog(str(catalog_path)).history))
     assert structure(url) == before
+
+
+def test_tables_of_another_schema_are_adopted_once_it_is_on_the_search_path(new_database, tmp_path: Path):
+    url = new_database()
+
+    def legacy(engine: sa.Engine) -> None:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE SCHEMA shop")
+            connection.exec_driver_sql("CREATE TABLE shop.items (sku text PRIMARY KEY, qty int CHECK (qty >= 0))")
+            connection.exec_driver_sql("INSERT INTO shop.items VALUES ('a', 3)")
+    with_engine(url, legacy)
+    result = adopt(url, tmp_path / "shop", schema="shop")
+    assert result.adopted == ("items",)
+    assert any("ALTER DATABASE <name> SET search_path = shop, public" in n for n in result.unmapped)
+    history = load_catalog(str(result.catalog)).history
+    # Off the search_path, the migration refuses rather than make an empty `items` in public beside it.
+    with pytest.raises(RuntimeError, match="adopted tables are in schema shop"):
+        with_engine(url, lambda engine: migrate(engine, history))
+
+    def on_the_path(engine: sa.Engine) -> None:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DO $$ BEGIN EXECUTE format('ALTER DATABASE %%I SET search_path = shop, "
+                                       "public', current_database()); END $$")
+    with_engine(url, on_the_path)
+    with_engine(url, lambda engine: migrate(engine, history))
+
+    def items(engine: sa.Engine) -> list:
+        with engine.connect() as connection:
+            return connection.exec_driver_sql("SELECT sku, qty, source, version FROM shop.items").all()
+    assert with_engine(url, items) == [("a", 3, "manual", 1)]

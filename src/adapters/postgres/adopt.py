@@ -822,6 +822,13 @@ ADOPTED = {adopted!r}
 def upgrade() -> None:
     existing = set(sa.inspect(op.get_bind()).get_table_names())
     if existing.isdisjoint(ADOPTED):
+        elsewhere = op.get_bind().execute(sa.text(
+            "SELECT DISTINCT schemaname FROM pg_tables WHERE tablename = ANY(:names) AND schemaname <> current_schema()"
+        ), {{"names": list(ADOPTED)}}).scalars().all()
+        if elsewhere:  # the adopted tables, off the search_path: creating empty ones beside them would hide them
+            raise RuntimeError(f"the adopted tables are in schema {{', '.join(elsewhere)}}, not in "
+                               f"{{op.get_bind().exec_driver_sql('SELECT current_schema()').scalar()}}: put that "
+                               "schema first on the search_path (ALTER DATABASE ... SET search_path = ...)")
         create()
         return
     missing = [t for t in ADOPTED if t not in existing]
