@@ -286,3 +286,45 @@ def test_natural_key_options_are_read_or_refused():
     for bad in ["reviews", "=isbn", "reviews="]:
         with pytest.raises(AdoptRefused):
             parse_natural_keys([bad])
+
+
+def test_foreign_key_options_the_language_lacks_are_said_and_kept():
+    found = shop()
+    books = next(t for t in found if t.name == "books")
+    cascading = FoundConstraint("books_author_id_fkey", "f", ("author_id",),
+                                "FOREIGN KEY (author_id) REFERENCES authors(id) ON DELETE CASCADE", "authors", ("id",))
+    found[found.index(books)] = table("books", books.columns, [*[c for c in books.constraints if c.kind != "f"],
+                                                                cascading])
+    said = "\n".join(declare(found).unmapped())
+    assert "books: foreign key books_author_id_fkey: ON DELETE CASCADE kept in the database" in said
+
+
+# --- the command: what it refuses, with exit 2 and no traceback ----------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (["--natural-key", "reviews"], "write TABLE=col1,col2"),
+    ([], "cannot read the database"),
+])
+def test_adopt_refuses_with_the_reason(tmp_path: Path, args, reason):
+    from typer.testing import CliRunner
+
+    from entrypoints.cli import app as cli
+
+    result = CliRunner().invoke(cli, ["adopt", "--database-url", "postgresql://nobody@127.0.0.1:1/none",
+                                      "--out", str(tmp_path / "new"), *args])
+    assert result.exit_code == 2, result.output
+    assert reason in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "new").exists()  # nothing written
+
+
+def test_adopt_never_writes_into_a_folder_that_has_files(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from entrypoints.cli import app as cli
+
+    (tmp_path / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(cli, ["adopt", "--database-url", "postgresql://nobody@127.0.0.1:1/none",
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "is not empty" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
