@@ -3,13 +3,20 @@ its first migration. The database is read by adapters/postgres/adopt.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.postgres.adopt import Adoption, Declaration, DeclaredColumn
+import sqlalchemy as sa
+
+from adapters.postgres.adopt import Adoption, Declaration, DeclaredColumn, adoption_migration, declare, inspect_schema
+from adapters.postgres.db import SYSTEM_LINEAGE, make_engine
+from adapters.postgres.tables import build_metadata
 from domain.schema import MISSING, Column, ColumnType
+from domain.system import SYSTEM_TABLES
+from entrypoints.catalogs import CatalogNotFound, load_catalog
 
 _PYTHON = {
     ColumnType.TEXT: "str", ColumnType.INTEGER: "int", ColumnType.BIGINT: "int", ColumnType.FLOAT: "float",
@@ -193,16 +200,6 @@ def parse_natural_keys(values: list[str]) -> dict[str, tuple[str, ...]]:
 def adopt(database_url: str, out: Path, *, schema: str = "public",
           natural_keys: dict[str, tuple[str, ...]] | None = None) -> AdoptResult:
     """Read the database, write out/catalog.py and out/migrations/<first revision>; touch nothing in the database."""
-    import datetime as dt
-
-    import sqlalchemy as sa
-
-    from adapters.postgres.adopt import adoption_migration, declare, inspect_schema
-    from adapters.postgres.db import SYSTEM_LINEAGE, make_engine
-    from adapters.postgres.tables import build_metadata
-    from domain.system import SYSTEM_TABLES
-    from entrypoints.catalogs import load_catalog
-
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise AdoptRefused(f"{out} is not empty; adopt writes catalog.py and migrations/ into an empty or new folder")
     engine = make_engine(database_url, pool_size=1)
@@ -232,11 +229,15 @@ def adopt(database_url: str, out: Path, *, schema: str = "public",
                                            date=now.strftime("%Y-%m-%d")), encoding="utf-8")
     # The migration derives from the catalog just written, as `depot migrate` will read it: names,
     # types and checks then agree by construction.
-    catalog = load_catalog(str(catalog_path)).catalog
+    try:
+        catalog = load_catalog(str(catalog_path)).catalog
+    except CatalogNotFound as error:  # a declaration adopt wrote that depot refuses: say so, keep the file to read
+        raise AdoptRefused(f"the catalog.py written does not load, a fault of depot adopt: {error}") from None
     metadata = build_metadata(catalog)
     revision = "adopt_0001"
     migration = out / "migrations" / f"{now:%Y_%m_%d_%H%M}_{revision}_adopt_the_existing_tables.py"
     migration.write_text(adoption_migration(
+        # depot_0001 makes sources and ingest_batches, which the system columns reference.
         adoption, found, metadata, revision=revision, depends_on=f"{SYSTEM_LINEAGE}_0001",
         message=f"adopt the existing tables of {schema}"), encoding="utf-8")
     return AdoptResult(catalog_path, migration, tuple(d.name for d in adoption.adopted),

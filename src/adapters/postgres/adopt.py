@@ -9,6 +9,7 @@ the live schema and the catalog then agree. What to write in catalog.py is entry
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import keyword
@@ -588,9 +589,7 @@ def _map_table_check(check: FoundConstraint, d: Declaration) -> None:
 
 
 def _replace(column: Column, **changes: object) -> Column:
-    from dataclasses import replace
-
-    return replace(column, **changes)
+    return dataclasses.replace(column, **changes)
 
 
 def _dependency_order(found: list[FoundTable], declarations: dict[str, Declaration]
@@ -657,7 +656,10 @@ def adoption_steps(declaration: Declaration, found: FoundTable, table: sa.Table)
     differs (collation "C" for text, as depot sorts)."""
     steps: list[ops.MigrateOperation | str] = []
     name = found.name
-    sql = _Sql(name, steps)
+
+    def sql(statement: str) -> None:
+        steps.append(ops.ExecuteSQLOp(statement))
+
     existing_columns = {c.name: c for c in found.columns}
     # Checks first: a CHECK mapped to a marker is rebuilt below, and its old form may not survive a type change.
     for check in declaration.checks:
@@ -690,8 +692,10 @@ def adoption_steps(declaration: Declaration, found: FoundTable, table: sa.Table)
             if before.default is not None and not before.serial:  # an unmapped default stays, as said
                 restored = derived.arg.text if derived is not None else before.default  # type: ignore[attr-defined]
                 sql(f"ALTER TABLE {_q(name)} ALTER COLUMN {_q(column.name)} SET DEFAULT {restored}")
-    # Keys: renamed to depot's names, or made.
-    pk_name = f"pk_{name}"
+    # Keys: renamed to the names depot derives (tables.py), or made.
+    pk_name = str(table.primary_key.name)
+    derived_unique = {tuple(c.name for c in u.columns): str(u.name) for u in table.constraints
+                      if isinstance(u, sa.UniqueConstraint)}
     if found.primary_key is None:
         if declaration.primary_from:
             sql(f"ALTER TABLE {_q(name)} DROP CONSTRAINT {_q(declaration.primary_from)}")
@@ -701,7 +705,7 @@ def adoption_steps(declaration: Declaration, found: FoundTable, table: sa.Table)
         sql(f"ALTER TABLE {_q(name)} RENAME CONSTRAINT {_q(found.primary_key.name)} TO {_q(pk_name)}")
     unique_sets = ([declaration.natural_key] if declaration.surrogate_id else []) + list(declaration.unique)
     for columns in unique_sets:
-        wanted_name = f"uq_{name}_{'_'.join(columns)}"
+        wanted_name = derived_unique[tuple(columns)]
         constraint = next((u for u in found.of_kind("u") if u.columns == tuple(columns)), None)
         index = next((i for i in found.indexes if i.unique and i.plain and not i.constraint
                       and i.columns == tuple(columns)), None)
@@ -742,16 +746,6 @@ def adoption_steps(declaration: Declaration, found: FoundTable, table: sa.Table)
         elif same.name != index.name:
             sql(f"ALTER INDEX {_q(same.name)} RENAME TO {_q(str(index.name))}")
     return steps
-
-
-class _Sql:
-    """Appends one SQL statement as an op.execute() step."""
-
-    def __init__(self, table: str, steps: list[ops.MigrateOperation | str]) -> None:
-        self.table, self.steps = table, steps
-
-    def __call__(self, statement: str) -> None:
-        self.steps.append(ops.ExecuteSQLOp(statement))
 
 
 def _q(name: str) -> str:
