@@ -11,7 +11,15 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from adapters.postgres.adopt import Adoption, Declaration, DeclaredColumn, adoption_migration, declare, inspect_schema
+from adapters.postgres.adopt import (
+    Adoption,
+    Declaration,
+    DeclaredColumn,
+    adoption_migration,
+    declare,
+    inspect_schema,
+    other_relations,
+)
 from adapters.postgres.db import SYSTEM_LINEAGE, make_engine
 from adapters.postgres.tables import build_metadata
 from domain.schema import MISSING, Column, ColumnType
@@ -206,6 +214,7 @@ def adopt(database_url: str, out: Path, *, schema: str = "public",
     try:
         with engine.connect() as connection:
             found = inspect_schema(connection, schema)
+            others = other_relations(connection, schema)
     except sa.exc.SQLAlchemyError as error:
         raise AdoptRefused(f"cannot read the database: {str(error.orig or error).strip()}") from None
     finally:
@@ -213,6 +222,7 @@ def adopt(database_url: str, out: Path, *, schema: str = "public",
     if not found:
         raise AdoptRefused(f"schema {schema!r} has no tables to adopt")
     adoption = declare(found, natural_keys, SYSTEM_TABLES)
+    adoption.notes.extend(others)
     if schema != "public":
         # depot names its tables without a schema, as the migration does: PostgreSQL finds them by search_path.
         adoption.notes.append(f"the tables are in schema {schema!r}: put it first on the database's search_path "

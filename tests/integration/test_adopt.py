@@ -29,8 +29,21 @@ KEPT_CHECKS = {("authors", "born_after_1000")}
 def adopted(new_database: Callable[[], str], tmp_path: Path, **natural_keys: tuple[str, ...]) -> tuple[str, Path]:
     url = new_database()
     legacy_shop.build(url)
+
+    def a_view(engine: sa.Engine) -> None:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE VIEW cheap_books AS SELECT isbn FROM books WHERE price < 9")
+    with_engine(url, a_view)
     result = adopt(url, tmp_path / "shop", natural_keys={"reviews": ("isbn", "reviewer"), **natural_keys})
     assert result.adopted == tuple(ADOPTED)
+    (view,) = [n for n in result.unmapped if n.startswith("cheap_books")]
+    assert "a view, not a table: not adopted" in view and "It reads books" in view
+    assert "drop it before `depot migrate` and create it again after" in view
+
+    def as_said(engine: sa.Engine) -> None:  # what the note says, and the test's view is not needed again
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP VIEW cheap_books")
+    with_engine(url, as_said)
     return url, result.catalog
 
 

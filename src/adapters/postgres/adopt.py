@@ -150,6 +150,32 @@ def inspect_schema(connection: sa.Connection, schema: str = "public") -> list[Fo
     ]
 
 
+_KINDS = {"v": "view", "m": "materialized view", "f": "foreign table"}
+
+
+def other_relations(connection: sa.Connection, schema: str = "public") -> list[str]:
+    """The views, materialized views and foreign tables of `schema`, which adopt leaves alone: a note each.
+
+    A view on a table stops the migration's type changes (PostgreSQL refuses to alter a column a view
+    reads, collation included), so its note says what to do around `depot migrate`."""
+    rows = connection.execute(sa.text(
+        "SELECT c.relname, c.relkind, ARRAY(SELECT DISTINCT t.relname FROM pg_rewrite r "
+        "  JOIN pg_depend d ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass "
+        "  JOIN pg_class t ON t.oid = d.refobjid AND t.relkind IN ('r', 'p') AND t.oid <> c.oid "
+        "  WHERE r.ev_class = c.oid ORDER BY 1) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = :schema AND c.relkind IN ('v', 'm', 'f') ORDER BY c.relname"), {"schema": schema})
+    notes = []
+    for name, kind, tables in rows:
+        note = f"{name}: a {_KINDS[kind]}, not a table: not adopted (depot serves tables); it stays as it is"
+        if tables:
+            note += (f". It reads {', '.join(tables)}, whose column types the migration may change (text takes "
+                     "collation \"C\"), which PostgreSQL refuses under a view: drop it before `depot migrate` "
+                     "and create it again after")
+        notes.append(note)
+    return notes
+
+
 # --- what the declaration language can hold ---------------------------------------------------------
 
 
