@@ -13,6 +13,7 @@ from domain.schema import (
     ColumnType,
     Doc,
     ForeignKey,
+    Naive,
     Numeric,
     OneOf,
     Pattern,

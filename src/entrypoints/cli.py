@@ -1,4 +1,4 @@
-"""The `depot` command: serve, migrate, tables, makemigration, ingest, init."""
+"""The `depot` command: serve, migrate, tables, makemigration, ingest, init, adopt."""
 
 from __future__ import annotations
 
@@ -243,6 +243,38 @@ def init(directory: Annotated[Path, typer.Argument(help="The project folder to c
         (directory / target).write_text((template / name).read_text(encoding="utf-8"), encoding="utf-8")
     typer.echo(f"created {directory}/: catalog.py, migrations/, README.md, .gitignore\n"
                f"next: cd {directory} && depot makemigration \"first\" && depot serve")
+
+
+@app.command()
+def adopt(
+    database_url: Annotated[str, typer.Option("--database-url", help="The database whose tables to adopt.")],
+    out: Annotated[Path, typer.Option("--out", help="The folder for catalog.py and migrations/ (new or empty).")],
+    schema: Annotated[str, typer.Option(help="The schema to read.")] = "public",
+    natural_key: Annotated[list[str] | None, typer.Option(
+        "--natural-key", help="TABLE=col1,col2: the natural key of a table that has only a surrogate id (repeatable).",
+    )] = None,
+) -> None:
+    """Write a catalog and its first migration for a database that already has tables (create_all, by hand, ...).
+
+    Reads the database and changes nothing in it; `depot migrate` with DEPOT_CATALOG=OUT/catalog.py
+    then adds depot's system columns to the tables, keeping every row. What cannot be declared is
+    printed and written into catalog.py as a comment.
+    """
+    from entrypoints.adoption import AdoptRefused, parse_natural_keys
+    from entrypoints.adoption import adopt as run_adoption
+
+    try:
+        result = run_adoption(database_url, out, schema=schema, natural_keys=parse_natural_keys(natural_key or []))
+    except AdoptRefused as refused:
+        typer.echo(f"depot: {refused}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"adopted {len(result.adopted)} tables: {', '.join(result.adopted)}")
+    typer.echo(f"wrote {result.catalog}\nwrote {result.migration}")
+    if result.unmapped:
+        typer.echo(f"to read ({len(result.unmapped)}; also comments in catalog.py, where they belong):", err=True)
+        for line in result.unmapped:
+            typer.echo(f"  {line}", err=True)
+    typer.echo(f"next: DEPOT_CATALOG={result.catalog} DEPOT_DATABASE_URL=... depot migrate")
 
 
 def _embedded_url(settings: Settings) -> tuple[str, bool]:
