@@ -33,11 +33,28 @@ class Condition:
 @dataclass(frozen=True)
 class BoolExpr:
     op: Literal["and", "or"]
-    terms: tuple[Condition | BoolExpr, ...]
+    terms: tuple[Condition | BoolExpr | Related, ...]
     negated: bool = False
 
 
-Where = Condition | BoolExpr
+@dataclass(frozen=True)
+class Related:
+    """Whether a row has rows of an embed that pass the embed's own filters: `emb=not.is.null`
+    and `!inner` (a semi-join), or, `negated`, `emb=is.null` (an anti-join). Never unknown.
+
+    `target`'s `target_columns` equal this table's `columns` (in either direction of the reference);
+    a null among `columns` matches nothing, as SQL's equality does.
+    """
+
+    key: str
+    target: str
+    columns: tuple[str, ...]
+    target_columns: tuple[str, ...]
+    where: Where | None = None
+    negated: bool = False
+
+
+Where = Condition | BoolExpr | Related
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,8 @@ def columns_of(where: Where | None) -> set[str]:
         return set()
     if isinstance(where, Condition):
         return {where.column}
+    if isinstance(where, Related):
+        return set(where.columns)
     return set().union(*(columns_of(t) for t in where.terms))
 
 
@@ -121,8 +140,14 @@ class Embed:
 
     To-one (`many=False`): this table's `columns` point at `target`'s `target_columns`; the
     value is an object or None. To-many (`many=True`): `target`'s `target_columns` point back
-    at this table's `columns`; the value is a list (ordered by the target's key), and when
-    `items` are only aggregates, a one-element list of them even for no matching rows.
+    at this table's `columns`; the value is a list (ordered by `order`, then the target's key),
+    and when `items` are only aggregates, a one-element list of them even for no matching rows.
+
+    `where` filters the embedded rows only (a to-one embed whose row fails it is None); `inner`
+    also drops the parent rows left without any (the parser adds a Related to the parent's where).
+    `offset` and `limit` page each parent's rows on their own. `hidden` (written `emb()`) puts
+    nothing in the output: the embed is there to be filtered on. `spread` (`...emb(cols)`, to-one
+    only) puts the embed's keys in the parent row instead of under `key`.
     """
 
     key: str
@@ -131,9 +156,30 @@ class Embed:
     target_columns: tuple[str, ...]
     many: bool
     items: tuple[SelectItem, ...]
+    where: Where | None = None
+    order: tuple[OrderBy, ...] = ()
+    limit: int | None = None
+    offset: int = 0
+    inner: bool = False
+    hidden: bool = False
+    spread: bool = False
+
+    def related(self, *, negated: bool = False) -> Related:
+        return Related(self.key, self.target, self.columns, self.target_columns, self.where, negated)
 
 
 SelectItem = Field | Aggregate | Embed
+
+
+def output_keys(items: tuple[SelectItem, ...]) -> list[str]:
+    """The keys of a row shaped from `items`: a spread embed's keys in its place, a hidden one's none."""
+    keys: list[str] = []
+    for item in items:
+        if isinstance(item, Embed) and item.spread:
+            keys.extend(output_keys(item.items))
+        elif not (isinstance(item, Embed) and item.hidden):
+            keys.append(item.key)
+    return keys
 
 
 @dataclass(frozen=True)
@@ -234,8 +280,9 @@ class Fetch:
     Rows come back as dicts keyed by column name, and by label for `aggregates` ((label, Aggregate)
     pairs; with aggregates, `columns` are the grouping columns). `within` restricts the rows to
     those whose `within[0]` columns hold one of the `within[1]` tuples (how embeds are fetched in
-    one statement per level). `order` is total and may name labels; `after` holds its values for
-    the last row already seen.
+    one statement per level); `offset` and `limit` then page each of those tuples' rows on their
+    own, as a lateral join per parent would. `order` is total and may name labels; `after` holds
+    its values for the last row already seen.
     """
 
     columns: tuple[str, ...]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import decimal
 import re
@@ -24,9 +25,11 @@ from domain.query import (
     OrderBy,
     Query,
     Read,
+    Related,
     SelectItem,
     Where,
     conjunction,
+    output_keys,
 )
 from domain.schema import Catalog, ColumnType, Table
 from domain.validation import ValueRefused, parse_value
@@ -161,8 +164,20 @@ def parse_condition(table: Table, column: str, expression: str) -> Condition:
     return _condition(table, column, expression, f"{column}={expression}", quoted_values=False)
 
 
-def _logic_tree(table: Table, op: str, negated: bool, body: str, where: str, depth: int = 0) -> BoolExpr:
-    """`(term,term,...)` where a term is `col.[not.]op.value` or a nested `[not.]or(...)`/`and(...)`."""
+def _embed_null(embed: Embed, expression: str, where: str) -> Related:
+    """`emb=is.null` (no rows of the embed pass its filters: an anti-join) or `emb=not.is.null` (a semi-join)."""
+    negated = expression.startswith("not.")
+    if (expression[4:] if negated else expression).lower() != "is.null":
+        raise BadRequest(f"Only is.null and not.is.null filter the embed '{embed.key}' itself",
+                         details=f"in {_shown(where)}",
+                         hint=f"Filter its columns with {embed.key}.column=op.value.")
+    return embed.related(negated=not negated)
+
+
+def _logic_tree(table: Table, op: str, negated: bool, body: str, where: str, depth: int = 0,
+                embeds: dict[str, Embed] | None = None) -> BoolExpr:
+    """`(term,term,...)` where a term is `col.[not.]op.value`, `emb.[not.]is.null`, or a nested
+    `[not.]or(...)`/`and(...)`."""
     if depth > _MAX_DEPTH:
         raise BadRequest(f"Logic trees nest deeper than {_MAX_DEPTH} levels", details=f"in {_shown(where)}")
     if not (body.startswith("(") and body.endswith(")")):
@@ -176,30 +191,41 @@ def _logic_tree(table: Table, op: str, negated: bool, body: str, where: str, dep
         head = term.split("(", 1)[0]
         if head in LOGIC:
             inner_op, inner_negated = LOGIC[head]
-            terms.append(_logic_tree(table, inner_op, inner_negated, term[len(head):], where, depth + 1))
+            terms.append(_logic_tree(table, inner_op, inner_negated, term[len(head):], where, depth + 1, embeds))
             continue
         column, dot, expression = term.partition(".")
         if not dot:
             raise BadRequest(f"Malformed term {_shown(term)!r} in a logic tree", details=f"in {_shown(where)}",
                              hint="Each term is col.op.value, or a nested or(...) / and(...).")
+        if embeds and column in embeds and not table.has_column(column):
+            terms.append(_embed_null(embeds[column], expression, where))
+            continue
         terms.append(_condition(table, column, expression, where, quoted_values=True))
     return BoolExpr(op, tuple(terms), negated)  # type: ignore[arg-type]
 
 
-def parse_filters(table: Table, params: Iterable[tuple[str, str]]) -> Where | None:
-    """Every filter of a query string (plain ones and or=/and= trees), and'ed together."""
+def parse_filters(table: Table, params: Iterable[tuple[str, str]], embeds: dict[str, Embed] | None = None,
+                  path: str = "") -> Where | None:
+    """Every filter of one level of a query string (plain ones, or=/and= trees, and `emb=is.null`
+    on this level's `embeds`), and'ed together. `path` (`emb.`) is how the level's names are written."""
     conditions: list[Where] = []
     for name, expression in params:
-        if name in RESERVED:
+        if name in RESERVED and not path:
             continue
         if name in LOGIC:
             op, negated = LOGIC[name]
-            conditions.append(_logic_tree(table, op, negated, expression.strip(), f"{name}={expression}"))
+            conditions.append(_logic_tree(table, op, negated, expression.strip(), f"{path}{name}={expression}",
+                                          embeds=embeds))
+            continue
+        if embeds and name in embeds and not table.has_column(name):
+            conditions.append(_embed_null(embeds[name], expression, f"{path}{name}={expression}"))
             continue
         if "." in name and not table.has_column(name):
-            raise BadRequest(f"Filters and options on embedded resources are not supported: {_shown(name)!r}",
-                             hint="Filter on this table's own columns.")
-        conditions.append(parse_condition(table, name, expression))
+            head = name.split(".", 1)[0]
+            raise BadRequest(f"'{_shown(path + head)}' is not an embedded resource in this request",
+                             code="PGRST108", details=f"in {_shown(path + name)}={_shown(expression)}",
+                             hint=f"Embed it in select= to filter on it, as in select=*,{_shown(head)}(*).")
+        conditions.append(_condition(table, name, expression, f"{path}{name}={expression}", quoted_values=False))
     return conjunction(conditions)
 
 
@@ -271,6 +297,8 @@ def resolve_embed(catalog: Catalog, table: Table, name: str, hint: str | None, k
             hint=f"Name the one you mean: {', '.join(options)}",
         )
     target, columns, target_columns, many, _, _ = candidates[0]
+    if not items_text.strip():  # emb(): there to be filtered on, nothing in the output
+        return Embed(key, target, columns, target_columns, many, (), hidden=True)
     items = parse_select(catalog, catalog[target], items_text, where, depth + 1)
     return Embed(key, target, columns, target_columns, many, items)
 
@@ -280,9 +308,27 @@ def _embeddable(catalog: Catalog, table: Table) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _spread(catalog: Catalog, table: Table, text: str, where: str, depth: int) -> Embed:
+    """`...emb(cols)`: a to-one embed whose keys join the parent row's."""
+    items = _select_item(catalog, table, text, where, depth)
+    embed = items[0] if len(items) == 1 else None
+    if not isinstance(embed, Embed) or ":" in text.split("(", 1)[0]:
+        raise BadRequest(f"Only an embed without alias can be spread: {_shown('...' + text)!r}",
+                         details=f"in {_shown(where)}", hint="Write ...emb(col1,col2).")
+    if embed.many:
+        raise BadRequest(f"A spread operation on '{embed.key}' is not possible", code="PGRST119",
+                         details=f"'{table.name}' and '{embed.target}' are a to-many relationship",
+                         hint="Spread only to-one embeds; embed to-many ones as emb(cols).")
+    if embed.hidden:
+        raise BadRequest(f"Spreading the empty embed '{embed.key}()' adds nothing", details=f"in {_shown(where)}")
+    return dataclasses.replace(embed, spread=True)
+
+
 def _select_item(catalog: Catalog, table: Table, text: str, where: str, depth: int) -> list[SelectItem]:
     if text == "*":
         return [Field(c) for c in table.column_names]
+    if text.startswith("..."):
+        return [_spread(catalog, table, text[3:].strip(), where, depth)]
     if "::" in text or "->" in text:
         raise BadRequest(f"Casts and JSON paths are not supported in select: {_shown(text)!r}",
                          details=f"in {_shown(where)}")
@@ -302,20 +348,20 @@ def _select_item(catalog: Catalog, table: Table, text: str, where: str, depth: i
                 raise BadRequest(f"Aggregates take no arguments inside (): {_shown(text)!r}")
             return [_aggregate(table, _identifier(function, "aggregate", where),
                                _identifier(column, "column", where), alias, where)]
-        name, bang, hint = head.partition("!")
+        name, *modifiers = head.split("!")
         name = _identifier(name, "name", where)
         if name in AGGREGATES and name not in catalog and not table.has_column(name):
             if inside.strip():
                 raise BadRequest(f"Aggregates take no arguments inside (): {_shown(text)!r}",
                                  hint="Write col.sum(), or count()")
             return [_aggregate(table, name, None, alias, where)]
-        if bang:
-            hint = _identifier(hint, "relationship hint", where)
-            if hint in ("inner", "left"):
-                raise BadRequest(f"The !{hint} join modifier is not supported: {_shown(text)!r}",
-                                 details=f"in {_shown(where)}",
-                                 hint="Embeds are left joins; filter on this table's own columns.")
-        return [resolve_embed(catalog, table, name, hint if bang else None, alias or name, inside, where, depth)]
+        joins = [m for m in modifiers if m in ("inner", "left")]
+        hints = [_identifier(m, "relationship hint", where) for m in modifiers if m not in ("inner", "left")]
+        if len(joins) > 1 or len(hints) > 1:
+            raise BadRequest(f"An embed takes at most one hint and one of !inner or !left: {_shown(text)!r}",
+                             details=f"in {_shown(where)}")
+        embed = resolve_embed(catalog, table, name, hints[0] if hints else None, alias or name, inside, where, depth)
+        return [dataclasses.replace(embed, inner=joins == ["inner"])]
     if "." in head:
         raise BadRequest(f"Malformed select item {_shown(text)!r}", details=f"in {_shown(where)}",
                          hint="An aggregate is written col.fn(), with parentheses.")
@@ -339,7 +385,7 @@ def parse_select(catalog: Catalog, table: Table, text: str, where: str | None = 
         if not part:
             raise BadRequest(f"Empty item in {_shown(where)!r}", hint="Separate select items with single commas.")
         items.extend(_select_item(catalog, table, part, where, depth))
-    keys = [i.key for i in items]
+    keys = output_keys(tuple(items)) + [i.key for i in items if isinstance(i, Embed) and (i.spread or i.hidden)]
     duplicates = sorted({k for k in keys if keys.count(k) > 1})
     if duplicates:
         raise BadRequest(f"Select names {', '.join(map(repr, duplicates))} more than once",
@@ -350,7 +396,7 @@ def parse_select(catalog: Catalog, table: Table, text: str, where: str | None = 
             raise BadRequest(f"Cannot group an aggregate read by the JSON column '{name}'",
                              details=f"in {_shown(where)}", hint="Group by other columns, or aggregate it: "
                                                                   f"{name}.count()")
-        for embed in (i for i in items if isinstance(i, Embed)):
+        for embed in (i for i in items if isinstance(i, Embed) and not i.hidden):
             if not set(embed.columns) <= grouped:
                 raise BadRequest(f"Embedding '{embed.key}' next to aggregates needs "
                                  f"{', '.join(embed.columns)} among the selected columns",
@@ -362,14 +408,14 @@ def parse_select(catalog: Catalog, table: Table, text: str, where: str | None = 
 
 
 def parse_order(table: Table, text: str, aggregates: Iterable[Aggregate] = (),
-                grouping: Iterable[str] | None = None) -> tuple[OrderBy, ...]:
+                grouping: Iterable[str] | None = None, *, name: str = "order") -> tuple[OrderBy, ...]:
     """`col.desc.nullslast,col2`; with aggregates, the names are grouping columns or aggregate keys."""
     aggregate_keys = {a.key for a in aggregates}
     group = set(grouping) if grouping is not None else None
     items = []
+    where = f"{name}={text}"
     for part in text.split(","):
         name, *modifiers = part.strip().split(".")
-        where = f"order={text}"
         if name not in aggregate_keys:
             _column(table, name, where)
             if table.column(name).type in _UNORDERED_TYPES:
@@ -392,12 +438,12 @@ def parse_order(table: Table, text: str, aggregates: Iterable[Aggregate] = (),
                 case "nullslast":
                     nulls_first = False
                 case _:
-                    raise BadRequest(f"Unknown order modifier {_shown(modifier)!r} in order={_shown(text)}",
+                    raise BadRequest(f"Unknown order modifier {_shown(modifier)!r} in {_shown(where)}",
                                      hint="Use asc, desc, nullsfirst or nullslast.")
         items.append(OrderBy(name, descending, nulls_first))
     names = [i.column for i in items]
     if len(set(names)) != len(names):
-        raise BadRequest(f"order={_shown(text)} names a column twice")
+        raise BadRequest(f"{_shown(where)} names a column twice")
     return tuple(items)
 
 
@@ -487,6 +533,67 @@ def decode_cursor(table: Table, order: tuple[OrderBy, ...], text: str) -> tuple:
     return tuple(values)
 
 
+_EMBED_OPTIONS = ("order", "limit", "offset")
+
+
+def _route(items: tuple[SelectItem, ...], name: str) -> tuple[tuple[str, ...], str]:
+    """`a.b.col` into the embed path (a, b) and the name at that level (col), following the embeds
+    that select= declared; a name that leads to no embed stays whole, for the level to refuse."""
+    path: list[str] = []
+    rest = name
+    while True:
+        if rest in LOGIC or (path and rest in _EMBED_OPTIONS):
+            return tuple(path), rest
+        head, dot, tail = rest.partition(".")
+        embed = next((i for i in items if isinstance(i, Embed) and i.key == head), None)
+        if not dot or embed is None:
+            return tuple(path), rest
+        path.append(head)
+        items, rest = embed.items, tail
+
+
+def _finish(catalog: Catalog, table: Table, items: tuple[SelectItem, ...], path: tuple[str, ...],
+            routed: dict[tuple[str, ...], list[tuple[str, str]]]) -> tuple[tuple[SelectItem, ...], Where | None]:
+    """One level's items with their embeds' filters, order and page filled in (deepest first, so a
+    parent's `emb=is.null` or `!inner` sees the embed's own filters), and the level's where."""
+    finished: list[SelectItem] = []
+    embeds: dict[str, Embed] = {}
+    for item in items:
+        if isinstance(item, Embed):
+            item = _finish_embed(catalog, item, (*path, item.key), routed)
+            embeds[item.key] = item
+        finished.append(item)
+    prefix = "".join(f"{p}." for p in path)
+    own = [(n, v) for n, v in routed.get(path, []) if not (path and n in _EMBED_OPTIONS)]
+    where = parse_filters(table, own, embeds, prefix)
+    inner = [e.related() for e in embeds.values() if e.inner]
+    return tuple(finished), conjunction([*([where] if where is not None else []), *inner])
+
+
+def _finish_embed(catalog: Catalog, embed: Embed, path: tuple[str, ...],
+                  routed: dict[tuple[str, ...], list[tuple[str, str]]]) -> Embed:
+    target = catalog[embed.target]
+    items, where = _finish(catalog, target, embed.items, path, routed)
+    options: dict[str, str] = {}
+    prefix = ".".join(path)
+    for name, value in routed.get(path, []):
+        if name in _EMBED_OPTIONS:
+            if name in options:
+                raise BadRequest(f"{prefix}.{name}= is given more than once")
+            options[name] = value
+    if options and embed.hidden:
+        raise BadRequest(f"{prefix}() selects nothing, so it has no order or page",
+                         details=", ".join(f"{prefix}.{n}" for n in options))
+    order: tuple[OrderBy, ...] = ()
+    if options.get("order"):
+        aggregates = [i for i in items if isinstance(i, Aggregate)]
+        grouping = [i.column for i in items if isinstance(i, Field)]
+        order = parse_order(target, options["order"], aggregates, grouping, name=f"{prefix}.order")
+    limit = parse_non_negative(f"{prefix}.limit", options["limit"]) if "limit" in options else None
+    offset = parse_non_negative(f"{prefix}.offset", options["offset"]) if "offset" in options else 0
+    return dataclasses.replace(embed, items=items, where=where, order=order, limit=limit, offset=offset)
+
+
 def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], range_header: str | None,
                max_rows: int | None) -> Read:
     """The whole read a query string asks for. `max_rows` None: no cap (CSV export)."""
@@ -496,9 +603,14 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
             raise BadRequest(f"{name}= is given more than once")
         values[name] = value
     items = parse_select(catalog, table, values["select"]) if "select" in values else ()
+    routed: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for name, value in params:
+        if name not in RESERVED:
+            path, local = _route(items, name)
+            routed.setdefault(path, []).append((local, value))
+    items, where = _finish(catalog, table, items, (), routed)
     aggregates = [i for i in items if isinstance(i, Aggregate)]
     grouping = [i.column for i in items if isinstance(i, Field)]
-    where = parse_filters(table, params)
     order = parse_order(table, values["order"], aggregates, grouping) if values.get("order") else ()
     offset, limit = parse_page(values, range_header, max_rows)
     read = Read(items=items, where=where, order=order, limit=limit, offset=offset)

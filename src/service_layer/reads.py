@@ -11,7 +11,7 @@ from typing import Literal
 
 from domain.errors import BadRequest
 from domain.ports import AbstractUnitOfWork, Row
-from domain.query import Aggregate, Embed, Fetch, Field, OrderBy, Read, SelectItem
+from domain.query import Aggregate, Embed, Fetch, Field, OrderBy, Read, SelectItem, output_keys
 from domain.schema import Table
 from service_layer.services import table_of
 
@@ -41,7 +41,7 @@ def plan(table: Table, read: Read, *, within: tuple[tuple[str, ...], frozenset[t
     labels = {a.key: _label(n) for n, a in enumerate(aggregates)}
     within_columns = within[0] if within else ()
     plain = [i.column for i in items if isinstance(i, Field)]
-    embedded = [c for i in items if isinstance(i, Embed) for c in i.columns]
+    embedded = [c for i in items if isinstance(i, Embed) and not i.hidden for c in i.columns]
     if aggregates:
         columns = tuple(dict.fromkeys([*plain, *within_columns]))
         order = read.order + tuple(OrderBy(c) for c in columns if c not in {o.column for o in read.order})
@@ -71,7 +71,8 @@ def _embed(uow: AbstractUnitOfWork, embed: Embed, parents: Sequence[Row]) -> tup
     each value adds to the response (what a to-many embed nests, whatever its depth)."""
     keys = frozenset(k for k in (tuple(p[c] for c in embed.columns) for p in parents) if None not in k)
     target = uow.catalog[embed.target]
-    child = plan(target, Read(items=embed.items), within=(embed.target_columns, keys))
+    child = plan(target, Read(items=embed.items, where=embed.where, order=embed.order, limit=embed.limit,
+                              offset=embed.offset), within=(embed.target_columns, keys))
     flat = uow.repository(target.name).fetch(child.fetch) if keys else []
     shaped, weights = _shape(uow, child, flat)
     grouped: dict[tuple, list[tuple[Row, int]]] = defaultdict(list)
@@ -95,7 +96,7 @@ def _embed(uow: AbstractUnitOfWork, embed: Embed, parents: Sequence[Row]) -> tup
 
 
 def _shape(uow: AbstractUnitOfWork, planned: _Plan, flat: Sequence[Row]) -> tuple[list[Row], list[int]]:
-    embeds = {i.key: _embed(uow, i, flat) for i in planned.items if isinstance(i, Embed)}
+    embeds = {i.key: _embed(uow, i, flat) for i in planned.items if isinstance(i, Embed) and not i.hidden}
     out, weights = [], []
     for n, raw in enumerate(flat):
         row: Row = {}
@@ -105,9 +106,12 @@ def _shape(uow: AbstractUnitOfWork, planned: _Plan, flat: Sequence[Row]) -> tupl
                 row[item.key] = raw[item.column]
             elif isinstance(item, Aggregate):
                 row[item.key] = raw[planned.labels[item.key]]
-            else:
+            elif not item.hidden:
                 values, added = embeds[item.key]
-                row[item.key] = values[n]
+                if item.spread:  # a to-one embed's keys in the parent row, null when it has no row
+                    row.update(values[n] if values[n] is not None else dict.fromkeys(output_keys(item.items)))
+                else:
+                    row[item.key] = values[n]
                 weight += added[n]
         out.append(row)
         weights.append(weight)

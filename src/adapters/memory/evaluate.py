@@ -8,9 +8,15 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
-from domain.query import Condition, OrderBy, Where
+from domain.query import Condition, OrderBy, Related, Where
 
 Row = dict[str, Any]
+# Whether a row has rows of an embed (EXISTS): the evaluator knows one row, the store knows the rest.
+RelatedCheck = Callable[[Related, Row], bool]
+
+
+def _no_related(related: Related, row: Row) -> bool:
+    raise ValueError("this filter names an embed, and nothing here can look its rows up")
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "eq": operator.eq,
@@ -72,11 +78,13 @@ def _condition(cond: Condition, row: Row) -> bool | None:
     return result
 
 
-def evaluate(where: Where, row: Row) -> bool | None:
+def evaluate(where: Where, row: Row, related: RelatedCheck = _no_related) -> bool | None:
     """True, False or None (SQL's unknown)."""
     if isinstance(where, Condition):
         return _condition(where, row)
-    results = [evaluate(term, row) for term in where.terms]
+    if isinstance(where, Related):
+        return related(where, row)
+    results = [evaluate(term, row, related) for term in where.terms]
     if where.op == "and":
         result = False if False in results else (None if None in results else True)
     else:
@@ -86,10 +94,10 @@ def evaluate(where: Where, row: Row) -> bool | None:
     return result
 
 
-def matches(where: Where | None) -> Callable[[Row], bool]:
+def matches(where: Where | None, related: RelatedCheck = _no_related) -> Callable[[Row], bool]:
     if where is None:
         return lambda row: True
-    return lambda row: evaluate(where, row) is True
+    return lambda row: evaluate(where, row, related) is True
 
 
 def sort_rows(rows: Iterable[Row], order: tuple[OrderBy, ...], key_columns: tuple[str, ...]) -> list[Row]:

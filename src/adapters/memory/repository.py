@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import threading
+from collections import defaultdict
 from collections.abc import Sequence
 
-from adapters.memory.evaluate import group_rows, matches, sort_rows
+from adapters.memory.evaluate import RelatedCheck, group_rows, matches, sort_rows
 from domain.errors import DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
 from domain.ports import KEPT_ON_UPDATE, AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
-from domain.query import Fetch, Query, Where, keyset_where
+from domain.query import Fetch, Query, Related, Where, keyset_where
 from domain.schema import Catalog, ForeignKey, Table
 from domain.validation import ValueRefused, coercer
 
@@ -186,8 +187,24 @@ class InMemoryRepository(AbstractRepository):
         end = None if query.limit is None else query.offset + query.limit
         return [dict(r) for r in ordered[query.offset:end]]
 
+    def _related_check(self) -> RelatedCheck:
+        """EXISTS as a hash semi-join: each Related's matching keys are collected once per statement."""
+        found: dict[int, tuple[Related, set[tuple]]] = {}
+
+        def check(related: Related, row: Row) -> bool:
+            if id(related) not in found:
+                target = self.store.tables[related.target].rows.values()
+                keep = matches(related.where, check)
+                keys = {tuple(r[c] for c in related.target_columns) for r in target if keep(r)}
+                found[id(related)] = (related, keys)  # the object is kept so its id is not reused
+            key = tuple(row[c] for c in related.columns)
+            present = None not in key and key in found[id(related)][1]
+            return present != related.negated
+
+        return check
+
     def _fetched(self, fetch: Fetch) -> list[Row]:
-        rows = filter(matches(fetch.where), self.data.rows.values())
+        rows = filter(matches(fetch.where, self._related_check()), self.data.rows.values())
         if fetch.within is not None:
             columns, keys = fetch.within
             rows = (r for r in rows if tuple(r[c] for c in columns) in keys)
@@ -203,8 +220,19 @@ class InMemoryRepository(AbstractRepository):
     def fetch(self, fetch: Fetch) -> list[Row]:
         ordered = sort_rows(self._fetched(fetch), fetch.order, ())
         end = None if fetch.limit is None else fetch.offset + fetch.limit
+        if fetch.within is None:
+            ordered = ordered[fetch.offset:end]
+        else:  # an embed's page is per parent: slice each parent's rows, in the same order
+            seen: dict[tuple, int] = defaultdict(int)
+            paged = []
+            for row in ordered:
+                key = tuple(row[c] for c in fetch.within[0])
+                seen[key] += 1
+                if fetch.offset < seen[key] and (end is None or seen[key] <= end):
+                    paged.append(row)
+            ordered = paged
         names = (*fetch.columns, *(label for label, _ in fetch.aggregates))
-        return [{n: r[n] for n in names} for r in ordered[fetch.offset:end]]
+        return [{n: r[n] for n in names} for r in ordered]
 
     def total(self, fetch: Fetch, *, planned: bool = False) -> int:
         return len(self._fetched(fetch))

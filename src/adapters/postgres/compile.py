@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
 
-from domain.query import Aggregate, BoolExpr, Condition, Fetch, OrderBy, Where, keyset_where
+from domain.query import Aggregate, BoolExpr, Condition, Fetch, OrderBy, Related, Where, keyset_where
 from domain.schema import Table
 
 
@@ -38,9 +38,27 @@ def _condition(table: sa.Table, cond: Condition) -> sa.ColumnElement[bool]:
     return sa.not_(clause) if cond.negated else clause
 
 
-def where_clause(table: sa.Table, where: Where) -> sa.ColumnElement[bool]:
+def _metadata(table: sa.FromClause) -> sa.MetaData:
+    return table.metadata if isinstance(table, sa.Table) else table.element.metadata  # type: ignore[attr-defined]
+
+
+def _related(table: sa.FromClause, related: Related) -> sa.ColumnElement[bool]:
+    """EXISTS over the embed's rows that point at (or are pointed at by) this row, correlated.
+
+    The target is aliased, so an embed of a table into itself correlates with the outer row."""
+    target = _metadata(table).tables[related.target].alias()
+    joined = [target.c[tc] == table.c[c] for c, tc in zip(related.columns, related.target_columns, strict=True)]
+    if related.where is not None:
+        joined.append(where_clause(target, related.where))
+    exists = sa.exists().where(*joined)
+    return ~exists if related.negated else exists
+
+
+def where_clause(table: sa.FromClause, where: Where) -> sa.ColumnElement[bool]:
     if isinstance(where, Condition):
         return _condition(table, where)
+    if isinstance(where, Related):
+        return _related(table, where)
     assert isinstance(where, BoolExpr)
     terms = [where_clause(table, t) for t in where.terms]
     clause = sa.and_(*terms) if where.op == "and" else sa.or_(*terms)
@@ -120,18 +138,42 @@ def fetch_statement(table: sa.Table, spec: Table, fetch: Fetch, *, paged: bool =
         statement = statement.where(keyset_clause(table, spec, fetch.order, fetch.after))
     if not paged:
         return statement
-    items = []
-    for item in fetch.order:
-        expression = labelled[item.column] if item.column in labelled else table.c[item.column]
-        if item.column in labelled:
-            expression = sa.literal_column(f'"{item.column}"')  # order by the output column's label
-        expression = expression.desc() if item.descending else expression.asc()
-        if item.nulls_first is not None:
-            expression = expression.nulls_first() if item.nulls_first else expression.nulls_last()
-        items.append(expression)
-    statement = statement.order_by(*items)
+    if fetch.within is not None and (fetch.offset or fetch.limit is not None):
+        return _paged_per_parent(table, statement, fetch, labelled)
+    statement = statement.order_by(*_sort_keys(table, fetch.order, labelled, by_label=True))
     if fetch.offset:
         statement = statement.offset(fetch.offset)
     if fetch.limit is not None:
         statement = statement.limit(fetch.limit)
     return statement
+
+
+def _sort_keys(table: sa.FromClause, order: tuple[OrderBy, ...], labelled: dict[str, sa.Label], *,
+               by_label: bool) -> list[sa.ColumnElement]:
+    items = []
+    for item in order:
+        if item.column in labelled:
+            # the output column's label, or (inside a window, where labels are not in scope) its expression
+            expression = sa.literal_column(f'"{item.column}"') if by_label else labelled[item.column].element
+        else:
+            expression = table.c[item.column]
+        expression = expression.desc() if item.descending else expression.asc()
+        if item.nulls_first is not None:
+            expression = expression.nulls_first() if item.nulls_first else expression.nulls_last()
+        items.append(expression)
+    return items
+
+
+def _paged_per_parent(table: sa.FromClause, statement: sa.Select, fetch: Fetch,
+                      labelled: dict[str, sa.Label]) -> sa.Select:
+    """An embed's `offset`/`limit` for each parent on its own: number the rows within each parent's
+    key (in the fetch's order) and keep the slice, in one statement for all parents."""
+    columns = fetch.within[0]  # type: ignore[index]
+    number = sa.func.row_number().over(partition_by=[table.c[c] for c in columns],
+                                       order_by=_sort_keys(table, fetch.order, labelled, by_label=False))
+    inner = statement.add_columns(number.label("__n")).subquery()
+    kept = [inner.c[c.name] for c in statement.selected_columns]
+    outer = sa.select(*kept).where(inner.c["__n"] > fetch.offset)
+    if fetch.limit is not None:
+        outer = outer.where(inner.c["__n"] <= fetch.offset + fetch.limit)
+    return outer.order_by(*_sort_keys(inner, fetch.order, {}, by_label=False))
