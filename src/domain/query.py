@@ -17,14 +17,62 @@ OPERATORS: tuple[str, ...] = ("eq", "neq", "gt", "gte", "lt", "lte", "like", "il
 
 
 @dataclass(frozen=True)
+class JsonPath:
+    """`col->a->0->>b`: a member of a JSON column, by object key (str) or array index (int, negative
+    from the end). With `text` (the last arrow is ->>) the value is text, compared and ordered byte by
+    byte; otherwise it is a JSON value, compared and ordered as PostgreSQL orders jsonb. A missing
+    member is null (SQL's), which is not the JSON value null."""
+
+    column: str
+    steps: tuple[str | int, ...]
+    text: bool = False
+
+    @property
+    def name(self) -> str:
+        arrows = ["->"] * (len(self.steps) - 1) + ["->>" if self.text else "->"]
+        return self.column + "".join(f"{a}{s}" for a, s in zip(arrows, self.steps, strict=True))
+
+    @property
+    def key(self) -> str:
+        """The output key PostgREST gives it: the last step."""
+        return str(self.steps[-1])
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A column of a to-one embed's row, `order=airlines(name)`: null when there is no such row,
+    or when it fails the embed's own `where`. `target`'s `target_columns` equal `columns`."""
+
+    embed: str
+    target: str
+    columns: tuple[str, ...]
+    target_columns: tuple[str, ...]
+    column: str
+    where: Where | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.embed}({self.column})"
+
+
+# What a condition, an order item or a selected field names: a column, or a value derived from a row.
+Ref = str | JsonPath | Lookup
+
+
+def name_of(ref: Ref) -> str:
+    """The key a fetched row holds a ref's value under."""
+    return ref if isinstance(ref, str) else ref.name
+
+
+@dataclass(frozen=True)
 class Condition:
     """`column op value`; `in` takes a tuple, `is` takes None, True or False.
 
     like/ilike patterns use SQL's syntax (`%`, `_`, backslash escapes); the parser turns
-    PostgREST's `*` into `%`.
+    PostgREST's `*` into `%`. On a JSON path that is not `text`, values are JSON values.
     """
 
-    column: str
+    column: Ref
     op: str
     value: Any
     negated: bool = False
@@ -59,7 +107,7 @@ Where = Condition | BoolExpr | Related
 
 @dataclass(frozen=True)
 class OrderBy:
-    column: str
+    column: Ref
     descending: bool = False
     nulls_first: bool | None = None  # None: PostgreSQL's default (nulls last ascending, first descending)
 
@@ -93,7 +141,10 @@ def columns_of(where: Where | None) -> set[str]:
     if where is None:
         return set()
     if isinstance(where, Condition):
-        return {where.column}
+        ref = where.column
+        if isinstance(ref, Lookup):
+            return set(ref.columns)
+        return {ref if isinstance(ref, str) else ref.column}
     if isinstance(where, Related):
         return set(where.columns)
     return set().union(*(columns_of(t) for t in where.terms))
@@ -106,14 +157,14 @@ AGGREGATES: tuple[str, ...] = ("count", "sum", "avg", "min", "max")
 
 @dataclass(frozen=True)
 class Field:
-    """A plain column in the output, under `alias` when given."""
+    """A plain column (or a JSON path's value) in the output, under `alias` when given."""
 
-    column: str
+    column: str | JsonPath
     alias: str | None = None
 
     @property
     def key(self) -> str:
-        return self.alias or self.column
+        return self.alias or (self.column if isinstance(self.column, str) else self.column.key)
 
 
 @dataclass(frozen=True)
@@ -214,6 +265,12 @@ class Read:
     def grouped(self) -> bool:
         return bool(self.aggregates)
 
+    @property
+    def keyset_pages(self) -> bool:
+        """Whether after= can page this read. Not by a jsonb member: a cursor cannot tell its JSON
+        null from SQL's null (both read back as None), so such reads page by offset."""
+        return not self.grouped and not any(isinstance(o.column, JsonPath) and not o.column.text for o in self.order)
+
     def keyset_order(self, table: Table) -> tuple[OrderBy, ...]:
         """The order made total: the client's order, then the key (the grouping columns when
         aggregating), each column once. Nothing is appended once the order already covers a unique
@@ -248,13 +305,14 @@ def _beyond(item: OrderBy, value: Any, nullable: bool) -> Where | None:
     return strictly
 
 
-def keyset_where(order: tuple[OrderBy, ...], values: tuple, nullable: set[str]) -> Where:
+def keyset_where(order: tuple[OrderBy, ...], values: tuple, nullable: set) -> Where:
     """Rows strictly after `values` under `order` (a total order), nulls placed as the order says.
 
     The expanded form: (c1 beyond v1) or (c1 = v1 and c2 beyond v2) or ..., and'ed with a
     redundant bound on c1 so an index on it can start the scan at v1 instead of the table's start.
     """
     alternatives: list[Where] = []
+    nullable = set(nullable) | {o.column for o in order if not isinstance(o.column, str)}  # derived: maybe null
     for i, item in enumerate(order):
         beyond = _beyond(item, values[i], item.column in nullable)
         if beyond is None:
@@ -277,15 +335,15 @@ def keyset_where(order: tuple[OrderBy, ...], values: tuple, nullable: set[str]) 
 class Fetch:
     """One table's share of a Read, which an adapter answers with one statement: flat rows, no embeds.
 
-    Rows come back as dicts keyed by column name, and by label for `aggregates` ((label, Aggregate)
-    pairs; with aggregates, `columns` are the grouping columns). `within` restricts the rows to
-    those whose `within[0]` columns hold one of the `within[1]` tuples (how embeds are fetched in
-    one statement per level); `offset` and `limit` then page each of those tuples' rows on their
-    own, as a lateral join per parent would. `order` is total and may name labels; `after` holds
-    its values for the last row already seen.
+    Rows come back as dicts keyed by column name (`name_of` a derived ref), and by label for
+    `aggregates` ((label, Aggregate) pairs; with aggregates, `columns` are the grouping columns).
+    `within` restricts the rows to those whose `within[0]` columns hold one of the `within[1]`
+    tuples (how embeds are fetched in one statement per level); `offset` and `limit` then page
+    each of those tuples' rows on their own, as a lateral join per parent would. `order` is total
+    and may name labels; `after` holds its values for the last row already seen.
     """
 
-    columns: tuple[str, ...]
+    columns: tuple[Ref, ...]
     aggregates: tuple[tuple[str, Aggregate], ...] = ()
     where: Where | None = None
     within: tuple[tuple[str, ...], frozenset[tuple]] | None = None

@@ -22,6 +22,8 @@ from domain.query import (
     Condition,
     Embed,
     Field,
+    JsonPath,
+    Lookup,
     OrderBy,
     Query,
     Read,
@@ -29,6 +31,7 @@ from domain.query import (
     SelectItem,
     Where,
     conjunction,
+    name_of,
     output_keys,
 )
 from domain.schema import Catalog, ColumnType, Table
@@ -116,9 +119,63 @@ def _split_in_list(text: str, where: str) -> list[str]:
     return [_unquote(item.strip()) for item in split_top(inner, where)]
 
 
-def _condition(table: Table, column: str, expression: str, where: str, *, quoted_values: bool) -> Condition:
-    """`[not.]op.value` on `column`, typed by the column."""
+_JSON_KEY = re.compile(r"[A-Za-z0-9_$@-]+")
+_INDEX = re.compile(r"-?[0-9]{1,9}")
+_MAX_PATH = 32
+_ARROW = re.compile(r"(->>|->)")
+
+
+def parse_ref(table: Table, text: str, where: str) -> str | JsonPath:
+    """A column, or a path into a JSON column: `col->key->0->>key` (a number is an array index)."""
+    if "->" not in text:
+        return _column(table, text, where)
+    if text.count("->") > _MAX_PATH:
+        raise BadRequest(f"A JSON path takes at most {_MAX_PATH} steps", details=f"in {_shown(where)}")
+    parts = _ARROW.split(text)
+    column, arrows, keys = parts[0], parts[1::2], parts[2::2]
     _column(table, column, where)
+    if table.column(column).type is not ColumnType.JSON:
+        raise BadRequest(f"'{column}' is {table.column(column).type.value}; -> and ->> apply to JSON columns",
+                         details=f"in {_shown(where)}", code="42883")
+    if "->>" in arrows[:-1]:
+        raise BadRequest(f"->> gives text, so it can only end a JSON path: {_shown(text)!r}",
+                         details=f"in {_shown(where)}", hint="Write col->a->>b.")
+    steps: list[str | int] = []
+    for key in keys:
+        if not _JSON_KEY.fullmatch(key):
+            raise BadRequest(f"Invalid key {_shown(key)!r} in the JSON path {_shown(text)!r}",
+                             details=f"in {_shown(where)}",
+                             hint="Keys are letters, digits, _, $, @ and -; a whole number is an array index.")
+        steps.append(int(key) if _INDEX.fullmatch(key) else key)
+    return JsonPath(column, tuple(steps), arrows[-1] == "->>")
+
+
+def _kind(table: Table, ref: str | JsonPath) -> ColumnType | None:
+    """What a ref's values are: its column's type, text for ->>, None for a jsonb member (->)."""
+    if isinstance(ref, str):
+        return table.column(ref).type
+    return ColumnType.TEXT if ref.text else None
+
+
+def _typed_ref(table: Table, ref: str | JsonPath, text: str, where: str):
+    if isinstance(ref, str):
+        return _typed(table, ref, text, where)
+    if "\x00" in text or "\\u0000" in text:  # PostgreSQL's text and jsonb cannot hold NUL
+        raise BadRequest("A value cannot contain the NUL character", details=f"in {_shown(where)}", code="22P05")
+    if ref.text:
+        return text
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"Invalid JSON value {_shown(text)!r} for the jsonb member {ref.name}",
+                         details=f"in {_shown(where)}", code="22P02",
+                         hint="-> compares JSON values: write 1, true or \"text\"; ->> compares text.") from None
+
+
+def _condition(table: Table, column: str, expression: str, where: str, *, quoted_values: bool) -> Condition:
+    """`[not.]op.value` on `column` (or a JSON path), typed by the column."""
+    ref = parse_ref(table, column, where)
+    kind = _kind(table, ref)
     negated = False
     if expression.startswith("not."):
         negated, expression = True, expression[4:]
@@ -137,26 +194,26 @@ def _condition(table: Table, column: str, expression: str, where: str, *, quoted
             raise BadRequest(f"is takes null, true, false or unknown, got {_shown(value)!r}",
                              details=f"in {_shown(where)}")
         typed = {"null": None, "unknown": None, "true": True, "false": False}[lowered]
-        if typed is not None and table.column(column).type is not ColumnType.BOOLEAN:
+        if typed is not None and kind is not ColumnType.BOOLEAN:
             raise BadRequest(f"is.{lowered} needs a boolean column; '{column}' is not", details=f"in {_shown(where)}")
-        return Condition(column, "is", typed, negated)
-    if table.column(column).type is ColumnType.JSON:
+        return Condition(ref, "is", typed, negated)
+    if kind is ColumnType.JSON:
         raise BadRequest(f"'{column}' is a JSON column; only is.null filters apply to it",
-                         details=f"in {_shown(where)}")
+                         details=f"in {_shown(where)}", hint=f"Filter a member: {column}->>key=eq.value")
     if op == "in":
         items = _split_in_list(value, where)
-        return Condition(column, "in", tuple(_typed(table, column, i, where) for i in items), negated)
+        return Condition(ref, "in", tuple(_typed_ref(table, ref, i, where) for i in items), negated)
     if op in ("like", "ilike"):
-        if table.column(column).type not in _LIKE_TYPES:
-            raise BadRequest(f"{op} needs a text column; '{column}' is {table.column(column).type.value}",
-                             details=f"in {_shown(where)}")
+        if kind not in _LIKE_TYPES:
+            shown = "a jsonb member (use ->> for its text)" if kind is None else kind.value
+            raise BadRequest(f"{op} needs a text column; '{column}' is {shown}", details=f"in {_shown(where)}")
         if "\x00" in value:
             raise BadRequest(f"A {op} pattern cannot contain the NUL character", details=f"in {_shown(where)}")
         if (len(value) - len(value.rstrip("\\"))) % 2:
             raise BadRequest(f"A {op} pattern must not end with a lone backslash (the escape character)",
                              details=f"in {_shown(where)}", code="22025")
-        return Condition(column, op, value.replace("*", "%"), negated)
-    return Condition(column, op, _typed(table, column, value, where), negated)
+        return Condition(ref, op, value.replace("*", "%"), negated)
+    return Condition(ref, op, _typed_ref(table, ref, value, where), negated)
 
 
 def parse_condition(table: Table, column: str, expression: str) -> Condition:
@@ -329,15 +386,19 @@ def _select_item(catalog: Catalog, table: Table, text: str, where: str, depth: i
         return [Field(c) for c in table.column_names]
     if text.startswith("..."):
         return [_spread(catalog, table, text[3:].strip(), where, depth)]
-    if "::" in text or "->" in text:
-        raise BadRequest(f"Casts and JSON paths are not supported in select: {_shown(text)!r}",
-                         details=f"in {_shown(where)}")
+    if "::" in text:
+        raise BadRequest(f"Casts are not supported in select: {_shown(text)!r}", details=f"in {_shown(where)}")
     alias: str | None = None
     head, paren, rest = text.partition("(")
     if ":" in head:
         alias, head = head.split(":", 1)
         alias = _identifier(alias.strip(), "alias", where)
         head = head.strip()
+    if "->" in head:
+        if paren:
+            raise BadRequest(f"A JSON path cannot be aggregated or embedded: {_shown(text)!r}",
+                             details=f"in {_shown(where)}")
+        return [Field(parse_ref(table, head, where), alias)]
     if paren:
         if not rest.endswith(")"):
             raise BadRequest(f"Malformed select item {_shown(text)!r}", details=f"in {_shown(where)}")
@@ -392,7 +453,7 @@ def parse_select(catalog: Catalog, table: Table, text: str, where: str | None = 
                          details=f"in {_shown(where)}", hint="Give each one an alias: alias:column or alias:col.sum().")
     if any(isinstance(i, Aggregate) for i in items):
         grouped = {i.column for i in items if isinstance(i, Field)}
-        for name in sorted(c for c in grouped if table.column(c).type in _UNORDERED_TYPES):
+        for name in sorted(c for c in grouped if isinstance(c, str) and table.column(c).type in _UNORDERED_TYPES):
             raise BadRequest(f"Cannot group an aggregate read by the JSON column '{name}'",
                              details=f"in {_shown(where)}", hint="Group by other columns, or aggregate it: "
                                                                   f"{name}.count()")
@@ -407,21 +468,51 @@ def parse_select(catalog: Catalog, table: Table, text: str, where: str | None = 
 # --- order, page, cursor -------------------------------------------------------------------------
 
 
+_LOOKUP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def _order_lookup(catalog: Catalog | None, embeds: dict[str, Embed], text: str, where: str) -> Lookup:
+    """`emb(col)`: a column of a to-one embed of this read."""
+    matched = _LOOKUP.fullmatch(text)
+    if matched is None or catalog is None:
+        raise BadRequest(f"Malformed order item {_shown(text)!r}", details=f"in {_shown(where)}",
+                         hint="Order by col, col->key, or a to-one embed's column as emb(col).")
+    key, column = matched.groups()
+    embed = embeds.get(key)
+    if embed is None:
+        raise BadRequest(f"'{key}' is not an embedded resource in this request", code="PGRST108",
+                         details=f"in {_shown(where)}", hint=f"Embed it in select= to order by it: {key}(...)")
+    if embed.many:
+        raise BadRequest(f"A related order on '{key}' is not possible", code="PGRST118",
+                         details=f"'{key}' is a to-many embed: its rows have no one value to order by",
+                         hint=f"Order the embedded rows instead, with {key}.order={column}.")
+    _column(catalog[embed.target], column, where)
+    if catalog[embed.target].column(column).type in _UNORDERED_TYPES:
+        raise BadRequest(f"Cannot order by the JSON column '{key}({column})'", details=f"in {_shown(where)}")
+    return Lookup(key, embed.target, embed.columns, embed.target_columns, column, embed.where)
+
+
 def parse_order(table: Table, text: str, aggregates: Iterable[Aggregate] = (),
-                grouping: Iterable[str] | None = None, *, name: str = "order") -> tuple[OrderBy, ...]:
-    """`col.desc.nullslast,col2`; with aggregates, the names are grouping columns or aggregate keys."""
+                grouping: Iterable[object] | None = None, *, name: str = "order",
+                catalog: Catalog | None = None, embeds: dict[str, Embed] | None = None) -> tuple[OrderBy, ...]:
+    """`col.desc.nullslast,col2->key,emb(col)`; with aggregates, the names are grouping columns (or
+    paths) or aggregate keys; `emb(col)` names a to-one embed among `embeds`."""
     aggregate_keys = {a.key for a in aggregates}
     group = set(grouping) if grouping is not None else None
     items = []
     where = f"{name}={text}"
-    for part in text.split(","):
-        name, *modifiers = part.strip().split(".")
-        if name not in aggregate_keys:
-            _column(table, name, where)
-            if table.column(name).type in _UNORDERED_TYPES:
-                raise BadRequest(f"Cannot order by the JSON column '{name}'", details=f"in {_shown(where)}")
-            if group is not None and aggregate_keys and name not in group:
-                raise BadRequest(f"Ordering an aggregate read by '{name}', which is neither selected nor an "
+    for part in split_top(text, where):
+        head, *modifiers = part.strip().split(".")
+        ref: str | JsonPath | Lookup
+        if head in aggregate_keys:
+            ref = head
+        else:
+            ref = _order_lookup(catalog, embeds or {}, head, where) if "(" in head else parse_ref(table, head, where)
+            if isinstance(ref, str) and table.column(ref).type in _UNORDERED_TYPES:
+                raise BadRequest(f"Cannot order by the JSON column '{ref}'", details=f"in {_shown(where)}",
+                                 hint=f"Order by a member: {ref}->key")
+            if group is not None and aggregate_keys and ref not in group:
+                raise BadRequest(f"Ordering an aggregate read by '{_shown(head)}', which is neither selected nor an "
                                  "aggregate", details=f"in {_shown(where)}",
                                  hint=f"Order by a grouping column or one of {', '.join(sorted(aggregate_keys))}")
         descending, nulls_first = False, None
@@ -440,7 +531,7 @@ def parse_order(table: Table, text: str, aggregates: Iterable[Aggregate] = (),
                 case _:
                     raise BadRequest(f"Unknown order modifier {_shown(modifier)!r} in {_shown(where)}",
                                      hint="Use asc, desc, nullsfirst or nullslast.")
-        items.append(OrderBy(name, descending, nulls_first))
+        items.append(OrderBy(ref, descending, nulls_first))
     names = [i.column for i in items]
     if len(set(names)) != len(names):
         raise BadRequest(f"{_shown(where)} names a column twice")
@@ -493,7 +584,7 @@ def parse_page(values: dict[str, str], range_header: str | None, max_rows: int |
 
 
 def _signature(order: tuple[OrderBy, ...]) -> str:
-    return ",".join(f"{o.column}.{'desc' if o.descending else 'asc'}"
+    return ",".join(f"{name_of(o.column)}.{'desc' if o.descending else 'asc'}"
                     f".{'nf' if o.effective_nulls_first else 'nl'}" for o in order)
 
 
@@ -509,7 +600,7 @@ def encode_cursor(order: tuple[OrderBy, ...], values: tuple) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def decode_cursor(table: Table, order: tuple[OrderBy, ...], text: str) -> tuple:
+def decode_cursor(table: Table, order: tuple[OrderBy, ...], text: str, catalog: Catalog | None = None) -> tuple:
     malformed = BadRequest("Malformed after= cursor", details=_shown(text),
                            hint="Use the after= of a Link header as it is, with the same order=.")
     try:
@@ -526,8 +617,16 @@ def decode_cursor(table: Table, order: tuple[OrderBy, ...], text: str) -> tuple:
         if raw is None:
             values.append(None)
             continue
+        ref = item.column
         try:
-            values.append(parse_value(table.column(item.column), raw))
+            if isinstance(ref, JsonPath):  # only ->> pages by keyset: text
+                if not isinstance(raw, str):
+                    raise malformed
+                values.append(raw)
+            elif isinstance(ref, Lookup):
+                values.append(parse_value(catalog[ref.target].column(ref.column), raw))  # type: ignore[index]
+            else:
+                values.append(parse_value(table.column(ref), raw))
         except ValueRefused:
             raise malformed from None
     return tuple(values)
@@ -588,7 +687,8 @@ def _finish_embed(catalog: Catalog, embed: Embed, path: tuple[str, ...],
     if options.get("order"):
         aggregates = [i for i in items if isinstance(i, Aggregate)]
         grouping = [i.column for i in items if isinstance(i, Field)]
-        order = parse_order(target, options["order"], aggregates, grouping, name=f"{prefix}.order")
+        order = parse_order(target, options["order"], aggregates, grouping, name=f"{prefix}.order",
+                            catalog=catalog, embeds={i.key: i for i in items if isinstance(i, Embed)})
     limit = parse_non_negative(f"{prefix}.limit", options["limit"]) if "limit" in options else None
     offset = parse_non_negative(f"{prefix}.offset", options["offset"]) if "offset" in options else 0
     return dataclasses.replace(embed, items=items, where=where, order=order, limit=limit, offset=offset)
@@ -611,17 +711,22 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
     items, where = _finish(catalog, table, items, (), routed)
     aggregates = [i for i in items if isinstance(i, Aggregate)]
     grouping = [i.column for i in items if isinstance(i, Field)]
-    order = parse_order(table, values["order"], aggregates, grouping) if values.get("order") else ()
+    embeds = {i.key: i for i in items if isinstance(i, Embed)}
+    order = parse_order(table, values["order"], aggregates, grouping, catalog=catalog,
+                        embeds=embeds) if values.get("order") else ()
     offset, limit = parse_page(values, range_header, max_rows)
     read = Read(items=items, where=where, order=order, limit=limit, offset=offset)
     if "after" in values:
         if aggregates:
             raise BadRequest("after= pages plain reads; aggregate reads page with offset=")
+        if not read.keyset_pages:
+            raise BadRequest("after= cannot page an order by a jsonb member (->); page it with offset=",
+                             hint="Or order by the member's text, with ->>.")
         if offset:
             raise BadRequest("after= and offset (or a Range header) cannot be combined",
                              hint="after= already says where the page starts.")
         keyset = read.keyset_order(table)
-        read = Read(items, where, order, limit, 0, decode_cursor(table, keyset, values["after"]))
+        read = Read(items, where, order, limit, 0, decode_cursor(table, keyset, values["after"], catalog))
     return read
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from domain.errors import BadRequest
 from domain.ports import AbstractUnitOfWork, Row
-from domain.query import Aggregate, Embed, Fetch, Field, OrderBy, Read, SelectItem, output_keys
+from domain.query import Aggregate, Embed, Fetch, Field, OrderBy, Read, SelectItem, name_of, output_keys
 from domain.schema import Table
 from service_layer.services import table_of
 
@@ -103,7 +103,7 @@ def _shape(uow: AbstractUnitOfWork, planned: _Plan, flat: Sequence[Row]) -> tupl
         weight = 1
         for item in planned.items:
             if isinstance(item, Field):
-                row[item.key] = raw[item.column]
+                row[item.key] = raw[name_of(item.column)]
             elif isinstance(item, Aggregate):
                 row[item.key] = raw[planned.labels[item.key]]
             elif not item.hidden:
@@ -189,7 +189,7 @@ def read_page(
                 start = total - repo.total(dataclasses.replace(fetch, offset=0, limit=None))
                 if count != "exact":
                     start = None
-    last = tuple(flat[-1][o.column] for o in fetch.order) if (more and flat) else None
+    last = tuple(flat[-1][name_of(o.column)] for o in fetch.order) if (more and flat and read.keyset_pages) else None
     return ReadPage(rows, start, total, more, last)
 
 

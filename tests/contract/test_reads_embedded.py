@@ -144,3 +144,53 @@ def test_memory_answers_embed_filters_exactly_as_postgresql(memory_uow, pg_uow, 
     query = (f"select=carrier,flights{'!inner' if inner else ''}(flight,dep_delay,{planes})&order=carrier"
              + options + "".join(f"&{name}={value}" for name, value in filters))
     assert page(memory_uow, query, "airlines").rows == page(pg_uow, query, "airlines").rows
+
+
+# --- order by a to-one embed's column ------------------------------------------------------------
+
+
+def test_order_by_a_to_one_embeds_column(uow):
+    got = rows(uow, "select=id,airlines(name)&order=airlines(name).desc,id")
+    assert [r["id"] for r in got] == [3, 4, 5, 6, 7, 8, 1, 2]
+    got = rows(uow, "select=id,planes(seats)&order=planes(seats).desc.nullslast")
+    assert [r["id"] for r in got] == [2, 1, 3, 6, 4, 5, 7, 8]
+
+
+def test_order_by_an_embed_sees_the_embeds_filters(uow):
+    got = rows(uow, "select=id,planes(seats)&planes.seats=gt.160&order=planes(seats).nullslast&id=lt.4")
+    assert got == [{"id": 2, "planes": {"seats": 180}}, {"id": 1, "planes": None}, {"id": 3, "planes": None}]
+
+
+def test_order_by_an_embed_pages_by_keyset_to_the_end(uow):
+    from domain.catalog import CATALOG
+    from entrypoints.query_string import encode_cursor, parse_read
+
+    query = "select=id,planes(seats),from:airports!origin(name)&order=from(name).desc,planes(seats).nullsfirst"
+    seen, after = [], ""
+    for _ in range(10):
+        current = page(uow, query + "&limit=3" + after)
+        seen += [r["id"] for r in current.rows]
+        if not current.more:
+            break
+        read = parse_read(CATALOG, CATALOG["flights"], [("select", query.split("&")[0][7:]),
+                                                       ("order", query.split("order=")[1])], None, 3)
+        after = "&after=" + encode_cursor(read.keyset_order(CATALOG["flights"]), current.last)
+    # Newark, La Guardia, then Kennedy; within each, flights without a known plane first
+    assert seen == [r["id"] for r in rows(uow, query)] == [4, 3, 8, 2, 5, 7, 1, 6]
+
+
+@pytest.mark.parametrize(
+    ("query", "table", "code"),
+    [
+        ("select=carrier,flights(flight)&order=flights(flight)", "airlines", "PGRST118"),
+        ("select=id&order=planes(seats)", "flights", "PGRST108"),
+        ("select=id,planes(seats)&order=planes(nosuch)", "flights", None),
+        ("select=id,planes(seats)&order=planes(seats", "flights", None),
+    ],
+)
+def test_bad_embed_orders_are_refused(uow, query, table, code):
+    from domain.errors import BadRequest
+
+    with pytest.raises(BadRequest) as caught:
+        rows(uow, query, table)
+    assert code is None or caught.value.code == code

@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
-from domain.query import Condition, OrderBy, Related, Where
+import orjson
+
+from domain.query import Condition, JsonPath, OrderBy, Ref, Related, Where, name_of
 
 Row = dict[str, Any]
 # Whether a row has rows of an embed (EXISTS): the evaluator knows one row, the store knows the rest.
@@ -53,9 +55,96 @@ def like_regex(pattern: str, case_insensitive: bool) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
+# --- JSON paths, as PostgreSQL's jsonb operators answer them ----------------------------------------
+
+
+class _JsonNull:
+    """The JSON value null, which a path can reach, as opposed to SQL's null (a missing member)."""
+
+    def __repr__(self) -> str:
+        return "JSON_NULL"
+
+
+JSON_NULL: Any = _JsonNull()
+
+
+def walk(path: JsonPath, value: Any) -> Any:
+    """`->` and `->>`: None for SQL null, JSON_NULL for the JSON value null under `->`."""
+    if value is None:
+        return None
+    for step in path.steps:
+        if isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value):
+            value = value[step]
+        elif isinstance(step, str) and isinstance(value, dict) and step in value:
+            value = value[step]
+        else:
+            return None
+        if value is None:
+            value = JSON_NULL
+    if not path.text:
+        return value
+    return None if value is JSON_NULL else value if isinstance(value, str) else jsonb_text(value)
+
+
+def jsonb_text(value: Any) -> str:
+    """jsonb's text form: `", "` and `": "` separators, object keys in jsonb's storage order."""
+    if value is None or value is JSON_NULL:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return orjson.dumps(value).decode()
+    if isinstance(value, list):
+        return "[" + ", ".join(jsonb_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{jsonb_text(k)}: {jsonb_text(value[k])}" for k in _stored_keys(value)) + "}"
+    return str(value)
+
+
+def _stored_keys(value: dict) -> list[str]:
+    return sorted(value, key=lambda k: (len(k.encode()), k.encode()))  # jsonb stores shorter keys first
+
+
+def jsonb_key(value: Any) -> tuple:
+    """A sort key in jsonb's order: object > array > boolean > number > string > null; arrays and
+    objects by size first, then member by member (object keys in storage order)."""
+    if value is None or value is JSON_NULL:
+        return (0,)
+    if value is True or value is False:
+        return (3, value)
+    if isinstance(value, str):
+        return (1, value.encode())
+    if isinstance(value, int | float):
+        return (2, value)
+    if isinstance(value, list):
+        return (4, len(value), tuple(jsonb_key(v) for v in value))
+    keys = _stored_keys(value)
+    return (5, len(value), tuple((k.encode(), jsonb_key(value[k])) for k in keys))
+
+
+def value_of(ref: Ref, row: Row) -> Any:
+    """A ref's value in a row: a column, or one the store attached under its name (a lookup, or a
+    path already walked), or a JSON path walked now."""
+    name = name_of(ref)
+    if name in row or not isinstance(ref, JsonPath):
+        return row.get(name)
+    return walk(ref, row.get(ref.column))
+
+
+def _comparable(ref: Ref) -> Callable[[Any], Any]:
+    """What a ref's values are compared by: jsonb's order for a JSON member, themselves otherwise."""
+    return jsonb_key if isinstance(ref, JsonPath) and not ref.text else _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 def _condition(cond: Condition, row: Row) -> bool | None:
-    value = row.get(cond.column)
+    value = value_of(cond.column, row)
     op = cond.op
+    if op != "is" and value is not None and isinstance(cond.column, JsonPath) and not cond.column.text:
+        return _json_condition(cond, value)
     if op == "is":
         result: bool | None = value is cond.value if cond.value is None else (
             value is not None and value == cond.value
@@ -76,6 +165,16 @@ def _condition(cond: Condition, row: Row) -> bool | None:
     if cond.negated and result is not None:
         return not result
     return result
+
+
+def _json_condition(cond: Condition, value: Any) -> bool | None:
+    """A jsonb member against JSON values (the parser admits the comparisons and in)."""
+    key = jsonb_key(value)
+    if cond.op == "in":
+        result = key in {jsonb_key(m) for m in cond.value}
+    else:
+        result = _COMPARE[cond.op](key, jsonb_key(cond.value))
+    return not result if cond.negated else result
 
 
 def evaluate(where: Where, row: Row, related: RelatedCheck = _no_related) -> bool | None:
@@ -104,9 +203,10 @@ def sort_rows(rows: Iterable[Row], order: tuple[OrderBy, ...], key_columns: tupl
     """Sort like ORDER BY: each key with its direction and nulls placement, then the primary key."""
     result = sorted(rows, key=lambda r: tuple(r[c] for c in key_columns))
     for item in reversed(order):
-        present = [r for r in result if r.get(item.column) is not None]
-        missing = [r for r in result if r.get(item.column) is None]
-        present.sort(key=lambda r, c=item.column: r[c], reverse=item.descending)
+        ref, comparable = item.column, _comparable(item.column)
+        present = [r for r in result if value_of(ref, r) is not None]
+        missing = [r for r in result if value_of(ref, r) is None]
+        present.sort(key=lambda r, c=ref, k=comparable: k(value_of(c, r)), reverse=item.descending)
         result = missing + present if item.effective_nulls_first else present + missing
     return result
 
@@ -138,13 +238,19 @@ def aggregate(function: str, column: str | None, rows: list[Row]) -> Any:
 def group_rows(rows: Iterable[Row], columns: tuple[str, ...], aggregates: tuple) -> list[Row]:
     """GROUP BY columns, with each (label, Aggregate) computed per group; no columns: one group."""
     groups: dict[tuple, list[Row]] = {}
+    firsts: dict[tuple, tuple] = {}
+    names = [name_of(c) for c in columns]
     for row in rows:
-        groups.setdefault(tuple(row[c] for c in columns), []).append(row)
+        values = tuple(row[n] for n in names)
+        key = tuple(jsonb_key(v) if isinstance(v, dict | list) else v for v in values)  # JSON values: hashable
+        firsts.setdefault(key, values)
+        groups.setdefault(key, []).append(row)
     if not columns and not groups:
         groups[()] = []
+        firsts[()] = ()
     out = []
     for key, members in groups.items():
-        result = dict(zip(columns, key, strict=True))
+        result = dict(zip(names, firsts[key], strict=True))
         for label, agg in aggregates:
             result[label] = aggregate(agg.function, agg.column, members)
         out.append(result)

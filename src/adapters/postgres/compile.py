@@ -3,15 +3,61 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
+from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB
 
-from domain.query import Aggregate, BoolExpr, Condition, Fetch, OrderBy, Related, Where, keyset_where
+from domain.query import (
+    Aggregate,
+    BoolExpr,
+    Condition,
+    Fetch,
+    JsonPath,
+    Lookup,
+    OrderBy,
+    Ref,
+    Related,
+    Where,
+    keyset_where,
+    name_of,
+)
 from domain.schema import Table
 
 
-def _condition(table: sa.Table, cond: Condition) -> sa.ColumnElement[bool]:
-    column = table.c[cond.column]
+def _json_path(table: sa.FromClause, path: JsonPath) -> sa.ColumnElement:
+    """`col -> 'a' -> 0 ->> 'b'`, one arrow per step as PostgREST writes it (not `#>`, which would
+    read an object key "0" for an index). Steps are rendered inline (the parser admits only plain
+    keys), so the same path in SELECT, WHERE, GROUP BY and ORDER BY is one expression to PostgreSQL."""
+    expression: sa.ColumnElement = table.c[path.column]
+    for n, step in enumerate(path.steps):
+        last_text = path.text and n == len(path.steps) - 1
+        operand = sa.literal(step, sa.Integer if isinstance(step, int) else sa.Text, literal_execute=True)
+        expression = expression.op("->>" if last_text else "->", return_type=sa.Text if last_text else JSONB)(operand)
+    # ->> text compares byte by byte, as the text columns (COLLATE "C") and the memory adapter do
+    return sa.collate(expression, "C") if path.text else expression
+
+
+def _lookup(table: sa.FromClause, lookup: Lookup) -> sa.ColumnElement:
+    """The to-one embed's column as a scalar subquery (the reference's target is unique: one row at most)."""
+    target = _metadata(table).tables[lookup.target].alias()
+    joined = [target.c[tc] == table.c[c] for c, tc in zip(lookup.columns, lookup.target_columns, strict=True)]
+    if lookup.where is not None:
+        joined.append(where_clause(target, lookup.where))
+    return sa.select(target.c[lookup.column]).where(*joined).scalar_subquery()
+
+
+def ref_expression(table: sa.FromClause, ref: Ref) -> sa.ColumnElement:
+    if isinstance(ref, str):
+        return table.c[ref]
+    if isinstance(ref, JsonPath):
+        return _json_path(table, ref)
+    return _lookup(table, ref)
+
+
+def _condition(table: sa.FromClause, cond: Condition) -> sa.ColumnElement[bool]:
+    column = ref_expression(table, cond.column)
     value = cond.value
+    if isinstance(cond.column, JsonPath) and not cond.column.text and cond.op != "is":
+        # a JSON value against a jsonb member: bound as jsonb, so 1 equals 1.0 and "1" does not
+        value = tuple(sa.literal(v, JSONB) for v in value) if cond.op == "in" else sa.literal(value, JSONB)
     match cond.op:
         case "eq":
             clause = column == value
@@ -68,7 +114,7 @@ def where_clause(table: sa.FromClause, where: Where) -> sa.ColumnElement[bool]:
 def order_by(table: sa.Table, order: tuple[OrderBy, ...]) -> list[sa.ColumnElement]:
     items = []
     for item in order:
-        column = table.c[item.column]
+        column = ref_expression(table, item.column)
         expr = column.desc() if item.descending else column.asc()
         if item.nulls_first is not None:
             expr = expr.nulls_first() if item.nulls_first else expr.nulls_last()
@@ -108,8 +154,8 @@ def keyset_clause(table: sa.Table, spec: Table, order: tuple[OrderBy, ...], valu
     """Rows after the cursor. One direction over NOT NULL columns: a row-value comparison, which a
     btree on those columns answers as an index condition. Otherwise the expanded OR chain."""
     directions = {o.descending for o in order}
-    if len(directions) == 1 and all(not spec.column(o.column).nullable for o in order):
-        columns = [table.c[o.column] for o in order]
+    if len(directions) == 1 and all(isinstance(o.column, str) and not spec.column(o.column).nullable for o in order):
+        columns = [table.c[o.column] for o in order]  # type: ignore[index]
         bound = [sa.literal(v, type_=c.type) for c, v in zip(columns, values, strict=True)]
         if len(columns) == 1:
             return columns[0] < bound[0] if order[0].descending else columns[0] > bound[0]
@@ -121,7 +167,8 @@ def keyset_clause(table: sa.Table, spec: Table, order: tuple[OrderBy, ...], valu
 
 def fetch_statement(table: sa.Table, spec: Table, fetch: Fetch, *, paged: bool = True) -> sa.Select:
     labelled = {label: aggregate_expression(table, agg).label(label) for label, agg in fetch.aggregates}
-    statement = sa.select(*(table.c[c] for c in fetch.columns), *labelled.values()).select_from(table)
+    columns = [table.c[c] if isinstance(c, str) else ref_expression(table, c).label(name_of(c)) for c in fetch.columns]
+    statement = sa.select(*columns, *labelled.values()).select_from(table)
     if fetch.where is not None:
         statement = statement.where(where_clause(table, fetch.where))
     if fetch.within is not None:
@@ -131,7 +178,7 @@ def fetch_statement(table: sa.Table, spec: Table, fetch: Fetch, *, paged: bool =
         else:
             statement = statement.where(sa.tuple_(*(table.c[c] for c in columns)).in_(list(keys)))
     if fetch.aggregates and fetch.columns:
-        statement = statement.group_by(*(table.c[c] for c in fetch.columns))
+        statement = statement.group_by(*(ref_expression(table, c) for c in fetch.columns))
     if fetch.after is not None:
         if fetch.aggregates:
             raise ValueError("keyset pages are for plain reads")  # the parser refuses after= with aggregates
@@ -149,14 +196,16 @@ def fetch_statement(table: sa.Table, spec: Table, fetch: Fetch, *, paged: bool =
 
 
 def _sort_keys(table: sa.FromClause, order: tuple[OrderBy, ...], labelled: dict[str, sa.Label], *,
-               by_label: bool) -> list[sa.ColumnElement]:
+               by_label: bool, by_name: bool = False) -> list[sa.ColumnElement]:
     items = []
     for item in order:
         if item.column in labelled:
             # the output column's label, or (inside a window, where labels are not in scope) its expression
             expression = sa.literal_column(f'"{item.column}"') if by_label else labelled[item.column].element
+        elif by_name:  # outside the subquery of a per-parent page, every order item is a named column
+            expression = table.c[name_of(item.column)]
         else:
-            expression = table.c[item.column]
+            expression = ref_expression(table, item.column)
         expression = expression.desc() if item.descending else expression.asc()
         if item.nulls_first is not None:
             expression = expression.nulls_first() if item.nulls_first else expression.nulls_last()
@@ -176,4 +225,4 @@ def _paged_per_parent(table: sa.FromClause, statement: sa.Select, fetch: Fetch,
     outer = sa.select(*kept).where(inner.c["__n"] > fetch.offset)
     if fetch.limit is not None:
         outer = outer.where(inner.c["__n"] <= fetch.offset + fetch.limit)
-    return outer.order_by(*_sort_keys(inner, fetch.order, {}, by_label=False))
+    return outer.order_by(*_sort_keys(inner, fetch.order, {}, by_label=False, by_name=True))
