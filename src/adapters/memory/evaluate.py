@@ -105,9 +105,12 @@ def _stored_keys(value: dict) -> list[str]:
     return sorted(value, key=lambda k: (len(k.encode()), k.encode()))  # jsonb stores shorter keys first
 
 
-def jsonb_key(value: Any) -> tuple:
+def jsonb_key(value: Any, *, top: bool = True) -> tuple:
     """A sort key in jsonb's order: object > array > boolean > number > string > null; arrays and
-    objects by size first, then member by member (object keys in storage order)."""
+    objects by size first, then member by member (object keys in storage order). As PostgreSQL's
+    documentation warns, an empty array at the top sorts below everything, null included."""
+    if top and value == []:
+        return (-1,)
     if value is None or value is JSON_NULL:
         return (0,)
     if value is True or value is False:
@@ -117,9 +120,9 @@ def jsonb_key(value: Any) -> tuple:
     if isinstance(value, int | float):
         return (2, value)
     if isinstance(value, list):
-        return (4, len(value), tuple(jsonb_key(v) for v in value))
+        return (4, len(value), tuple(jsonb_key(v, top=False) for v in value))
     keys = _stored_keys(value)
-    return (5, len(value), tuple((k.encode(), jsonb_key(value[k])) for k in keys))
+    return (5, len(value), tuple((k.encode(), jsonb_key(value[k], top=False)) for k in keys))
 
 
 def value_of(ref: Ref, row: Row) -> Any:
