@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from domain.schema import Table
 
-Operator = Literal["eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is"]
-OPERATORS: tuple[str, ...] = ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is")
+Operator = Literal["eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is", "fts", "plfts", "phfts", "wfts"]
+OPERATORS: tuple[str, ...] = ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is",
+                              "fts", "plfts", "phfts", "wfts")
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,9 @@ class Condition:
     """`column op value`; `in` takes a tuple, `is` takes None, True or False.
 
     like/ilike patterns use SQL's syntax (`%`, `_`, backslash escapes); the parser turns
-    PostgREST's `*` into `%`. On a JSON path that is not `text`, values are JSON values.
+    PostgREST's `*` into `%`. On a JSON path that is not `text`, values are JSON values. The full-text
+    operators (fts, plfts, phfts, wfts: to_tsquery, plainto_, phraseto_, websearch_to_tsquery) take
+    (configuration, query text), matched against `to_tsvector(configuration, column)`.
     """
 
     column: Ref

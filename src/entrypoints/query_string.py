@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import orjson
 
+from domain import text_search
 from domain.errors import BadRequest, UnknownColumn
 from domain.query import (
     AGGREGATES,
@@ -172,6 +173,20 @@ def _typed_ref(table: Table, ref: str | JsonPath, text: str, where: str):
                          hint="-> compares JSON values: write 1, true or \"text\"; ->> compares text.") from None
 
 
+def _search(ref: str | JsonPath, kind: ColumnType | None, op: str, config: str | None, text: str, negated: bool,
+            where: str) -> Condition:
+    """`fts(config).query` and its plain, phrase and websearch forms, on text."""
+    if kind is not ColumnType.TEXT:
+        shown = "a jsonb member (use ->> for its text)" if kind is None else kind.value
+        raise BadRequest(f"{op} searches text; '{name_of(ref)}' is {shown}", details=f"in {_shown(where)}")
+    config = config or text_search.DEFAULT_CONFIG
+    if config not in text_search.CONFIGS:
+        raise BadRequest(f"Unknown text search configuration {_shown(config)!r}", code="42704",
+                         details=f"in {_shown(where)}", hint=f"Configurations: {', '.join(text_search.CONFIGS)}")
+    text_search.parse_search(op, config, text)  # refuses a malformed query here, before any adapter sees it
+    return Condition(ref, op, (config, text), negated)
+
+
 def _condition(table: Table, column: str, expression: str, where: str, *, quoted_values: bool) -> Condition:
     """`[not.]op.value` on `column` (or a JSON path), typed by the column."""
     ref = parse_ref(table, column, where)
@@ -180,14 +195,20 @@ def _condition(table: Table, column: str, expression: str, where: str, *, quoted
     if expression.startswith("not."):
         negated, expression = True, expression[4:]
     op, dot, value = expression.partition(".")
-    if not dot or op not in OPERATORS:
+    op, paren, modifier = op.partition("(")
+    if not dot or op not in OPERATORS or (paren and not modifier.endswith(")")):
         raise BadRequest(
             f"Unknown or missing operator in {_shown(where)!r}",
             details=f"operator {_shown(op)!r}",
             hint=f"Write {column}=op.value with op one of {', '.join(OPERATORS)}, optionally after not.",
         )
+    modifier = modifier[:-1] if paren else None
     if quoted_values and op != "in":
         value = _unquote(value)
+    if op in text_search.KINDS:
+        return _search(ref, kind, op, modifier, value, negated, where)
+    if modifier is not None:
+        raise BadRequest(f"{op} takes no ({_shown(modifier)}) modifier", details=f"in {_shown(where)}")
     if op == "is":
         lowered = value.lower()
         if lowered not in ("null", "true", "false", "unknown"):

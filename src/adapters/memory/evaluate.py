@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from domain import text_search
 from domain.query import Condition, JsonPath, OrderBy, Ref, Related, Where, name_of
 
 Row = dict[str, Any]
@@ -163,6 +164,10 @@ def _condition(cond: Condition, row: Row) -> bool | None:
             result = None
     elif op in ("like", "ilike"):
         result = like_regex(cond.value, op == "ilike").fullmatch(value) is not None
+    elif op in text_search.KINDS:  # the documented approximation of domain.text_search
+        config, text = cond.value
+        result = text_search.search_matches(text_search.parse_search(op, config, text),
+                                            text_search.vector(value, config))
     else:  # pragma: no cover - the parser admits only known operators
         raise ValueError(f"unknown operator {op}")
     if cond.negated and result is not None:

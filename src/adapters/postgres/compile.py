@@ -1,9 +1,11 @@
-"""The query model as SQLAlchemy expressions. Every value becomes a bound parameter."""
+"""The query model as SQLAlchemy expressions. Every value becomes a bound parameter, except JSON path
+keys and search configurations (plain words, checked by the parser), which SQLAlchemy renders as
+quoted literals so that one path is one expression wherever the statement repeats it."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB
+from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB, REGCONFIG
 
 from domain.query import (
     Aggregate,
@@ -20,6 +22,9 @@ from domain.query import (
     name_of,
 )
 from domain.schema import Table
+
+_TSQUERY = {"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery",
+            "wfts": "websearch_to_tsquery"}
 
 
 def _json_path(table: sa.FromClause, path: JsonPath) -> sa.ColumnElement:
@@ -79,6 +84,11 @@ def _condition(table: sa.FromClause, cond: Condition) -> sa.ColumnElement[bool]:
             clause = column.in_(list(value))
         case "is":
             clause = column.is_(sa.null() if value is None else sa.true() if value else sa.false())
+        case "fts" | "plfts" | "phfts" | "wfts":
+            config, text = value
+            regconfig = sa.cast(sa.literal(config, literal_execute=True), REGCONFIG)
+            query = getattr(sa.func, _TSQUERY[cond.op])(regconfig, sa.literal(text, sa.Text))
+            clause = sa.func.to_tsvector(regconfig, column).op("@@", return_type=sa.Boolean)(query)
         case _:  # pragma: no cover - the parser admits only known operators
             raise ValueError(cond.op)
     return sa.not_(clause) if cond.negated else clause
