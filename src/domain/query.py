@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from domain.schema import Table
 
-Operator = Literal["eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is", "fts", "plfts", "phfts", "wfts"]
-OPERATORS: tuple[str, ...] = ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is",
-                              "fts", "plfts", "phfts", "wfts")
+OPERATORS: tuple[str, ...] = ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "match", "imatch", "in",
+                              "is", "isdistinct", "fts", "plfts", "phfts", "wfts", "cs", "cd", "ov")
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,9 @@ class Condition:
     like/ilike patterns use SQL's syntax (`%`, `_`, backslash escapes); the parser turns
     PostgREST's `*` into `%`. On a JSON path that is not `text`, values are JSON values. The full-text
     operators (fts, plfts, phfts, wfts: to_tsquery, plainto_, phraseto_, websearch_to_tsquery) take
-    (configuration, query text), matched against `to_tsvector(configuration, column)`.
+    (configuration, query text), matched against `to_tsvector(configuration, column)`. match and
+    imatch take a regular expression (~, ~*); isdistinct is IS DISTINCT FROM (never unknown); cs,
+    cd and ov take a JSON value: contains (@>), is contained by (<@), and shares an array element.
     """
 
     column: Ref

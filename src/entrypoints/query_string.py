@@ -73,9 +73,14 @@ def _typed(table: Table, column: str, text: str, where: str):
         ) from None
 
 
+_OPENS = {"(": ")", "{": "}", "[": "]"}
+_CLOSES = {v: k for k, v in _OPENS.items()}
+
+
 def split_top(text: str, where: str, separator: str = ",") -> list[str]:
-    """Split at separators outside parentheses and double quotes; refuse unbalanced ones."""
-    parts, current, depth, quoted, escaped = [], [], 0, False, False
+    """Split at separators outside parentheses, braces (arrays of (any)/(all), JSON objects), brackets
+    (JSON arrays) and double quotes; refuse unbalanced ones."""
+    parts, current, stack, quoted, escaped = [], [], [], False, False
     for ch in text:
         if escaped:
             escaped = False
@@ -83,21 +88,23 @@ def split_top(text: str, where: str, separator: str = ",") -> list[str]:
             escaped = True
         elif ch == '"':
             quoted = not quoted
-        elif not quoted and ch == "(":
-            depth += 1
-        elif not quoted and ch == ")":
-            depth -= 1
-            if depth < 0:
-                raise BadRequest(f"Unbalanced parentheses in {_shown(where)!r}", details="a ')' closes nothing")
-        elif not quoted and depth == 0 and ch == separator:
+        elif not quoted and ch in _OPENS:
+            stack.append(ch)
+        elif not quoted and ch in _CLOSES:
+            if not stack or stack[-1] != _CLOSES[ch]:
+                raise BadRequest(f"Unbalanced parentheses or brackets in {_shown(where)!r}",
+                                 details=f"a {ch!r} closes nothing")
+            stack.pop()
+        elif not quoted and not stack and ch == separator:
             parts.append("".join(current))
             current = []
             continue
         current.append(ch)
     if quoted:
         raise BadRequest(f"Unbalanced double quotes in {_shown(where)!r}")
-    if depth:
-        raise BadRequest(f"Unbalanced parentheses in {_shown(where)!r}", details="a '(' is never closed")
+    if stack:
+        raise BadRequest(f"Unbalanced parentheses or brackets in {_shown(where)!r}",
+                         details=f"a {stack[-1]!r} is never closed")
     parts.append("".join(current))
     return parts
 
@@ -187,8 +194,92 @@ def _search(ref: str | JsonPath, kind: ColumnType | None, op: str, config: str |
     return Condition(ref, op, (config, text), negated)
 
 
-def _condition(table: Table, column: str, expression: str, where: str, *, quoted_values: bool) -> Condition:
-    """`[not.]op.value` on `column` (or a JSON path), typed by the column."""
+_QUANTIFIABLE = ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "match", "imatch")
+_CONTAINMENT = ("cs", "cd", "ov")
+_MAX_REGEX = 512
+# Regular expressions where Python's re and PostgreSQL's ARE engine mean the same: no lookaround or
+# other (?...) groups, no back references, no POSIX classes or ARE-only escapes (\m \M \y \Y \Z
+# and a \b that PostgreSQL reads as backspace), and no quantified group that itself holds a
+# quantifier (which Python's backtracking engine can take exponential time on), and no brace that
+# is not a bound {m}, {m,} or {m,n} (a literal to Python, an error to PostgreSQL).
+_REGEX_REFUSED = re.compile(r"\(\?|\[\[?:|\\[1-9bBmMyYZAaeEcxu0]|\([^()]*[*+?}][^()]*\)[*+?{]"
+                            r"|\{(?!\d{1,3}(?:,\d{0,3})?\})")
+
+
+def _regex(op: str, pattern: str, where: str) -> str:
+    if len(pattern) > _MAX_REGEX:
+        raise BadRequest(f"A {op} pattern takes at most {_MAX_REGEX} characters", details=f"in {_shown(where)}")
+    if "\x00" in pattern:
+        raise BadRequest(f"A {op} pattern cannot contain the NUL character", details=f"in {_shown(where)}")
+    refused = _REGEX_REFUSED.search(pattern)
+    if refused:
+        raise BadRequest(f"The {op} pattern uses {_shown(refused.group())!r}, which is not supported",
+                         details=f"in {_shown(where)}",
+                         hint="Patterns take literals, . [] [^] ^ $ | () * + ? {m,n} and \\d \\w \\s; "
+                              "a quantified group cannot itself hold a quantifier.")
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise BadRequest(f"Invalid regular expression: {error.msg}", code="2201B",
+                         details=f"in {_shown(where)}") from None
+    return pattern
+
+
+def _array_items(value: str, where: str) -> list[str]:
+    """`{a,b,"c,d"}`, PostgreSQL's array literal, as (any) and (all) take it."""
+    if not (value.startswith("{") and value.endswith("}")):
+        raise BadRequest(f"(any) and (all) take a list in braces, got {_shown(value)!r}",
+                         details=f"in {_shown(where)}", hint="Write col=eq(any).{a,b,c}")
+    inner = value[1:-1]
+    return [_unquote(item.strip()) for item in split_top(inner, where)] if inner.strip() else []
+
+
+def _single(table: Table, ref: str | JsonPath, kind: ColumnType | None, op: str, value: str, negated: bool,
+            where: str) -> Condition:
+    """One comparison of `ref` with one value, typed and checked for the operator."""
+    column = name_of(ref)
+    if op in _CONTAINMENT:
+        if kind is not None and kind is not ColumnType.JSON:
+            raise BadRequest(f"{op} needs a JSON column or member; '{column}' is {kind.value}",
+                             details=f"in {_shown(where)}", code="42883")
+        typed = _json_value(value, column, where)
+        if op == "ov" and not isinstance(typed, list):
+            raise BadRequest(f"ov takes a JSON array, got {_shown(value)!r}", details=f"in {_shown(where)}",
+                             hint=f"Write {column}=ov.[\"a\",\"b\"]")
+        return Condition(ref, op, typed, negated)
+    if kind is ColumnType.JSON:
+        raise BadRequest(f"'{column}' is a JSON column; only is.null, cs, cd and ov filters apply to it",
+                         details=f"in {_shown(where)}", hint=f"Filter a member: {column}->>key=eq.value")
+    if op in ("like", "ilike", "match", "imatch"):
+        if kind not in _LIKE_TYPES:
+            shown = "a jsonb member (use ->> for its text)" if kind is None else kind.value
+            raise BadRequest(f"{op} needs a text column; '{column}' is {shown}", details=f"in {_shown(where)}")
+        if op in ("match", "imatch"):
+            return Condition(ref, op, _regex(op, value, where), negated)
+        if "\x00" in value:
+            raise BadRequest(f"A {op} pattern cannot contain the NUL character", details=f"in {_shown(where)}")
+        if (len(value) - len(value.rstrip("\\"))) % 2:
+            raise BadRequest(f"A {op} pattern must not end with a lone backslash (the escape character)",
+                             details=f"in {_shown(where)}", code="22025")
+        return Condition(ref, op, value.replace("*", "%"), negated)
+    if op == "isdistinct" and kind is None:
+        raise BadRequest("isdistinct compares columns and text members (->>), not jsonb members",
+                         details=f"in {_shown(where)}")
+    return Condition(ref, op, _typed_ref(table, ref, value, where), negated)
+
+
+def _json_value(text: str, column: str, where: str):
+    if "\\u0000" in text:
+        raise BadRequest("A value cannot contain the NUL character", details=f"in {_shown(where)}", code="22P05")
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"Invalid JSON value {_shown(text)!r} for {_shown(column)}", details=f"in {_shown(where)}",
+                         code="22P02", hint='Write a JSON value: ["a","b"] or {"key":1}.') from None
+
+
+def _condition(table: Table, column: str, expression: str, where: str, *, quoted_values: bool) -> Where:
+    """`[not.]op[(modifier)].value` on `column` (or a JSON path), typed by the column."""
     ref = parse_ref(table, column, where)
     kind = _kind(table, ref)
     negated = False
@@ -203,12 +294,21 @@ def _condition(table: Table, column: str, expression: str, where: str, *, quoted
             hint=f"Write {column}=op.value with op one of {', '.join(OPERATORS)}, optionally after not.",
         )
     modifier = modifier[:-1] if paren else None
-    if quoted_values and op != "in":
+    if quoted_values and op != "in" and modifier not in ("any", "all"):
         value = _unquote(value)
     if op in text_search.KINDS:
         return _search(ref, kind, op, modifier, value, negated, where)
+    if modifier in ("any", "all"):
+        if op not in _QUANTIFIABLE:
+            raise BadRequest(f"({modifier}) applies to {', '.join(_QUANTIFIABLE)}, not {op}",
+                             details=f"in {_shown(where)}")
+        # = ANY(array) is the disjunction of the comparisons, = ALL(array) their conjunction, in
+        # three-valued logic too; both adapters answer those already
+        terms = tuple(_single(table, ref, kind, op, item, False, where) for item in _array_items(value, where))
+        return BoolExpr("or" if modifier == "any" else "and", terms, negated)
     if modifier is not None:
-        raise BadRequest(f"{op} takes no ({_shown(modifier)}) modifier", details=f"in {_shown(where)}")
+        raise BadRequest(f"{op} takes no ({_shown(modifier)}) modifier", details=f"in {_shown(where)}",
+                         hint="(any) and (all) apply to comparisons; (config) to fts, plfts, phfts and wfts.")
     if op == "is":
         lowered = value.lower()
         if lowered not in ("null", "true", "false", "unknown"):
@@ -218,27 +318,17 @@ def _condition(table: Table, column: str, expression: str, where: str, *, quoted
         if typed is not None and kind is not ColumnType.BOOLEAN:
             raise BadRequest(f"is.{lowered} needs a boolean column; '{column}' is not", details=f"in {_shown(where)}")
         return Condition(ref, "is", typed, negated)
-    if kind is ColumnType.JSON:
-        raise BadRequest(f"'{column}' is a JSON column; only is.null filters apply to it",
-                         details=f"in {_shown(where)}", hint=f"Filter a member: {column}->>key=eq.value")
     if op == "in":
+        if kind is ColumnType.JSON:
+            raise BadRequest(f"'{column}' is a JSON column; only is.null, cs, cd and ov filters apply to it",
+                             details=f"in {_shown(where)}")
         items = _split_in_list(value, where)
         return Condition(ref, "in", tuple(_typed_ref(table, ref, i, where) for i in items), negated)
-    if op in ("like", "ilike"):
-        if kind not in _LIKE_TYPES:
-            shown = "a jsonb member (use ->> for its text)" if kind is None else kind.value
-            raise BadRequest(f"{op} needs a text column; '{column}' is {shown}", details=f"in {_shown(where)}")
-        if "\x00" in value:
-            raise BadRequest(f"A {op} pattern cannot contain the NUL character", details=f"in {_shown(where)}")
-        if (len(value) - len(value.rstrip("\\"))) % 2:
-            raise BadRequest(f"A {op} pattern must not end with a lone backslash (the escape character)",
-                             details=f"in {_shown(where)}", code="22025")
-        return Condition(ref, op, value.replace("*", "%"), negated)
-    return Condition(ref, op, _typed_ref(table, ref, value, where), negated)
+    return _single(table, ref, kind, op, value, negated, where)
 
 
-def parse_condition(table: Table, column: str, expression: str) -> Condition:
-    """`col=[not.]op.value` into a Condition typed by the column."""
+def parse_condition(table: Table, column: str, expression: str) -> Where:
+    """`col=[not.]op.value` into a Condition typed by the column (a BoolExpr for (any) and (all))."""
     return _condition(table, column, expression, f"{column}={expression}", quoted_values=False)
 
 

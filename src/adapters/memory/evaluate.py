@@ -153,6 +153,8 @@ def _condition(cond: Condition, row: Row) -> bool | None:
         result: bool | None = value is cond.value if cond.value is None else (
             value is not None and value == cond.value
         )
+    elif op == "isdistinct":  # never unknown: null is distinct from a value and not from null
+        result = (value is None) != (cond.value is None) or (value is not None and value != cond.value)
     elif value is None:
         return None
     elif op in _COMPARE:
@@ -164,6 +166,10 @@ def _condition(cond: Condition, row: Row) -> bool | None:
             result = None
     elif op in ("like", "ilike"):
         result = like_regex(cond.value, op == "ilike").fullmatch(value) is not None
+    elif op in ("match", "imatch"):
+        result = posix_regex(cond.value, op == "imatch").search(value) is not None
+    elif op in ("cs", "cd", "ov"):
+        result = _containment(op, value, cond.value)
     elif op in text_search.KINDS:  # the documented approximation of domain.text_search
         config, text = cond.value
         result = text_search.search_matches(text_search.parse_search(op, config, text),
@@ -175,8 +181,59 @@ def _condition(cond: Condition, row: Row) -> bool | None:
     return result
 
 
+@lru_cache(maxsize=256)
+def posix_regex(pattern: str, case_insensitive: bool) -> re.Pattern[str]:
+    """A PostgreSQL ARE (of the subset the parser admits) as Python's: `.` matches a newline too,
+    and `$` only the very end (Python's also matches before a final newline)."""
+    out, escaped, in_class = [], False, False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]" or (out and out[-1] in "[^")
+        elif ch == "[":
+            in_class = True
+        elif ch == "$":
+            out.append(r"\Z")
+            continue
+        out.append(ch)
+    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if case_insensitive else 0))
+
+
+def json_contains(container: Any, contained: Any, *, top: bool = True) -> bool:
+    """jsonb's @>: objects hold each key with a contained value, arrays hold each element in some
+    element (and, at the top only, an array holds a scalar it has), scalars are equal."""
+    if isinstance(container, dict):
+        return isinstance(contained, dict) and all(
+            k in container and json_contains(container[k], v, top=False) for k, v in contained.items())
+    if isinstance(container, list):
+        if isinstance(contained, list):
+            return all(any(json_contains(c, v, top=False) for c in container) for v in contained)
+        if top and not isinstance(contained, dict):
+            return any(not isinstance(c, dict | list) and jsonb_key(c, top=False) == jsonb_key(contained, top=False)
+                       for c in container)
+        return False
+    if isinstance(contained, dict | list):
+        return False
+    return jsonb_key(container, top=False) == jsonb_key(contained, top=False)
+
+
+def _containment(op: str, value: Any, wanted: Any) -> bool:
+    if op == "cs":
+        return json_contains(value, wanted)
+    if op == "cd":
+        return json_contains(wanted, value)
+    shared = {jsonb_key(w, top=False) for w in wanted}  # ov: an array sharing an element
+    return isinstance(value, list) and any(jsonb_key(v, top=False) in shared for v in value)
+
+
 def _json_condition(cond: Condition, value: Any) -> bool | None:
-    """A jsonb member against JSON values (the parser admits the comparisons and in)."""
+    """A jsonb member against JSON values (the parser admits the comparisons, in, cs, cd and ov)."""
+    if cond.op in ("cs", "cd", "ov"):
+        result = _containment(cond.op, value, cond.value)
+        return not result if cond.negated else result
     key = jsonb_key(value)
     if cond.op == "in":
         result = key in {jsonb_key(m) for m in cond.value}

@@ -57,10 +57,21 @@ def ref_expression(table: sa.FromClause, ref: Ref) -> sa.ColumnElement:
     return _lookup(table, ref)
 
 
+def _overlaps(column: sa.ColumnElement, values: list) -> sa.ColumnElement[bool]:
+    """jsonb has no &&: whether the member is an array sharing an element with `values`; unknown when
+    it is null, false when it is not an array."""
+    element = sa.func.jsonb_array_elements(
+        sa.case((sa.func.jsonb_typeof(column) == "array", column), else_=sa.literal([], JSONB))
+    ).table_valued("value").alias("element")
+    wanted = sa.func.jsonb_array_elements(sa.literal(values, JSONB)).table_valued("value").alias("wanted")
+    shared = sa.exists(sa.select(1).select_from(element).join(wanted, element.c.value == wanted.c.value))
+    return sa.case((column.is_(None), sa.null()), else_=shared)
+
+
 def _condition(table: sa.FromClause, cond: Condition) -> sa.ColumnElement[bool]:
     column = ref_expression(table, cond.column)
     value = cond.value
-    if isinstance(cond.column, JsonPath) and not cond.column.text and cond.op != "is":
+    if isinstance(cond.column, JsonPath) and not cond.column.text and cond.op not in ("is", "cs", "cd", "ov"):
         # a JSON value against a jsonb member: bound as jsonb, so 1 equals 1.0 and "1" does not
         value = tuple(sa.literal(v, JSONB) for v in value) if cond.op == "in" else sa.literal(value, JSONB)
     match cond.op:
@@ -80,6 +91,18 @@ def _condition(table: sa.FromClause, cond: Condition) -> sa.ColumnElement[bool]:
             clause = column.like(value)
         case "ilike":
             clause = column.ilike(value)
+        case "match":
+            clause = column.op("~", return_type=sa.Boolean)(sa.literal(value, sa.Text))
+        case "imatch":
+            clause = column.op("~*", return_type=sa.Boolean)(sa.literal(value, sa.Text))
+        case "isdistinct":
+            clause = column.is_distinct_from(value)
+        case "cs":
+            clause = column.op("@>", return_type=sa.Boolean)(sa.literal(value, JSONB))
+        case "cd":
+            clause = column.op("<@", return_type=sa.Boolean)(sa.literal(value, JSONB))
+        case "ov":
+            clause = _overlaps(column, value)
         case "in":
             clause = column.in_(list(value))
         case "is":
@@ -117,7 +140,10 @@ def where_clause(table: sa.FromClause, where: Where) -> sa.ColumnElement[bool]:
         return _related(table, where)
     assert isinstance(where, BoolExpr)
     terms = [where_clause(table, t) for t in where.terms]
-    clause = sa.and_(*terms) if where.op == "and" else sa.or_(*terms)
+    if not terms:  # = ANY('{}') is false, = ALL('{}') true
+        clause = sa.true() if where.op == "and" else sa.false()
+    else:
+        clause = sa.and_(*terms) if where.op == "and" else sa.or_(*terms)
     return sa.not_(clause) if where.negated else clause
 
 
