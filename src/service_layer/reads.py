@@ -97,22 +97,33 @@ def _embed(uow: AbstractUnitOfWork, embed: Embed, parents: Sequence[Row]) -> tup
 
 def _shape(uow: AbstractUnitOfWork, planned: _Plan, flat: Sequence[Row]) -> tuple[list[Row], list[int]]:
     embeds = {i.key: _embed(uow, i, flat) for i in planned.items if isinstance(i, Embed) and not i.hidden}
+    # Where each output key comes from, in the select's order, worked out once rather than per row
+    # (this loop is the read's hot path): a fetched name to copy, or an embed's values.
+    steps: list[tuple[str, str | None, tuple[list, list[int]] | None, tuple[str, ...] | None]] = []
+    for item in planned.items:
+        if isinstance(item, Field):
+            steps.append((item.key, name_of(item.column), None, None))
+        elif isinstance(item, Aggregate):
+            steps.append((item.key, planned.labels[item.key], None, None))
+        elif not item.hidden:
+            steps.append((item.key, None, embeds[item.key], tuple(output_keys(item.items)) if item.spread else None))
+    if all(name is not None for _, name, _, _ in steps):  # no embeds: a projection, each row weighs one
+        copied = [(key, name) for key, name, _, _ in steps]
+        return [{key: raw[name] for key, name in copied} for raw in flat], [1] * len(flat)  # type: ignore[index]
     out, weights = [], []
     for n, raw in enumerate(flat):
         row: Row = {}
         weight = 1
-        for item in planned.items:
-            if isinstance(item, Field):
-                row[item.key] = raw[name_of(item.column)]
-            elif isinstance(item, Aggregate):
-                row[item.key] = raw[planned.labels[item.key]]
-            elif not item.hidden:
-                values, added = embeds[item.key]
-                if item.spread:  # a to-one embed's keys in the parent row, null when it has no row
-                    row.update(values[n] if values[n] is not None else dict.fromkeys(output_keys(item.items)))
-                else:
-                    row[item.key] = values[n]
-                weight += added[n]
+        for key, name, embedded, spread in steps:
+            if name is not None:
+                row[key] = raw[name]
+                continue
+            values, added = embedded  # type: ignore[misc]
+            if spread is not None:  # a to-one embed's keys in the parent row, null when it has no row
+                row.update(values[n] if values[n] is not None else dict.fromkeys(spread))
+            else:
+                row[key] = values[n]
+            weight += added[n]
         out.append(row)
         weights.append(weight)
     return out, weights
