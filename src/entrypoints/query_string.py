@@ -242,7 +242,7 @@ def _single(table: Table, ref: str | JsonPath, kind: ColumnType | None, op: str,
         if kind is not None and kind is not ColumnType.JSON:
             raise BadRequest(f"{op} needs a JSON column or member; '{column}' is {kind.value}",
                              details=f"in {_shown(where)}", code="42883")
-        typed = _json_value(value, column, where)
+        typed = [] if op == "ov" and value == "{}" else _json_value(value, column, where)
         if op == "ov" and not isinstance(typed, list):
             raise BadRequest(f"ov takes a JSON array, got {_shown(value)!r}", details=f"in {_shown(where)}",
                              hint=f"Write {column}=ov.[\"a\",\"b\"]")
@@ -269,11 +269,15 @@ def _single(table: Table, ref: str | JsonPath, kind: ColumnType | None, op: str,
 
 
 def _json_value(text: str, column: str, where: str):
-    if "\\u0000" in text:
+    """A JSON value; or, as PostgREST clients send lists (`{a,b}`, PostgreSQL's array literal, for
+    contains/overlaps), that list as a JSON array of strings."""
+    if "\\u0000" in text or "\x00" in text:
         raise BadRequest("A value cannot contain the NUL character", details=f"in {_shown(where)}", code="22P05")
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
+        if text.startswith("{") and text.endswith("}"):
+            return _array_items(text, where)
         raise BadRequest(f"Invalid JSON value {_shown(text)!r} for {_shown(column)}", details=f"in {_shown(where)}",
                          code="22P02", hint='Write a JSON value: ["a","b"] or {"key":1}.') from None
 

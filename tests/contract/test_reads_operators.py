@@ -41,6 +41,10 @@ def where(uow, column: str, expression: str) -> list[str]:
         ("data->tags", 'ov.["green","blue"]', ["a", "b", "d"]),
         ("data->tags", 'not.ov.["green","blue"]', ["c"]),  # no tags at all is unknown
         ("data->n", "ov.[1]", []),
+        ("data->tags", "cs.{red}", ["a", "d"]),  # PostgREST clients send lists as {a,b}: strings
+        ("data->tags", "cd.{red,blue,green}", ["a", "b", "c", "d"]),
+        ("data->tags", "ov.{green,blue}", ["a", "b", "d"]),
+        ("data->tags", "ov.{}", []),
         ("name", "eq(any).{a,c,z}", ["a", "c"]),
         ("body", "like(any).{*lazy*,*said}", ["a", "b", "c"]),
         ("body", "like(all).{*quick*,*fox*}", ["a", "e"]),
