@@ -156,3 +156,11 @@ def test_over_http_a_bad_path_is_a_postgrest_error_and_jsonb_orders_link_by_offs
         assert by_text.json() == [{"name": "d"}, {"name": "a"}] and "after=" in by_text.headers["link"]
         following = client.get(by_text.headers["link"].split(">")[0][1:])
         assert following.json() == [{"name": "b"}, {"name": "c"}]
+
+
+def test_a_null_json_column_is_sql_null_on_both_adapters(documents):  # noqa: F811
+    from service_layer import services
+
+    services.create_rows(documents(), "documents", [{"name": "g", "data": None, "body": "x"}])
+    assert names(documents, "data=is.null") == ["g"]
+    assert names(documents, "data->s=is.null&data=is.null") == ["g"]

@@ -37,7 +37,7 @@ def sql_type(column: Column) -> sa.types.TypeEngine:
         case ColumnType.TIMESTAMPTZ:
             return sa.DateTime(timezone=True)
         case ColumnType.JSON:
-            return postgresql.JSONB()
+            return postgresql.JSONB(none_as_null=True)  # None is SQL null, as the COPY path and memory write it
     raise TypeError(column.type)  # pragma: no cover
 
 
