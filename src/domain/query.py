@@ -38,10 +38,13 @@ class JsonPath:
         return str(self.steps[-1])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Lookup:
     """A column of a to-one embed's row, `order=airlines(name)`: null when there is no such row,
-    or when it fails the embed's own `where`. `target`'s `target_columns` equal `columns`."""
+    or when it fails the embed's own `where`. `target`'s `target_columns` equal `columns`.
+
+    Compared by identity: its `where` may hold JSON values, which cannot be hashed, and one read
+    refers to one Lookup object wherever it uses it."""
 
     embed: str
     target: str

@@ -177,6 +177,7 @@ def test_order_by_an_embed_pages_by_keyset_to_the_end(uow):
         after = "&after=" + encode_cursor(read.keyset_order(CATALOG["flights"]), current.last)
     # Newark, La Guardia, then Kennedy; within each, flights without a known plane first
     assert seen == [r["id"] for r in rows(uow, query)] == [4, 3, 8, 2, 5, 7, 1, 6]
+    assert page(uow, query + "&limit=3&origin=neq.EWR", count="exact").total == 6
 
 
 @pytest.mark.parametrize(

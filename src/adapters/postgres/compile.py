@@ -4,6 +4,8 @@ quoted literals so that one path is one expression wherever the statement repeat
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB, REGCONFIG
 
@@ -40,8 +42,17 @@ def _json_path(table: sa.FromClause, path: JsonPath) -> sa.ColumnElement:
     return sa.collate(expression, "C") if path.text else expression
 
 
+# The statement being built joins its lookups' tables (see fetch_statement); conditions and sort
+# keys deep inside it then read the joined column instead of repeating a subquery.
+_joined: ContextVar[dict[Lookup, sa.ColumnElement] | None] = ContextVar("joined_lookups", default=None)
+
+
 def _lookup(table: sa.FromClause, lookup: Lookup) -> sa.ColumnElement:
-    """The to-one embed's column as a scalar subquery (the reference's target is unique: one row at most)."""
+    """The to-one embed's column: its joined table's column inside fetch_statement, else a scalar
+    subquery (the reference's target is unique: one row at most)."""
+    joined = _joined.get()
+    if joined is not None and lookup in joined:
+        return joined[lookup]
     target = _metadata(table).tables[lookup.target].alias()
     joined = [target.c[tc] == table.c[c] for c, tc in zip(lookup.columns, lookup.target_columns, strict=True)]
     if lookup.where is not None:
@@ -201,10 +212,37 @@ def keyset_clause(table: sa.Table, spec: Table, order: tuple[OrderBy, ...], valu
     return where_clause(table, keyset_where(order, values, nullable))
 
 
+def _join_lookups(table: sa.Table, fetch: Fetch) -> tuple[sa.FromClause, dict[Lookup, sa.ColumnElement]]:
+    """FROM the table LEFT JOIN each to-one embed an order looks into, on its key and its own
+    filters: one hash or merge join instead of a subquery per row for every place the value is used
+    (select, order, and the cursor's OR chain). The target's key is unique: no row is repeated."""
+    source: sa.FromClause = table
+    joined: dict[Lookup, sa.ColumnElement] = {}
+    for ref in [*fetch.columns, *(o.column for o in fetch.order)]:
+        if not isinstance(ref, Lookup) or ref in joined:
+            continue
+        target = _metadata(table).tables[ref.target].alias()
+        on = [target.c[tc] == table.c[c] for c, tc in zip(ref.columns, ref.target_columns, strict=True)]
+        if ref.where is not None:
+            on.append(where_clause(target, ref.where))
+        source = source.outerjoin(target, sa.and_(*on))
+        joined[ref] = target.c[ref.column]
+    return source, joined
+
+
 def fetch_statement(table: sa.Table, spec: Table, fetch: Fetch, *, paged: bool = True) -> sa.Select:
+    source, joined = _join_lookups(table, fetch)
+    token = _joined.set(joined or None)
+    try:
+        return _fetch_statement(table, source, spec, fetch, paged=paged)
+    finally:
+        _joined.reset(token)
+
+
+def _fetch_statement(table: sa.Table, source: sa.FromClause, spec: Table, fetch: Fetch, *, paged: bool) -> sa.Select:
     labelled = {label: aggregate_expression(table, agg).label(label) for label, agg in fetch.aggregates}
     columns = [table.c[c] if isinstance(c, str) else ref_expression(table, c).label(name_of(c)) for c in fetch.columns]
-    statement = sa.select(*columns, *labelled.values()).select_from(table)
+    statement = sa.select(*columns, *labelled.values()).select_from(source)
     if fetch.where is not None:
         statement = statement.where(where_clause(table, fetch.where))
     if fetch.within is not None:
