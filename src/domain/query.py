@@ -12,8 +12,59 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from domain.schema import Table
 
-Operator = Literal["eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is"]
-OPERATORS: tuple[str, ...] = ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is")
+OPERATORS: tuple[str, ...] = ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "match", "imatch", "in",
+                              "is", "isdistinct", "fts", "plfts", "phfts", "wfts", "cs", "cd", "ov")
+
+
+@dataclass(frozen=True)
+class JsonPath:
+    """`col->a->0->>b`: a member of a JSON column, by object key (str) or array index (int, negative
+    from the end). With `text` (the last arrow is ->>) the value is text, compared and ordered byte by
+    byte; otherwise it is a JSON value, compared and ordered as PostgreSQL orders jsonb. A missing
+    member is null (SQL's), which is not the JSON value null."""
+
+    column: str
+    steps: tuple[str | int, ...]
+    text: bool = False
+
+    @property
+    def name(self) -> str:
+        arrows = ["->"] * (len(self.steps) - 1) + ["->>" if self.text else "->"]
+        return self.column + "".join(f"{a}{s}" for a, s in zip(arrows, self.steps, strict=True))
+
+    @property
+    def key(self) -> str:
+        """The output key PostgREST gives it: the last step."""
+        return str(self.steps[-1])
+
+
+@dataclass(frozen=True, eq=False)
+class Lookup:
+    """A column of a to-one embed's row, `order=airlines(name)`: null when there is no such row,
+    or when it fails the embed's own `where`. `target`'s `target_columns` equal `columns`.
+
+    Compared by identity: its `where` may hold JSON values, which cannot be hashed, and one read
+    refers to one Lookup object wherever it uses it."""
+
+    embed: str
+    target: str
+    columns: tuple[str, ...]
+    target_columns: tuple[str, ...]
+    column: str
+    where: Where | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.embed}({self.column})"
+
+
+# What a condition, an order item or a selected field names: a column, or a value derived from a row.
+Ref = str | JsonPath | Lookup
+
+
+def name_of(ref: Ref) -> str:
+    """The key a fetched row holds a ref's value under."""
+    return ref if isinstance(ref, str) else ref.name
 
 
 @dataclass(frozen=True)
@@ -21,10 +72,14 @@ class Condition:
     """`column op value`; `in` takes a tuple, `is` takes None, True or False.
 
     like/ilike patterns use SQL's syntax (`%`, `_`, backslash escapes); the parser turns
-    PostgREST's `*` into `%`.
+    PostgREST's `*` into `%`. On a JSON path that is not `text`, values are JSON values. The full-text
+    operators (fts, plfts, phfts, wfts: to_tsquery, plainto_, phraseto_, websearch_to_tsquery) take
+    (configuration, query text), matched against `to_tsvector(configuration, column)`. match and
+    imatch take a regular expression (~, ~*); isdistinct is IS DISTINCT FROM (never unknown); cs,
+    cd and ov take a JSON value: contains (@>), is contained by (<@), and shares an array element.
     """
 
-    column: str
+    column: Ref
     op: str
     value: Any
     negated: bool = False
@@ -33,16 +88,33 @@ class Condition:
 @dataclass(frozen=True)
 class BoolExpr:
     op: Literal["and", "or"]
-    terms: tuple[Condition | BoolExpr, ...]
+    terms: tuple[Condition | BoolExpr | Related, ...]
     negated: bool = False
 
 
-Where = Condition | BoolExpr
+@dataclass(frozen=True)
+class Related:
+    """Whether a row has rows of an embed that pass the embed's own filters: `emb=not.is.null`
+    and `!inner` (a semi-join), or, `negated`, `emb=is.null` (an anti-join). Never unknown.
+
+    `target`'s `target_columns` equal this table's `columns` (in either direction of the reference);
+    a null among `columns` matches nothing, as SQL's equality does.
+    """
+
+    key: str
+    target: str
+    columns: tuple[str, ...]
+    target_columns: tuple[str, ...]
+    where: Where | None = None
+    negated: bool = False
+
+
+Where = Condition | BoolExpr | Related
 
 
 @dataclass(frozen=True)
 class OrderBy:
-    column: str
+    column: Ref
     descending: bool = False
     nulls_first: bool | None = None  # None: PostgreSQL's default (nulls last ascending, first descending)
 
@@ -76,7 +148,12 @@ def columns_of(where: Where | None) -> set[str]:
     if where is None:
         return set()
     if isinstance(where, Condition):
-        return {where.column}
+        ref = where.column
+        if isinstance(ref, Lookup):
+            return set(ref.columns)
+        return {ref if isinstance(ref, str) else ref.column}
+    if isinstance(where, Related):
+        return set(where.columns)
     return set().union(*(columns_of(t) for t in where.terms))
 
 
@@ -87,14 +164,14 @@ AGGREGATES: tuple[str, ...] = ("count", "sum", "avg", "min", "max")
 
 @dataclass(frozen=True)
 class Field:
-    """A plain column in the output, under `alias` when given."""
+    """A plain column (or a JSON path's value) in the output, under `alias` when given."""
 
-    column: str
+    column: str | JsonPath
     alias: str | None = None
 
     @property
     def key(self) -> str:
-        return self.alias or self.column
+        return self.alias or (self.column if isinstance(self.column, str) else self.column.key)
 
 
 @dataclass(frozen=True)
@@ -121,8 +198,14 @@ class Embed:
 
     To-one (`many=False`): this table's `columns` point at `target`'s `target_columns`; the
     value is an object or None. To-many (`many=True`): `target`'s `target_columns` point back
-    at this table's `columns`; the value is a list (ordered by the target's key), and when
-    `items` are only aggregates, a one-element list of them even for no matching rows.
+    at this table's `columns`; the value is a list (ordered by `order`, then the target's key),
+    and when `items` are only aggregates, a one-element list of them even for no matching rows.
+
+    `where` filters the embedded rows only (a to-one embed whose row fails it is None); `inner`
+    also drops the parent rows left without any (the parser adds a Related to the parent's where).
+    `offset` and `limit` page each parent's rows on their own. `hidden` (written `emb()`) puts
+    nothing in the output: the embed is there to be filtered on. `spread` (`...emb(cols)`, to-one
+    only) puts the embed's keys in the parent row instead of under `key`.
     """
 
     key: str
@@ -131,9 +214,30 @@ class Embed:
     target_columns: tuple[str, ...]
     many: bool
     items: tuple[SelectItem, ...]
+    where: Where | None = None
+    order: tuple[OrderBy, ...] = ()
+    limit: int | None = None
+    offset: int = 0
+    inner: bool = False
+    hidden: bool = False
+    spread: bool = False
+
+    def related(self, *, negated: bool = False) -> Related:
+        return Related(self.key, self.target, self.columns, self.target_columns, self.where, negated)
 
 
 SelectItem = Field | Aggregate | Embed
+
+
+def output_keys(items: tuple[SelectItem, ...]) -> list[str]:
+    """The keys of a row shaped from `items`: a spread embed's keys in its place, a hidden one's none."""
+    keys: list[str] = []
+    for item in items:
+        if isinstance(item, Embed) and item.spread:
+            keys.extend(output_keys(item.items))
+        elif not (isinstance(item, Embed) and item.hidden):
+            keys.append(item.key)
+    return keys
 
 
 @dataclass(frozen=True)
@@ -167,6 +271,12 @@ class Read:
     @property
     def grouped(self) -> bool:
         return bool(self.aggregates)
+
+    @property
+    def keyset_pages(self) -> bool:
+        """Whether after= can page this read. Not by a jsonb member: a cursor cannot tell its JSON
+        null from SQL's null (both read back as None), so such reads page by offset."""
+        return not self.grouped and not any(isinstance(o.column, JsonPath) and not o.column.text for o in self.order)
 
     def keyset_order(self, table: Table) -> tuple[OrderBy, ...]:
         """The order made total: the client's order, then the key (the grouping columns when
@@ -202,13 +312,14 @@ def _beyond(item: OrderBy, value: Any, nullable: bool) -> Where | None:
     return strictly
 
 
-def keyset_where(order: tuple[OrderBy, ...], values: tuple, nullable: set[str]) -> Where:
+def keyset_where(order: tuple[OrderBy, ...], values: tuple, nullable: set) -> Where:
     """Rows strictly after `values` under `order` (a total order), nulls placed as the order says.
 
     The expanded form: (c1 beyond v1) or (c1 = v1 and c2 beyond v2) or ..., and'ed with a
     redundant bound on c1 so an index on it can start the scan at v1 instead of the table's start.
     """
     alternatives: list[Where] = []
+    nullable = set(nullable) | {o.column for o in order if not isinstance(o.column, str)}  # derived: maybe null
     for i, item in enumerate(order):
         beyond = _beyond(item, values[i], item.column in nullable)
         if beyond is None:
@@ -231,14 +342,15 @@ def keyset_where(order: tuple[OrderBy, ...], values: tuple, nullable: set[str]) 
 class Fetch:
     """One table's share of a Read, which an adapter answers with one statement: flat rows, no embeds.
 
-    Rows come back as dicts keyed by column name, and by label for `aggregates` ((label, Aggregate)
-    pairs; with aggregates, `columns` are the grouping columns). `within` restricts the rows to
-    those whose `within[0]` columns hold one of the `within[1]` tuples (how embeds are fetched in
-    one statement per level). `order` is total and may name labels; `after` holds its values for
-    the last row already seen.
+    Rows come back as dicts keyed by column name (`name_of` a derived ref), and by label for
+    `aggregates` ((label, Aggregate) pairs; with aggregates, `columns` are the grouping columns).
+    `within` restricts the rows to those whose `within[0]` columns hold one of the `within[1]`
+    tuples (how embeds are fetched in one statement per level); `offset` and `limit` then page
+    each of those tuples' rows on their own, as a lateral join per parent would. `order` is total
+    and may name labels; `after` holds its values for the last row already seen.
     """
 
-    columns: tuple[str, ...]
+    columns: tuple[Ref, ...]
     aggregates: tuple[tuple[str, Aggregate], ...] = ()
     where: Where | None = None
     within: tuple[tuple[str, ...], frozenset[tuple]] | None = None

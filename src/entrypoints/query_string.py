@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import decimal
 import re
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 
 import orjson
 
+from domain import text_search
 from domain.errors import BadRequest, UnknownColumn
 from domain.query import (
     AGGREGATES,
@@ -21,12 +23,17 @@ from domain.query import (
     Condition,
     Embed,
     Field,
+    JsonPath,
+    Lookup,
     OrderBy,
     Query,
     Read,
+    Related,
     SelectItem,
     Where,
     conjunction,
+    name_of,
+    output_keys,
 )
 from domain.schema import NUMBER_TYPES, Catalog, ColumnType, Table
 from domain.validation import ValueRefused, parse_value
@@ -47,7 +54,8 @@ def _shown(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _kind(table: Table, name: str) -> str:
+def _type_word(table: Table, name: str) -> str:
+    """A column's type as messages name it."""
     column = table.column(name)
     return "JSON" if column.type is ColumnType.JSON else column.type_name
 
@@ -73,9 +81,14 @@ def _typed(table: Table, column: str, text: str, where: str):
         ) from None
 
 
+_OPENS = {"(": ")", "{": "}", "[": "]"}
+_CLOSES = {v: k for k, v in _OPENS.items()}
+
+
 def split_top(text: str, where: str, separator: str = ",") -> list[str]:
-    """Split at separators outside parentheses and double quotes; refuse unbalanced ones."""
-    parts, current, depth, quoted, escaped = [], [], 0, False, False
+    """Split at separators outside parentheses, braces (arrays of (any)/(all), JSON objects), brackets
+    (JSON arrays) and double quotes; refuse unbalanced ones."""
+    parts, current, stack, quoted, escaped = [], [], [], False, False
     for ch in text:
         if escaped:
             escaped = False
@@ -83,21 +96,23 @@ def split_top(text: str, where: str, separator: str = ",") -> list[str]:
             escaped = True
         elif ch == '"':
             quoted = not quoted
-        elif not quoted and ch == "(":
-            depth += 1
-        elif not quoted and ch == ")":
-            depth -= 1
-            if depth < 0:
-                raise BadRequest(f"Unbalanced parentheses in {_shown(where)!r}", details="a ')' closes nothing")
-        elif not quoted and depth == 0 and ch == separator:
+        elif not quoted and ch in _OPENS:
+            stack.append(ch)
+        elif not quoted and ch in _CLOSES:
+            if not stack or stack[-1] != _CLOSES[ch]:
+                raise BadRequest(f"Unbalanced parentheses or brackets in {_shown(where)!r}",
+                                 details=f"a {ch!r} closes nothing")
+            stack.pop()
+        elif not quoted and not stack and ch == separator:
             parts.append("".join(current))
             current = []
             continue
         current.append(ch)
     if quoted:
         raise BadRequest(f"Unbalanced double quotes in {_shown(where)!r}")
-    if depth:
-        raise BadRequest(f"Unbalanced parentheses in {_shown(where)!r}", details="a '(' is never closed")
+    if stack:
+        raise BadRequest(f"Unbalanced parentheses or brackets in {_shown(where)!r}",
+                         details=f"a {stack[-1]!r} is never closed")
     parts.append("".join(current))
     return parts
 
@@ -120,59 +135,232 @@ def _split_in_list(text: str, where: str) -> list[str]:
     return [_unquote(item.strip()) for item in split_top(inner, where)]
 
 
-def _condition(table: Table, column: str, expression: str, where: str, *, quoted_values: bool) -> Condition:
-    """`[not.]op.value` on `column`, typed by the column."""
+_JSON_KEY = re.compile(r"[A-Za-z0-9_$@-]+")
+_INDEX = re.compile(r"-?[0-9]{1,9}")
+_MAX_PATH = 32
+_ARROW = re.compile(r"(->>|->)")
+
+
+def parse_ref(table: Table, text: str, where: str) -> str | JsonPath:
+    """A column, or a path into a JSON column: `col->key->0->>key` (a number is an array index)."""
+    if "->" not in text:
+        return _column(table, text, where)
+    if text.count("->") > _MAX_PATH:
+        raise BadRequest(f"A JSON path takes at most {_MAX_PATH} steps", details=f"in {_shown(where)}")
+    parts = _ARROW.split(text)
+    column, arrows, keys = parts[0], parts[1::2], parts[2::2]
     _column(table, column, where)
+    if table.column(column).type is not ColumnType.JSON:
+        raise BadRequest(f"'{column}' is {table.column(column).type_name}; -> and ->> apply to JSON columns",
+                         details=f"in {_shown(where)}", code="42883")
+    if "->>" in arrows[:-1]:
+        raise BadRequest(f"->> gives text, so it can only end a JSON path: {_shown(text)!r}",
+                         details=f"in {_shown(where)}", hint="Write col->a->>b.")
+    steps: list[str | int] = []
+    for key in keys:
+        if not _JSON_KEY.fullmatch(key):
+            raise BadRequest(f"Invalid key {_shown(key)!r} in the JSON path {_shown(text)!r}",
+                             details=f"in {_shown(where)}",
+                             hint="Keys are letters, digits, _, $, @ and -; a whole number is an array index.")
+        steps.append(int(key) if _INDEX.fullmatch(key) else key)
+    return JsonPath(column, tuple(steps), arrows[-1] == "->>")
+
+
+def _kind(table: Table, ref: str | JsonPath) -> ColumnType | None:
+    """What a ref's values are: its column's type, text for ->>, None for a jsonb member (->)."""
+    if isinstance(ref, str):
+        return table.column(ref).type
+    return ColumnType.TEXT if ref.text else None
+
+
+def _typed_ref(table: Table, ref: str | JsonPath, text: str, where: str):
+    if isinstance(ref, str):
+        return _typed(table, ref, text, where)
+    if "\x00" in text or "\\u0000" in text:  # PostgreSQL's text and jsonb cannot hold NUL
+        raise BadRequest("A value cannot contain the NUL character", details=f"in {_shown(where)}", code="22P05")
+    if ref.text:
+        return text
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"Invalid JSON value {_shown(text)!r} for the jsonb member {ref.name}",
+                         details=f"in {_shown(where)}", code="22P02",
+                         hint="-> compares JSON values: write 1, true or \"text\"; ->> compares text.") from None
+
+
+def _search(ref: str | JsonPath, kind: ColumnType | None, op: str, config: str | None, text: str, negated: bool,
+            where: str) -> Condition:
+    """`fts(config).query` and its plain, phrase and websearch forms, on text."""
+    if kind is not ColumnType.TEXT:
+        shown = "a jsonb member (use ->> for its text)" if kind is None else kind.value
+        raise BadRequest(f"{op} searches text; '{name_of(ref)}' is {shown}", details=f"in {_shown(where)}")
+    config = config or text_search.DEFAULT_CONFIG
+    if config not in text_search.CONFIGS:
+        raise BadRequest(f"Unknown text search configuration {_shown(config)!r}", code="42704",
+                         details=f"in {_shown(where)}", hint=f"Configurations: {', '.join(text_search.CONFIGS)}")
+    text_search.parse_search(op, config, text)  # refuses a malformed query here, before any adapter sees it
+    return Condition(ref, op, (config, text), negated)
+
+
+_QUANTIFIABLE = ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "match", "imatch")
+_CONTAINMENT = ("cs", "cd", "ov")
+_MAX_REGEX = 512
+# Regular expressions where Python's re and PostgreSQL's ARE engine mean the same: no lookaround or
+# other (?...) groups, no back references, no POSIX classes or ARE-only escapes (\m \M \y \Y \Z
+# and a \b that PostgreSQL reads as backspace), and no quantified group that itself holds a
+# quantifier (which Python's backtracking engine can take exponential time on), and no brace that
+# is not a bound {m}, {m,} or {m,n} (a literal to Python, an error to PostgreSQL).
+_REGEX_REFUSED = re.compile(r"\(\?|\[\[?:|\\[1-9bBmMyYZAaeEcxu0]|\([^()]*[*+?}][^()]*\)[*+?{]"
+                            r"|\{(?!\d{1,3}(?:,\d{0,3})?\})")
+
+
+def _regex(op: str, pattern: str, where: str) -> str:
+    if len(pattern) > _MAX_REGEX:
+        raise BadRequest(f"A {op} pattern takes at most {_MAX_REGEX} characters", details=f"in {_shown(where)}")
+    if "\x00" in pattern:
+        raise BadRequest(f"A {op} pattern cannot contain the NUL character", details=f"in {_shown(where)}")
+    refused = _REGEX_REFUSED.search(pattern)
+    if refused:
+        raise BadRequest(f"The {op} pattern uses {_shown(refused.group())!r}, which is not supported",
+                         details=f"in {_shown(where)}",
+                         hint="Patterns take literals, . [] [^] ^ $ | () * + ? {m,n} and \\d \\w \\s; "
+                              "a quantified group cannot itself hold a quantifier.")
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise BadRequest(f"Invalid regular expression: {error.msg}", code="2201B",
+                         details=f"in {_shown(where)}") from None
+    return pattern
+
+
+def _array_items(value: str, where: str) -> list[str]:
+    """`{a,b,"c,d"}`, PostgreSQL's array literal, as (any) and (all) take it."""
+    if not (value.startswith("{") and value.endswith("}")):
+        raise BadRequest(f"(any) and (all) take a list in braces, got {_shown(value)!r}",
+                         details=f"in {_shown(where)}", hint="Write col=eq(any).{a,b,c}")
+    inner = value[1:-1]
+    return [_unquote(item.strip()) for item in split_top(inner, where)] if inner.strip() else []
+
+
+def _single(table: Table, ref: str | JsonPath, kind: ColumnType | None, op: str, value: str, negated: bool,
+            where: str) -> Condition:
+    """One comparison of `ref` with one value, typed and checked for the operator."""
+    column = name_of(ref)
+    if op in _CONTAINMENT:
+        if kind is not None and kind is not ColumnType.JSON:
+            raise BadRequest(f"{op} needs a JSON column or member; '{column}' is {table.column(column).type_name}",
+                             details=f"in {_shown(where)}", code="42883")
+        typed = [] if op == "ov" and value == "{}" else _json_value(value, column, where)
+        if op == "ov" and not isinstance(typed, list):
+            raise BadRequest(f"ov takes a JSON array, got {_shown(value)!r}", details=f"in {_shown(where)}",
+                             hint=f"Write {column}=ov.[\"a\",\"b\"]")
+        return Condition(ref, op, typed, negated)
+    if kind is ColumnType.JSON:
+        raise BadRequest(f"'{column}' is a JSON column; only is.null, cs, cd and ov filters apply to it",
+                         details=f"in {_shown(where)}", hint=f"Filter a member: {column}->>key=eq.value")
+    if op in _ORDERED_OPERATORS and kind in _UNORDERED_TYPES:
+        raise BadRequest(f"{op} cannot compare the {table.column(column).type_name} column '{column}'",
+                         details=f"in {_shown(where)}", hint="Arrays take eq, neq, in and is.null.")
+    if op in ("like", "ilike", "match", "imatch"):
+        if kind not in _LIKE_TYPES:
+            shown = "a jsonb member (use ->> for its text)" if kind is None else table.column(column).type_name
+            raise BadRequest(f"{op} needs a text column; '{column}' is {shown}", details=f"in {_shown(where)}")
+        if op in ("match", "imatch"):
+            return Condition(ref, op, _regex(op, value, where), negated)
+        if "\x00" in value:
+            raise BadRequest(f"A {op} pattern cannot contain the NUL character", details=f"in {_shown(where)}")
+        if (len(value) - len(value.rstrip("\\"))) % 2:
+            raise BadRequest(f"A {op} pattern must not end with a lone backslash (the escape character)",
+                             details=f"in {_shown(where)}", code="22025")
+        return Condition(ref, op, value.replace("*", "%"), negated)
+    if op == "isdistinct" and kind is None:
+        raise BadRequest("isdistinct compares columns and text members (->>), not jsonb members",
+                         details=f"in {_shown(where)}")
+    return Condition(ref, op, _typed_ref(table, ref, value, where), negated)
+
+
+def _json_value(text: str, column: str, where: str):
+    """A JSON value; or, as PostgREST clients send lists (`{a,b}`, PostgreSQL's array literal, for
+    contains/overlaps), that list as a JSON array of strings."""
+    if "\\u0000" in text or "\x00" in text:
+        raise BadRequest("A value cannot contain the NUL character", details=f"in {_shown(where)}", code="22P05")
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        if text.startswith("{") and text.endswith("}"):
+            return _array_items(text, where)
+        raise BadRequest(f"Invalid JSON value {_shown(text)!r} for {_shown(column)}", details=f"in {_shown(where)}",
+                         code="22P02", hint='Write a JSON value: ["a","b"] or {"key":1}.') from None
+
+
+def _condition(table: Table, column: str, expression: str, where: str, *, quoted_values: bool) -> Where:
+    """`[not.]op[(modifier)].value` on `column` (or a JSON path), typed by the column."""
+    ref = parse_ref(table, column, where)
+    kind = _kind(table, ref)
     negated = False
     if expression.startswith("not."):
         negated, expression = True, expression[4:]
     op, dot, value = expression.partition(".")
-    if not dot or op not in OPERATORS:
+    op, paren, modifier = op.partition("(")
+    if not dot or op not in OPERATORS or (paren and not modifier.endswith(")")):
         raise BadRequest(
             f"Unknown or missing operator in {_shown(where)!r}",
             details=f"operator {_shown(op)!r}",
             hint=f"Write {column}=op.value with op one of {', '.join(OPERATORS)}, optionally after not.",
         )
-    if quoted_values and op != "in":
+    modifier = modifier[:-1] if paren else None
+    if quoted_values and op != "in" and modifier not in ("any", "all"):
         value = _unquote(value)
+    if op in text_search.KINDS:
+        return _search(ref, kind, op, modifier, value, negated, where)
+    if modifier in ("any", "all"):
+        if op not in _QUANTIFIABLE:
+            raise BadRequest(f"({modifier}) applies to {', '.join(_QUANTIFIABLE)}, not {op}",
+                             details=f"in {_shown(where)}")
+        # = ANY(array) is the disjunction of the comparisons, = ALL(array) their conjunction, in
+        # three-valued logic too; both adapters answer those already
+        terms = tuple(_single(table, ref, kind, op, item, False, where) for item in _array_items(value, where))
+        return BoolExpr("or" if modifier == "any" else "and", terms, negated)
+    if modifier is not None:
+        raise BadRequest(f"{op} takes no ({_shown(modifier)}) modifier", details=f"in {_shown(where)}",
+                         hint="(any) and (all) apply to comparisons; (config) to fts, plfts, phfts and wfts.")
     if op == "is":
         lowered = value.lower()
         if lowered not in ("null", "true", "false", "unknown"):
             raise BadRequest(f"is takes null, true, false or unknown, got {_shown(value)!r}",
                              details=f"in {_shown(where)}")
         typed = {"null": None, "unknown": None, "true": True, "false": False}[lowered]
-        if typed is not None and table.column(column).type is not ColumnType.BOOLEAN:
+        if typed is not None and kind is not ColumnType.BOOLEAN:
             raise BadRequest(f"is.{lowered} needs a boolean column; '{column}' is not", details=f"in {_shown(where)}")
-        return Condition(column, "is", typed, negated)
-    if table.column(column).type is ColumnType.JSON:
-        raise BadRequest(f"'{column}' is a JSON column; only is.null filters apply to it",
-                         details=f"in {_shown(where)}")
+        return Condition(ref, "is", typed, negated)
     if op == "in":
-        items = _split_in_list(value, where)
-        return Condition(column, "in", tuple(_typed(table, column, i, where) for i in items), negated)
-    if op in _ORDERED_OPERATORS and table.column(column).type in _UNORDERED_TYPES:
-        raise BadRequest(f"{op} cannot compare the {table.column(column).type_name} column '{column}'",
-                         details=f"in {_shown(where)}", hint="Arrays take eq, neq, in and is.null.")
-    if op in ("like", "ilike"):
-        if table.column(column).type not in _LIKE_TYPES:
-            raise BadRequest(f"{op} needs a text column; '{column}' is {table.column(column).type_name}",
+        if kind is ColumnType.JSON:
+            raise BadRequest(f"'{column}' is a JSON column; only is.null, cs, cd and ov filters apply to it",
                              details=f"in {_shown(where)}")
-        if "\x00" in value:
-            raise BadRequest(f"A {op} pattern cannot contain the NUL character", details=f"in {_shown(where)}")
-        if (len(value) - len(value.rstrip("\\"))) % 2:
-            raise BadRequest(f"A {op} pattern must not end with a lone backslash (the escape character)",
-                             details=f"in {_shown(where)}", code="22025")
-        return Condition(column, op, value.replace("*", "%"), negated)
-    return Condition(column, op, _typed(table, column, value, where), negated)
+        items = _split_in_list(value, where)
+        return Condition(ref, "in", tuple(_typed_ref(table, ref, i, where) for i in items), negated)
+    return _single(table, ref, kind, op, value, negated, where)
 
 
-def parse_condition(table: Table, column: str, expression: str) -> Condition:
-    """`col=[not.]op.value` into a Condition typed by the column."""
+def parse_condition(table: Table, column: str, expression: str) -> Where:
+    """`col=[not.]op.value` into a Condition typed by the column (a BoolExpr for (any) and (all))."""
     return _condition(table, column, expression, f"{column}={expression}", quoted_values=False)
 
 
-def _logic_tree(table: Table, op: str, negated: bool, body: str, where: str, depth: int = 0) -> BoolExpr:
-    """`(term,term,...)` where a term is `col.[not.]op.value` or a nested `[not.]or(...)`/`and(...)`."""
+def _embed_null(embed: Embed, expression: str, where: str) -> Related:
+    """`emb=is.null` (no rows of the embed pass its filters: an anti-join) or `emb=not.is.null` (a semi-join)."""
+    negated = expression.startswith("not.")
+    if (expression[4:] if negated else expression).lower() != "is.null":
+        raise BadRequest(f"Only is.null and not.is.null filter the embed '{embed.key}' itself",
+                         details=f"in {_shown(where)}",
+                         hint=f"Filter its columns with {embed.key}.column=op.value.")
+    return embed.related(negated=not negated)
+
+
+def _logic_tree(table: Table, op: str, negated: bool, body: str, where: str, depth: int = 0,
+                embeds: dict[str, Embed] | None = None) -> BoolExpr:
+    """`(term,term,...)` where a term is `col.[not.]op.value`, `emb.[not.]is.null`, or a nested
+    `[not.]or(...)`/`and(...)`."""
     if depth > _MAX_DEPTH:
         raise BadRequest(f"Logic trees nest deeper than {_MAX_DEPTH} levels", details=f"in {_shown(where)}")
     if not (body.startswith("(") and body.endswith(")")):
@@ -186,30 +374,41 @@ def _logic_tree(table: Table, op: str, negated: bool, body: str, where: str, dep
         head = term.split("(", 1)[0]
         if head in LOGIC:
             inner_op, inner_negated = LOGIC[head]
-            terms.append(_logic_tree(table, inner_op, inner_negated, term[len(head):], where, depth + 1))
+            terms.append(_logic_tree(table, inner_op, inner_negated, term[len(head):], where, depth + 1, embeds))
             continue
         column, dot, expression = term.partition(".")
         if not dot:
             raise BadRequest(f"Malformed term {_shown(term)!r} in a logic tree", details=f"in {_shown(where)}",
                              hint="Each term is col.op.value, or a nested or(...) / and(...).")
+        if embeds and column in embeds and not table.has_column(column):
+            terms.append(_embed_null(embeds[column], expression, where))
+            continue
         terms.append(_condition(table, column, expression, where, quoted_values=True))
     return BoolExpr(op, tuple(terms), negated)  # type: ignore[arg-type]
 
 
-def parse_filters(table: Table, params: Iterable[tuple[str, str]]) -> Where | None:
-    """Every filter of a query string (plain ones and or=/and= trees), and'ed together."""
+def parse_filters(table: Table, params: Iterable[tuple[str, str]], embeds: dict[str, Embed] | None = None,
+                  path: str = "") -> Where | None:
+    """Every filter of one level of a query string (plain ones, or=/and= trees, and `emb=is.null`
+    on this level's `embeds`), and'ed together. `path` (`emb.`) is how the level's names are written."""
     conditions: list[Where] = []
     for name, expression in params:
-        if name in RESERVED:
+        if name in RESERVED and not path:
             continue
         if name in LOGIC:
             op, negated = LOGIC[name]
-            conditions.append(_logic_tree(table, op, negated, expression.strip(), f"{name}={expression}"))
+            conditions.append(_logic_tree(table, op, negated, expression.strip(), f"{path}{name}={expression}",
+                                          embeds=embeds))
+            continue
+        if embeds and name in embeds and not table.has_column(name):
+            conditions.append(_embed_null(embeds[name], expression, f"{path}{name}={expression}"))
             continue
         if "." in name and not table.has_column(name):
-            raise BadRequest(f"Filters and options on embedded resources are not supported: {_shown(name)!r}",
-                             hint="Filter on this table's own columns.")
-        conditions.append(parse_condition(table, name, expression))
+            head = name.split(".", 1)[0]
+            raise BadRequest(f"'{_shown(path + head)}' is not an embedded resource in this request",
+                             code="PGRST108", details=f"in {_shown(path + name)}={_shown(expression)}",
+                             hint=f"Embed it in select= to filter on it, as in select=*,{_shown(head)}(*).")
+        conditions.append(_condition(table, name, expression, f"{path}{name}={expression}", quoted_values=False))
     return conjunction(conditions)
 
 
@@ -283,6 +482,8 @@ def resolve_embed(catalog: Catalog, table: Table, name: str, hint: str | None, k
             hint=f"Name the one you mean: {', '.join(options)}",
         )
     target, columns, target_columns, many, _, _ = candidates[0]
+    if not items_text.strip():  # emb(): there to be filtered on, nothing in the output
+        return Embed(key, target, columns, target_columns, many, (), hidden=True)
     items = parse_select(catalog, catalog[target], items_text, where, depth + 1)
     return Embed(key, target, columns, target_columns, many, items)
 
@@ -292,18 +493,40 @@ def _embeddable(catalog: Catalog, table: Table) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _spread(catalog: Catalog, table: Table, text: str, where: str, depth: int) -> Embed:
+    """`...emb(cols)`: a to-one embed whose keys join the parent row's."""
+    items = _select_item(catalog, table, text, where, depth)
+    embed = items[0] if len(items) == 1 else None
+    if not isinstance(embed, Embed) or ":" in text.split("(", 1)[0]:
+        raise BadRequest(f"Only an embed without alias can be spread: {_shown('...' + text)!r}",
+                         details=f"in {_shown(where)}", hint="Write ...emb(col1,col2).")
+    if embed.many:
+        raise BadRequest(f"A spread operation on '{embed.key}' is not possible", code="PGRST119",
+                         details=f"'{table.name}' and '{embed.target}' are a to-many relationship",
+                         hint="Spread only to-one embeds; embed to-many ones as emb(cols).")
+    if embed.hidden:
+        raise BadRequest(f"Spreading the empty embed '{embed.key}()' adds nothing", details=f"in {_shown(where)}")
+    return dataclasses.replace(embed, spread=True)
+
+
 def _select_item(catalog: Catalog, table: Table, text: str, where: str, depth: int) -> list[SelectItem]:
     if text == "*":
         return [Field(c) for c in table.column_names]
-    if "::" in text or "->" in text:
-        raise BadRequest(f"Casts and JSON paths are not supported in select: {_shown(text)!r}",
-                         details=f"in {_shown(where)}")
+    if text.startswith("..."):
+        return [_spread(catalog, table, text[3:].strip(), where, depth)]
+    if "::" in text:
+        raise BadRequest(f"Casts are not supported in select: {_shown(text)!r}", details=f"in {_shown(where)}")
     alias: str | None = None
     head, paren, rest = text.partition("(")
     if ":" in head:
         alias, head = head.split(":", 1)
         alias = _identifier(alias.strip(), "alias", where)
         head = head.strip()
+    if "->" in head:
+        if paren:
+            raise BadRequest(f"A JSON path cannot be aggregated or embedded: {_shown(text)!r}",
+                             details=f"in {_shown(where)}")
+        return [Field(parse_ref(table, head, where), alias)]
     if paren:
         if not rest.endswith(")"):
             raise BadRequest(f"Malformed select item {_shown(text)!r}", details=f"in {_shown(where)}")
@@ -314,20 +537,20 @@ def _select_item(catalog: Catalog, table: Table, text: str, where: str, depth: i
                 raise BadRequest(f"Aggregates take no arguments inside (): {_shown(text)!r}")
             return [_aggregate(table, _identifier(function, "aggregate", where),
                                _identifier(column, "column", where), alias, where)]
-        name, bang, hint = head.partition("!")
+        name, *modifiers = head.split("!")
         name = _identifier(name, "name", where)
         if name in AGGREGATES and name not in catalog and not table.has_column(name):
             if inside.strip():
                 raise BadRequest(f"Aggregates take no arguments inside (): {_shown(text)!r}",
                                  hint="Write col.sum(), or count()")
             return [_aggregate(table, name, None, alias, where)]
-        if bang:
-            hint = _identifier(hint, "relationship hint", where)
-            if hint in ("inner", "left"):
-                raise BadRequest(f"The !{hint} join modifier is not supported: {_shown(text)!r}",
-                                 details=f"in {_shown(where)}",
-                                 hint="Embeds are left joins; filter on this table's own columns.")
-        return [resolve_embed(catalog, table, name, hint if bang else None, alias or name, inside, where, depth)]
+        joins = [m for m in modifiers if m in ("inner", "left")]
+        hints = [_identifier(m, "relationship hint", where) for m in modifiers if m not in ("inner", "left")]
+        if len(joins) > 1 or len(hints) > 1:
+            raise BadRequest(f"An embed takes at most one hint and one of !inner or !left: {_shown(text)!r}",
+                             details=f"in {_shown(where)}")
+        embed = resolve_embed(catalog, table, name, hints[0] if hints else None, alias or name, inside, where, depth)
+        return [dataclasses.replace(embed, inner=joins == ["inner"])]
     if "." in head:
         raise BadRequest(f"Malformed select item {_shown(text)!r}", details=f"in {_shown(where)}",
                          hint="An aggregate is written col.fn(), with parentheses.")
@@ -351,18 +574,18 @@ def parse_select(catalog: Catalog, table: Table, text: str, where: str | None = 
         if not part:
             raise BadRequest(f"Empty item in {_shown(where)!r}", hint="Separate select items with single commas.")
         items.extend(_select_item(catalog, table, part, where, depth))
-    keys = [i.key for i in items]
+    keys = output_keys(tuple(items)) + [i.key for i in items if isinstance(i, Embed) and (i.spread or i.hidden)]
     duplicates = sorted({k for k in keys if keys.count(k) > 1})
     if duplicates:
         raise BadRequest(f"Select names {', '.join(map(repr, duplicates))} more than once",
                          details=f"in {_shown(where)}", hint="Give each one an alias: alias:column or alias:col.sum().")
     if any(isinstance(i, Aggregate) for i in items):
         grouped = {i.column for i in items if isinstance(i, Field)}
-        for name in sorted(c for c in grouped if table.column(c).type in _UNORDERED_TYPES):
-            raise BadRequest(f"Cannot group an aggregate read by the {_kind(table, name)} column '{name}'",
+        for name in sorted(c for c in grouped if isinstance(c, str) and table.column(c).type in _UNORDERED_TYPES):
+            raise BadRequest(f"Cannot group an aggregate read by the {_type_word(table, name)} column '{name}'",
                              details=f"in {_shown(where)}", hint="Group by other columns, or aggregate it: "
                                                                   f"{name}.count()")
-        for embed in (i for i in items if isinstance(i, Embed)):
+        for embed in (i for i in items if isinstance(i, Embed) and not i.hidden):
             if not set(embed.columns) <= grouped:
                 raise BadRequest(f"Embedding '{embed.key}' next to aggregates needs "
                                  f"{', '.join(embed.columns)} among the selected columns",
@@ -373,22 +596,53 @@ def parse_select(catalog: Catalog, table: Table, text: str, where: str | None = 
 # --- order, page, cursor -------------------------------------------------------------------------
 
 
+_LOOKUP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def _order_lookup(catalog: Catalog | None, embeds: dict[str, Embed], text: str, where: str) -> Lookup:
+    """`emb(col)`: a column of a to-one embed of this read."""
+    matched = _LOOKUP.fullmatch(text)
+    if matched is None or catalog is None:
+        raise BadRequest(f"Malformed order item {_shown(text)!r}", details=f"in {_shown(where)}",
+                         hint="Order by col, col->key, or a to-one embed's column as emb(col).")
+    key, column = matched.groups()
+    embed = embeds.get(key)
+    if embed is None:
+        raise BadRequest(f"'{key}' is not an embedded resource in this request", code="PGRST108",
+                         details=f"in {_shown(where)}", hint=f"Embed it in select= to order by it: {key}(...)")
+    if embed.many:
+        raise BadRequest(f"A related order on '{key}' is not possible", code="PGRST118",
+                         details=f"'{key}' is a to-many embed: its rows have no one value to order by",
+                         hint=f"Order the embedded rows instead, with {key}.order={column}.")
+    _column(catalog[embed.target], column, where)
+    if catalog[embed.target].column(column).type in _UNORDERED_TYPES:
+        raise BadRequest(f"Cannot order by the {_type_word(catalog[embed.target], column)} column '{key}({column})'",
+                         details=f"in {_shown(where)}")
+    return Lookup(key, embed.target, embed.columns, embed.target_columns, column, embed.where)
+
+
 def parse_order(table: Table, text: str, aggregates: Iterable[Aggregate] = (),
-                grouping: Iterable[str] | None = None) -> tuple[OrderBy, ...]:
-    """`col.desc.nullslast,col2`; with aggregates, the names are grouping columns or aggregate keys."""
+                grouping: Iterable[object] | None = None, *, name: str = "order",
+                catalog: Catalog | None = None, embeds: dict[str, Embed] | None = None) -> tuple[OrderBy, ...]:
+    """`col.desc.nullslast,col2->key,emb(col)`; with aggregates, the names are grouping columns (or
+    paths) or aggregate keys; `emb(col)` names a to-one embed among `embeds`."""
     aggregate_keys = {a.key for a in aggregates}
     group = set(grouping) if grouping is not None else None
     items = []
-    for part in text.split(","):
-        name, *modifiers = part.strip().split(".")
-        where = f"order={text}"
-        if name not in aggregate_keys:
-            _column(table, name, where)
-            if table.column(name).type in _UNORDERED_TYPES:
-                raise BadRequest(f"Cannot order by the {_kind(table, name)} column '{name}'",
-                                 details=f"in {_shown(where)}")
-            if group is not None and aggregate_keys and name not in group:
-                raise BadRequest(f"Ordering an aggregate read by '{name}', which is neither selected nor an "
+    where = f"{name}={text}"
+    for part in split_top(text, where):
+        head, *modifiers = part.strip().split(".")
+        ref: str | JsonPath | Lookup
+        if head in aggregate_keys:
+            ref = head
+        else:
+            ref = _order_lookup(catalog, embeds or {}, head, where) if "(" in head else parse_ref(table, head, where)
+            if isinstance(ref, str) and table.column(ref).type in _UNORDERED_TYPES:
+                json = table.column(ref).type is ColumnType.JSON
+                raise BadRequest(f"Cannot order by the {_type_word(table, ref)} column '{ref}'",
+                                 details=f"in {_shown(where)}", hint=f"Order by a member: {ref}->key" if json else None)
+            if group is not None and aggregate_keys and ref not in group:
+                raise BadRequest(f"Ordering an aggregate read by '{_shown(head)}', which is neither selected nor an "
                                  "aggregate", details=f"in {_shown(where)}",
                                  hint=f"Order by a grouping column or one of {', '.join(sorted(aggregate_keys))}")
         descending, nulls_first = False, None
@@ -405,12 +659,12 @@ def parse_order(table: Table, text: str, aggregates: Iterable[Aggregate] = (),
                 case "nullslast":
                     nulls_first = False
                 case _:
-                    raise BadRequest(f"Unknown order modifier {_shown(modifier)!r} in order={_shown(text)}",
+                    raise BadRequest(f"Unknown order modifier {_shown(modifier)!r} in {_shown(where)}",
                                      hint="Use asc, desc, nullsfirst or nullslast.")
-        items.append(OrderBy(name, descending, nulls_first))
+        items.append(OrderBy(ref, descending, nulls_first))
     names = [i.column for i in items]
     if len(set(names)) != len(names):
-        raise BadRequest(f"order={_shown(text)} names a column twice")
+        raise BadRequest(f"{_shown(where)} names a column twice")
     return tuple(items)
 
 
@@ -460,7 +714,7 @@ def parse_page(values: dict[str, str], range_header: str | None, max_rows: int |
 
 
 def _signature(order: tuple[OrderBy, ...]) -> str:
-    return ",".join(f"{o.column}.{'desc' if o.descending else 'asc'}"
+    return ",".join(f"{name_of(o.column)}.{'desc' if o.descending else 'asc'}"
                     f".{'nf' if o.effective_nulls_first else 'nl'}" for o in order)
 
 
@@ -476,7 +730,7 @@ def encode_cursor(order: tuple[OrderBy, ...], values: tuple) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def decode_cursor(table: Table, order: tuple[OrderBy, ...], text: str) -> tuple:
+def decode_cursor(table: Table, order: tuple[OrderBy, ...], text: str, catalog: Catalog | None = None) -> tuple:
     malformed = BadRequest("Malformed after= cursor", details=_shown(text),
                            hint="Use the after= of a Link header as it is, with the same order=.")
     try:
@@ -493,11 +747,81 @@ def decode_cursor(table: Table, order: tuple[OrderBy, ...], text: str) -> tuple:
         if raw is None:
             values.append(None)
             continue
+        ref = item.column
         try:
-            values.append(parse_value(table.column(item.column), raw))
+            if isinstance(ref, JsonPath):  # only ->> pages by keyset: text
+                if not isinstance(raw, str):
+                    raise malformed
+                values.append(raw)
+            elif isinstance(ref, Lookup):
+                values.append(parse_value(catalog[ref.target].column(ref.column), raw))  # type: ignore[index]
+            else:
+                values.append(parse_value(table.column(ref), raw))
         except ValueRefused:
             raise malformed from None
     return tuple(values)
+
+
+_EMBED_OPTIONS = ("order", "limit", "offset")
+
+
+def _route(items: tuple[SelectItem, ...], name: str) -> tuple[tuple[str, ...], str]:
+    """`a.b.col` into the embed path (a, b) and the name at that level (col), following the embeds
+    that select= declared; a name that leads to no embed stays whole, for the level to refuse."""
+    path: list[str] = []
+    rest = name
+    while True:
+        if rest in LOGIC or (path and rest in _EMBED_OPTIONS):
+            return tuple(path), rest
+        head, dot, tail = rest.partition(".")
+        embed = next((i for i in items if isinstance(i, Embed) and i.key == head), None)
+        if not dot or embed is None:
+            return tuple(path), rest
+        path.append(head)
+        items, rest = embed.items, tail
+
+
+def _finish(catalog: Catalog, table: Table, items: tuple[SelectItem, ...], path: tuple[str, ...],
+            routed: dict[tuple[str, ...], list[tuple[str, str]]]) -> tuple[tuple[SelectItem, ...], Where | None]:
+    """One level's items with their embeds' filters, order and page filled in (deepest first, so a
+    parent's `emb=is.null` or `!inner` sees the embed's own filters), and the level's where."""
+    finished: list[SelectItem] = []
+    embeds: dict[str, Embed] = {}
+    for item in items:
+        if isinstance(item, Embed):
+            item = _finish_embed(catalog, item, (*path, item.key), routed)
+            embeds[item.key] = item
+        finished.append(item)
+    prefix = "".join(f"{p}." for p in path)
+    own = [(n, v) for n, v in routed.get(path, []) if not (path and n in _EMBED_OPTIONS)]
+    where = parse_filters(table, own, embeds, prefix)
+    inner = [e.related() for e in embeds.values() if e.inner]
+    return tuple(finished), conjunction([*([where] if where is not None else []), *inner])
+
+
+def _finish_embed(catalog: Catalog, embed: Embed, path: tuple[str, ...],
+                  routed: dict[tuple[str, ...], list[tuple[str, str]]]) -> Embed:
+    target = catalog[embed.target]
+    items, where = _finish(catalog, target, embed.items, path, routed)
+    options: dict[str, str] = {}
+    prefix = ".".join(path)
+    for name, value in routed.get(path, []):
+        if name in _EMBED_OPTIONS:
+            if name in options:
+                raise BadRequest(f"{prefix}.{name}= is given more than once")
+            options[name] = value
+    if options and embed.hidden:
+        raise BadRequest(f"{prefix}() selects nothing, so it has no order or page",
+                         details=", ".join(f"{prefix}.{n}" for n in options))
+    order: tuple[OrderBy, ...] = ()
+    if options.get("order"):
+        aggregates = [i for i in items if isinstance(i, Aggregate)]
+        grouping = [i.column for i in items if isinstance(i, Field)]
+        order = parse_order(target, options["order"], aggregates, grouping, name=f"{prefix}.order",
+                            catalog=catalog, embeds={i.key: i for i in items if isinstance(i, Embed)})
+    limit = parse_non_negative(f"{prefix}.limit", options["limit"]) if "limit" in options else None
+    offset = parse_non_negative(f"{prefix}.offset", options["offset"]) if "offset" in options else 0
+    return dataclasses.replace(embed, items=items, where=where, order=order, limit=limit, offset=offset)
 
 
 def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], range_header: str | None,
@@ -509,20 +833,30 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
             raise BadRequest(f"{name}= is given more than once")
         values[name] = value
     items = parse_select(catalog, table, values["select"]) if "select" in values else ()
+    routed: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for name, value in params:
+        if name not in RESERVED:
+            path, local = _route(items, name)
+            routed.setdefault(path, []).append((local, value))
+    items, where = _finish(catalog, table, items, (), routed)
     aggregates = [i for i in items if isinstance(i, Aggregate)]
     grouping = [i.column for i in items if isinstance(i, Field)]
-    where = parse_filters(table, params)
-    order = parse_order(table, values["order"], aggregates, grouping) if values.get("order") else ()
+    embeds = {i.key: i for i in items if isinstance(i, Embed)}
+    order = parse_order(table, values["order"], aggregates, grouping, catalog=catalog,
+                        embeds=embeds) if values.get("order") else ()
     offset, limit = parse_page(values, range_header, max_rows)
     read = Read(items=items, where=where, order=order, limit=limit, offset=offset)
     if "after" in values:
         if aggregates:
             raise BadRequest("after= pages plain reads; aggregate reads page with offset=")
+        if not read.keyset_pages:
+            raise BadRequest("after= cannot page an order by a jsonb member (->); page it with offset=",
+                             hint="Or order by the member's text, with ->>.")
         if offset:
             raise BadRequest("after= and offset (or a Range header) cannot be combined",
                              hint="after= already says where the page starts.")
         keyset = read.keyset_order(table)
-        read = Read(items, where, order, limit, 0, decode_cursor(table, keyset, values["after"]))
+        read = Read(items, where, order, limit, 0, decode_cursor(table, keyset, values["after"], catalog))
     return read
 
 

@@ -19,6 +19,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from domain import query as query_model
 from domain.errors import NotAcceptable, NotSingular
 from domain.ports import AbstractUnitOfWork
 from domain.query import Read
@@ -66,7 +67,7 @@ def representation(request: Request) -> tuple[str, bool]:
 
 
 def output_keys(table: Table, read: Read) -> list[str]:
-    return [i.key for i in read.items] if read.items else list(table.column_names)
+    return query_model.output_keys(read.items) if read.items else list(table.column_names)
 
 
 def content_range(start: int | None, count: int, total: int | None) -> str | None:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from domain.errors import BadRequest
 from domain.ports import AbstractUnitOfWork, Row
-from domain.query import Aggregate, Embed, Fetch, Field, OrderBy, Read, SelectItem
+from domain.query import Aggregate, Embed, Fetch, Field, OrderBy, Read, SelectItem, name_of, output_keys
 from domain.schema import Table
 from service_layer.services import table_of
 
@@ -41,7 +41,7 @@ def plan(table: Table, read: Read, *, within: tuple[tuple[str, ...], frozenset[t
     labels = {a.key: _label(n) for n, a in enumerate(aggregates)}
     within_columns = within[0] if within else ()
     plain = [i.column for i in items if isinstance(i, Field)]
-    embedded = [c for i in items if isinstance(i, Embed) for c in i.columns]
+    embedded = [c for i in items if isinstance(i, Embed) and not i.hidden for c in i.columns]
     if aggregates:
         columns = tuple(dict.fromkeys([*plain, *within_columns]))
         order = read.order + tuple(OrderBy(c) for c in columns if c not in {o.column for o in read.order})
@@ -71,7 +71,8 @@ def _embed(uow: AbstractUnitOfWork, embed: Embed, parents: Sequence[Row]) -> tup
     each value adds to the response (what a to-many embed nests, whatever its depth)."""
     keys = frozenset(k for k in (tuple(p[c] for c in embed.columns) for p in parents) if None not in k)
     target = uow.catalog[embed.target]
-    child = plan(target, Read(items=embed.items), within=(embed.target_columns, keys))
+    child = plan(target, Read(items=embed.items, where=embed.where, order=embed.order, limit=embed.limit,
+                              offset=embed.offset), within=(embed.target_columns, keys))
     flat = uow.repository(target.name).fetch(child.fetch) if keys else []
     shaped, weights = _shape(uow, child, flat)
     grouped: dict[tuple, list[tuple[Row, int]]] = defaultdict(list)
@@ -95,20 +96,34 @@ def _embed(uow: AbstractUnitOfWork, embed: Embed, parents: Sequence[Row]) -> tup
 
 
 def _shape(uow: AbstractUnitOfWork, planned: _Plan, flat: Sequence[Row]) -> tuple[list[Row], list[int]]:
-    embeds = {i.key: _embed(uow, i, flat) for i in planned.items if isinstance(i, Embed)}
+    embeds = {i.key: _embed(uow, i, flat) for i in planned.items if isinstance(i, Embed) and not i.hidden}
+    # Where each output key comes from, in the select's order, worked out once rather than per row
+    # (this loop is the read's hot path): a fetched name to copy, or an embed's values.
+    steps: list[tuple[str, str | None, tuple[list, list[int]] | None, tuple[str, ...] | None]] = []
+    for item in planned.items:
+        if isinstance(item, Field):
+            steps.append((item.key, name_of(item.column), None, None))
+        elif isinstance(item, Aggregate):
+            steps.append((item.key, planned.labels[item.key], None, None))
+        elif not item.hidden:
+            steps.append((item.key, None, embeds[item.key], tuple(output_keys(item.items)) if item.spread else None))
+    if all(name is not None for _, name, _, _ in steps):  # no embeds: a projection, each row weighs one
+        copied = [(key, name) for key, name, _, _ in steps]
+        return [{key: raw[name] for key, name in copied} for raw in flat], [1] * len(flat)  # type: ignore[index]
     out, weights = [], []
     for n, raw in enumerate(flat):
         row: Row = {}
         weight = 1
-        for item in planned.items:
-            if isinstance(item, Field):
-                row[item.key] = raw[item.column]
-            elif isinstance(item, Aggregate):
-                row[item.key] = raw[planned.labels[item.key]]
+        for key, name, embedded, spread in steps:
+            if name is not None:
+                row[key] = raw[name]
+                continue
+            values, added = embedded  # type: ignore[misc]
+            if spread is not None:  # a to-one embed's keys in the parent row, null when it has no row
+                row.update(values[n] if values[n] is not None else dict.fromkeys(spread))
             else:
-                values, added = embeds[item.key]
-                row[item.key] = values[n]
-                weight += added[n]
+                row[key] = values[n]
+            weight += added[n]
         out.append(row)
         weights.append(weight)
     return out, weights
@@ -185,7 +200,7 @@ def read_page(
                 start = total - repo.total(dataclasses.replace(fetch, offset=0, limit=None))
                 if count != "exact":
                     start = None
-    last = tuple(flat[-1][o.column] for o in fetch.order) if (more and flat) else None
+    last = tuple(flat[-1][name_of(o.column)] for o in fetch.order) if (more and flat and read.keyset_pages) else None
     return ReadPage(rows, start, total, more, last)
 
 

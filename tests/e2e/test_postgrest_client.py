@@ -82,3 +82,48 @@ def test_head_count_and_strip_nulls(client):
     assert counted.count == 3
     stripped = client.from_("flights").select("flight,tailnum").eq("flight", 2).strip_nulls().execute()
     assert stripped.data == [{"flight": 2}]
+
+
+# --- the read language of issue 12, through the client's own methods --------------------------------
+
+
+def test_text_search_in_each_form(client):
+    def faa(query, **options):
+        found = client.from_("airports").select("faa").text_search("name", query, options=options).execute()
+        return [r["faa"] for r in found.data]
+
+    assert faa("intl & kennedy") == ["JFK"]
+    assert faa("chicago intl", type="plain") == ["ORD"]
+    assert faa("la guardia", type="phrase") == ["LGA"]
+    assert faa("kennedy or guardia -la", type="web_search", config="english") == ["JFK"]
+
+
+def test_filter_on_an_embedded_path_with_inner_and_is(client):
+    inner = (client.from_("airlines").select("carrier,flights!inner(flight)").filter("flights.origin", "eq", "LGA")
+             .order("carrier").execute())
+    assert inner.data == [{"carrier": "AA", "flights": [{"flight": 2}]}, {"carrier": "UA", "flights": [{"flight": 4}]}]
+    without = (client.from_("airlines").select("carrier,flights()").gt("flights.dep_delay", 10)
+               .is_("flights", "null").execute())
+    assert without.data == [{"carrier": "B6"}]
+
+
+def test_order_and_limit_on_a_foreign_table(client):
+    result = (client.from_("airlines").select("carrier,flights(flight)")
+              .order("flight", desc=True, foreign_table="flights").limit(1, foreign_table="flights")
+              .order("carrier").execute())
+    assert result.data == [{"carrier": "AA", "flights": [{"flight": 2}]}, {"carrier": "B6", "flights": [{"flight": 6}]},
+                           {"carrier": "UA", "flights": [{"flight": 4}]}]
+
+
+def test_contains_contained_by_and_overlaps_on_json(client, live_server):
+    stray = {**flight(99, "AA", "JFK", 1.0, None), "dest": "ZZZ", "tags": ["late", "night"]}
+    with httpx.Client(base_url=live_server) as http:
+        assert http.post("/ingest/flights", json=[stray]).json()["rejected"] == 1
+    rejected = client.from_("rejected_rows").select("row_number")
+    assert rejected.contains("payload", {"dest": "ZZZ", "carrier": "AA"}).execute().data == [{"row_number": 1}]
+    superset = {**stray, "more": True}
+    assert client.from_("rejected_rows").select("row_number").contained_by("payload", superset).execute().data \
+        == [{"row_number": 1}]
+    assert client.from_("rejected_rows").select("row_number").overlaps("payload->tags", ["night", "day"]).execute() \
+        .data == [{"row_number": 1}]
+    assert client.from_("rejected_rows").select("row_number").contains("payload->tags", ["day"]).execute().data == []

@@ -22,7 +22,11 @@ FLIGHT = {
 }
 COLUMNS = list(FLIGHT) + ["id", "source", "batch_id", "version", "created_at", "updated_at"]
 WORDS = ["eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is", "not", "null", "true", "asc",
-         "desc", "nullsfirst", "nullslast", "or", "and", "(", ")", ",", ".", ":", "*", '"', "\\", "!", "%"]
+         "desc", "nullsfirst", "nullslast", "or", "and", "(", ")", ",", ".", ":", "*", '"', "\\", "!", "%",
+         # the read language of issue 12: embeds and their options, JSON paths, search, operators
+         "match", "imatch", "isdistinct", "fts", "plfts", "phfts", "wfts", "cs", "cd", "ov", "(any)", "(all)",
+         "(english)", "->", "->>", "!inner", "!left", "...", "{", "}", "[", "]", "&", "|", "<->", "airlines",
+         "planes", "airlines.name", "planes.seats", "airlines(name)", "planes()", "limit", "offset", "order"]
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -69,3 +73,16 @@ def test_any_select_order_or_and_paging_is_answered_or_refused_with_400(client, 
 def test_any_combination_with_a_range_header_is_answered_or_refused_with_400(client, params, range_header):
     headers = {"Range": range_header.encode("utf-8")} if range_header else {}
     assert_answered(client.get("/api/flights", params=params, headers=headers))
+
+
+EMBED_SELECTS = ["*,airlines(name)", "id,airlines!inner(name),planes(seats)", "id,a:airlines(),...planes(seats)",
+                 "id,from:airports!origin(name,faa)", "carrier,count(),airlines(name)"]
+EMBED_KEYS = ["airlines", "airlines.name", "airlines.order", "airlines.limit", "airlines.offset", "airlines.or",
+              "planes", "planes.seats", "a", "a.name", "from.faa", "from", "or", "order"]
+
+
+@SETTINGS
+@given(select=st.sampled_from(EMBED_SELECTS),
+       params=st.lists(st.tuples(st.sampled_from(EMBED_KEYS + COLUMNS), any_text), max_size=4))
+def test_any_filter_order_or_page_on_embeds_is_answered_or_refused_with_400(client, select, params):
+    assert_answered(client.get("/api/flights", params=[("select", select), *params]))

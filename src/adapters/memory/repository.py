@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import threading
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 
-from adapters.memory.evaluate import group_rows, matches, sort_rows
+from adapters.memory.evaluate import JSON_NULL, RelatedCheck, group_rows, matches, sort_rows, walk
 from domain.errors import BadRequest, DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
 from domain.ports import KEPT_ON_UPDATE, AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
-from domain.query import Fetch, Query, Where, keyset_where
+from domain.query import Fetch, JsonPath, Lookup, Query, Related, Where, keyset_where, name_of
 from domain.schema import Catalog, ForeignKey, Table
 from domain.validation import ValueRefused, coercer
 
@@ -191,11 +192,54 @@ class InMemoryRepository(AbstractRepository):
         end = None if query.limit is None else query.offset + query.limit
         return [dict(r) for r in ordered[query.offset:end]]
 
+    def _related_check(self) -> RelatedCheck:
+        """EXISTS as a hash semi-join: each Related's matching keys are collected once per statement."""
+        found: dict[int, tuple[Related, set[tuple]]] = {}
+
+        def check(related: Related, row: Row) -> bool:
+            if id(related) not in found:
+                target = self.store.tables[related.target].rows.values()
+                keep = matches(related.where, check)
+                keys = {tuple(r[c] for c in related.target_columns) for r in target if keep(r)}
+                found[id(related)] = (related, keys)  # the object is kept so its id is not reused
+            key = tuple(row[c] for c in related.columns)
+            present = None not in key and key in found[id(related)][1]
+            return present != related.negated
+
+        return check
+
+    def _derived(self, fetch: Fetch) -> list:
+        """The refs other than columns that the statement selects or orders by."""
+        refs = [*fetch.columns, *(o.column for o in fetch.order)]
+        return list(dict.fromkeys(r for r in refs if not isinstance(r, str)))
+
+    def _attach(self, rows, refs: list):
+        """Each row with its derived values under their names, as PostgreSQL computes them per row."""
+        lookups: dict[Lookup, tuple[dict[tuple, tuple], MemoryTable, Callable]] = {}
+        for ref in refs:
+            if isinstance(ref, Lookup):
+                target = self.store.tables[ref.target]
+                lookups[ref] = (target.index_for(ref.target_columns), target, matches(ref.where, self._related_check()))
+
+        def value(ref, row: Row):
+            if isinstance(ref, JsonPath):
+                return walk(ref, row.get(ref.column))
+            index, target, keep = lookups[ref]
+            pk = index.get(tuple(row[c] for c in ref.columns))
+            found = target.rows[pk] if pk is not None else None
+            return found[ref.column] if found is not None and keep(found) else None
+
+        for row in rows:
+            yield {**row, **{name_of(ref): value(ref, row) for ref in refs}}
+
     def _fetched(self, fetch: Fetch) -> list[Row]:
-        rows = filter(matches(fetch.where), self.data.rows.values())
+        rows = filter(matches(fetch.where, self._related_check()), self.data.rows.values())
         if fetch.within is not None:
             columns, keys = fetch.within
             rows = (r for r in rows if tuple(r[c] for c in columns) in keys)
+        derived = self._derived(fetch)
+        if derived:
+            rows = self._attach(rows, derived)
         if fetch.aggregates:
             result = group_rows(rows, fetch.columns, fetch.aggregates)
         else:
@@ -208,8 +252,20 @@ class InMemoryRepository(AbstractRepository):
     def fetch(self, fetch: Fetch) -> list[Row]:
         ordered = sort_rows(self._fetched(fetch), fetch.order, ())
         end = None if fetch.limit is None else fetch.offset + fetch.limit
-        names = (*fetch.columns, *(label for label, _ in fetch.aggregates))
-        return [{n: r[n] for n in names} for r in ordered[fetch.offset:end]]
+        if fetch.within is None:
+            ordered = ordered[fetch.offset:end]
+        else:  # an embed's page is per parent: slice each parent's rows, in the same order
+            seen: dict[tuple, int] = defaultdict(int)
+            paged = []
+            for row in ordered:
+                key = tuple(row[c] for c in fetch.within[0])
+                seen[key] += 1
+                if fetch.offset < seen[key] and (end is None or seen[key] <= end):
+                    paged.append(row)
+            ordered = paged
+        names = (*(name_of(c) for c in fetch.columns), *(label for label, _ in fetch.aggregates))
+        # the JSON value null reads back as None, as psycopg2 decodes jsonb's null
+        return [{n: (None if r[n] is JSON_NULL else r[n]) for n in names} for r in ordered]
 
     def total(self, fetch: Fetch, *, planned: bool = False) -> int:
         return len(self._fetched(fetch))

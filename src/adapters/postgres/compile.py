@@ -1,17 +1,90 @@
-"""The query model as SQLAlchemy expressions. Every value becomes a bound parameter."""
+"""The query model as SQLAlchemy expressions. Every value becomes a bound parameter, except JSON path
+keys and search configurations (plain words, checked by the parser), which SQLAlchemy renders as
+quoted literals so that one path is one expression wherever the statement repeats it."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
+from contextvars import ContextVar
 
-from domain.query import Aggregate, BoolExpr, Condition, Fetch, OrderBy, Where, keyset_where
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB, REGCONFIG
+
+from domain.query import (
+    Aggregate,
+    BoolExpr,
+    Condition,
+    Fetch,
+    JsonPath,
+    Lookup,
+    OrderBy,
+    Ref,
+    Related,
+    Where,
+    keyset_where,
+    name_of,
+)
 from domain.schema import Table
 
+_TSQUERY = {"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery",
+            "wfts": "websearch_to_tsquery"}
 
-def _condition(table: sa.Table, cond: Condition) -> sa.ColumnElement[bool]:
-    column = table.c[cond.column]
+
+def _json_path(table: sa.FromClause, path: JsonPath) -> sa.ColumnElement:
+    """`col -> 'a' -> 0 ->> 'b'`, one arrow per step as PostgREST writes it (not `#>`, which would
+    read an object key "0" for an index). Steps are rendered inline (the parser admits only plain
+    keys), so the same path in SELECT, WHERE, GROUP BY and ORDER BY is one expression to PostgreSQL."""
+    expression: sa.ColumnElement = table.c[path.column]
+    for n, step in enumerate(path.steps):
+        last_text = path.text and n == len(path.steps) - 1
+        operand = sa.literal(step, sa.Integer if isinstance(step, int) else sa.Text, literal_execute=True)
+        expression = expression.op("->>" if last_text else "->", return_type=sa.Text if last_text else JSONB)(operand)
+    # ->> text compares byte by byte, as the text columns (COLLATE "C") and the memory adapter do
+    return sa.collate(expression, "C") if path.text else expression
+
+
+# The statement being built joins its lookups' tables (see fetch_statement); conditions and sort
+# keys deep inside it then read the joined column instead of repeating a subquery.
+_joined: ContextVar[dict[Lookup, sa.ColumnElement] | None] = ContextVar("joined_lookups", default=None)
+
+
+def _lookup(table: sa.FromClause, lookup: Lookup) -> sa.ColumnElement:
+    """The to-one embed's column: its joined table's column inside fetch_statement, else a scalar
+    subquery (the reference's target is unique: one row at most)."""
+    joined = _joined.get()
+    if joined is not None and lookup in joined:
+        return joined[lookup]
+    target = _metadata(table).tables[lookup.target].alias()
+    joined = [target.c[tc] == table.c[c] for c, tc in zip(lookup.columns, lookup.target_columns, strict=True)]
+    if lookup.where is not None:
+        joined.append(where_clause(target, lookup.where))
+    return sa.select(target.c[lookup.column]).where(*joined).scalar_subquery()
+
+
+def ref_expression(table: sa.FromClause, ref: Ref) -> sa.ColumnElement:
+    if isinstance(ref, str):
+        return table.c[ref]
+    if isinstance(ref, JsonPath):
+        return _json_path(table, ref)
+    return _lookup(table, ref)
+
+
+def _overlaps(column: sa.ColumnElement, values: list) -> sa.ColumnElement[bool]:
+    """jsonb has no &&: whether the member is an array sharing an element with `values`; unknown when
+    it is null, false when it is not an array."""
+    element = sa.func.jsonb_array_elements(
+        sa.case((sa.func.jsonb_typeof(column) == "array", column), else_=sa.literal([], JSONB))
+    ).table_valued("value").alias("element")
+    wanted = sa.func.jsonb_array_elements(sa.literal(values, JSONB)).table_valued("value").alias("wanted")
+    shared = sa.exists(sa.select(1).select_from(element).join(wanted, element.c.value == wanted.c.value))
+    return sa.case((column.is_(None), sa.null()), else_=shared)
+
+
+def _condition(table: sa.FromClause, cond: Condition) -> sa.ColumnElement[bool]:
+    column = ref_expression(table, cond.column)
     value = cond.value
+    if isinstance(cond.column, JsonPath) and not cond.column.text and cond.op not in ("is", "cs", "cd", "ov"):
+        # a JSON value against a jsonb member: bound as jsonb, so 1 equals 1.0 and "1" does not
+        value = tuple(sa.literal(v, JSONB) for v in value) if cond.op == "in" else sa.literal(value, JSONB)
     match cond.op:
         case "eq":
             clause = column == value
@@ -29,28 +102,66 @@ def _condition(table: sa.Table, cond: Condition) -> sa.ColumnElement[bool]:
             clause = column.like(value)
         case "ilike":
             clause = column.ilike(value)
+        case "match":
+            clause = column.op("~", return_type=sa.Boolean)(sa.literal(value, sa.Text))
+        case "imatch":
+            clause = column.op("~*", return_type=sa.Boolean)(sa.literal(value, sa.Text))
+        case "isdistinct":
+            clause = column.is_distinct_from(value)
+        case "cs":
+            clause = column.op("@>", return_type=sa.Boolean)(sa.literal(value, JSONB))
+        case "cd":
+            clause = column.op("<@", return_type=sa.Boolean)(sa.literal(value, JSONB))
+        case "ov":
+            clause = _overlaps(column, value)
         case "in":
             clause = column.in_(list(value))
         case "is":
             clause = column.is_(sa.null() if value is None else sa.true() if value else sa.false())
+        case "fts" | "plfts" | "phfts" | "wfts":
+            config, text = value
+            regconfig = sa.cast(sa.literal(config, literal_execute=True), REGCONFIG)
+            query = getattr(sa.func, _TSQUERY[cond.op])(regconfig, sa.literal(text, sa.Text))
+            clause = sa.func.to_tsvector(regconfig, column).op("@@", return_type=sa.Boolean)(query)
         case _:  # pragma: no cover - the parser admits only known operators
             raise ValueError(cond.op)
     return sa.not_(clause) if cond.negated else clause
 
 
-def where_clause(table: sa.Table, where: Where) -> sa.ColumnElement[bool]:
+def _metadata(table: sa.FromClause) -> sa.MetaData:
+    return table.metadata if isinstance(table, sa.Table) else table.element.metadata  # type: ignore[attr-defined]
+
+
+def _related(table: sa.FromClause, related: Related) -> sa.ColumnElement[bool]:
+    """EXISTS over the embed's rows that point at (or are pointed at by) this row, correlated.
+
+    The target is aliased, so an embed of a table into itself correlates with the outer row."""
+    target = _metadata(table).tables[related.target].alias()
+    joined = [target.c[tc] == table.c[c] for c, tc in zip(related.columns, related.target_columns, strict=True)]
+    if related.where is not None:
+        joined.append(where_clause(target, related.where))
+    exists = sa.exists().where(*joined)
+    return ~exists if related.negated else exists
+
+
+def where_clause(table: sa.FromClause, where: Where) -> sa.ColumnElement[bool]:
     if isinstance(where, Condition):
         return _condition(table, where)
+    if isinstance(where, Related):
+        return _related(table, where)
     assert isinstance(where, BoolExpr)
     terms = [where_clause(table, t) for t in where.terms]
-    clause = sa.and_(*terms) if where.op == "and" else sa.or_(*terms)
+    if not terms:  # = ANY('{}') is false, = ALL('{}') true
+        clause = sa.true() if where.op == "and" else sa.false()
+    else:
+        clause = sa.and_(*terms) if where.op == "and" else sa.or_(*terms)
     return sa.not_(clause) if where.negated else clause
 
 
 def order_by(table: sa.Table, order: tuple[OrderBy, ...]) -> list[sa.ColumnElement]:
     items = []
     for item in order:
-        column = table.c[item.column]
+        column = ref_expression(table, item.column)
         expr = column.desc() if item.descending else column.asc()
         if item.nulls_first is not None:
             expr = expr.nulls_first() if item.nulls_first else expr.nulls_last()
@@ -90,8 +201,8 @@ def keyset_clause(table: sa.Table, spec: Table, order: tuple[OrderBy, ...], valu
     """Rows after the cursor. One direction over NOT NULL columns: a row-value comparison, which a
     btree on those columns answers as an index condition. Otherwise the expanded OR chain."""
     directions = {o.descending for o in order}
-    if len(directions) == 1 and all(not spec.column(o.column).nullable for o in order):
-        columns = [table.c[o.column] for o in order]
+    if len(directions) == 1 and all(isinstance(o.column, str) and not spec.column(o.column).nullable for o in order):
+        columns = [table.c[o.column] for o in order]  # type: ignore[index]
         bound = [sa.literal(v, type_=c.type) for c, v in zip(columns, values, strict=True)]
         if len(columns) == 1:
             return columns[0] < bound[0] if order[0].descending else columns[0] > bound[0]
@@ -101,9 +212,37 @@ def keyset_clause(table: sa.Table, spec: Table, order: tuple[OrderBy, ...], valu
     return where_clause(table, keyset_where(order, values, nullable))
 
 
+def _join_lookups(table: sa.Table, fetch: Fetch) -> tuple[sa.FromClause, dict[Lookup, sa.ColumnElement]]:
+    """FROM the table LEFT JOIN each to-one embed an order looks into, on its key and its own
+    filters: one hash or merge join instead of a subquery per row for every place the value is used
+    (select, order, and the cursor's OR chain). The target's key is unique: no row is repeated."""
+    source: sa.FromClause = table
+    joined: dict[Lookup, sa.ColumnElement] = {}
+    for ref in [*fetch.columns, *(o.column for o in fetch.order)]:
+        if not isinstance(ref, Lookup) or ref in joined:
+            continue
+        target = _metadata(table).tables[ref.target].alias()
+        on = [target.c[tc] == table.c[c] for c, tc in zip(ref.columns, ref.target_columns, strict=True)]
+        if ref.where is not None:
+            on.append(where_clause(target, ref.where))
+        source = source.outerjoin(target, sa.and_(*on))
+        joined[ref] = target.c[ref.column]
+    return source, joined
+
+
 def fetch_statement(table: sa.Table, spec: Table, fetch: Fetch, *, paged: bool = True) -> sa.Select:
+    source, joined = _join_lookups(table, fetch)
+    token = _joined.set(joined or None)
+    try:
+        return _fetch_statement(table, source, spec, fetch, paged=paged)
+    finally:
+        _joined.reset(token)
+
+
+def _fetch_statement(table: sa.Table, source: sa.FromClause, spec: Table, fetch: Fetch, *, paged: bool) -> sa.Select:
     labelled = {label: aggregate_expression(table, agg).label(label) for label, agg in fetch.aggregates}
-    statement = sa.select(*(table.c[c] for c in fetch.columns), *labelled.values()).select_from(table)
+    columns = [table.c[c] if isinstance(c, str) else ref_expression(table, c).label(name_of(c)) for c in fetch.columns]
+    statement = sa.select(*columns, *labelled.values()).select_from(source)
     if fetch.where is not None:
         statement = statement.where(where_clause(table, fetch.where))
     if fetch.within is not None:
@@ -113,25 +252,51 @@ def fetch_statement(table: sa.Table, spec: Table, fetch: Fetch, *, paged: bool =
         else:
             statement = statement.where(sa.tuple_(*(table.c[c] for c in columns)).in_(list(keys)))
     if fetch.aggregates and fetch.columns:
-        statement = statement.group_by(*(table.c[c] for c in fetch.columns))
+        statement = statement.group_by(*(ref_expression(table, c) for c in fetch.columns))
     if fetch.after is not None:
         if fetch.aggregates:
             raise ValueError("keyset pages are for plain reads")  # the parser refuses after= with aggregates
         statement = statement.where(keyset_clause(table, spec, fetch.order, fetch.after))
     if not paged:
         return statement
-    items = []
-    for item in fetch.order:
-        expression = labelled[item.column] if item.column in labelled else table.c[item.column]
-        if item.column in labelled:
-            expression = sa.literal_column(f'"{item.column}"')  # order by the output column's label
-        expression = expression.desc() if item.descending else expression.asc()
-        if item.nulls_first is not None:
-            expression = expression.nulls_first() if item.nulls_first else expression.nulls_last()
-        items.append(expression)
-    statement = statement.order_by(*items)
+    if fetch.within is not None and (fetch.offset or fetch.limit is not None):
+        return _paged_per_parent(table, statement, fetch, labelled)
+    statement = statement.order_by(*_sort_keys(table, fetch.order, labelled, by_label=True))
     if fetch.offset:
         statement = statement.offset(fetch.offset)
     if fetch.limit is not None:
         statement = statement.limit(fetch.limit)
     return statement
+
+
+def _sort_keys(table: sa.FromClause, order: tuple[OrderBy, ...], labelled: dict[str, sa.Label], *,
+               by_label: bool, by_name: bool = False) -> list[sa.ColumnElement]:
+    items = []
+    for item in order:
+        if item.column in labelled:
+            # the output column's label, or (inside a window, where labels are not in scope) its expression
+            expression = sa.literal_column(f'"{item.column}"') if by_label else labelled[item.column].element
+        elif by_name:  # outside the subquery of a per-parent page, every order item is a named column
+            expression = table.c[name_of(item.column)]
+        else:
+            expression = ref_expression(table, item.column)
+        expression = expression.desc() if item.descending else expression.asc()
+        if item.nulls_first is not None:
+            expression = expression.nulls_first() if item.nulls_first else expression.nulls_last()
+        items.append(expression)
+    return items
+
+
+def _paged_per_parent(table: sa.FromClause, statement: sa.Select, fetch: Fetch,
+                      labelled: dict[str, sa.Label]) -> sa.Select:
+    """An embed's `offset`/`limit` for each parent on its own: number the rows within each parent's
+    key (in the fetch's order) and keep the slice, in one statement for all parents."""
+    columns = fetch.within[0]  # type: ignore[index]
+    number = sa.func.row_number().over(partition_by=[table.c[c] for c in columns],
+                                       order_by=_sort_keys(table, fetch.order, labelled, by_label=False))
+    inner = statement.add_columns(number.label("__n")).subquery()
+    kept = [inner.c[c.name] for c in statement.selected_columns]
+    outer = sa.select(*kept).where(inner.c["__n"] > fetch.offset)
+    if fetch.limit is not None:
+        outer = outer.where(inner.c["__n"] <= fetch.offset + fetch.limit)
+    return outer.order_by(*_sort_keys(inner, fetch.order, {}, by_label=False, by_name=True))

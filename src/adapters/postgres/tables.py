@@ -47,7 +47,7 @@ def sql_type(column: Column) -> sa.types.TypeEngine:
         case ColumnType.UUID:
             return sa.Uuid(as_uuid=True)
         case ColumnType.JSON:
-            return postgresql.JSONB()
+            return postgresql.JSONB(none_as_null=True)  # None is SQL null, as the COPY path and memory write it
         case ColumnType.ARRAY:
             return postgresql.ARRAY(sql_type(column.item_column), dimensions=1)
     raise TypeError(column.type)  # pragma: no cover
