@@ -64,7 +64,8 @@ RNG = random.Random(16)
 FIRST = [(station, seq, seq % 3 if seq != 4 else None) for station in "NSEW" for seq in range(1, 7)]
 RNG.shuffle(FIRST)  # key order and file order now differ, within each chunk and across them
 INVALID = ("X", "not-a-number", 1)
-DUPLICATED = (FIRST[7][0], FIRST[7][1], 2)  # the same key twice in the second chunk: the last one counts
+# The key of FIRST[5] again, three rows later in the same chunk: the last row counts, where the key came first.
+DUPLICATED = (FIRST[5][0], FIRST[5][1], 2)
 FILE_ONE = [*FIRST[:6], INVALID, *FIRST[6:8], DUPLICATED, *FIRST[8:]]
 SECOND = [(s, n, 9) for s, n, _ in FIRST[::5]]  # stored keys with a new level: updated, they keep their ids
 SECOND += [(station, seq, seq % 2) for station in "ZYX" for seq in (3, 1, 2)]  # new keys
@@ -105,3 +106,22 @@ def test_ids_follow_arrival_order_alike_on_both_adapters(request, monkeypatch, o
     assert all(len(memory[query]) > 3 for query in KEYSETS)  # several pages each
     for name in memory:
         assert postgres[name] == memory[name], name
+
+
+@pytest.mark.parametrize("storage", ["memory", "postgres"])
+def test_upserts_through_the_table_api_draw_ids_in_arrival_order_too(request, storage):
+    def post(rows: list[tuple[str, int, int]], resolution: str | None = None) -> list[dict]:
+        prefer = "return=representation" + (f",resolution={resolution}" if resolution else "")
+        body = [{"station": s, "seq": n, "level": level} for s, n, level in rows]
+        response = client.post("/api/readings", json=body, headers={"Prefer": prefer})
+        assert response.status_code == 201, response.text
+        return [(r["id"], r["station"], r["seq"], r["level"]) for r in response.json()]
+
+    with served(readings_catalog(), storage, request) as client:
+        assert post([("N", 2, 0), ("N", 1, 0)]) == [(1, "N", 2, 0), (2, "N", 1, 0)]
+        # a stored key keeps its id and draws none; a key sent twice counts once, where it came first
+        merged = post([("S", 1, 0), ("N", 1, 7), ("A", 5, 0), ("S", 1, 3)], "merge-duplicates")
+        assert merged == [(3, "S", 1, 3), (2, "N", 1, 7), (4, "A", 5, 0)]
+        assert post([("B", 1, 0), ("N", 2, 9)], "ignore-duplicates") == [(5, "B", 1, 0)]
+        stored = client.get("/api/readings", params={"select": "id,station,seq", "order": "id"}).json()
+        assert [(r["station"], r["seq"]) for r in stored] == [("N", 2), ("N", 1), ("S", 1), ("A", 5), ("B", 1)]

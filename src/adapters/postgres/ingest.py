@@ -44,11 +44,6 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _surrogate(table: Table) -> str | None:
-    """The generated id column of the table, if it has one."""
-    return next((c.name for c in table.columns if c.generated), None)
-
-
 class PostgresLease(BatchLease):
     def __init__(self, connection: sa.Connection, batch_id: int):
         self.connection = connection
@@ -108,7 +103,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
 
     def _stage(self, table: Table, columns: tuple[str, ...], rows: Sequence[Row]) -> None:
         names = ", ".join(map(_q, columns))
-        numbered = _surrogate(table) is not None
+        numbered = table.surrogate is not None
         arrival = f", {_ARRIVAL}" if numbered else ""
         self.connection.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.depot_stage")
         self.connection.exec_driver_sql(
@@ -208,7 +203,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             system = ["source", "batch_id", *system]
             system_values = ["%(source)s", "%(batch_id)s", *system_values]
         params: dict[str, Any] = {"source": source, "batch_id": batch_id, "now": now}
-        surrogate = _surrogate(table)
+        surrogate = table.surrogate
         if surrogate is None:
             return "", (
                 f"INSERT INTO {target} AS t ({names}, {', '.join(system)}) "
