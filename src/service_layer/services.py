@@ -103,6 +103,12 @@ def _conflict_columns(table: Table, on_conflict: Sequence[str] | None) -> tuple[
             f"on_conflict=({', '.join(columns)}) is not a unique key of '{table.name}'",
             hint=f"Use its natural key ({', '.join(table.natural_key)}).",
         )
+    generated = [c for c in columns if table.column(c).generated]
+    if generated:  # no row sent can carry it, so none could ever conflict on it
+        raise BadRequest(
+            f"on_conflict=({', '.join(columns)}) names {', '.join(generated)}, which depot sets and a row cannot send",
+            hint=f"Use its natural key ({', '.join(table.natural_key)}).",
+        )
     return columns
 
 
