@@ -122,7 +122,8 @@ class SqlAlchemyRepository(AbstractRepository):
             statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
         statement = statement.returning(*self.sa_table.c)
         result = _rows(self._run(statement, by_key))
-        return sorted(result, key=lambda r: arrival[tuple(r[c] for c in conflict)])
+        # (a key PostgreSQL gave back in another form than sent, were there one, would keep its place)
+        return sorted(result, key=lambda r: arrival.get(tuple(r[c] for c in conflict), len(arrival)))
 
     def _with_ids(self, rows: Sequence[Row], keys: list[tuple], conflict: tuple[str, ...]) -> list[Row]:
         """The rows with their surrogate id: a stored key's own (the conflict makes the row an update, and
