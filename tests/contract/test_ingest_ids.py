@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import random
 import re
+from typing import Annotated
 
 import pytest
 from fastapi.testclient import TestClient
 
 from domain.catalog import CATALOG
-from domain.schema import Catalog
+from domain.schema import Catalog, References
 from entrypoints import ingest_routes
 from tests.serving import served
 
@@ -27,6 +28,7 @@ def readings_catalog() -> Catalog:
         station: str
         seq: int
         level: int | None = None
+        maker: Annotated[str | None, References("manufacturers")] = None
 
     return catalog
 
@@ -125,3 +127,18 @@ def test_upserts_through_the_table_api_draw_ids_in_arrival_order_too(request, st
         assert post([("B", 1, 0), ("N", 2, 9)], "ignore-duplicates") == [(5, "B", 1, 0)]
         stored = client.get("/api/readings", params={"select": "id,station,seq", "order": "id"}).json()
         assert [(r["station"], r["seq"]) for r in stored] == [("N", 2), ("N", 1), ("S", 1), ("A", 5), ("B", 1)]
+
+
+@pytest.mark.parametrize("storage", ["memory", "postgres"])
+def test_a_replay_draws_ids_in_the_order_of_its_rejections(request, storage):
+    with served(readings_catalog(), storage, request) as client:
+        body = b"station,seq,maker\nC,3,LATER\nA,1,\nB,2,LATER\nA,0,\n"  # C and B wait for their maker
+        first = ingest(client, body)
+        assert (first["inserted"], first["rejected"]) == (2, 2)
+        assert client.post("/api/manufacturers", json={"name": "LATER"}).status_code == 201
+        assert ingest(client, b"station,seq\nZ,9\n")["inserted"] == 1
+        replayed = client.post(f"/ingest/batches/{first['batch_id']}/replay").json()
+        assert (replayed["inserted"], replayed["rejected"]) == (2, 0)
+        stored = get(client, "select=id,station,seq&order=id")
+        assert [(r["id"], r["station"], r["seq"]) for r in stored] == [
+            (1, "A", 1), (2, "A", 0), (3, "Z", 9), (4, "C", 3), (5, "B", 2)]
