@@ -113,7 +113,7 @@ def one_per_key(rows: Sequence[Row], key: Sequence[str], *, keep_last: bool) -> 
             chosen[k] = i
         else:
             dropped.append(i)
-    kept = sorted(chosen.values())
+    kept = list(chosen.values())  # in the order each key first arrived: a new key's id is drawn there
     return Deduplicated([rows[i] for i in kept], kept, sorted(dropped))
 
 

@@ -210,6 +210,11 @@ class Table:
         return self.has_column("source")
 
     @property
+    def surrogate(self) -> str | None:
+        """The generated id column (`surrogate_id`), if the table has one."""
+        return next((c.name for c in self.columns if c.generated), None)
+
+    @property
     def key_column(self) -> str | None:
         """The single column that addresses one row in /api/{table}/{key}, if there is one."""
         return self.primary_key[0] if len(self.primary_key) == 1 else None

@@ -137,6 +137,8 @@ def _numeric(column: Column) -> Coercer:
             raise ValueRefused(
                 "out_of_range", f"{value} does not fit numeric({column.precision},{column.scale})"
             )
+        if result.is_zero() and result.is_signed():
+            result = -result  # PostgreSQL's numeric has no negative zero: -0 is stored as 0
         return result
 
     return coerce
@@ -194,7 +196,9 @@ def _timestamptz(column: Column) -> Coercer:
             # PostgreSQL reads a timestamp without offset in the session's zone, which depot keeps at UTC.
             result = result.replace(tzinfo=dt.UTC)
         try:
-            in_range = 1 <= result.astimezone(dt.UTC).year <= 9999
+            # in UTC, as PostgreSQL gives every timestamptz back in that session zone
+            result = result.astimezone(dt.UTC)
+            in_range = 1 <= result.year <= 9999
         except OverflowError:  # 0001-01-01 with a positive offset is before year 1 in UTC
             in_range = False
         if not in_range:
@@ -548,8 +552,10 @@ def _fast_column(column: Column, values: list[Any]) -> list[Any] | None:
         if fast is float and not all(map(math.isfinite, converted)):
             return None
         if fast is _FROM_ISO:
-            # PostgreSQL reads a timestamp without offset in the session's zone, which depot keeps at UTC
-            converted = [v if v.tzinfo is not None else v.replace(tzinfo=dt.UTC) for v in converted]
+            # PostgreSQL reads a timestamp without offset in the session's zone, which depot keeps at UTC,
+            # and gives every one back in that zone
+            converted = [v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v if v.tzinfo is dt.UTC
+                         else v.astimezone(dt.UTC) for v in converted]
             if not all(1 < v.year < 9999 for v in converted):  # the edges take the coercer's road
                 return None
         bounds = column.int_range if fast is int else None

@@ -103,19 +103,23 @@ def _conflict_columns(table: Table, on_conflict: Sequence[str] | None) -> tuple[
             f"on_conflict=({', '.join(columns)}) is not a unique key of '{table.name}'",
             hint=f"Use its natural key ({', '.join(table.natural_key)}).",
         )
+    generated = [c for c in columns if table.column(c).generated]
+    if generated:  # no row sent can carry it, so none could ever conflict on it
+        raise BadRequest(
+            f"on_conflict=({', '.join(columns)}) names {', '.join(generated)}, which depot sets and a row cannot send",
+            hint=f"Use its natural key ({', '.join(table.natural_key)}).",
+        )
     return columns
 
 
 def _last_per_key(rows: list[Row], key: tuple[str, ...]) -> list[Row]:
-    """One row per conflict key, the last one sent winning, as a sequence of single upserts would do.
-
-    Sorted by that key: concurrent upserts then lock the rows they share in the same order, so
-    two batches with overlapping keys wait for each other instead of deadlocking.
-    """
+    """One row per conflict key, the last one sent winning, in the place its key first came: as a
+    sequence of single upserts would do, so a new key's id is drawn in arrival order. (Concurrent
+    upserts must lock the rows they share in one order: the store writes them in key order.)"""
     by_key: dict[tuple, Row] = {}
     for row in rows:
         by_key[tuple(row[c] for c in key)] = row
-    return [by_key[k] for k in sorted(by_key, key=lambda k: tuple((v is None, v) for v in k))]
+    return list(by_key.values())
 
 
 @retry_transient

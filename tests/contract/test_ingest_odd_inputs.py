@@ -79,3 +79,32 @@ def test_csv_timestamps_without_an_offset_are_utc_and_meet_the_same_instant_writ
     (row,) = services.list_rows(uow, "weather", Query()).rows
     assert row["time_hour"].utcoffset().total_seconds() == 0
     assert row["time_hour"].isoformat() == "2013-01-01T10:00:00+00:00"
+
+
+def test_a_timestamp_sent_with_an_offset_is_stored_and_read_back_in_utc(uow_factory):
+    """PostgreSQL gives a timestamptz back in the session zone (UTC); the memory adapter kept the offset
+    it was sent with (-05:00), so the same row read differently on the two adapters."""
+    uow = uow_factory()
+    services.create_rows(uow, "airports", [{"faa": "JFK", "name": "J", "lat": 1, "lon": 1, "alt": 1}])
+    header = ["origin", "time_hour", "temp"]
+    report = ingest.ingest_batch(uow, IngestRequest("weather"), [
+        Chunk([["JFK", "2013-01-01 00:00:00-05", "1.5"], ["JFK", "2013-01-01T01:00:00+01:00", "2"]], header),
+        Chunk([{"origin": "JFK", "time_hour": "2013-01-02T00:00:00-05:00", "temp": 3}])])
+    assert report.inserted == 3
+    stored = [r["time_hour"].isoformat() for r in services.list_rows(uow, "weather", Query()).rows]
+    assert stored == ["2013-01-01T05:00:00+00:00", "2013-01-01T00:00:00+00:00", "2013-01-02T05:00:00+00:00"]
+
+
+def test_a_negative_zero_numeric_is_stored_as_zero(uow_factory):
+    """PostgreSQL's numeric has no -0; the memory adapter kept Decimal('-0.00'), answered as -0.0."""
+    uow = uow_factory()
+    services.create_rows(uow, "airlines", [{"carrier": "UA", "name": "United"}])
+    services.create_rows(uow, "airports", [{"faa": f, "name": f, "lat": 1, "lon": 1, "alt": 1} for f in ("EWR", "ORD")])
+    services.create_rows(uow, "routes", [{"carrier": "UA", "origin": "EWR", "dest": "ORD"}])
+    header = ["carrier", "origin", "dest", "departure_date", "cabin", "price", "currency", "observed_at"]
+    report = ingest.ingest_batch(uow, IngestRequest("fares"), [Chunk(
+        [["UA", "EWR", "ORD", "2013-02-01", cabin, price, "USD", "2013-01-01T00:00:00Z"]
+         for cabin, price in (("economy", "-0"), ("first", "-0.001"))], header)])
+    assert report.inserted == 2
+    prices = [r["price"] for r in services.list_rows(uow, "fares", Query()).rows]
+    assert [str(p) for p in prices] == ["0.00", "0.00"]

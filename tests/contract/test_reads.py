@@ -11,6 +11,8 @@ import pytest
 from depot.examples.flights.catalog import CATALOG
 from entrypoints.query_string import parse_read
 from service_layer import reads, services
+from service_layer.ingest import Chunk
+from tests.ingesting import run
 
 UTC = dt.UTC
 
@@ -60,21 +62,35 @@ FLIGHTS = [
 ]
 
 
-def seed(uow_factory) -> None:
+def seed_references(uow_factory) -> None:
     services.create_rows(uow_factory(), "airlines", AIRLINES)
     services.create_rows(uow_factory(), "airports", AIRPORTS)
     services.create_rows(uow_factory(), "manufacturers", [{"name": "AIRBUS"}, {"name": "BOEING"}])
     services.create_rows(uow_factory(), "planes", PLANES)
-    services.create_rows(uow_factory(), "flights", [{**f, "time_hour": f["time_hour"].isoformat()} for f in FLIGHTS])
+
+
+def flight_records(flights: list[dict]) -> list[dict]:
+    """Flights as a client sends them (JSON values)."""
+    return [{**f, "time_hour": f["time_hour"].isoformat()} for f in flights]
+
+
+def seed(uow_factory) -> None:
+    seed_references(uow_factory)
+    services.create_rows(uow_factory(), "flights", flight_records(FLIGHTS))
 
 
 def seed_into(*factories) -> None:
-    """Seed each store once (hypothesis reuses a test's fixtures across its examples)."""
+    """Seed each store once (hypothesis reuses a test's fixtures across its examples). The flights come
+    through ingest, last first, in chunks of 3: against their key order, so the ids of each store tell
+    whether both hand them out in arrival order."""
     for factory in factories:
         with factory() as uow:
             empty = uow.repository("airlines").count(None) == 0
         if empty:
-            seed(factory)
+            seed_references(factory)
+            records = flight_records(FLIGHTS[::-1])
+            chunks = [Chunk(records[i:i + 3]) for i in range(0, len(records), 3)]
+            assert run(factory(), "flights", [], chunks=chunks).inserted == len(FLIGHTS)
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ from fastapi.testclient import TestClient
 
 from depot.examples.flights.catalog import CATALOG
 from domain.schema import Catalog, Pattern, References
-from entrypoints.app import create_app
-from entrypoints.container import Container
-from entrypoints.settings import Settings
+from tests.serving import served
 
 
 def gadget_catalog() -> Catalog:
@@ -35,29 +33,8 @@ def gadget_catalog() -> Catalog:
 
 @pytest.fixture(params=["memory", "postgres"])
 def client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
-    catalog = gadget_catalog()
-    container = Container()
-    container.catalog.override(catalog)
-    if request.param == "memory":
-        container.settings.override(Settings(storage="memory"))
-        with TestClient(create_app(container)) as test_client:
-            yield test_client
-        return
-    from adapters.postgres.db import make_engine
-    from adapters.postgres.tables import build_metadata
-
-    url = request.getfixturevalue("pg_server")
-    request.getfixturevalue("pg_uow")  # a clean database with the catalog migrated
-    engine = make_engine(url, pool_size=2)
-    gadgets = build_metadata(catalog).tables["gadgets"]
-    gadgets.create(engine)
-    container.settings.override(Settings(storage="postgres", database_url=url, migrate_on_start=False))
-    try:
-        with TestClient(create_app(container)) as test_client:
-            yield test_client
-    finally:
-        gadgets.drop(engine)
-        engine.dispose()
+    with served(gadget_catalog(), request.param, request) as test_client:
+        yield test_client
 
 
 def test_a_declared_table_gets_crud_validation_and_docs(client: TestClient):

@@ -66,3 +66,47 @@ def test_on_conflict_error_rejects_a_key_another_batch_inserted_meanwhile(pg_uow
         assert sum(r.unchanged for r in reports) == 0
         assert sum(r.inserted for r in reports) == len(names)
         assert sum(r.rejected for r in reports) == len(names)
+
+
+@pytest.fixture
+def readings_uow(pg_uow, pg_engine):
+    """Units of work over a catalog with a table of surrogate ids whose key has two columns."""
+    from adapters.postgres.repository import SqlAlchemyUnitOfWork
+    from adapters.postgres.tables import build_metadata
+    from tests.contract.test_ingest_ids import readings_catalog
+
+    catalog = readings_catalog()
+    table = build_metadata(catalog).tables["readings"]
+    table.create(pg_engine)
+    yield lambda: SqlAlchemyUnitOfWork(pg_engine, catalog)
+    table.drop(pg_engine)
+
+
+def test_batches_drawing_ids_in_arrival_order_still_lock_in_key_order(readings_uow, pg_engine):
+    """Ids are drawn in file order, yet each chunk is inserted in key order: overlapping batches in
+    opposite orders, over several chunks, queue and never deadlock; every key is stored once."""
+    keys = [{"station": f"S{i % 7}", "seq": i, "level": i % 3} for i in range(1200)]
+    rng = random.Random(16)
+    errors: list[BaseException] = []
+    reports = []
+
+    def one(rows: list[dict]) -> None:
+        chunks = [Chunk(rows[i:i + 300]) for i in range(0, len(rows), 300)]
+        try:
+            reports.append(ingest.ingest_batch(readings_uow(), IngestRequest("readings"), chunks))
+        except BaseException as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+
+    for level in range(2):  # the second round updates every stored row
+        batch = [{**k, "level": k["level"] + level} for k in keys]
+        threads = [threading.Thread(target=one, args=(order,))
+                   for order in (batch, batch[::-1], rng.sample(batch, len(batch)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert sum(r.inserted for r in reports) == len(keys)
+    with pg_engine.connect() as connection:
+        stored = connection.execute(sa.text("SELECT count(*), count(DISTINCT id) FROM readings")).one()
+    assert tuple(stored) == (len(keys), len(keys))

@@ -290,7 +290,8 @@ def test_merge_outcome_rule_order():
 def test_one_per_key_keeps_last_or_first():
     rows = [{"k": 1, "v": "a"}, {"k": 2, "v": "b"}, {"k": 1, "v": "c"}]
     last = one_per_key(rows, ("k",), keep_last=True)
-    assert ([r["v"] for r in last.rows], last.dropped) == (["b", "c"], [0])
+    # the last row of a key, in the place its key first came: that is where a new key's id is drawn
+    assert ([r["v"] for r in last.rows], last.numbers, last.dropped) == (["c", "b"], [2, 1], [0])
     first = one_per_key(rows, ("k",), keep_last=False)
     assert ([r["v"] for r in first.rows], first.dropped) == (["a", "b"], [2])
 

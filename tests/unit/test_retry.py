@@ -76,8 +76,10 @@ def test_create_rows_retries_the_whole_unit_of_work(memory_uow):
     assert [r["carrier"] for r in page.rows] == ["DL"]
 
 
-def test_upserts_lock_rows_in_key_order(memory_uow):
-    """Rows reach the repository sorted by the conflict key, the last one per key winning."""
+def test_upserts_reach_the_store_one_per_key_in_arrival_order(memory_uow):
+    """Rows reach the repository one per conflict key, the last one winning in the place its key came
+    first, so that new ids are drawn in arrival order; the PostgreSQL repository writes them in key
+    order, so that concurrent upserts lock in one order (tests/e2e/test_concurrency.py)."""
     seen = []
     unit = memory_uow()
     repository = unit.repository
@@ -96,4 +98,4 @@ def test_upserts_lock_rows_in_key_order(memory_uow):
     unit.repository = spying
     raws = [{"carrier": c, "name": n} for c, n in [("UA", "1"), ("AA", "2"), ("DL", "3"), ("AA", "4")]]
     services.create_rows(unit, "airlines", raws, resolution="merge")
-    assert seen == [[("AA", "4"), ("DL", "3"), ("UA", "1")]]
+    assert seen == [[("UA", "1"), ("AA", "4"), ("DL", "3")]]

@@ -182,3 +182,15 @@ def test_openapi_documents_each_table_with_its_own_columns(client):
     assert "FlightsInsert" in str(post["requestBody"])
     assert "/api/routes/{key}" not in spec["paths"] and "/api/airlines/{key}" in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_upsert_on_the_generated_id_is_400_not_500(client):
+    """No row can send an id (depot sets it), so on_conflict=id could never match: refused, with the
+    natural key as the hint, instead of failing on the missing value."""
+    weather = {"origin": "JFK", "time_hour": "2013-01-01T00:00:00Z", "year": 2013, "month": 1, "day": 1, "hour": 0}
+    response = client.post("/api/weather", json=weather, params={"on_conflict": "id"},
+                           headers={"Prefer": "resolution=merge-duplicates"})
+    assert response.status_code == 400
+    body = response.json()
+    assert set(body) == {"code", "message", "details", "hint"}
+    assert "depot sets" in body["message"] and "origin, time_hour" in body["hint"]

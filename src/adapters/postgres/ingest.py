@@ -5,7 +5,8 @@ holds domain.ingestion's rules (the stored row's source has no higher priority, 
 column differs), so a row the rules keep is not touched at all: no version bump, no new
 updated_at, no dead tuple. RETURNING (xmax = 0) tells inserted rows from updated ones; the
 staged rows that came back neither way are counted as superseded (their stored source has the
-higher priority) or unchanged by one join.
+higher priority) or unchanged by one join. Rows are inserted in key order, but surrogate ids are
+drawn in arrival order first (see _insert_sql), so both adapters give the same rows the same ids.
 
 A batch's lease is a session-level advisory lock on its id, held by a connection of its own:
 when the process holding it dies, PostgreSQL drops the connection and the lock with it.
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 LEASE_NAMESPACE = 7_270_447
 _LOCK = "SELECT pg_advisory_lock(%s, mod(%s, 2147483647)::int)"
 _UNLOCK = "SELECT pg_advisory_unlock(%s, mod(%s, 2147483647)::int)"
+# A staged row's place in its chunk, for tables with a surrogate id; no declared column can be named so.
+_ARRIVAL = '"depot:arrival"'
 
 
 def _q(name: str) -> str:
@@ -100,9 +103,12 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
 
     def _stage(self, table: Table, columns: tuple[str, ...], rows: Sequence[Row]) -> None:
         names = ", ".join(map(_q, columns))
+        numbered = table.surrogate is not None
+        arrival = f", {_ARRIVAL}" if numbered else ""
         self.connection.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.depot_stage")
         self.connection.exec_driver_sql(
-            f"CREATE TEMP TABLE depot_stage ON COMMIT DROP AS SELECT {names} FROM {_q(table.name)} WITH NO DATA"
+            f"CREATE TEMP TABLE depot_stage ON COMMIT DROP AS SELECT {names}"
+            f"{', 0::bigint AS ' + _ARRIVAL if numbered else ''} FROM {_q(table.name)} WITH NO DATA"
         )
         buffer = io.StringIO()
         # Non-numeric values are quoted, so an empty string stays one; NULL must be an unquoted empty
@@ -110,11 +116,14 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
         values = itemgetter(*columns) if len(columns) > 1 else (lambda r: (r[columns[0]],))
         as_text = {i: f for i, c in enumerate(columns) if (f := _COPY_TEXT.get(table.column(c).type)) is not None}
-        writer.writerows(_copy_values(values(r), as_text) for r in rows)
+        if numbered:
+            writer.writerows((*_copy_values(values(r), as_text), n) for n, r in enumerate(rows))
+        else:
+            writer.writerows(_copy_values(values(r), as_text) for r in rows)
         buffer.seek(0)
         cursor = self.connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.copy_expert(f"COPY depot_stage ({names}) FROM STDIN WITH (FORMAT csv)", buffer)
+            cursor.copy_expert(f"COPY depot_stage ({names}{arrival}) FROM STDIN WITH (FORMAT csv)", buffer)
         finally:
             cursor.close()
 
@@ -122,20 +131,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         self, table: Table, columns: tuple[str, ...], source: str, priority: int, batch_id: int,
         now: dt.datetime, on_conflict: str,
     ) -> tuple[int, int]:
-        target = _q(table.name)
-        names = ", ".join(map(_q, columns))
+        drawn, sql, params = self._insert_sql(table, columns, source, batch_id, now)
         key = ", ".join(map(_q, table.natural_key))
-        system = ["version", "created_at", "updated_at"]
-        system_values = ["1", "%(now)s", "%(now)s"]
-        if table.has_provenance:
-            system = ["source", "batch_id", *system]
-            system_values = ["%(source)s", "%(batch_id)s", *system_values]
-        sql = (
-            f"INSERT INTO {target} AS t ({names}, {', '.join(system)}) "
-            f"SELECT {names}, {', '.join(system_values)} FROM depot_stage "
-            # in key order: batches sharing keys lock them in the same order and queue, never deadlock
-            f"ORDER BY {key} "
-        )
         if on_conflict == "update":
             changing = [c for c in columns if c not in table.natural_key]
             sets = [f"{_q(c)} = EXCLUDED.{_q(c)}" for c in changing]
@@ -151,15 +148,14 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
                 conditions.append(f"ROW({old}) IS DISTINCT FROM ROW({new})")
             else:
                 conditions.append("false")
-            sql += f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)} WHERE {' AND '.join(conditions)} "
+            sql += f" ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)} WHERE {' AND '.join(conditions)} "
         else:
-            sql += f"ON CONFLICT ({key}) DO NOTHING "
+            sql += f" ON CONFLICT ({key}) DO NOTHING "
         sql = (
-            f"WITH merged AS ({sql} RETURNING (t.xmax = 0) AS inserted) "
+            f"WITH {drawn}merged AS ({sql} RETURNING (t.xmax = 0) AS inserted) "
             "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"
         )
-        params = {"source": source, "batch_id": batch_id, "now": now, "priority": priority}
-        inserted, updated = self.connection.exec_driver_sql(sql, params).one()
+        inserted, updated = self.connection.exec_driver_sql(sql, {**params, "priority": priority}).one()
         return int(inserted), int(updated)
 
     def _insert_new(
@@ -168,11 +164,11 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
     ) -> MergeCounts:
         """on_conflict=error: insert the staged rows whose key is free; the others (stored by a batch
         that committed since the service looked) are reported as clashed, by their index."""
-        sql, params = self._insert_sql(table, columns, source, batch_id, now)
+        drawn, sql, params = self._insert_sql(table, columns, source, batch_id, now)
         key = ", ".join(map(_q, table.natural_key))
         match = " AND ".join(f"m.{_q(c)} = s.{_q(c)}" for c in table.natural_key)
         sql = (
-            f"WITH merged AS ({sql} ON CONFLICT ({key}) DO NOTHING RETURNING {key}) "
+            f"WITH {drawn}merged AS ({sql} ON CONFLICT ({key}) DO NOTHING RETURNING {key}) "
             f"SELECT {', '.join(f's.{_q(c)}' for c in table.natural_key)} FROM depot_stage s "
             f"WHERE NOT EXISTS (SELECT 1 FROM merged m WHERE {match})"
         )
@@ -186,19 +182,47 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
 
     def _insert_sql(
         self, table: Table, columns: tuple[str, ...], source: str, batch_id: int, now: dt.datetime,
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[str, str, dict[str, Any]]:
+        """(with_item, insert, params): the staged rows' INSERT in key order, without its ON CONFLICT; the
+        WITH item it reads from (empty, or ending in a comma); the parameters of both.
+
+        Key order: batches sharing keys lock them in the same order and queue, never deadlock. Yet a
+        surrogate id is drawn in arrival order, before that sort, so that the first new row of a file gets
+        the smallest new id, as on the memory adapter and as POST /api/{table} does. A staged row whose
+        key is stored proposes the stored row's id instead of drawing one: the conflict on the natural
+        key turns it into the update (or nothing) all the same, and a drawn id would be burnt, which the
+        memory adapter never does. (Should the stored row be deleted meanwhile, the row is inserted with
+        its old id back; should its key be changed meanwhile, the proposed id clashes on the primary key
+        and the chunk fails with a duplicate key error, to be sent again.)"""
+        target = _q(table.name)
         names = ", ".join(map(_q, columns))
+        key = ", ".join(map(_q, table.natural_key))
         system = ["version", "created_at", "updated_at"]
         system_values = ["1", "%(now)s", "%(now)s"]
         if table.has_provenance:
             system = ["source", "batch_id", *system]
             system_values = ["%(source)s", "%(batch_id)s", *system_values]
-        key = ", ".join(map(_q, table.natural_key))
-        sql = (
-            f"INSERT INTO {_q(table.name)} AS t ({names}, {', '.join(system)}) "
-            f"SELECT {names}, {', '.join(system_values)} FROM depot_stage ORDER BY {key}"
+        params: dict[str, Any] = {"source": source, "batch_id": batch_id, "now": now}
+        surrogate = table.surrogate
+        if surrogate is None:
+            return "", (
+                f"INSERT INTO {target} AS t ({names}, {', '.join(system)}) "
+                f"SELECT {names}, {', '.join(system_values)} FROM depot_stage ORDER BY {key}"
+            ), params
+        sid = _q(surrogate)
+        stored = " AND ".join(f"t.{_q(c)} = s.{_q(c)}" for c in table.natural_key)
+        # The ordered subquery is never flattened into its parent, so the ids are drawn as its rows come
+        # out of the sort; COALESCE draws only when the stored id is null; MATERIALIZED evaluates it once.
+        drawn = (
+            f"drawn AS MATERIALIZED (SELECT s.*, COALESCE((SELECT t.{sid} FROM {target} t WHERE {stored}), "
+            f"nextval((SELECT pg_get_serial_sequence(%(table)s, %(surrogate)s)::regclass))) AS {sid} "
+            f"FROM (SELECT * FROM depot_stage ORDER BY {_ARRIVAL}) s), "
         )
-        return sql, {"source": source, "batch_id": batch_id, "now": now}
+        sql = (
+            f"INSERT INTO {target} AS t ({sid}, {names}, {', '.join(system)}) "
+            f"SELECT {sid}, {names}, {', '.join(system_values)} FROM drawn ORDER BY {key}"
+        )
+        return drawn, sql, {**params, "table": target, "surrogate": surrogate}
 
     def _superseded(self, table: Table, priority: int) -> int:
         if not table.has_provenance:

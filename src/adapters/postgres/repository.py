@@ -98,8 +98,17 @@ class SqlAlchemyRepository(AbstractRepository):
         return _rows(self._run(statement, list(rows)))
 
     def upsert(self, rows: Sequence[Row], conflict: tuple[str, ...], *, update: bool, now: dt.datetime) -> list[Row]:
+        """Rows come one per conflict key, in arrival order, and are written in key order: concurrent
+        upserts then lock the rows they share in one order and queue instead of deadlocking. New
+        surrogate ids are drawn before, in arrival order, as the memory adapter draws them; the rows
+        written come back in arrival order too."""
         if not rows:
             return []
+        keys = [tuple(r[c] for c in conflict) for r in rows]
+        if self.table.surrogate is not None and self.table.surrogate not in conflict:
+            rows = self._with_ids(rows, keys, conflict)
+        arrival = {k: i for i, k in enumerate(keys)}
+        by_key = [rows[i] for i in sorted(range(len(rows)), key=lambda i: tuple((v is None, v) for v in keys[i]))]
         statement = pg_insert(self.sa_table)
         if update:
             t, excluded = self.sa_table.c, statement.excluded
@@ -112,7 +121,27 @@ class SqlAlchemyRepository(AbstractRepository):
         else:
             statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
         statement = statement.returning(*self.sa_table.c)
-        return _rows(self._run(statement, list(rows)))
+        result = _rows(self._run(statement, by_key))
+        # (a key PostgreSQL gave back in another form than sent, were there one, would keep its place)
+        return sorted(result, key=lambda r: arrival.get(tuple(r[c] for c in conflict), len(arrival)))
+
+    def _with_ids(self, rows: Sequence[Row], keys: list[tuple], conflict: tuple[str, ...]) -> list[Row]:
+        """The rows with their surrogate id: a stored key's own (the conflict makes the row an update, and
+        a drawn id would be burnt, which memory never does), else one drawn now, in arrival order."""
+        surrogate = self.table.surrogate
+        assert surrogate is not None
+        columns = [self.sa_table.c[c] for c in conflict]
+        condition = columns[0].in_([k[0] for k in keys]) if len(columns) == 1 else sa.tuple_(*columns).in_(keys)
+        found = self._run(sa.select(*columns, self.sa_table.c[surrogate]).where(condition))
+        stored = {tuple(r[:-1]): r[-1] for r in found}
+        new = sum(k not in stored for k in keys)
+        drawn = iter(())
+        if new:
+            table = self.connection.dialect.identifier_preparer.format_table(self.sa_table)
+            drawn = iter(sorted(self._run(sa.text(
+                "SELECT nextval(pg_get_serial_sequence(:table, :column)) FROM generate_series(1, :n)"
+            ), {"table": table, "column": surrogate, "n": new}).scalars()))
+        return [{**r, surrogate: stored[k] if k in stored else next(drawn)} for r, k in zip(rows, keys, strict=True)]
 
     def list(self, query: Query) -> list[Row]:
         statement = sa.select(self.sa_table)
