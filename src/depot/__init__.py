@@ -17,10 +17,11 @@ from domain.schema import (
     OneOf,
     Pattern,
     References,
+    Renamed,
     Table,
 )
 
 __all__ = [
     "BigInt", "Catalog", "Column", "ColumnType", "Doc", "ForeignKey", "Ge", "Gt", "Interval", "Le", "Lt",
-    "MaxLen", "Numeric", "OneOf", "Pattern", "References", "Table",
+    "MaxLen", "Numeric", "OneOf", "Pattern", "References", "Renamed", "Table",
 ]
