@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
+from adapters.postgres import schema_changes
 from adapters.postgres.schema_changes import MigrationFailed
 from adapters.postgres.tables import build_metadata
 from domain.schema import Catalog
@@ -62,7 +64,8 @@ class History:
 
 
 def alembic_config(history: History, connection: Connection | None = None) -> Config:
-    config = Config()
+    # quiet: depot says itself what it wrote and ran (Alembic would add "Generating ... done")
+    config = Config(cmd_opts=argparse.Namespace(quiet=True))
     # set_main_option interpolates %; paths are joined with the OS separator, so spaces are safe.
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     config.set_main_option("path_separator", "os")
@@ -117,6 +120,12 @@ def _exists(scripts: ScriptDirectory, revision: str) -> bool:
         return scripts.get_revision(revision) is not None
     except Exception:  # alembic raises several kinds for an unknown id
         return False
+
+
+def refuse_drift(engine: Engine, catalog: Catalog) -> None:
+    """SchemaDrift, naming each difference, unless the live schema is what the catalog declares."""
+    with engine.connect() as connection:
+        schema_changes.refuse_drift(connection, catalog)
 
 
 def current_revisions(engine: Engine) -> tuple[str, ...]:

@@ -409,7 +409,13 @@ def differences(connection: Connection, catalog: Catalog) -> list[str]:
             found.append(line)
     live_tables = set(sa.inspect(connection).get_table_names())
     drops, creates = check_changes(connection, metadata, [n for n in catalog.names if n in live_tables])
-    found += [describe(op.table_name, op) for op in (*drops, *creates)]
+    live = {(op.table_name, op.constraint_name): op.to_constraint().sqltext for op in drops}
+    for op in creates:
+        was = live.pop((op.table_name, op.constraint_name), None)
+        declared = op.to_constraint().sqltext
+        found.append(f"{op.table_name}: check {op.constraint_name} is {was} in the database, {declared} in the catalog"
+                     if was is not None else f"{op.table_name}: check {op.constraint_name} missing ({declared})")
+    found += [f"{table}: check {name} ({sql}) is not in the catalog" for (table, name), sql in live.items()]
     return found
 
 
