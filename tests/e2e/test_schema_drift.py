@@ -72,3 +72,23 @@ def test_serve_and_migrate_refuse_a_catalog_changed_without_its_migration(tmp_pa
     finally:
         server.stop()
     engine.dispose()
+
+
+def test_makemigration_refuses_a_likely_rename_and_says_both_ways_out(tmp_path: Path):
+    project = tmp_path / "shop"
+    project.mkdir()
+    declare(project, ("shop",), "city: str | None = None")
+    assert depot("makemigration", "first", cwd=project).returncode == 0
+    declare(project, ("shop",), "town: str | None = None")
+    refused = depot("makemigration", "second", cwd=project)
+    assert refused.returncode == 2
+    assert "'city'" in refused.stderr and "'town'" in refused.stderr
+    assert "Renamed('city')" in refused.stderr and "--allow-drop" in refused.stderr
+    assert "Traceback" not in refused.stderr and len(list((project / "migrations").glob("*.py"))) == 1
+
+    declare(project, ("shop",), "town: Annotated[str | None, Renamed('city')] = None")
+    (project / "catalog.py").write_text((project / "catalog.py").read_text().replace(
+        "from depot import Catalog, OneOf", "from depot import Catalog, OneOf, Renamed"))
+    renamed = depot("makemigration", "second", cwd=project)
+    assert renamed.returncode == 0, renamed.stderr
+    assert renamed.stdout.splitlines()[1:] == ["  stores.city: renamed to town"]

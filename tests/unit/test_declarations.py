@@ -9,7 +9,7 @@ import pytest
 from annotated_types import Ge
 
 from depot.examples.flights.catalog import CATALOG
-from domain.schema import Catalog, ColumnType, ForeignKey, References
+from domain.schema import Catalog, ColumnType, ForeignKey, References, Renamed
 
 
 def test_a_catalog_starts_with_depots_system_tables_then_its_own_in_declaration_order():
@@ -105,3 +105,19 @@ def test_composite_references_are_declared_on_the_table():
     spec = catalog["route_notes"]
     assert spec.hard_foreign_keys[-1].target_columns == ("carrier", "origin", "dest")
     assert spec.column("stars").default == 0 and not spec.column("stars").required
+
+
+def test_a_rename_is_declared_on_the_new_column():
+    import depot
+
+    assert depot.Renamed is Renamed  # what a user's catalog imports
+    catalog = Catalog()
+
+    @catalog.table("books", group="primary", natural_key=("isbn",))
+    class Book:
+        isbn: str
+        page_count: Annotated[int | None, Renamed("pages"), Ge(1)] = None
+
+    column = catalog["books"].column("page_count")
+    assert (column.renamed_from, column.ge, column.nullable) == ("pages", 1, True)
+    assert catalog["books"].column("isbn").renamed_from is None
