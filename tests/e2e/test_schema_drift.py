@@ -60,6 +60,7 @@ def test_serve_and_migrate_refuse_a_catalog_changed_without_its_migration(tmp_pa
     failed = depot("migrate", cwd=project, **env)  # 'online' is stored: the new check refuses it
     assert failed.returncode == 2, failed.stderr
     assert "rolled back" in failed.stderr and "ck_stores_kind_choice" in failed.stderr
+    assert 'stored: stores {"store":"n7","kind":"online"' in failed.stderr  # the row in the way
     assert "Traceback" not in failed.stderr + failed.stdout
     with engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM stores WHERE kind = 'online'")

@@ -91,16 +91,22 @@ def migrate(engine: Engine, history: History) -> None:
             _carry_legacy_history(connection, ScriptDirectory.from_config(config))
             command.upgrade(config, "heads")
     except sa.exc.DBAPIError as error:
-        raise MigrationFailed(_failure(error)) from error
+        raise MigrationFailed(_failure(engine, error)) from error
 
 
-def _failure(error: sa.exc.DBAPIError) -> str:
+def _failure(engine: Engine, error: sa.exc.DBAPIError) -> str:
     diag = getattr(error.orig, "diag", None)
     message = getattr(diag, "message_primary", None) or str(error.orig).strip().splitlines()[0]
     detail = getattr(diag, "message_detail", None)
     statement = " ".join((error.statement or "").split())
+    try:  # the rows in the way, when PostgreSQL's message does not show them
+        with engine.connect() as connection:
+            rows = schema_changes.rows_in_the_way(connection, statement)
+    except sa.exc.SQLAlchemyError:
+        rows = []
     return (f"a migration failed and was rolled back: nothing was changed\n  {message}"
             + (f"\n  {detail}" if detail else "")
+            + "".join(f"\n  stored: {row}" for row in rows)
             + (f"\n  while running: {statement[:300]}" if statement else ""))
 
 

@@ -149,6 +149,40 @@ def _with_using(op: ops.AlterColumnOp) -> ops.AlterColumnOp:
     )
 
 
+_ALTER_TYPE = re.compile(r"ALTER TABLE (\S+) ALTER COLUMN (\S+) TYPE (.+?)(?: COLLATE \S+)? USING ")
+_ADD_CHECK = re.compile(r"ALTER TABLE (\S+) ADD CONSTRAINT \S+ CHECK \((.*)\)$")
+# Casts from these types read the value's text, as pg_input_is_valid does (a float cast to an
+# integer rounds instead: from there the probe would point at values that cast well).
+_READ_AS_TEXT = {"text", "character varying", "character", "smallint", "integer", "bigint"}
+
+
+def rows_in_the_way(connection: Connection, statement: str, limit: int = 3) -> list[str]:
+    """After a failed type change or new check (rolled back), the first stored values it refused.
+
+    PostgreSQL names the value for most failed casts, but not when a number is out of range nor
+    which row a new check refuses. Only statements that depot's migrations write are recognised; the
+    identifiers come from them, already quoted as needed.
+    """
+    if match := _ALTER_TYPE.match(statement):
+        table, column, type_ = match.groups()
+        if connection.dialect.server_version_info < (16,):  # pg_input_is_valid is new in 16
+            return []
+        source = connection.execute(sa.text(f"SELECT pg_typeof({column})::text FROM {table} LIMIT 1")).scalar()
+        if source not in _READ_AS_TEXT:
+            return []
+        values = connection.execute(sa.text(
+            f"SELECT {column}::text FROM {table} WHERE {column} IS NOT NULL "
+            f"AND NOT pg_input_is_valid({column}::text, :type) LIMIT {limit}"), {"type": type_}).scalars()
+        return [f"{table}.{column} = {value!r}" for value in values]
+    if match := _ADD_CHECK.match(statement):
+        table, condition = match.groups()
+        rows = connection.execute(sa.text(
+            f"SELECT row_to_json(t)::text FROM {table} t WHERE NOT ({condition.replace(':', chr(92) + ':')}) "
+            f"LIMIT {limit}")).scalars()
+        return [f"{table} {row[:200]}" for row in rows]
+    return []
+
+
 # --- the operations of a change, refined --------------------------------------------------------------
 
 
