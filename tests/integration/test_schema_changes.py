@@ -17,7 +17,7 @@ from entrypoints.catalogs import load_catalog
 HEAD = """
     import decimal
     from typing import Annotated
-    from depot import BigInt, Catalog, Ge, OneOf, References, Renamed
+    from depot import BigInt, Catalog, Ge, OneOf, Pattern, References, Renamed
 
     CATALOG = Catalog()
 """
@@ -264,17 +264,18 @@ def test_a_referenced_table_is_dropped_while_the_referencing_one_stays(project: 
 
 
 def test_drift_names_each_difference(project: Project):
-    project.change(STORES.format(kinds=("shop", "online")) + books("pages: int"))
-    changed = project.declare(STORES.format(kinds=("shop", "kiosk")) + books("pages: Annotated[int, BigInt()]\n"
-                                                                            "        title: str") + AUTHORS)
+    project.change(STORES.format(kinds=("shop", "online")) + books("pages: int\n        note: str | None = None"))
+    changed = project.declare(STORES.format(kinds=("shop", "kiosk")) + books(
+        "pages: Annotated[int, BigInt()]\n        note: str\n        title: str") + AUTHORS)
     with project.engine.connect() as connection:
         found = differences(connection, changed.catalog)
     assert "table authors: missing" in found
     assert "books.title: missing" in found
     assert "books.pages: type integer -> bigint" in found
+    assert "books.note: becomes NOT NULL" in found
     assert "stores: check ck_stores_kind_choice is (kind = ANY (ARRAY['shop'::text, 'online'::text])) in the " \
            "database, \"kind\" IN ('shop', 'kiosk') in the catalog" in found
-    assert len(found) == 4, found  # and nothing else: the system tables match
+    assert len(found) == 5, found  # and nothing else: the system tables match
 
 
 def test_no_drift_after_migrating(project: Project):
@@ -299,3 +300,24 @@ def test_the_app_refuses_to_start_on_a_drifted_store(project: Project):
     with pytest.raises(StoreRefused, match=r"books\.title: missing(.|\n)*depot makemigration"):
         with TestClient(create_app(container)):
             pass
+
+
+def test_a_renamed_reference_column_keeps_its_values_and_its_foreign_key(project: Project):
+    project.change(AUTHORS + WRITTEN_BY)
+    project.sql("INSERT INTO authors (author_id) VALUES ('le-guin')")
+    project.sql("INSERT INTO books (isbn, author_id) VALUES ('1', 'le-guin')")
+    project.change(AUTHORS + WRITTEN_BY.replace('author_id: Annotated[str, References("authors")]',
+                                                'writer: Annotated[str, References("authors"), Renamed("author_id")]'))
+    assert project.sql("SELECT isbn, writer FROM books") == [("1", "le-guin")]
+    with pytest.raises(sa.exc.IntegrityError, match="fk_books_writer"):
+        project.sql("INSERT INTO books (isbn, writer) VALUES ('2', 'nobody')")
+
+
+def test_a_text_column_with_a_pattern_becomes_a_bounded_number(project: Project):
+    """The old check cannot stay through the cast (text ~ pattern on an integer): it goes first."""
+    project.change(books('code: Annotated[str, Pattern(r"[0-9]+")]'))
+    project.sql("INSERT INTO books (isbn, code) VALUES ('a', '12'), ('b', '007')")
+    project.change(books("code: Annotated[int, Ge(0)]"))
+    assert project.sql("SELECT isbn, code FROM books ORDER BY isbn") == [("a", 12), ("b", 7)]
+    with pytest.raises(sa.exc.IntegrityError, match="ck_books_code_ge"):
+        project.sql("INSERT INTO books (isbn, code) VALUES ('c', -1)")
