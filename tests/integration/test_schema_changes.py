@@ -321,3 +321,19 @@ def test_a_text_column_with_a_pattern_becomes_a_bounded_number(project: Project)
     assert project.sql("SELECT isbn, code FROM books ORDER BY isbn") == [("a", 12), ("b", 7)]
     with pytest.raises(sa.exc.IntegrityError, match="ck_books_code_ge"):
         project.sql("INSERT INTO books (isbn, code) VALUES ('c', -1)")
+
+
+def test_a_table_still_referenced_from_outside_the_change_is_not_dropped_half_way(project: Project):
+    """makemigration's own scratch database never has such a table; a safety net, tested directly."""
+    from alembic.operations import ops
+
+    from adapters.postgres.schema_changes import refine
+    from adapters.postgres.tables import build_metadata
+
+    project.sql("CREATE TABLE authors (author_id text PRIMARY KEY)")
+    project.sql("CREATE TABLE fan_mail (author_id text CONSTRAINT fk_fan_mail_author REFERENCES authors)")
+    catalog = project.declare(SHOP).catalog
+    drop = ops.DropTableOp.from_table(sa.Table("authors", sa.MetaData(), autoload_with=project.engine))
+    with project.engine.connect() as connection, pytest.raises(ChangeRefused) as refused:
+        refine(ops.UpgradeOps([drop]), connection, catalog, build_metadata(catalog))
+    assert str(refused.value).startswith("table authors cannot be dropped: fan_mail still references it")

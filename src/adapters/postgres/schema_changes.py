@@ -393,6 +393,14 @@ def describe(table: str | None, op: ops.MigrateOperation) -> str | None:
     return None
 
 
+def summary(upgrade: ops.UpgradeOps) -> list[str]:
+    """What a migration does, a line a step; a check dropped to be made again is said once."""
+    remade = {(t, op.constraint_name) for t, op in flat(upgrade) if isinstance(op, ops.CreateCheckConstraintOp)}
+    return [line for table, op in flat(upgrade)
+            if not (isinstance(op, ops.DropConstraintOp) and (table, op.constraint_name) in remade)
+            and (line := summarise(table, op))]
+
+
 def summarise(table: str | None, op: ops.MigrateOperation) -> str | None:
     """One line of what a migration does, for makemigration's output (indexes and comments left out)."""
     match op:

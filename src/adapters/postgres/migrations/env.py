@@ -6,7 +6,7 @@ connection and the catalog in `config.attributes`; see adapters/postgres/db.py.
 
 from alembic import context
 
-from adapters.postgres.schema_changes import flat, refine, reverse, summarise
+from adapters.postgres.schema_changes import refine, reverse, summary
 from adapters.postgres.tables import build_metadata
 
 attributes = context.config.attributes
@@ -30,9 +30,8 @@ def process_revision_directives(context_, revision, directives) -> None:  # noqa
     if script.upgrade_ops.is_empty():
         directives[:] = []  # no change: write no file
         return
-    summary = attributes.get("summary")
-    if summary is not None:
-        summary += [line for table, op in flat(script.upgrade_ops) if (line := summarise(table, op))]
+    if attributes.get("summary") is not None:
+        attributes["summary"] += summary(script.upgrade_ops)
 
 
 connection = attributes["connection"]
