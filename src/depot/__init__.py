@@ -18,10 +18,11 @@ from domain.schema import (
     OneOf,
     Pattern,
     References,
+    Renamed,
     Table,
 )
 
 __all__ = [
     "BigInt", "Catalog", "Column", "ColumnType", "Doc", "ForeignKey", "Ge", "Gt", "Interval", "Le", "Lt",
-    "MaxLen", "Naive", "Numeric", "OneOf", "Pattern", "References", "Table",
+    "MaxLen", "Naive", "Numeric", "OneOf", "Pattern", "References", "Renamed", "Table",
 ]

@@ -92,6 +92,14 @@ class Doc:
     text: str
 
 
+@dataclass(frozen=True)
+class Renamed:
+    """The column was called `old` before: makemigration renames it (keeping its values) instead of
+    dropping one column and adding another. Harmless once migrated; remove it when you like."""
+
+    old: str
+
+
 # --- the spec every layer derives from -----------------------------------------------------------
 
 
@@ -126,6 +134,7 @@ class Column:
     system: bool = False
     generated: bool = False
     description: str | None = None
+    renamed_from: str | None = None
 
     @property
     def required(self) -> bool:
@@ -447,6 +456,8 @@ def _column_from_field(f: dataclasses.Field, hints: dict) -> Column:
                 kwargs["type"] = ColumnType.TIMESTAMP
             case Doc(text=t):
                 kwargs["description"] = t
+            case Renamed(old=o):
+                kwargs["renamed_from"] = o
             case annotated_types.Ge(ge=v):
                 kwargs["ge"] = v
             case annotated_types.Le(le=v):

@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints import dependencies
 from entrypoints.container import Container
@@ -26,16 +27,65 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 
 def prepare_storage(container: Container) -> None:
-    """Bring the store up to the catalog before the first request: migrations on PostgreSQL; then
-    mark failed the ingest batches a dead process left running."""
+    """Bring the store up to the catalog before the first request: migrations on PostgreSQL, then the
+    live schema compared with the catalog (SchemaDrift, MigrationFailed: depot does not serve a store
+    that is not what its catalog says); then mark failed the ingest batches a dead process left running."""
     settings = container.settings()
-    if settings.storage == "postgres" and settings.migrate_on_start:
-        from adapters.postgres.db import migrate
+    if settings.storage == "postgres":
+        from adapters.postgres.db import migrate, refuse_drift
 
-        migrate(container.engine(), container.history())
+        if settings.migrate_on_start:
+            migrate(container.engine(), container.history())
+        refuse_drift(container.engine(), container.catalog())
     from service_layer.ingest import fail_orphaned_batches
 
     fail_orphaned_batches(container.uow())
+
+
+class StoreRefused(Exception):
+    """The store could not be migrated, or is not what the catalog declares; the message says why."""
+
+
+class RefusedStoreAtStartup:
+    """Says in one line why the store was refused at start, instead of the traceback that Starlette
+    sends the server when a lifespan fails (uvicorn logs that message, then exits)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def hold_failure(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)
+            else:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, hold_failure)
+        except StoreRefused as refused:
+            await send({"type": "lifespan.startup.failed", "message": f"depot: {refused}"})
+            raise
+        except BaseException:
+            for message in held:
+                await send(message)
+            raise
+
+
+def _prepare_or_refuse(container: Container) -> None:
+    if container.settings().storage == "postgres":
+        from adapters.postgres.schema_changes import MigrationFailed, SchemaDrift
+
+        try:
+            prepare_storage(container)
+        except (SchemaDrift, MigrationFailed) as refused:
+            raise StoreRefused(str(refused)) from None
+        return
+    prepare_storage(container)
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -47,7 +97,7 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(prepare_storage, container)
+        await run_in_threadpool(_prepare_or_refuse, container)
         yield
         container.shutdown_resources()
 
@@ -63,6 +113,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_security(app, settings)
+    app.add_middleware(RefusedStoreAtStartup)
 
     @app.get("/health", tags=["service"], operation_id="health")
     def health() -> JSONResponse:

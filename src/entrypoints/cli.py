@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +35,21 @@ def _container(**overrides: object) -> Container:
         typer.echo(f"depot: {error}", err=True)
         raise typer.Exit(2) from None
     return container
+
+
+@contextmanager
+def _store_refusals(container: Container, *, cleanup: Callable[[], None] | None = None) -> Iterator[None]:
+    """A migration that failed, or a store that is not the catalog's: a short message and exit 2."""
+    from adapters.postgres.schema_changes import MigrationFailed, SchemaDrift
+
+    try:
+        yield
+    except (MigrationFailed, SchemaDrift) as refused:
+        typer.echo(f"depot: {refused}", err=True)
+        container.shutdown_resources()
+        if cleanup is not None:
+            cleanup()
+        raise typer.Exit(2) from None
 
 
 def is_loopback(host: str) -> bool:
@@ -76,12 +93,14 @@ def serve(
             # handler then stops the embedded PostgreSQL (atexit does not run on a signal).
             stop_on_signals(embedded)
         os.environ["DEPOT_DATABASE_URL"] = database_url(settings)
-        if settings.migrate_on_start:
-            from adapters.postgres.db import migrate
+        from adapters.postgres.db import migrate, refuse_drift
 
-            migrate(container.engine(), container.history())
-            container.shutdown_resources()
-            os.environ["DEPOT_MIGRATE_ON_START"] = "false"
+        with _store_refusals(container, cleanup=embedded.stop if embedded is not None else None):
+            if settings.migrate_on_start:
+                migrate(container.engine(), container.history())
+                os.environ["DEPOT_MIGRATE_ON_START"] = "false"
+            refuse_drift(container.engine(), container.catalog())  # here, so that no worker starts
+        container.shutdown_resources()
     # The workers build their own container from the environment: hand them what the command line said.
     for name in ("storage", "host", "port", "workers", "catalog", "migrations_dir"):
         if getattr(settings, name) is not None:
@@ -111,12 +130,14 @@ def serve(
 @app.command()
 def migrate(catalog: CatalogOption = None) -> None:
     """Bring the database up to the newest migration of depot and of your catalog, and stop."""
-    from adapters.postgres.db import current_revisions
+    from adapters.postgres.db import current_revisions, refuse_drift
     from adapters.postgres.db import migrate as run_migrations
 
     container = _container(storage="postgres", catalog=catalog)
     engine = container.engine()
-    run_migrations(engine, container.history())
+    with _store_refusals(container):
+        run_migrations(engine, container.history())
+        refuse_drift(engine, container.catalog())
     typer.echo(f"database at revision {', '.join(current_revisions(engine))}")
     container.shutdown_resources()
 
@@ -131,7 +152,8 @@ def tables(
     from service_layer.services import count_rows
 
     container = _container(storage=storage, catalog=catalog)
-    prepare_storage(container)
+    with _store_refusals(container):
+        prepare_storage(container)
     counts = count_rows(container.uow())
     catalog = container.catalog()
     width = max(len(name) for name in counts)
@@ -145,28 +167,41 @@ def makemigration(
     message: Annotated[str, typer.Argument(help="What the migration does.")],
     catalog: CatalogOption = None,
     system: Annotated[bool, typer.Option(hidden=True, help="Write depot's own history (depot's developers).")] = False,
+    allow_drop: Annotated[bool, typer.Option(
+        "--allow-drop", help="Write a dropped column as dropped even where another of its kind is added.")] = False,
 ) -> None:
     """Write the migration that brings the schema up to your catalog (after you declare or change a table).
 
     It starts a scratch embedded PostgreSQL, applies every migration there, and writes the
-    difference into your catalog's migrations/ folder (or DEPOT_MIGRATIONS_DIR).
+    difference into your catalog's migrations/ folder (or DEPOT_MIGRATIONS_DIR). A column renamed
+    is declared with Renamed("old"); a table that loses a column and gains one of the same kind is
+    refused as a likely rename unless --allow-drop.
     """
     import tempfile
 
     from adapters.postgres.db import generate_migration, make_engine
     from adapters.postgres.embedded import start_embedded
+    from adapters.postgres.schema_changes import ChangeRefused
 
     container = _container(catalog=catalog)
     history = container.history()
+    summary: list[str] = []
     with tempfile.TemporaryDirectory(prefix="depot-makemigration-") as scratch:
         server = start_embedded(scratch)
         engine = make_engine(server.url)
         try:
-            written = generate_migration(engine, history, message, system=system)
+            with _store_refusals(container):
+                written = generate_migration(engine, history, message, system=system, allow_drop=allow_drop,
+                                             summary=summary)
+        except ChangeRefused as refused:
+            typer.echo(f"depot makemigration: nothing written.\n{refused}", err=True)
+            raise typer.Exit(2) from None
         finally:
             engine.dispose()
             server.stop()
     typer.echo(f"wrote {written}" if written else "no changes")
+    for line in summary:
+        typer.echo(f"  {line}")
 
 
 @app.command()
@@ -201,7 +236,8 @@ def ingest(
     container = _container(storage=storage, catalog=catalog)
     status = 0
     try:
-        prepare_storage(container)
+        with _store_refusals(container):
+            prepare_storage(container)
         stream, kind = open_data_file(file)
         with stream, Progress(SpinnerColumn(), TextColumn("{task.description}"),
                               TextColumn("{task.completed:,.0f} rows"), RowsPerSecond(), TimeElapsedColumn(),

@@ -10,11 +10,10 @@ import sys
 from dataclasses import replace
 
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 
 from adapters.postgres.db import make_engine
+from adapters.postgres.schema_changes import declared_checks, differences, live_checks
 from adapters.postgres.tables import build_metadata
 from depot.examples.flights.catalog import CATALOG
 from domain.schema import Catalog, Column, ColumnType
@@ -53,30 +52,25 @@ def schema_of(url: str) -> dict[str, object]:
         engine.dispose()
 
 
-def differences_from_catalog(url: str) -> list:
+def differences_from_catalog(url: str, catalog: Catalog = CATALOG) -> list[str]:
+    """Alembic's comparison (tables, columns, types, nullability, keys) and the checks' content."""
     engine = make_engine(url, pool_size=1)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
-            return compare_metadata(context, build_metadata(CATALOG))
+            return differences(connection, catalog)
     finally:
         engine.dispose()
 
 
-def check_names(url: str) -> set[str]:
+def checks(url: str) -> tuple[dict, dict]:
+    """Every CHECK of the catalog as the database holds it, and as PostgreSQL restates the declared one."""
     engine = make_engine(url, pool_size=1)
     try:
         with engine.connect() as connection:
-            return set(connection.execute(sa.text(
-                "SELECT conname FROM pg_constraint WHERE contype = 'c' AND connamespace = 'public'::regnamespace"
-            )).scalars())
+            declared = declared_checks(connection, build_metadata(CATALOG).tables.values())
+            return live_checks(connection, CATALOG.names), declared
     finally:
         engine.dispose()
-
-
-def declared_check_names() -> set[str]:
-    return {c.name for t in build_metadata(CATALOG).tables.values() for c in t.constraints
-            if isinstance(c, sa.CheckConstraint)}
 
 
 def test_depot_migrate_builds_exactly_the_catalog(new_database):
@@ -84,7 +78,8 @@ def test_depot_migrate_builds_exactly_the_catalog(new_database):
     result = depot_migrate(url)
     assert result.returncode == 0, result.stderr
     assert differences_from_catalog(url) == []
-    assert check_names(url) == declared_check_names()
+    live, declared = checks(url)
+    assert live == declared and len(live) > 10  # content, not names alone
     assert schema_of(url)["seeded"] == [("manual", 0)]
 
 
@@ -106,11 +101,16 @@ def test_a_declaration_without_its_migration_is_caught(new_database):
     grown = replace(airlines, columns=(*airlines.columns, Column("alliance", ColumnType.TEXT, nullable=True)),
                     _by_name={})
     changed = Catalog([grown if t.name == "airlines" else t for t in CATALOG])
-    engine = make_engine(url, pool_size=1)
-    try:
-        with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
-            diff = compare_metadata(context, build_metadata(changed))
-    finally:
-        engine.dispose()
-    assert [d[0] for d in diff] == ["add_column"]
+    assert differences_from_catalog(url, changed) == ["airlines.alliance: missing"]
+
+
+def test_a_check_changed_without_its_migration_is_caught(new_database):
+    """Same constraint name, other content: Alembic alone sees nothing here."""
+    url = new_database()
+    assert depot_migrate(url).returncode == 0
+    fares = CATALOG["fares"]
+    cabin = replace(fares.column("cabin"), choices=("economy", "business"))
+    changed = Catalog([replace(fares, columns=tuple(cabin if c.name == "cabin" else c for c in fares.columns),
+                               _by_name={}) if t.name == "fares" else t for t in CATALOG])
+    (found,) = differences_from_catalog(url, changed)
+    assert found.startswith("fares: check ck_fares_cabin_choice is ") and "'business')" in found

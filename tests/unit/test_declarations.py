@@ -9,7 +9,7 @@ import pytest
 from annotated_types import Ge
 
 from depot.examples.flights.catalog import CATALOG
-from domain.schema import Catalog, ColumnType, ForeignKey, References
+from domain.schema import Catalog, ColumnType, ForeignKey, References, Renamed
 
 
 def test_a_catalog_starts_with_depots_system_tables_then_its_own_in_declaration_order():
@@ -205,3 +205,19 @@ def test_an_array_cannot_be_a_key_or_carry_checks():
         _declare(tags=list[str])  # the first column is the natural key by default
     with pytest.raises(TypeError, match="an array column takes no pattern"):
         _declare(code=str, tags=Annotated[list[str], Pattern("[a-z]+")])
+
+
+def test_a_rename_is_declared_on_the_new_column():
+    import depot
+
+    assert depot.Renamed is Renamed  # what a user's catalog imports
+    catalog = Catalog()
+
+    @catalog.table("books", group="primary", natural_key=("isbn",))
+    class Book:
+        isbn: str
+        page_count: Annotated[int | None, Renamed("pages"), Ge(1)] = None
+
+    column = catalog["books"].column("page_count")
+    assert (column.renamed_from, column.ge, column.nullable) == ("pages", 1, True)
+    assert catalog["books"].column("isbn").renamed_from is None

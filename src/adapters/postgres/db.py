@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
+from adapters.postgres import schema_changes
+from adapters.postgres.schema_changes import MigrationFailed
 from adapters.postgres.tables import build_metadata
 from domain.schema import Catalog
 
@@ -61,7 +64,8 @@ class History:
 
 
 def alembic_config(history: History, connection: Connection | None = None) -> Config:
-    config = Config()
+    # quiet: depot says itself what it wrote and ran (Alembic would add "Generating ... done")
+    config = Config(cmd_opts=argparse.Namespace(quiet=True))
     # set_main_option interpolates %; paths are joined with the OS separator, so spaces are safe.
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     config.set_main_option("path_separator", "os")
@@ -75,12 +79,37 @@ def alembic_config(history: History, connection: Connection | None = None) -> Co
 
 
 def migrate(engine: Engine, history: History) -> None:
-    """Bring the database to the newest revision of every history; safe when several processes start at once."""
-    with engine.begin() as connection:
-        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-        config = alembic_config(history, connection)
-        _carry_legacy_history(connection, ScriptDirectory.from_config(config))
-        command.upgrade(config, "heads")
+    """Bring the database to the newest revision of every history; safe when several processes start at once.
+
+    Every pending revision runs in this one transaction: a failing statement (a cast that a stored
+    value refuses, say) rolls all of them back, and MigrationFailed carries PostgreSQL's message.
+    """
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            config = alembic_config(history, connection)
+            _carry_legacy_history(connection, ScriptDirectory.from_config(config))
+            command.upgrade(config, "heads")
+    except sa.exc.DBAPIError as error:
+        raise MigrationFailed(_failure(engine, error)) from error
+    except RuntimeError as error:  # a migration's own refusal (the adoption's checks raise one)
+        raise MigrationFailed(f"a migration refused to run: nothing was changed\n  {error}") from error
+
+
+def _failure(engine: Engine, error: sa.exc.DBAPIError) -> str:
+    diag = getattr(error.orig, "diag", None)
+    message = getattr(diag, "message_primary", None) or str(error.orig).strip().splitlines()[0]
+    detail = getattr(diag, "message_detail", None)
+    statement = " ".join((error.statement or "").split())
+    try:  # the rows in the way, when PostgreSQL's message does not show them
+        with engine.connect() as connection:
+            rows = schema_changes.rows_in_the_way(connection, statement)
+    except sa.exc.SQLAlchemyError:
+        rows = []
+    return (f"a migration failed and was rolled back: nothing was changed\n  {message}"
+            + (f"\n  {detail}" if detail else "")
+            + "".join(f"\n  stored: {row}" for row in rows)
+            + (f"\n  while running: {statement[:300]}" if statement else ""))
 
 
 def _carry_legacy_history(connection: Connection, scripts: ScriptDirectory) -> None:
@@ -101,18 +130,27 @@ def _exists(scripts: ScriptDirectory, revision: str) -> bool:
         return False
 
 
+def refuse_drift(engine: Engine, catalog: Catalog) -> None:
+    """SchemaDrift, naming each difference, unless the live schema is what the catalog declares."""
+    with engine.connect() as connection:
+        schema_changes.refuse_drift(connection, catalog)
+
+
 def current_revisions(engine: Engine) -> tuple[str, ...]:
     with engine.connect() as connection:
         return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
 
 
 def generate_migration(
-    engine: Engine, history: History, message: str, *, system: bool = False, rev_id: str | None = None
+    engine: Engine, history: History, message: str, *, system: bool = False, rev_id: str | None = None,
+    allow_drop: bool = False, summary: list[str] | None = None,
 ) -> Path | None:
     """Migrate the (scratch) database to every head, then autogenerate the revision that brings it to the catalog.
 
     The catalog's history holds only the catalog's own tables; `system=True` writes depot's own
-    history instead (for depot's developers). Returns the new file, or None when nothing changed.
+    history instead (for depot's developers). Returns the new file, or None when nothing changed;
+    `summary` receives one line per notable step. A column dropped where one of a compatible type is
+    added raises ChangeRefused (it looks like a rename), unless `allow_drop`.
     """
     from domain.system import SYSTEM_TABLES
 
@@ -124,6 +162,8 @@ def generate_migration(
     lineage = SYSTEM_LINEAGE if system else CATALOG_LINEAGE
     config.attributes["owns_table"] = (lambda name: name in SYSTEM_TABLES) if system else (
         lambda name: name not in SYSTEM_TABLES and name != "alembic_version")
+    config.attributes["allow_drop"] = allow_drop
+    config.attributes["summary"] = summary
     started = _lineage_head(scripts, lineage) is not None
     kwargs: dict = {"head": f"{lineage}@head"} if started else {
         "head": "base", "branch_label": lineage,

@@ -6,10 +6,12 @@ connection and the catalog in `config.attributes`; see adapters/postgres/db.py.
 
 from alembic import context
 
+from adapters.postgres.schema_changes import refine, reverse, summary
 from adapters.postgres.tables import build_metadata, render_item
 
 attributes = context.config.attributes
 owns_table = attributes.get("owns_table")  # set by makemigration: which tables this history may touch
+metadata = build_metadata(attributes["catalog"])
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001
@@ -17,14 +19,25 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: AN
 
 
 def process_revision_directives(context_, revision, directives) -> None:  # noqa: ANN001
-    if directives and directives[0].upgrade_ops.is_empty():
+    """Renames, casts, check contents and drop order, which autogenerate does not do (schema_changes.py)."""
+    script = directives[0]
+    script.upgrade_ops = refine(
+        script.upgrade_ops, context_.connection, attributes["catalog"], metadata,
+        owns=owns_table or (lambda name: True), allow_drop=attributes.get("allow_drop", False),
+        compare_type=context_.impl.compare_type,
+    )
+    script.downgrade_ops = reverse(script.upgrade_ops)
+    if script.upgrade_ops.is_empty():
         directives[:] = []  # no change: write no file
+        return
+    if attributes.get("summary") is not None:
+        attributes["summary"] += summary(script.upgrade_ops)
 
 
 connection = attributes["connection"]
 context.configure(
     connection=connection,
-    target_metadata=build_metadata(attributes["catalog"]),
+    target_metadata=metadata,
     compare_type=True,
     render_item=render_item,  # keeps the escaped colons of CHECKs in the written migration
     include_object=include_object,
