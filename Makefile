@@ -25,7 +25,8 @@ run: $(STAMP_RUN)
 test: $(STAMP_DEV)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/pytest -q
+	# a temp folder of its own: pytest's shared /tmp/pytest-of-USER is pruned by any other run on the machine
+	$(BIN)/pytest -q --basetemp=$$(mktemp -d /tmp/depot-pytest-XXXXXX)
 
 unit: $(STAMP_DEV)
 	$(BIN)/pytest -q tests/unit
