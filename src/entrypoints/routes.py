@@ -213,16 +213,16 @@ def table_router(table: Table) -> APIRouter:
                          "content": {"application/json": {"schema": ref(names["row"])}}},
                    404: _error("No such row")},
     )
-    def read_row(key: str, request: Request, uow: UoW) -> Response:
-        row = services.get_row(uow, name, key)
+    async def read_row(key: str, request: Request, uow: UoW) -> Response:
+        row = await run_in_threadpool(services.get_row, uow, name, key)  # the request's one thread hop
         tag = etag(row)
         if none_match(request, tag):
             return Response(status_code=304, headers={"etag": tag})
         return JSONResponse(row, headers={"etag": tag})
 
     @router.head("/{key:path}", include_in_schema=False)
-    def head_row(key: str, request: Request, uow: UoW) -> Response:
-        response = read_row(key, request, uow)
+    async def head_row(key: str, request: Request, uow: UoW) -> Response:
+        response = await read_row(key, request, uow)
         return Response(status_code=response.status_code, headers=dict(response.headers))
 
     @router.patch(

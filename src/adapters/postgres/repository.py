@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
 from adapters.postgres.compile import fetch_statement, order_by, where_clause
+from adapters.postgres.db import read_engine
 from adapters.postgres.tables import build_metadata, checks_of
 from domain.errors import (
     BadRequest,
@@ -89,15 +90,29 @@ class SqlAlchemyRepository(AbstractRepository):
 
     def _run(self, statement: sa.Executable, params: Any = None) -> sa.CursorResult:
         with translate_errors(self.uow.catalog):
+            try:
+                return self.connection.execute(statement, params)
+            except sa.exc.DBAPIError as error:
+                # A read stands alone (see SqlAlchemyUnitOfWork.reading), so one that met a
+                # connection the server had dropped (it restarted) can run again on a new one.
+                if not (self.uow.read_only and error.connection_invalidated):
+                    raise
+            self.uow.reconnect()
             return self.connection.execute(statement, params)
 
+    def _writing(self) -> None:
+        if self.uow.read_only:  # a programming error: reading() runs statements without a transaction
+            raise RuntimeError("a write in a unit of work opened with reading()")
+
     def add(self, rows: Sequence[Row]) -> list[Row]:
+        self._writing()
         if not rows:
             return []
         statement = sa.insert(self.sa_table).returning(*self.sa_table.c)
         return _rows(self._run(statement, list(rows)))
 
     def upsert(self, rows: Sequence[Row], conflict: tuple[str, ...], *, update: bool, now: dt.datetime) -> list[Row]:
+        self._writing()
         if not rows:
             return []
         statement = pg_insert(self.sa_table)
@@ -174,6 +189,7 @@ class SqlAlchemyRepository(AbstractRepository):
         return self._run(statement).scalar_one()
 
     def update(self, where: Where | None, changes: Row, now: dt.datetime) -> list[Row]:
+        self._writing()
         t = self.sa_table.c
         changed = sa.or_(*(t[c].is_distinct_from(sa.bindparam(f"new_{c}", v, type_=t[c].type))
                            for c, v in changes.items()))
@@ -187,6 +203,7 @@ class SqlAlchemyRepository(AbstractRepository):
         return _rows(self._run(statement.returning(*self.sa_table.c)))
 
     def delete(self, where: Where | None) -> list[Row]:
+        self._writing()
         statement = sa.delete(self.sa_table)
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
@@ -194,30 +211,60 @@ class SqlAlchemyRepository(AbstractRepository):
 
 
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
-    """One connection and one transaction per unit of work; leaving without commit() rolls back."""
+    """One connection and one transaction per unit of work; leaving without commit() rolls back.
+
+    DEPOT_STATEMENT_TIMEOUT_MS is the engine's, set once per connection (adapters.postgres.db.make_engine).
+    """
 
     kind = "postgres"
 
-    def __init__(self, engine: Engine, catalog: Catalog, *, statement_timeout_ms: int | None = None):
+    def __init__(self, engine: Engine, catalog: Catalog):
         self.engine = engine
         self.catalog = catalog
         self.metadata = build_metadata(catalog)
-        self.statement_timeout_ms = statement_timeout_ms
         self.connection: Connection | None = None  # type: ignore[assignment]
         self._transaction: sa.Transaction | None = None
+        self.read_only = False
+
+    def reading(self) -> SqlAlchemyUnitOfWork:
+        """Reads only: the connection runs in autocommit, so each statement is sent alone, with no
+        BEGIN before it and no ROLLBACK after it (two of a get-by-key's three round trips). Each
+        statement sees what was committed when it began, exactly as it would inside the READ
+        COMMITTED transaction it replaces."""
+        self.read_only = True
+        return self
 
     def __enter__(self) -> SqlAlchemyUnitOfWork:
-        with translate_errors(self.catalog):
-            self.connection = self.engine.connect()
-            self._transaction = self.connection.begin()
-            if self.statement_timeout_ms:
-                self.connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
+        try:
+            self._connect()
+        except BaseException:
+            self.read_only = False
+            raise
         return self
+
+    def _connect(self) -> None:
+        with translate_errors(self.catalog):
+            if not self.read_only:
+                self.connection = self.engine.connect()
+                self._transaction = self.connection.begin()
+                return
+            reader = read_engine(self.engine)
+            if reader is not None:
+                self.connection = reader.connect()
+            else:  # an engine that make_engine did not build: switch this connection for a while
+                self.connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def reconnect(self) -> None:
+        """A new connection in place of one the server dropped (reads only: nothing is lost)."""
+        assert self.read_only and self.connection is not None
+        self.connection.close()
+        self._connect()
 
     def __exit__(self, *exc_info: object) -> None:
         try:
             self.rollback()
         finally:
+            self.read_only = False
             if self.connection is not None:
                 self.connection.close()
                 self.connection = None
@@ -233,6 +280,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         return SqlAlchemyIngestRepository(self)
 
     def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("commit() in a unit of work opened with reading()")
         if self._transaction is not None and self._transaction.is_active:
             with translate_errors(self.catalog):
                 self._transaction.commit()
