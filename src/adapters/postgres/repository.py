@@ -140,32 +140,31 @@ class SqlAlchemyRepository(AbstractRepository):
             statement = statement.limit(query.limit)
         return _rows(self._run(statement))
 
-    def _fetched_row(self, fetch: Fetch):
-        whole = [label for label, agg in fetch.aggregates if agg.function == "sum" and agg.column is not None
-                 and self.table.column(agg.column).type in (ColumnType.INTEGER, ColumnType.BIGINT)]
-
-        def convert(row) -> Row:
-            result = dict(row)
-            for label in whole:  # summed as numeric(38,0) so bigint sums cannot overflow; whole numbers out
-                if result[label] is not None:
-                    result[label] = int(result[label])
-            return result
-
-        return convert
+    def _fetched_rows(self, fetch: Fetch, keys: Sequence[Any], rows: Sequence[Sequence[Any]]) -> list[Row]:
+        """Rows as plain dicts, zipped in C from the cursor's tuples (no per-row mapping objects)."""
+        names = [str(k) for k in keys]
+        out = [dict(zip(names, values, strict=True)) for values in rows]
+        for label, agg in fetch.aggregates:
+            if agg.function == "sum" and agg.column is not None \
+                    and self.table.column(agg.column).type in (ColumnType.INTEGER, ColumnType.BIGINT):
+                for row in out:  # summed as numeric(38,0) so bigint sums cannot overflow; whole numbers out
+                    if row[label] is not None:
+                        row[label] = int(row[label])
+        return out
 
     def fetch(self, fetch: Fetch) -> list[Row]:
-        convert = self._fetched_row(fetch)
-        return [convert(r) for r in self._run(fetch_statement(self.sa_table, self.table, fetch)).mappings()]
+        result = self._run(fetch_statement(self.sa_table, self.table, fetch))
+        return self._fetched_rows(fetch, result.keys(), result.all())
 
     def fetch_batches(self, fetch: Fetch, size: int) -> Iterator[list[Row]]:
         """A server-side cursor, read `size` rows at a time: memory stays flat however many rows match."""
-        convert = self._fetched_row(fetch)
         statement = fetch_statement(self.sa_table, self.table, fetch)
         with translate_errors(self.uow.catalog):
             result = self.connection.execution_options(stream_results=True, max_row_buffer=size).execute(statement)
             try:
-                for part in result.mappings().partitions(size):
-                    yield [convert(r) for r in part]
+                keys = result.keys()
+                for part in result.partitions(size):
+                    yield self._fetched_rows(fetch, keys, part)
             finally:
                 result.close()
 
