@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -77,6 +78,16 @@ def _rows(result: sa.CursorResult) -> list[Row]:
     return [dict(zip(keys, values, strict=True)) for values in result]
 
 
+@functools.cache
+def _get_sql(table: sa.Table, dialect: sa.Dialect) -> tuple[str, tuple[str, ...]]:
+    """SELECT of one row by primary key, compiled for the driver, and its parameters' names."""
+    names = tuple(f"key_{n}" for n in range(len(table.primary_key.columns)))
+    statement = sa.select(table).where(
+        *(c == sa.bindparam(name, type_=c.type) for c, name in zip(table.primary_key.columns, names, strict=True))
+    )
+    return str(statement.compile(dialect=dialect)), names
+
+
 class SqlAlchemyRepository(AbstractRepository):
     def __init__(self, uow: SqlAlchemyUnitOfWork, table: Table):
         super().__init__(table)
@@ -88,17 +99,30 @@ class SqlAlchemyRepository(AbstractRepository):
     def connection(self) -> Connection:
         return self.uow.connection
 
-    def _run(self, statement: sa.Executable, params: Any = None) -> sa.CursorResult:
+    def _run(self, statement: sa.Executable | str, params: Any = None) -> sa.CursorResult:
+        """Run a statement, or SQL already compiled for this dialect (a str, with its parameters)."""
+        def run() -> sa.CursorResult:
+            if isinstance(statement, str):
+                return self.connection.exec_driver_sql(statement, params)
+            return self.connection.execute(statement, params)
+
         with translate_errors(self.uow.catalog):
             try:
-                return self.connection.execute(statement, params)
+                return run()
             except sa.exc.DBAPIError as error:
                 # A read stands alone (see SqlAlchemyUnitOfWork.reading), so one that met a
                 # connection the server had dropped (it restarted) can run again on a new one.
                 if not (self.uow.read_only and error.connection_invalidated):
                     raise
             self.uow.reconnect()
-            return self.connection.execute(statement, params)
+            return run()
+
+    def get(self, key: tuple) -> Row | None:
+        # The hottest read: its SQL is compiled once per table, not built and looked up per call
+        # (SQLAlchemy's statement building and cache-key walk were most of a get's Python time).
+        sql, names = _get_sql(self.sa_table, self.uow.engine.dialect)
+        rows = _rows(self._run(sql, dict(zip(names, key, strict=True))))
+        return rows[0] if rows else None
 
     def _writing(self) -> None:
         if self.uow.read_only:  # a programming error: reading() runs statements without a transaction
