@@ -167,15 +167,20 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
               rows: Sequence[Row], extra: tuple[Any, ...]) -> None:
         """COPY the rows' `columns`, then the same `extra` values on every row, into `target`'s `names`."""
         buffer = io.StringIO()
+        # The same `extra` fields end every record: written once, as the writer's line terminator
+        # (a newline inside a quoted value is not one), not formatted again for each row.
+        ending = "\n"
+        if extra:
+            csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerow(extra)
+            ending = "," + buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
         # Non-numeric values are quoted, so an empty string stays one; NULL must be an unquoted empty
         # field, which QUOTE_NONNUMERIC writes only for a "number" whose text is empty: _NULL.
-        writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+        writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator=ending)
         values = itemgetter(*columns) if len(columns) > 1 else (lambda r: (r[columns[0]],))
         json_columns = [i for i, c in enumerate(columns) if table.column(c).type is ColumnType.JSON]
-        if extra:
-            writer.writerows((*_copy_values(values(r), json_columns), *extra) for r in rows)
-        else:
-            writer.writerows(_copy_values(values(r), json_columns) for r in rows)
+        writer.writerows(_copy_values(values(r), json_columns) for r in rows)
         buffer.seek(0)
         cursor = self.connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
