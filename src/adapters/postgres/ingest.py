@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 # The first key of the two-int advisory locks that lease batches (the second is the batch id).
 LEASE_NAMESPACE = 7_270_447
+# What copy_expert reads from the buffer per call. Its default, 8 KiB, is a GIL release and
+# re-acquisition per 8 KiB: thousands per chunk, each a wait behind the parser and validator
+# threads on a busy machine.
+_COPY_BLOCK = 1 << 20
 _LOCK = "SELECT pg_advisory_lock(%s, mod(%s, 2147483647)::int)"
 _UNLOCK = "SELECT pg_advisory_unlock(%s, mod(%s, 2147483647)::int)"
 
@@ -91,8 +95,12 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             return MergeCounts()
         columns = data_columns(table)
         with translate_errors(self.uow.catalog):
-            if self.direct_copy and self._copy_if_all_new(table, columns, rows, source, batch_id, now):
-                return MergeCounts(inserted=len(rows))
+            # Once a chunk of a batch met stored keys (a re-load), its next chunks are not tried:
+            # a failed try costs the chunk's CSV twice in the writer thread, the ingest's limit.
+            if self.direct_copy and batch_id not in self.uow.direct_copy_missed:
+                if self._copy_if_all_new(table, columns, rows, source, batch_id, now):
+                    return MergeCounts(inserted=len(rows))
+                self.uow.direct_copy_missed.add(batch_id)
             self._stage(table, columns, rows)
             if on_conflict == "error":
                 return self._insert_new(table, columns, rows, source, batch_id, now)
@@ -184,7 +192,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         buffer.seek(0)
         cursor = self.connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.copy_expert(f"COPY {target} ({', '.join(map(_q, names))}) FROM STDIN WITH (FORMAT csv)", buffer)
+            cursor.copy_expert(f"COPY {target} ({', '.join(map(_q, names))}) FROM STDIN WITH (FORMAT csv)", buffer,
+                               size=_COPY_BLOCK)
         finally:
             cursor.close()
 

@@ -248,6 +248,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.connection: Connection | None = None  # type: ignore[assignment]
         self._transaction: sa.Transaction | None = None
         self.read_only = False
+        # Batches whose chunks met stored keys: their next chunks skip the direct COPY (ingest.py).
+        self.direct_copy_missed: set[int] = set()
 
     def reading(self) -> SqlAlchemyUnitOfWork:
         """Reads only: the connection runs in autocommit, so each statement is sent alone, with no
