@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
+STAMP_BENCH := $(VENV)/.installed-bench
 
-.PHONY: run test unit lint bench clean
+.PHONY: run test unit lint bench bench-details clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +32,16 @@ test: $(STAMP_DEV)
 unit: $(STAMP_DEV)
 	$(BIN)/pytest -q tests/unit
 
-bench: $(STAMP_DEV)
+$(STAMP_BENCH): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	touch $@ $(STAMP_DEV) $(STAMP_RUN)
+
+# One table: depot against COPY, FastCRUD and a bare FastAPI route, measured in the same run (needs wrk).
+bench: $(STAMP_BENCH)
+	$(BIN)/python bench/compare.py
+
+# The finer figures: read latencies (keyset against offset, CSV export), ingest, the middleware's cost.
+bench-details: $(STAMP_DEV)
 	$(BIN)/python bench/reads.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/security_overhead.py

@@ -88,6 +88,12 @@ class AbstractUnitOfWork(abc.ABC):
     def __exit__(self, *exc_info: object) -> None:
         self.rollback()
 
+    def reading(self) -> AbstractUnitOfWork:
+        """This unit of work, for reads only (`with uow.reading():`): it will neither write nor
+        commit, and asks of the store no more than each statement seeing committed data, as READ
+        COMMITTED gives, so a store may run each statement on its own, outside a transaction."""
+        return self
+
     @abc.abstractmethod
     def repository(self, table: str) -> AbstractRepository:
         """The repository of one table of the catalog, bound to this transaction."""

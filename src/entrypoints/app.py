@@ -17,7 +17,7 @@ from entrypoints.http import JSONResponse, install_error_handlers
 from entrypoints.ingest_routes import install_ingest_routes
 from entrypoints.lifecycle import die_with_parent
 from entrypoints.openapi import components
-from entrypoints.routes import install_table_routes
+from entrypoints.routes import api_routes, install_table_routes
 from entrypoints.security import document_security, install_security
 
 try:
@@ -125,7 +125,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                 routes=app.routes)
+                                 routes=api_routes(app.routes))
             schema.setdefault("components", {}).setdefault("schemas", {}).update(components(list(catalog)))
             document_security(schema, settings)
             app.openapi_schema = schema

@@ -20,7 +20,8 @@ def database_url(settings: Settings) -> str:
 
 
 def _engine(settings: Settings):
-    engine = make_engine(database_url(settings), pool_size=settings.pool_size)
+    engine = make_engine(database_url(settings), pool_size=settings.pool_size,
+                         statement_timeout_ms=settings.statement_timeout_ms)
     yield engine
     engine.dispose()
 
@@ -39,11 +40,6 @@ class Container(containers.DeclarativeContainer):
 
     uow = providers.Selector(
         storage,
-        postgres=providers.Factory(
-            SqlAlchemyUnitOfWork,
-            engine,
-            catalog,
-            statement_timeout_ms=providers.Callable(lambda s: s.statement_timeout_ms, settings),
-        ),
+        postgres=providers.Factory(SqlAlchemyUnitOfWork, engine, catalog),
         memory=providers.Factory(InMemoryUnitOfWork, memory_store),
     )

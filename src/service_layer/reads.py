@@ -186,7 +186,7 @@ def read_page(
     planned = plan(table, read)
     fetch = planned.fetch
     probe = fetch if fetch.limit is None else dataclasses.replace(fetch, limit=fetch.limit + 1)
-    with uow:
+    with uow.reading():
         repo = uow.repository(table.name)
         flat = repo.fetch(probe)
         more = fetch.limit is not None and 0 < fetch.limit < len(flat)

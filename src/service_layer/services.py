@@ -161,7 +161,7 @@ class Page:
 
 def list_rows(uow: AbstractUnitOfWork, table_name: str, query: Query, *, count: bool = False) -> Page:
     table = table_of(uow, table_name)
-    with uow:
+    with uow.reading():
         repo = uow.repository(table.name)
         rows = repo.list(query)
         total = repo.count(query.where) if count else None
@@ -171,7 +171,7 @@ def list_rows(uow: AbstractUnitOfWork, table_name: str, query: Query, *, count: 
 def get_row(uow: AbstractUnitOfWork, table_name: str, key_text: str) -> Row:
     table = table_of(uow, table_name)
     key = parse_key(table, key_text)
-    with uow:
+    with uow.reading():
         row = uow.repository(table.name).get(key)
     if row is None:
         raise NotFound(f"No row of '{table.name}' has {table.key_column} = {key_text!r}")

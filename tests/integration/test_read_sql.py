@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.postgres.compile import fetch_statement
+from adapters.postgres.db import read_engine
 from adapters.postgres.tables import build_metadata
 from depot.examples.flights.catalog import CATALOG
 from entrypoints.query_string import encode_cursor, parse_read
@@ -29,9 +30,12 @@ def statements(pg_engine):
     def record(conn, cursor, statement, parameters, context, executemany):
         seen.append(statement)
 
-    sa.event.listen(pg_engine, "before_cursor_execute", record)
+    engines = [pg_engine, read_engine(pg_engine)]  # reads run on the readers' own engine
+    for engine in engines:
+        sa.event.listen(engine, "before_cursor_execute", record)
     yield seen
-    sa.event.remove(pg_engine, "before_cursor_execute", record)
+    for engine in engines:
+        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 def test_embeds_cost_one_statement_per_level_not_per_row(pg_uow, statements):

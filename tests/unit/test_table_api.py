@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from domain.ports import AbstractUnitOfWork
+from entrypoints.settings import Settings
 
 JSON = {"content-type": "application/json"}
 
@@ -31,7 +34,8 @@ def test_the_routes_receive_a_real_unit_of_work_not_a_wiring_marker(container):
     from entrypoints.app import create_app
 
     create_app(container)
-    assert isinstance(dependencies.get_uow(), AbstractUnitOfWork)
+    assert isinstance(asyncio.run(dependencies.get_uow()), AbstractUnitOfWork)
+    assert isinstance(asyncio.run(dependencies.get_settings()), Settings)
 
 
 def test_health_reports_storage_and_version(client):

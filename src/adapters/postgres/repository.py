@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
 from adapters.postgres.compile import fetch_statement, order_by, where_clause
+from adapters.postgres.db import read_engine
 from adapters.postgres.tables import build_metadata, checks_of
 from domain.errors import (
     BadRequest,
@@ -76,6 +78,16 @@ def _rows(result: sa.CursorResult) -> list[Row]:
     return [dict(zip(keys, values, strict=True)) for values in result]
 
 
+@functools.cache
+def _get_sql(table: sa.Table, dialect: sa.Dialect) -> tuple[str, tuple[str, ...]]:
+    """SELECT of one row by primary key, compiled for the driver, and its parameters' names."""
+    names = tuple(f"key_{n}" for n in range(len(table.primary_key.columns)))
+    statement = sa.select(table).where(
+        *(c == sa.bindparam(name, type_=c.type) for c, name in zip(table.primary_key.columns, names, strict=True))
+    )
+    return str(statement.compile(dialect=dialect)), names
+
+
 class SqlAlchemyRepository(AbstractRepository):
     def __init__(self, uow: SqlAlchemyUnitOfWork, table: Table):
         super().__init__(table)
@@ -87,11 +99,37 @@ class SqlAlchemyRepository(AbstractRepository):
     def connection(self) -> Connection:
         return self.uow.connection
 
-    def _run(self, statement: sa.Executable, params: Any = None) -> sa.CursorResult:
-        with translate_errors(self.uow.catalog):
+    def _run(self, statement: sa.Executable | str, params: Any = None) -> sa.CursorResult:
+        """Run a statement, or SQL already compiled for this dialect (a str, with its parameters)."""
+        def run() -> sa.CursorResult:
+            if isinstance(statement, str):
+                return self.connection.exec_driver_sql(statement, params)
             return self.connection.execute(statement, params)
 
+        with translate_errors(self.uow.catalog):
+            try:
+                return run()
+            except sa.exc.DBAPIError as error:
+                # A read stands alone (see SqlAlchemyUnitOfWork.reading), so one that met a
+                # connection the server had dropped (it restarted) can run again on a new one.
+                if not (self.uow.read_only and error.connection_invalidated):
+                    raise
+            self.uow.reconnect()
+            return run()
+
+    def get(self, key: tuple) -> Row | None:
+        # The hottest read: its SQL is compiled once per table, not built and looked up per call
+        # (SQLAlchemy's statement building and cache-key walk were most of a get's Python time).
+        sql, names = _get_sql(self.sa_table, self.uow.engine.dialect)
+        rows = _rows(self._run(sql, dict(zip(names, key, strict=True))))
+        return rows[0] if rows else None
+
+    def _writing(self) -> None:
+        if self.uow.read_only:  # a programming error: reading() runs statements without a transaction
+            raise RuntimeError("a write in a unit of work opened with reading()")
+
     def add(self, rows: Sequence[Row]) -> list[Row]:
+        self._writing()
         if not rows:
             return []
         statement = sa.insert(self.sa_table).returning(*self.sa_table.c)
@@ -102,6 +140,7 @@ class SqlAlchemyRepository(AbstractRepository):
         upserts then lock the rows they share in one order and queue instead of deadlocking. New
         surrogate ids are drawn before, in arrival order, as the memory adapter draws them; the rows
         written come back in arrival order too."""
+        self._writing()
         if not rows:
             return []
         keys = [tuple(r[c] for c in conflict) for r in rows]
@@ -154,32 +193,31 @@ class SqlAlchemyRepository(AbstractRepository):
             statement = statement.limit(query.limit)
         return _rows(self._run(statement))
 
-    def _fetched_row(self, fetch: Fetch):
-        whole = [label for label, agg in fetch.aggregates if agg.function == "sum" and agg.column is not None
-                 and self.table.column(agg.column).type in (ColumnType.INTEGER, ColumnType.BIGINT)]
-
-        def convert(row) -> Row:
-            result = dict(row)
-            for label in whole:  # summed as numeric(38,0) so bigint sums cannot overflow; whole numbers out
-                if result[label] is not None:
-                    result[label] = int(result[label])
-            return result
-
-        return convert
+    def _fetched_rows(self, fetch: Fetch, keys: Sequence[Any], rows: Sequence[Sequence[Any]]) -> list[Row]:
+        """Rows as plain dicts, zipped in C from the cursor's tuples (no per-row mapping objects)."""
+        names = [str(k) for k in keys]
+        out = [dict(zip(names, values, strict=True)) for values in rows]
+        for label, agg in fetch.aggregates:
+            if agg.function == "sum" and agg.column is not None \
+                    and self.table.column(agg.column).type in (ColumnType.INTEGER, ColumnType.BIGINT):
+                for row in out:  # summed as numeric(38,0) so bigint sums cannot overflow; whole numbers out
+                    if row[label] is not None:
+                        row[label] = int(row[label])
+        return out
 
     def fetch(self, fetch: Fetch) -> list[Row]:
-        convert = self._fetched_row(fetch)
-        return [convert(r) for r in self._run(fetch_statement(self.sa_table, self.table, fetch)).mappings()]
+        result = self._run(fetch_statement(self.sa_table, self.table, fetch))
+        return self._fetched_rows(fetch, result.keys(), result.all())
 
     def fetch_batches(self, fetch: Fetch, size: int) -> Iterator[list[Row]]:
         """A server-side cursor, read `size` rows at a time: memory stays flat however many rows match."""
-        convert = self._fetched_row(fetch)
         statement = fetch_statement(self.sa_table, self.table, fetch)
         with translate_errors(self.uow.catalog):
             result = self.connection.execution_options(stream_results=True, max_row_buffer=size).execute(statement)
             try:
-                for part in result.mappings().partitions(size):
-                    yield [convert(r) for r in part]
+                keys = result.keys()
+                for part in result.partitions(size):
+                    yield self._fetched_rows(fetch, keys, part)
             finally:
                 result.close()
 
@@ -203,6 +241,7 @@ class SqlAlchemyRepository(AbstractRepository):
         return self._run(statement).scalar_one()
 
     def update(self, where: Where | None, changes: Row, now: dt.datetime) -> list[Row]:
+        self._writing()
         t = self.sa_table.c
         changed = sa.or_(*(t[c].is_distinct_from(sa.bindparam(f"new_{c}", v, type_=t[c].type))
                            for c, v in changes.items()))
@@ -216,6 +255,7 @@ class SqlAlchemyRepository(AbstractRepository):
         return _rows(self._run(statement.returning(*self.sa_table.c)))
 
     def delete(self, where: Where | None) -> list[Row]:
+        self._writing()
         statement = sa.delete(self.sa_table)
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
@@ -223,30 +263,62 @@ class SqlAlchemyRepository(AbstractRepository):
 
 
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
-    """One connection and one transaction per unit of work; leaving without commit() rolls back."""
+    """One connection and one transaction per unit of work; leaving without commit() rolls back.
+
+    DEPOT_STATEMENT_TIMEOUT_MS is the engine's, set once per connection (adapters.postgres.db.make_engine).
+    """
 
     kind = "postgres"
 
-    def __init__(self, engine: Engine, catalog: Catalog, *, statement_timeout_ms: int | None = None):
+    def __init__(self, engine: Engine, catalog: Catalog):
         self.engine = engine
         self.catalog = catalog
         self.metadata = build_metadata(catalog)
-        self.statement_timeout_ms = statement_timeout_ms
         self.connection: Connection | None = None  # type: ignore[assignment]
         self._transaction: sa.Transaction | None = None
+        self.read_only = False
+        # Batches whose chunks met stored keys: their next chunks skip the direct COPY (ingest.py).
+        self.direct_copy_missed: set[int] = set()
+
+    def reading(self) -> SqlAlchemyUnitOfWork:
+        """Reads only: the connection runs in autocommit, so each statement is sent alone, with no
+        BEGIN before it and no ROLLBACK after it (two of a get-by-key's three round trips). Each
+        statement sees what was committed when it began, exactly as it would inside the READ
+        COMMITTED transaction it replaces."""
+        self.read_only = True
+        return self
 
     def __enter__(self) -> SqlAlchemyUnitOfWork:
-        with translate_errors(self.catalog):
-            self.connection = self.engine.connect()
-            self._transaction = self.connection.begin()
-            if self.statement_timeout_ms:
-                self.connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
+        try:
+            self._connect()
+        except BaseException:
+            self.read_only = False
+            raise
         return self
+
+    def _connect(self) -> None:
+        with translate_errors(self.catalog):
+            if not self.read_only:
+                self.connection = self.engine.connect()
+                self._transaction = self.connection.begin()
+                return
+            reader = read_engine(self.engine)
+            if reader is not None:
+                self.connection = reader.connect()
+            else:  # an engine that make_engine did not build: switch this connection for a while
+                self.connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def reconnect(self) -> None:
+        """A new connection in place of one the server dropped (reads only: nothing is lost)."""
+        assert self.read_only and self.connection is not None
+        self.connection.close()
+        self._connect()
 
     def __exit__(self, *exc_info: object) -> None:
         try:
             self.rollback()
         finally:
+            self.read_only = False
             if self.connection is not None:
                 self.connection.close()
                 self.connection = None
@@ -262,6 +334,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         return SqlAlchemyIngestRepository(self)
 
     def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("commit() in a unit of work opened with reading()")
         if self._transaction is not None and self._transaction.is_active:
             with translate_errors(self.catalog):
                 self._transaction.commit()
