@@ -152,8 +152,14 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         Tried rather than probed: under a savepoint, the COPY fails at the first row whose key is
         stored (at once, on a re-load) or that a concurrent batch holds, and the chunk takes the
         merge path from a clean state, which then answers exactly as it would have alone
-        (whatever the error was). Rows go in file order, so their ids are drawn in file order.
+        (whatever the error was).
+
+        Rows go in natural-key order, as the merge inserts them: concurrent batches sharing keys
+        then take their locks in one order and queue instead of deadlocking. (Python's order of
+        the key values is PostgreSQL's: text is COLLATE "C", and keys are never null. Only tables
+        without a surrogate id come here, so no id depends on that order.)
         """
+        rows = sorted(rows, key=itemgetter(*table.natural_key))
         system = ["version", "created_at", "updated_at"]
         extra: tuple[Any, ...] = (1, now, now)
         if table.has_provenance:
