@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 
@@ -90,3 +92,29 @@ def uow_factory(request: pytest.FixtureRequest) -> UowFactory:
     if request.param == "memory":
         return request.getfixturevalue("memory_uow")
     return request.getfixturevalue("pg_uow")
+
+
+def _with_database(url: str, name: str) -> str:
+    head, _, query = url.partition("?")
+    return f"{head.rsplit('/', 1)[0]}/{name}?{query}"
+
+
+@pytest.fixture
+def new_database(pg_server: str) -> Iterator[Callable[[], str]]:
+    """Makes empty databases on the session's server; drops them afterwards."""
+    admin = psycopg2.connect(_with_database(pg_server, "postgres").replace("+psycopg2", ""))
+    admin.autocommit = True
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"depot_schema_{uuid.uuid4().hex[:8]}"
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return _with_database(pg_server, name)
+
+    yield make
+    with admin.cursor() as cursor:
+        for name in made:
+            cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()

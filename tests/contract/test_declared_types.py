@@ -14,9 +14,7 @@ from annotated_types import Gt, Lt, MaxLen
 from fastapi.testclient import TestClient
 
 from domain.schema import Catalog, Naive
-from entrypoints.app import create_app
-from entrypoints.container import Container
-from entrypoints.settings import Settings
+from tests.serving import served
 
 A = uuid.UUID("00000000-0000-4000-8000-00000000000a")
 B = uuid.UUID("ffffffff-0000-4000-8000-00000000000b")
@@ -43,29 +41,8 @@ def specimen_catalog() -> Catalog:
 
 @pytest.fixture(params=["memory", "postgres"])
 def client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
-    catalog = specimen_catalog()
-    container = Container()
-    container.catalog.override(catalog)
-    if request.param == "memory":
-        container.settings.override(Settings(storage="memory"))
-        with TestClient(create_app(container)) as test_client:
-            yield test_client
-        return
-    from adapters.postgres.db import make_engine
-    from adapters.postgres.tables import build_metadata
-
-    url = request.getfixturevalue("pg_server")
-    request.getfixturevalue("pg_uow")  # a clean database with the catalog migrated
-    engine = make_engine(url, pool_size=2)
-    specimens = build_metadata(catalog).tables["specimens"]
-    specimens.create(engine)
-    container.settings.override(Settings(storage="postgres", database_url=url, migrate_on_start=False))
-    try:
-        with TestClient(create_app(container)) as test_client:
-            yield test_client
-    finally:
-        specimens.drop(engine)
-        engine.dispose()
+    with served(specimen_catalog(), request.param, request) as test_client:
+        yield test_client
 
 
 ROWS = [

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from tests.e2e import legacy_shop
-from tests.e2e.conftest import _database
 from tests.e2e.depot_process import DEPOT, DepotProcess, clean_env
 
 
@@ -25,18 +24,11 @@ def depot(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess
 
 
 @pytest.fixture
-def legacy_database(pg_server: str):
+def legacy_database(new_database) -> str:
     """A database of its own, made and filled by the legacy application (create_all, then inserts)."""
-    name = f"depot_adopt_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(_database(pg_server, "postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = _database(pg_server, name)
+    url = new_database()
     legacy_shop.build(url)
-    yield url.replace("+psycopg2", "")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    return url.replace("+psycopg2", "")
 
 
 def as_json(value: object) -> object:

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.pool import NullPool
 
-from tests.e2e.conftest import _database
 from tests.e2e.depot_process import DEPOT, DepotProcess, clean_env
 
 BOOKSHOP = Path(__file__).parent / "bookshop" / "catalog.py"
@@ -30,15 +26,8 @@ def depot_files() -> set[Path]:
 
 
 @pytest.fixture
-def database(pg_server: str):
-    name = f"depot_own_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(_database(pg_server, "postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield _database(pg_server, name).replace("+psycopg2", "")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+def database(new_database) -> str:
+    return new_database().replace("+psycopg2", "")
 
 
 def test_init_declare_makemigration_serve(tmp_path: Path, database: str):
