@@ -77,15 +77,12 @@ class RefusedStoreAtStartup:
 
 
 def _prepare_or_refuse(container: Container) -> None:
-    if container.settings().storage == "postgres":
-        from adapters.postgres.schema_changes import MigrationFailed, SchemaDrift
+    from adapters.postgres.schema_changes import MigrationFailed, SchemaDrift  # memory raises neither
 
-        try:
-            prepare_storage(container)
-        except (SchemaDrift, MigrationFailed) as refused:
-            raise StoreRefused(str(refused)) from None
-        return
-    prepare_storage(container)
+    try:
+        prepare_storage(container)
+    except (SchemaDrift, MigrationFailed) as refused:
+        raise StoreRefused(str(refused)) from None
 
 
 def create_app(container: Container | None = None) -> FastAPI:

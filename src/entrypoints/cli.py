@@ -93,13 +93,12 @@ def serve(
             # handler then stops the embedded PostgreSQL (atexit does not run on a signal).
             stop_on_signals(embedded)
         os.environ["DEPOT_DATABASE_URL"] = database_url(settings)
-        from adapters.postgres.db import migrate, refuse_drift
+        from entrypoints.app import prepare_storage
 
+        # Here, once, so that no worker starts on a store that failed to migrate or drifted.
         with _store_refusals(container, cleanup=embedded.stop if embedded is not None else None):
-            if settings.migrate_on_start:
-                migrate(container.engine(), container.history())
-                os.environ["DEPOT_MIGRATE_ON_START"] = "false"
-            refuse_drift(container.engine(), container.catalog())  # here, so that no worker starts
+            prepare_storage(container)
+        os.environ["DEPOT_MIGRATE_ON_START"] = "false"
         container.shutdown_resources()
     # The workers build their own container from the environment: hand them what the command line said.
     for name in ("storage", "host", "port", "workers", "catalog", "migrations_dir"):
