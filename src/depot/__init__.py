@@ -19,10 +19,11 @@ from domain.schema import (
     Pattern,
     References,
     Renamed,
+    SystemColumns,
     Table,
 )
 
 __all__ = [
     "BigInt", "Catalog", "Column", "ColumnType", "Doc", "ForeignKey", "Ge", "Gt", "Interval", "Le", "Lt",
-    "MaxLen", "Naive", "Numeric", "OneOf", "Pattern", "References", "Renamed", "Table",
+    "MaxLen", "Naive", "Numeric", "OneOf", "Pattern", "References", "Renamed", "SystemColumns", "Table",
 ]

@@ -103,6 +103,48 @@ class Renamed:
 # --- the spec every layer derives from -----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SystemColumns:
+    """The names of the columns depot adds to a table, by role.
+
+    Every layer reads a system column through these (``spec.system.version``), never by a literal
+    name, so a catalog whose data has its own `version` or `source` can move depot's aside:
+    ``Catalog(system_columns="_depot_")`` gives `_depot_source`, `_depot_version`, and so on.
+    """
+
+    source: str = "source"
+    batch_id: str = "batch_id"
+    version: str = "version"
+    created_at: str = "created_at"
+    updated_at: str = "updated_at"
+
+    ROLES: typing.ClassVar[tuple[str, ...]] = ("source", "batch_id", "version", "created_at", "updated_at")
+
+    @classmethod
+    def prefixed(cls, prefix: str) -> SystemColumns:
+        return cls(**{role: f"{prefix}{role}" for role in cls.ROLES})
+
+    @classmethod
+    def of(cls, setting: SystemColumns | str | None) -> SystemColumns:
+        """A catalog's or table's `system_columns=` setting: a prefix, the names themselves, or None."""
+        if setting is None:
+            return cls()
+        if isinstance(setting, str):
+            return cls.prefixed(setting)
+        return setting
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(getattr(self, role) for role in self.ROLES)
+
+    def role_of(self, name: str) -> str | None:
+        """Which system column `name` is (`"version"` for `_depot_version`), if it is one."""
+        return next((role for role in self.ROLES if getattr(self, role) == name), None)
+
+
+DEFAULT_SYSTEM_COLUMNS = SystemColumns()
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "MISSING"
@@ -195,6 +237,7 @@ class Table:
     read_only: bool = False
     description: str | None = None
     unique: tuple[tuple[str, ...], ...] = ()  # further unique column sets (NULLs distinct, as in SQL)
+    system: SystemColumns = DEFAULT_SYSTEM_COLUMNS  # the names of the columns depot adds
     _by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -216,7 +259,12 @@ class Table:
 
     @property
     def has_provenance(self) -> bool:
-        return self.has_column("source")
+        return self.has_column(self.system.source)
+
+    @property
+    def has_versions(self) -> bool:
+        """Whether depot keeps `version`, `created_at` and `updated_at` on this table (SYSTEM_GROUPS)."""
+        return self.has_column(self.system.version)
 
     @property
     def surrogate(self) -> str | None:
@@ -256,10 +304,15 @@ class Catalog:
     A new catalog starts with depot's system tables (`sources`, `ingest_batches`, `rejected_rows`,
     declared in domain.system), which every table's provenance columns reference. `system=False`
     is for the system catalog itself.
+
+    `system_columns` names the columns depot adds to every table (a prefix such as ``"_depot_"``, or a
+    SystemColumns); a table's own `system_columns=` overrides it.
     """
 
-    def __init__(self, tables: typing.Iterable[Table] = (), *, system: bool = True) -> None:
+    def __init__(self, tables: typing.Iterable[Table] = (), *, system: bool = True,
+                 system_columns: SystemColumns | str | None = None) -> None:
         self._tables: dict[str, Table] = {}
+        self.system_columns = SystemColumns.of(system_columns)
         tables = list(tables)
         if system and not any(t.name == "sources" for t in tables):
             from domain.system import SYSTEM  # here, not at the top: domain.system declares with Catalog
@@ -279,7 +332,7 @@ class Catalog:
 
     def extend(self) -> Catalog:
         """A copy to declare more tables in (tests use it for throwaway tables)."""
-        return Catalog(self._tables.values(), system=False)
+        return Catalog(self._tables.values(), system=False, system_columns=self.system_columns)
 
     @property
     def user_tables(self) -> tuple[Table, ...]:
@@ -319,13 +372,16 @@ class Catalog:
         provenance: bool = True,
         read_only: bool = False,
         unique: tuple[tuple[str, ...], ...] = (),
+        system_columns: SystemColumns | str | None = None,
     ) -> Callable[[type], type]:
         """Declare a table from a dataclass. Field order is column order.
 
         `surrogate_id` adds a generated bigint `id` primary key; the natural key then stays unique.
         `provenance` adds `source` and `batch_id`; every table of SYSTEM_GROUPS also gets
-        `version`, `created_at` and `updated_at`.
+        `version`, `created_at` and `updated_at`. `system_columns` renames those for this table
+        (a prefix or a SystemColumns), over the catalog's setting.
         """
+        names = self.system_columns if system_columns is None else SystemColumns.of(system_columns)
 
         if group not in GROUPS:
             raise ValueError(f"table {name!r}: unknown group {group!r}; the groups are {', '.join(GROUPS)}")
@@ -336,12 +392,12 @@ class Catalog:
                 cls = dataclass(frozen=True, kw_only=True)(cls)
             hints = typing.get_type_hints(cls, include_extras=True)
             columns = [_column_from_field(f, hints) for f in dataclasses.fields(cls)]
-            _refuse_reserved(name, columns, group, surrogate_id)
+            _refuse_reserved(name, columns, group, surrogate_id, names)
             nk = tuple(natural_key or (columns[0].name,))
             if surrogate_id:
                 columns.insert(0, Column("id", ColumnType.BIGINT, generated=True))
             if group in SYSTEM_GROUPS:
-                columns.extend(_system_columns(provenance))
+                columns.extend(_system_columns(provenance, names))
             fks = [
                 ForeignKey((c.name,), c.reference.table, (c.reference.column or "",), c.reference.soft)
                 for c in columns if c.reference is not None
@@ -357,6 +413,7 @@ class Catalog:
                 read_only=read_only,
                 description=(doc or "").strip() or None,
                 unique=tuple(tuple(u) for u in unique),
+                system=names,
             )
             _check(spec)
             self.add(spec)
@@ -375,43 +432,46 @@ class Catalog:
         return dataclasses.replace(fk, target_columns=target_key)
 
 
-def _system_columns(provenance: bool) -> list[Column]:
+def _system_columns(provenance: bool, names: SystemColumns = DEFAULT_SYSTEM_COLUMNS) -> list[Column]:
     cols = []
     if provenance:
         cols += [
-            Column("source", ColumnType.TEXT, default="manual", system=True,
+            Column(names.source, ColumnType.TEXT, default="manual", system=True,
                    reference=References("sources", "code"),
                    description="The source that wrote this row's current values."),
-            Column("batch_id", ColumnType.BIGINT, nullable=True, system=True,
+            Column(names.batch_id, ColumnType.BIGINT, nullable=True, system=True,
                    reference=References("ingest_batches", "id"),
                    description="The ingest batch that last wrote this row, if any."),
         ]
     cols += [
-        Column("version", ColumnType.INTEGER, default=1, system=True,
+        Column(names.version, ColumnType.INTEGER, default=1, system=True,
                description="1 on insert, +1 on each change; the ETag."),
-        Column("created_at", ColumnType.TIMESTAMPTZ, system=True),
-        Column("updated_at", ColumnType.TIMESTAMPTZ, system=True),
+        Column(names.created_at, ColumnType.TIMESTAMPTZ, system=True),
+        Column(names.updated_at, ColumnType.TIMESTAMPTZ, system=True),
     ]
     return cols
 
 
-def reserved_names(group: str, surrogate_id: bool) -> tuple[str, ...]:
+def reserved_names(group: str, surrogate_id: bool,
+                   names: SystemColumns = DEFAULT_SYSTEM_COLUMNS) -> tuple[str, ...]:
     """The column names depot adds to a table of this group, which its declaration may not use.
 
     All system column names are reserved in SYSTEM_GROUPS, provenance or not, so a table can gain
     provenance later without renaming a column."""
-    names = [c.name for c in _system_columns(provenance=True)] if group in SYSTEM_GROUPS else []
-    return ("id", *names) if surrogate_id else tuple(names)
+    added = list(names.names) if group in SYSTEM_GROUPS else []
+    return ("id", *added) if surrogate_id else tuple(added)
 
 
-def _refuse_reserved(table: str, columns: list[Column], group: str, surrogate_id: bool) -> None:
-    reserved = reserved_names(group, surrogate_id)
+def _refuse_reserved(table: str, columns: list[Column], group: str, surrogate_id: bool,
+                     names: SystemColumns) -> None:
+    reserved = reserved_names(group, surrogate_id, names)
     clashes = [c.name for c in columns if c.name in reserved]
     if clashes:
         raise ValueError(
             f"table {table!r}: {', '.join(map(repr, clashes))} "
             f"{'is a name' if len(clashes) == 1 else 'are names'} depot reserves for its system columns "
-            f"(reserved here: {', '.join(reserved)}); rename the column"
+            f"(reserved here: {', '.join(reserved)}); rename the column, or move depot's aside "
+            f"with system_columns=\"_depot_\" on the table or the catalog"
         )
 
 

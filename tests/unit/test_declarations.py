@@ -221,3 +221,49 @@ def test_a_rename_is_declared_on_the_new_column():
     column = catalog["books"].column("page_count")
     assert (column.renamed_from, column.ge, column.nullable) == ("pages", 1, True)
     assert catalog["books"].column("isbn").renamed_from is None
+
+
+def test_a_catalog_can_move_its_system_columns_aside_for_a_table_that_uses_their_names():
+    from depot import SystemColumns
+
+    catalog = Catalog(system_columns="_depot_")
+
+    @catalog.table("packages", group="primary", natural_key=("name",))
+    class Package:
+        name: str
+        version: str
+        source: str | None = None
+        created_at: dt.datetime | None = None
+
+    spec = catalog["packages"]
+    assert spec.system == SystemColumns.prefixed("_depot_")
+    assert spec.column_names == ("name", "version", "source", "created_at", "_depot_source", "_depot_batch_id",
+                                 "_depot_version", "_depot_created_at", "_depot_updated_at")
+    assert not spec.column("version").system and spec.column("_depot_version").system
+    assert spec.has_provenance and spec.has_versions
+    assert spec.system.role_of("_depot_version") == "version" and spec.system.role_of("version") is None
+
+
+def test_a_table_can_name_its_system_columns_over_the_catalog():
+    catalog = Catalog()
+
+    @catalog.table("articles", group="secondary", natural_key=("url",), system_columns="sys_")
+    class Article:
+        url: str
+        source: str
+
+    @catalog.table("plain", group="secondary", natural_key=("k",))
+    class Plain:
+        k: str
+
+    assert catalog["articles"].system.source == "sys_source"
+    assert catalog["plain"].system.source == "source"
+
+
+def test_a_clash_with_the_default_names_says_how_to_move_them_aside():
+    catalog = Catalog()
+    with pytest.raises(ValueError, match="system_columns"):
+        @catalog.table("packages", group="primary", natural_key=("name",))
+        class Package:
+            name: str
+            version: str
