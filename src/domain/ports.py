@@ -13,10 +13,6 @@ from domain.schema import Catalog, Table
 
 Row = dict[str, Any]
 
-# What an upsert never overwrites on an existing row: its identity and its history.
-KEPT_ON_UPDATE = frozenset({"id", "version", "created_at", "updated_at"})
-
-
 class AbstractRepository(abc.ABC):
     """Rows of one table. Values in and out are typed Python values (int, Decimal, datetime, ...).
 

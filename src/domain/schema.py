@@ -266,6 +266,25 @@ class Table:
         """Whether depot keeps `version`, `created_at` and `updated_at` on this table (SYSTEM_GROUPS)."""
         return self.has_column(self.system.version)
 
+    def inserted_stamp(self, now: dt.datetime, source: str = "manual", batch_id: int | None = None) -> dict:
+        """The system columns' values of a row about to be inserted: depot sets them, never the caller."""
+        s, stamp = self.system, {}
+        if self.has_provenance:
+            stamp |= {s.source: source, s.batch_id: batch_id}
+        if self.has_versions:
+            stamp |= {s.version: 1, s.created_at: now, s.updated_at: now}
+        return stamp
+
+    def changed_stamp(self, stored: dict, now: dt.datetime) -> dict:
+        """The version and updated_at of a stored row whose values change."""
+        return {self.system.version: stored[self.system.version] + 1, self.system.updated_at: now}
+
+    @property
+    def kept_on_update(self) -> frozenset[str]:
+        """What an upsert never overwrites on an existing row: its identity and its history."""
+        s = self.system
+        return frozenset(c for c in (self.surrogate, s.version, s.created_at, s.updated_at) if c is not None)
+
     @property
     def surrogate(self) -> str | None:
         """The generated id column (`surrogate_id`), if the table has one."""
@@ -288,6 +307,23 @@ class Table:
 
     def key_of(self, row: dict) -> tuple:
         return tuple(row[c] for c in self.primary_key)
+
+    def with_system_columns(self, names: SystemColumns) -> Table:
+        """The same declaration with depot's columns called `names`: what the table becomes when its
+        catalog's `system_columns` setting changes (a migration then renames the columns)."""
+        rename = {getattr(self.system, role): getattr(names, role) for role in SystemColumns.ROLES}
+
+        def renamed(column: str) -> str:
+            return rename.get(column, column) if self.column(column).system else column
+
+        return Table(
+            name=self.name, group=self.group,
+            columns=tuple(dataclasses.replace(c, name=renamed(c.name)) for c in self.columns),
+            primary_key=self.primary_key, natural_key=self.natural_key,
+            foreign_keys=tuple(dataclasses.replace(fk, columns=tuple(map(renamed, fk.columns)))
+                               for fk in self.foreign_keys),
+            read_only=self.read_only, description=self.description, unique=self.unique, system=names,
+        )
 
 
 # --- the catalog and its decorator ---------------------------------------------------------------
@@ -329,6 +365,13 @@ class Catalog:
                 raise ValueError(f"{spec.name}.{fk.name} references undeclared table {fk.target!r}")
         self._tables[spec.name] = spec
         return spec
+
+    def with_system_columns(self, setting: SystemColumns | str | None) -> Catalog:
+        """This catalog with every one of its own tables' system columns named by `setting`."""
+        names = SystemColumns.of(setting)
+        own = {t.name for t in self.user_tables}
+        return Catalog([t.with_system_columns(names) if t.name in own else t for t in self],
+                       system=False, system_columns=names)
 
     def extend(self) -> Catalog:
         """A copy to declare more tables in (tests use it for throwaway tables)."""

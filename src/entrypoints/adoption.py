@@ -22,7 +22,7 @@ from adapters.postgres.adopt import (
 )
 from adapters.postgres.db import SYSTEM_LINEAGE, make_engine
 from adapters.postgres.tables import build_metadata
-from domain.schema import MISSING, Column, ColumnType
+from domain.schema import MISSING, Column, ColumnType, SystemColumns
 from domain.system import SYSTEM_TABLES
 from entrypoints.catalogs import CatalogNotFound, load_catalog
 
@@ -40,7 +40,7 @@ Edit it as your own: it is. Each table got its group by a rule of thumb, which y
   primary    references no other table (independent reference data);
   secondary  references other tables;
   instances  has a surrogate `id` and a timestamp column (time-stamped observations).
-depot adds its system columns (source, batch_id, version, created_at, updated_at) to every table;
+depot adds its system columns ({system}) to every table;
 the first migration in migrations/ adds them to the tables as they are, keeping every row.
 Comments starting "# not mapped" or "# not adopted" are what depot could not declare; it stays in
 the database as it is. `depot adopt` printed them too.
@@ -61,8 +61,13 @@ def render_catalog(adoption: Adoption, *, source: str, date: str) -> str:
         imports.append("from typing import Annotated")
     imports += ["", f"from depot import {', '.join(['Catalog', *names])}"]
     notes = "".join(f"# {line}\n" for line in adoption.notes)
-    return (HEADER.format(source=source, date=date) + "\n" + "\n".join(imports) + "\n\n" + notes
-            + ("\n" if notes else "") + "CATALOG = Catalog()\n\n\n" + text)
+    prefix = adoption.system_columns
+    catalog = "CATALOG = Catalog()" if prefix is None else (
+        "# Some tables have columns named like depot's system columns: depot's take a prefix instead.\n"
+        f"CATALOG = Catalog(system_columns={_py(prefix)})")
+    header = HEADER.format(source=source, date=date, system=", ".join(SystemColumns.of(prefix).names))
+    return (header + "\n" + "\n".join(imports) + "\n\n" + notes
+            + ("\n" if notes else "") + catalog + "\n\n\n" + text)
 
 
 def _code_only(text: str) -> str:

@@ -218,7 +218,7 @@ def table_router(table: Table) -> APIRouter:
     )
     async def read_row(key: str, request: Request, uow: UoW) -> Response:
         row = await run_in_threadpool(services.get_row, uow, name, key)  # the request's one thread hop
-        tag = etag(row)
+        tag = etag(table, row)
         if none_match(request, tag):
             return Response(status_code=304, headers={"etag": tag})
         return JSONResponse(row, headers={"etag": tag})
@@ -241,7 +241,7 @@ def table_router(table: Table) -> APIRouter:
         expected = if_match_version(request)
         changes = parse_json(await read_body(request))
         row = await run_in_threadpool(services.update_row, uow, name, key, changes, expected_version=expected)
-        return JSONResponse(row, headers={"etag": etag(row)})
+        return JSONResponse(row, headers={"etag": etag(table, row)})
 
     @router.delete(
         "/{key:path}",

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from adapters.memory.evaluate import JSON_NULL, RelatedCheck, group_rows, matches, sort_rows, walk
 from domain.errors import BadRequest, DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
-from domain.ports import KEPT_ON_UPDATE, AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
+from domain.ports import AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Fetch, JsonPath, Lookup, Query, Related, Where, keyset_where, name_of
 from domain.schema import Catalog, ForeignKey, Table
 from domain.validation import ValueRefused, coercer
@@ -57,11 +57,9 @@ class MemoryStore:
         self.tables = {t.name: MemoryTable(t) for t in catalog}
         self.lock = threading.RLock()
         if seed and "sources" in self.tables:
-            epoch = dt.datetime.now(dt.UTC)
-            self.tables["sources"].put({
-                "code": "manual", "name": "Manual entry", "priority": 0, "url": None,
-                "version": 1, "created_at": epoch, "updated_at": epoch,
-            })
+            sources = self.tables["sources"]
+            sources.put({"code": "manual", "name": "Manual entry", "priority": 0, "url": None,
+                         **sources.spec.inserted_stamp(dt.datetime.now(dt.UTC))})
 
 
 class InMemoryRepository(AbstractRepository):
@@ -173,15 +171,14 @@ class InMemoryRepository(AbstractRepository):
                 written.append(self._insert(row))
             elif update:
                 old = self.data.rows[pk]
-                changes = {k: v for k, v in row.items() if k not in KEPT_ON_UPDATE}
+                changes = {k: v for k, v in row.items() if k not in self.table.kept_on_update}
                 written.append(self._apply(old, changes, now))
         return written
 
     def _apply(self, old: Row, changes: Row, now: dt.datetime) -> Row:
         new = {**old, **changes}
         if any(old[k] != new[k] for k in changes):
-            new["version"] = old["version"] + 1
-            new["updated_at"] = now
+            new |= self.table.changed_stamp(old, now)
             self._replace(old, new)
             return dict(new)
         return dict(old)

@@ -24,7 +24,7 @@ from domain.errors import (
     Unavailable,
     UnknownTable,
 )
-from domain.ports import KEPT_ON_UPDATE, AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
+from domain.ports import AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Fetch, Query, Where
 from domain.schema import Catalog, ColumnType, Table
 
@@ -151,11 +151,9 @@ class SqlAlchemyRepository(AbstractRepository):
         statement = pg_insert(self.sa_table)
         if update:
             t, excluded = self.sa_table.c, statement.excluded
-            written = [c for c in rows[0] if c not in KEPT_ON_UPDATE and c not in conflict]
+            written = [c for c in rows[0] if c not in self.table.kept_on_update and c not in conflict]
             changed = sa.or_(*(t[c].is_distinct_from(excluded[c]) for c in written)) if written else sa.false()
-            values: dict[str, Any] = {c: excluded[c] for c in written}
-            values["version"] = sa.case((changed, t.version + 1), else_=t.version)
-            values["updated_at"] = sa.case((changed, sa.literal(now, t.updated_at.type)), else_=t.updated_at)
+            values: dict[str, Any] = {**{c: excluded[c] for c in written}, **self._bumped(changed, now)}
             statement = statement.on_conflict_do_update(index_elements=list(conflict), set_=values)
         else:
             statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
@@ -245,14 +243,16 @@ class SqlAlchemyRepository(AbstractRepository):
         t = self.sa_table.c
         changed = sa.or_(*(t[c].is_distinct_from(sa.bindparam(f"new_{c}", v, type_=t[c].type))
                            for c, v in changes.items()))
-        statement = sa.update(self.sa_table).values(
-            {**changes,
-             "version": sa.case((changed, t.version + 1), else_=t.version),
-             "updated_at": sa.case((changed, sa.literal(now, t.updated_at.type)), else_=t.updated_at)}
-        )
+        statement = sa.update(self.sa_table).values({**changes, **self._bumped(changed, now)})
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
         return _rows(self._run(statement.returning(*self.sa_table.c)))
+
+    def _bumped(self, changed: sa.ColumnElement[bool], now: dt.datetime) -> dict[str, sa.ColumnElement]:
+        """The version and updated_at of a written row: moved on only when a value really changed."""
+        t, s = self.sa_table.c, self.table.system
+        return {s.version: sa.case((changed, t[s.version] + 1), else_=t[s.version]),
+                s.updated_at: sa.case((changed, sa.literal(now, t[s.updated_at].type)), else_=t[s.updated_at])}
 
     def delete(self, where: Where | None) -> list[Row]:
         self._writing()
