@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import conv
 
-from domain.schema import Catalog
+from domain.schema import Catalog, Table
 
 
 class ChangeRefused(Exception):
@@ -228,6 +228,7 @@ def refine(upgrade: ops.UpgradeOps, connection: Connection, catalog: Catalog, me
       the end, a referencing table before the one it references.
     """
     items = list(flat(upgrade))
+    items = _system_columns_taken_over(items, connection, catalog, metadata)
     items = _renames(items, catalog, compare_type, allow_drop)
     live_tables = set(sa.inspect(connection).get_table_names())
     kept = [n for n in metadata.tables if n in live_tables and n in catalog and owns(n)]
@@ -260,7 +261,7 @@ def _renames(items: list, catalog: Catalog, compare_type: Callable | None, allow
     drops = {(t, op.column_name): op for t, op in items if isinstance(op, ops.DropColumnOp)}
     replaced: dict[int, list] = {}
     for (table, new), add in adds.items():
-        old = catalog[table].column(new).renamed_from if table in catalog else None
+        old = _old_name(catalog[table], new, [c for t, c in drops if t == table]) if table in catalog else None
         drop = drops.get((table, old)) if old else None
         if drop is None:
             continue
@@ -287,6 +288,51 @@ def _renames(items: list, catalog: Catalog, compare_type: Callable | None, allow
         else:
             out.append((table, op))
     return out
+
+
+def _system_columns_taken_over(items: list, connection: Connection, catalog: Catalog, metadata: sa.MetaData) -> list:
+    """A system column moved aside so that the table can have a column of that name itself (`version`
+    becomes `_depot_version`, and the user declares a `version` of their own): Alembic sees the name
+    stay, with another type, and depot's values would land in the user's column. Instead the live
+    column is renamed to the new system name, keeping depot's values, and the user's is added."""
+    adds = [(t, op) for t, op in items if isinstance(op, ops.AddColumnOp) and t in catalog]
+    inspector = sa.inspect(connection)
+    replaced: dict[int, list] = {}
+    taken_over: set[tuple[str, str]] = set()
+    for table, add in adds:
+        spec, new = catalog[table], add.column.name
+        role = spec.system.role_of(new)
+        if role is None:
+            continue
+        live = [c["name"] for c in inspector.get_columns(table)]
+        old = [c for c in live if c.endswith(role) and spec.has_column(c) and not spec.column(c).system]
+        if len(old) != 1:
+            continue
+        replaced[id(add)] = [
+            ops.AlterColumnOp(table, old[0], modify_name=new, existing_type=add.column.type,
+                              existing_nullable=add.column.nullable),
+            ops.AddColumnOp.from_column_and_tablename(None, table, metadata.tables[table].c[old[0]]._copy()),
+        ]
+        taken_over.add((table, old[0]))
+    out = []
+    for table, op in items:
+        if id(op) in replaced:
+            out += [(table, step) for step in replaced[id(op)]]
+        elif not (isinstance(op, ops.AlterColumnOp) and (table, op.column_name) in taken_over):
+            out.append((table, op))
+    return out
+
+
+def _old_name(spec: Table, new: str, dropped: list[str]) -> str | None:
+    """What column `new` was called: its Renamed("old"); for one of depot's system columns, whose names
+    the catalog's `system_columns` setting gives, the one dropped column named for the same role
+    (`version` becoming `_depot_version`, or back)."""
+    column = spec.column(new)
+    if not column.system:
+        return column.renamed_from
+    role = spec.system.role_of(new)
+    same_role = [name for name in dropped if role is not None and name.endswith(role)]
+    return same_role[0] if len(same_role) == 1 else None
 
 
 def _refuse_likely_renames(adds: dict, drops: dict, replaced: dict) -> None:
