@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import re
 import types
 import typing
 import uuid
@@ -361,12 +362,21 @@ class Catalog:
 
     `system_columns` names the columns depot adds to every table (a prefix such as ``"_depot_"``, or a
     SystemColumns); a table's own `system_columns=` overrides it.
+
+    `schema` is the PostgreSQL schema the catalog's tables and views live in (`public` by default).
+    depot puts it first on the search_path of every connection it opens, so its migrations make the
+    tables there and its reads and writes find them there; another catalog in another schema of the
+    same database is another depot process, with its own tables and history.
     """
 
     def __init__(self, tables: typing.Iterable[Table] = (), *, system: bool = True,
-                 system_columns: SystemColumns | str | None = None) -> None:
+                 system_columns: SystemColumns | str | None = None, schema: str = "public") -> None:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+            raise ValueError(f"schema {schema!r}: lower-case letters, digits and underscores, as PostgreSQL "
+                             "keeps a name unquoted")
         self._tables: dict[str, Table] = {}
         self.system_columns = SystemColumns.of(system_columns)
+        self.schema = schema
         tables = list(tables)
         if system and not any(t.name == "sources" for t in tables):
             from domain.system import SYSTEM  # here, not at the top: domain.system declares with Catalog
@@ -393,7 +403,7 @@ class Catalog:
 
     def extend(self) -> Catalog:
         """A copy to declare more tables in (tests use it for throwaway tables)."""
-        return Catalog(self._tables.values(), system=False, system_columns=self.system_columns)
+        return Catalog(self._tables.values(), system=False, system_columns=self.system_columns, schema=self.schema)
 
     @property
     def user_tables(self) -> tuple[Table, ...]:

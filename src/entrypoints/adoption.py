@@ -50,7 +50,8 @@ the database as it is. `depot adopt` printed them too.
 '''
 
 
-def render_catalog(adoption: Adoption, *, source: str, date: str, views: Sequence[ViewDeclaration] = ()) -> str:
+def render_catalog(adoption: Adoption, *, source: str, date: str, views: Sequence[ViewDeclaration] = (),
+                   schema: str = "public") -> str:
     """catalog.py: the imports it needs, then each table in foreign-key order, then the views."""
     bodies = [_render_table(d) for d in adoption.declarations] + [_render_view(v) for v in views]
     text = "\n\n".join(bodies)
@@ -64,9 +65,11 @@ def render_catalog(adoption: Adoption, *, source: str, date: str, views: Sequenc
     imports += ["", f"from depot import {', '.join(['Catalog', *names])}"]
     notes = "".join(f"# {line}\n" for line in adoption.notes)
     prefix = adoption.system_columns
-    catalog = "CATALOG = Catalog()" if prefix is None else (
+    args = [f"system_columns={_py(prefix)}"] if prefix is not None else []
+    args += [f"schema={_py(schema)}"] if schema != "public" else []
+    catalog = f"CATALOG = Catalog({', '.join(args)})" if prefix is None else (
         "# Some tables have columns named like depot's system columns: depot's take a prefix instead.\n"
-        f"CATALOG = Catalog(system_columns={_py(prefix)})")
+        f"CATALOG = Catalog({', '.join(args)})")
     header = HEADER.format(source=source, date=date, system=", ".join(SystemColumns.of(prefix).names))
     return (header + "\n" + "\n".join(imports) + "\n\n" + notes
             + ("\n" if notes else "") + catalog + "\n\n\n" + text)
@@ -239,6 +242,9 @@ def adopt(database_url: str, out: Path, *, schema: str = "public",
     """Read the database, write out/catalog.py and out/migrations/<first revision>; touch nothing in the database."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise AdoptRefused(f"{out} is not empty; adopt writes catalog.py and migrations/ into an empty or new folder")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise AdoptRefused(f"--schema {schema!r}: depot serves schemas named in lower-case letters, digits and "
+                           "underscores (rename it: ALTER SCHEMA ... RENAME TO ...)")
     engine = make_engine(database_url, pool_size=1)
     try:
         with engine.connect() as connection:
@@ -256,10 +262,9 @@ def adopt(database_url: str, out: Path, *, schema: str = "public",
     adoption = declare(found, natural_keys, SYSTEM_TABLES)
     adoption.notes.extend(others)
     if schema != "public":
-        # depot names its tables without a schema, as the migration does: PostgreSQL finds them by search_path.
-        adoption.notes.append(f"the tables are in schema {schema!r}: put it first on the database's search_path "
-                              f"before `depot migrate` (ALTER DATABASE <name> SET search_path = {schema}, public); "
-                              "depot's own tables then go there too")
+        adoption.notes.append(f"the tables are in schema {schema!r}: Catalog(schema={schema!r}) puts it first on the "
+                              "search_path of depot's connections; depot's own tables (sources, ingest_batches, "
+                              "rejected_rows) are made there too, beside them")
     if not adoption.adopted:
         raise AdoptRefused("no table can be adopted:\n  " + "\n  ".join(adoption.unmapped()))
     view_declarations = declare_views(views, adoption.declarations)
@@ -269,7 +274,7 @@ def adopt(database_url: str, out: Path, *, schema: str = "public",
     (out / "migrations").mkdir()
     catalog_path = out / "catalog.py"
     catalog_path.write_text(render_catalog(adoption, source=f"{source} (schema {schema})",
-                                           date=now.strftime("%Y-%m-%d"), views=view_declarations),
+                                           date=now.strftime("%Y-%m-%d"), views=view_declarations, schema=schema),
                             encoding="utf-8")
     # The migration derives from the catalog just written, as `depot migrate` will read it: names,
     # types and checks then agree by construction.

@@ -187,7 +187,7 @@ def makemigration(
     summary: list[str] = []
     with tempfile.TemporaryDirectory(prefix="depot-makemigration-") as scratch:
         server = start_embedded(scratch)
-        engine = make_engine(server.url)
+        engine = make_engine(server.url, schema=history.catalog.schema)
         try:
             with _store_refusals(container):
                 written = generate_migration(engine, history, message, system=system, allow_drop=allow_drop,

@@ -72,3 +72,13 @@ def test_a_view_without_lineage_is_keyed_by_all_its_columns_and_says_so():
     (d,) = declare_views([view("v", {}, "a", "b")], TABLES)
     assert d.key == ("a", "b")
     assert any("no column tells its rows apart" in n for n in d.notes)
+
+
+def test_a_catalogs_schema_is_a_plain_identifier():
+    import pytest
+
+    from domain.schema import Catalog
+
+    assert Catalog(schema="test").extend().schema == "test"
+    with pytest.raises(ValueError, match="schema 'My Shop'"):
+        Catalog(schema="My Shop")
