@@ -240,7 +240,7 @@ class Table:
     unique: tuple[tuple[str, ...], ...] = ()  # further unique column sets (NULLs distinct, as in SQL)
     system: SystemColumns = DEFAULT_SYSTEM_COLUMNS  # the names of the columns depot adds
     kind: str = "table"  # or VIEW / MATERIALIZED: a relation the database defines, read-only to depot
-    definition: ViewRows | None = None  # a view's rows in the memory adapter (Catalog.view), if declared
+    definition: ViewRows | None = field(default=None, compare=False)  # a view's rows in memory (Catalog.view)
     _by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
