@@ -271,12 +271,13 @@ class Table:
 
     @property
     def has_provenance(self) -> bool:
-        return self.has_column(self.system.source)
+        # A view's column named `source` or `version` is the view's data: depot keeps nothing on a view.
+        return not self.is_view and self.has_column(self.system.source)
 
     @property
     def has_versions(self) -> bool:
         """Whether depot keeps `version`, `created_at` and `updated_at` on this table (SYSTEM_GROUPS)."""
-        return self.has_column(self.system.version)
+        return not self.is_view and self.has_column(self.system.version)
 
     def inserted_stamp(self, now: dt.datetime, source: str = "manual", batch_id: int | None = None) -> dict:
         """The system columns' values of a row about to be inserted: depot sets them, never the caller."""
