@@ -65,6 +65,11 @@ class AbstractRepository(abc.ABC):
         planned=True: the planner's estimate where the store has one, cheaper on big tables."""
         raise NotImplementedError
 
+    def refresh(self) -> bool:
+        """Refresh a materialized view from its definition, as of now; True when readers were not
+        blocked meanwhile (CONCURRENTLY, where the view has a unique index to do it by)."""
+        raise NotImplementedError(f"{type(self).__name__} refreshes no views")
+
     def get(self, key: tuple) -> Row | None:
         from domain.query import key_condition
 

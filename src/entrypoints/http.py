@@ -21,6 +21,7 @@ from domain.errors import (
     DepotError,
     InvalidRows,
     NotAcceptable,
+    NotAllowed,
     NotFound,
     PreconditionFailed,
     Unavailable,
@@ -34,6 +35,7 @@ log = logging.getLogger("depot.http")
 STATUS: list[tuple[type[DepotError], int]] = [
     (UnknownTable, 404),
     (NotFound, 404),
+    (NotAllowed, 405),
     (BadRequest, 400),
     (NotAcceptable, 406),
     (Conflict, 409),

@@ -16,6 +16,7 @@ from domain.errors import (
     BadRequest,
     Conflict,
     InvalidRows,
+    NotAllowed,
     NotFound,
     NotSingular,
     PreconditionFailed,
@@ -43,6 +44,8 @@ def table_of(uow: AbstractUnitOfWork, name: str, *, writing: bool = False) -> Ta
             hint=f"Known tables: {', '.join(uow.catalog.names)}",
         )
     spec = uow.catalog[name]
+    if writing and spec.is_view:
+        raise view_is_read_only(spec)
     if writing and spec.read_only:
         raise BadRequest(
             f"The table '{name}' is read-only through the table API",
@@ -50,6 +53,17 @@ def table_of(uow: AbstractUnitOfWork, name: str, *, writing: bool = False) -> Ta
             hint="ingest_batches and rejected_rows are written by /ingest.",
         )
     return spec
+
+
+def view_is_read_only(spec: Table) -> NotAllowed:
+    return NotAllowed(f"The {spec.kind} '{spec.name}' is read-only: depot does not write to views",
+                      hint=f"Write to the tables it reads from; GET /api/{spec.name} reads it."
+                           + (f" POST /api/{spec.name}/refresh refreshes it." if spec.materialized else ""))
+
+
+def not_refreshable(spec: Table) -> NotAllowed:
+    return NotAllowed(f"'{spec.name}' is not a materialized view: there is nothing to refresh",
+                      hint="A plain view shows its tables as they are at each read." if spec.is_view else None)
 
 
 def stamp_new(
@@ -275,3 +289,14 @@ def count_rows(uow: AbstractUnitOfWork) -> dict[str, int]:
     """Every table with its row count (for `depot tables`)."""
     with uow:
         return {t.name: uow.repository(t.name).count(None) for t in uow.catalog}
+
+
+def refresh_view(uow: AbstractUnitOfWork, view_name: str) -> bool:
+    """REFRESH MATERIALIZED VIEW, in a transaction of its own; True when it ran CONCURRENTLY."""
+    spec = table_of(uow, view_name)
+    if not spec.materialized:
+        raise not_refreshable(spec)
+    with uow:
+        concurrently = uow.repository(spec.name).refresh()
+        uow.commit()
+    return concurrently

@@ -61,6 +61,27 @@ class MemoryStore:
             sources.put({"code": "manual", "name": "Manual entry", "priority": 0, "url": None,
                          **sources.spec.inserted_stamp(dt.datetime.now(dt.UTC))})
 
+    def view_rows(self, spec: Table) -> list[Row]:
+        """A view's rows from its Python definition (Catalog.view's `rows=`) over the store as it is
+        now, each with the view's columns in order; none without a definition."""
+        if spec.definition is None:
+            return []
+
+        def read(name: str) -> list[Row]:
+            return [dict(r) for r in self.tables[name].rows.values()]
+
+        return [{c.name: row.get(c.name) for c in spec.columns} for row in spec.definition(read)]
+
+    def recompute_views(self) -> None:
+        """Plain views show their tables as they are, as PostgreSQL runs a view's query at each read:
+        recomputed when a unit of work begins (the memory adapter's read of the view). Materialized
+        views keep what their last refresh put in them."""
+        for spec in self.catalog.views:
+            if not spec.materialized and spec.definition is not None:
+                table = self.tables[spec.name] = MemoryTable(spec)
+                for row in self.view_rows(spec):
+                    table.put(row)
+
 
 class InMemoryRepository(AbstractRepository):
     def __init__(self, uow: InMemoryUnitOfWork, table: Table):
@@ -189,6 +210,15 @@ class InMemoryRepository(AbstractRepository):
         end = None if query.limit is None else query.offset + query.limit
         return [dict(r) for r in ordered[query.offset:end]]
 
+    def refresh(self) -> bool:
+        # Logged as writes, so a unit of work that does not commit leaves the old rows in place.
+        for pk in list(self.data.rows):
+            self.uow.log(self.data, self.data.remove(pk), None)
+        for row in self.store.view_rows(self.table):
+            self.data.put(row)
+            self.uow.log(self.data, None, row)
+        return False
+
     def _related_check(self) -> RelatedCheck:
         """EXISTS as a hash semi-join: each Related's matching keys are collected once per statement."""
         found: dict[int, tuple[Related, set[tuple]]] = {}
@@ -304,6 +334,7 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
 
     def __enter__(self) -> InMemoryUnitOfWork:
         self.store.lock.acquire()
+        self.store.recompute_views()
         self._depth += 1
         self.committed = False
         return self

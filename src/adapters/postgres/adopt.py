@@ -14,7 +14,7 @@ import datetime as dt
 import decimal
 import keyword
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -879,16 +879,21 @@ def downgrade() -> None:
 
 
 def adoption_migration(adoption: Adoption, found: list[FoundTable], metadata: sa.MetaData, *, revision: str,
-                       depends_on: str, message: str) -> str:
-    """The text of the catalog history's first revision (see MIGRATION_TEMPLATE)."""
+                       depends_on: str, message: str, drop_views: Sequence[str] = (),
+                       create_views: Sequence[str] = ()) -> str:
+    """The text of the catalog history's first revision (see MIGRATION_TEMPLATE). `drop_views` and
+    `create_views` (adopt_views.py) are lines that set the schema's views aside while the tables change
+    and make them again after, as they were; on an empty database, after the tables are made."""
     by_name = {t.name: t for t in found}
-    adopt_code = []
+    adopt_code = [render_steps(["# the views, set aside while their tables change", *drop_views])] if drop_views else []
     for d in adoption.adopted:
         steps = adoption_steps(d, by_name[d.name], metadata.tables[d.name])
         adopt_code.append(render_steps([f"# {d.name}", *steps]))
+    views = ["# the views, made again as they were", *create_views] if create_views else []
+    adopt_code += [render_steps(views)] if views else []
     tables = [metadata.tables[d.name] for d in adoption.adopted]
     return MIGRATION_TEMPLATE.format(
         message=message, revision=revision, created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
         depends_on=depends_on, adopted=tuple(d.name for d in adoption.adopted),
-        adopt="".join(adopt_code) or "    pass\n", create=render_steps(creation_steps(tables)),
+        adopt="".join(adopt_code) or "    pass\n", create=render_steps([*creation_steps(tables), *views]),
     )

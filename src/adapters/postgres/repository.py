@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from adapters.postgres.compile import fetch_statement, order_by, where_clause
 from adapters.postgres.db import read_engine
-from adapters.postgres.tables import build_metadata, checks_of
+from adapters.postgres.tables import checks_of, relations_metadata
 from domain.errors import (
     BadRequest,
     Conflict,
@@ -123,6 +123,21 @@ class SqlAlchemyRepository(AbstractRepository):
         sql, names = _get_sql(self.sa_table, self.uow.engine.dialect)
         rows = _rows(self._run(sql, dict(zip(names, key, strict=True))))
         return rows[0] if rows else None
+
+    def refresh(self) -> bool:
+        self._writing()
+        # CONCURRENTLY keeps the view readable meanwhile, but PostgreSQL allows it only on a view
+        # that has data already and a unique index on plain columns (the rows are matched by it).
+        concurrently = bool(self._run(sa.text(
+            "SELECT c.relispopulated AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid "
+            "AND x.indisunique AND x.indpred IS NULL AND x.indexprs IS NULL) FROM pg_class c WHERE c.oid = "
+            "CAST(:name AS regclass)"), {"name": self._quoted_name}).scalar())
+        self._run(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY ' if concurrently else ''}{self._quoted_name}")
+        return concurrently
+
+    @property
+    def _quoted_name(self) -> str:
+        return self.connection.dialect.identifier_preparer.format_table(self.sa_table)
 
     def _writing(self) -> None:
         if self.uow.read_only:  # a programming error: reading() runs statements without a transaction
@@ -273,7 +288,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     def __init__(self, engine: Engine, catalog: Catalog):
         self.engine = engine
         self.catalog = catalog
-        self.metadata = build_metadata(catalog)
+        self.metadata = relations_metadata(catalog)
         self.connection: Connection | None = None  # type: ignore[assignment]
         self._transaction: sa.Transaction | None = None
         self.read_only = False

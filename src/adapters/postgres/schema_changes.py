@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import conv
 
-from domain.schema import Catalog, Table
+from domain.schema import Catalog, Column, ColumnType, Table
 
 
 class ChangeRefused(Exception):
@@ -517,6 +517,49 @@ def differences(connection: Connection, catalog: Catalog) -> list[str]:
     # leaves the ones the declaration language cannot say, and names them in catalog.py.
     found += [f"{table}: check {name} ({sql}) is not in the catalog" for (table, name), sql in live.items()
               if name.startswith(f"ck_{table}_")]
+    return found + view_differences(connection, catalog)
+
+
+def _any_text(column: Column, live: str) -> bool:
+    """A view's `str` column may be varchar of any length: depot reads it as text all the same."""
+    return column.type is ColumnType.TEXT and column.max_length is None and live.startswith("character varying")
+
+
+_RELKINDS = {"v": "view", "m": "materialized view", "r": "table", "p": "table", "f": "foreign table"}
+
+
+def view_differences(connection: Connection, catalog: Catalog) -> list[str]:
+    """Each declared view exists, of its kind, with its columns and their types. Views are the
+    database's own: nothing writes a migration for them, so this is all depot checks (an extra
+    column in the view is fine, depot does not read it)."""
+    from adapters.postgres.adopt import type_sql
+
+    views = catalog.views
+    if not views:
+        return []
+    rows = connection.execute(sa.text(
+        "SELECT c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_class c "
+        "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(:names)"),
+        {"names": [v.name for v in views]}).all()
+    kinds = {name: _RELKINDS.get(kind, kind) for name, kind, _, _ in rows}
+    types = {(name, column): type_ for name, _, column, type_ in rows}
+    found = []
+    for view in views:
+        if view.name not in kinds:
+            found.append(f"{view.name}: the {view.kind} is missing from the database (depot never creates one: "
+                         "create it with its SQL, or remove its declaration)")
+            continue
+        if kinds[view.name] != view.kind:
+            found.append(f"{view.name}: declared as a {view.kind}, the database has a {kinds[view.name]}")
+            continue
+        for column in view.columns:
+            live = types.get((view.name, column.name))
+            if live is None:
+                found.append(f"{view.name}: the {view.kind} has no column {column.name}")
+            elif live != type_sql(column) and not _any_text(column, live):
+                found.append(f"{view.name}.{column.name}: {live} in the database, "
+                             f"{type_sql(column)} in the catalog")
     return found
 
 
