@@ -247,6 +247,8 @@ def _single(table: Table, ref: str | JsonPath, kind: ColumnType | None, op: str,
     """One comparison of `ref` with one value, typed and checked for the operator."""
     column = name_of(ref)
     if op in _CONTAINMENT:
+        if kind is ColumnType.ARRAY:
+            return Condition(ref, op, _array_value(table, column, value, where), negated)
         if kind is not None and kind is not ColumnType.JSON:
             raise BadRequest(f"{op} needs a JSON column or member; '{column}' is {table.column(column).type_name}",
                              details=f"in {_shown(where)}", code="42883")
@@ -277,6 +279,48 @@ def _single(table: Table, ref: str | JsonPath, kind: ColumnType | None, op: str,
         raise BadRequest("isdistinct compares columns and text members (->>), not jsonb members",
                          details=f"in {_shown(where)}")
     return Condition(ref, op, _typed_ref(table, ref, value, where), negated)
+
+
+_MAX_ARRAY_ITEMS = 1000
+
+
+def _array_value(table: Table, column: str, text: str, where: str) -> tuple:
+    """The items a cs, cd or ov filter compares a SQL array column with: PostgreSQL's array literal
+    `{a,b,"c,d"}` (as PostgREST clients send lists) or a JSON array, each item typed by the column's
+    element type. Arrays here hold no null element, so an unquoted NULL is refused rather than
+    matching nothing, as it would on PostgreSQL."""
+    if text.startswith("["):
+        try:
+            raw = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raw = None
+        if not isinstance(raw, list) or any(isinstance(i, dict | list) or i is None for i in raw):
+            raise BadRequest(f"Invalid array {_shown(text)!r} for the {table.column(column).type_name} column "
+                             f"'{column}'", details=f"in {_shown(where)}", code="22P02",
+                             hint=f"Write {column}=cs.{{a,b}} or a JSON array of scalars.")
+        items: list = raw
+    elif text.startswith("{") and text.endswith("}"):
+        inner = text[1:-1]
+        parts = [p.strip() for p in split_top(inner, where)] if inner.strip() else []
+        if any(p.upper() == "NULL" for p in parts):
+            raise BadRequest(f"'{column}' holds no null items, so NULL in {_shown(text)!r} can match nothing",
+                             details=f"in {_shown(where)}", hint='Quote it ("NULL") to mean the text.')
+        items = [_unquote(p) for p in parts]
+    else:
+        raise BadRequest(f"cs, cd and ov on the {table.column(column).type_name} column '{column}' take a list "
+                         f"in braces, got {_shown(text)!r}", details=f"in {_shown(where)}", code="22P02",
+                         hint=f"Write {column}=cs.{{a,b}}")
+    if len(items) > _MAX_ARRAY_ITEMS:
+        raise BadRequest(f"An array filter takes at most {_MAX_ARRAY_ITEMS} items", details=f"in {_shown(where)}")
+    element = table.column(column).item_column
+    typed = []
+    for item in items:
+        try:
+            typed.append(parse_value(element, item))
+        except ValueRefused as refused:
+            raise BadRequest(f"Invalid item {_shown(str(item))!r} for the {table.column(column).type_name} column "
+                             f"'{column}'", details=f"in {_shown(where)}: {refused.message}", code="22P02") from None
+    return tuple(typed)
 
 
 def _json_value(text: str, column: str, where: str):

@@ -221,6 +221,9 @@ def json_contains(container: Any, contained: Any, *, top: bool = True) -> bool:
 
 
 def _containment(op: str, value: Any, wanted: Any) -> bool:
+    if isinstance(wanted, tuple):  # a SQL array column's items (the parser types them): as sets, as @>, <@, &&
+        have, want = set(value), set(wanted)
+        return want <= have if op == "cs" else have <= want if op == "cd" else not have.isdisjoint(want)
     if op == "cs":
         return json_contains(value, wanted)
     if op == "cd":

@@ -7,7 +7,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB, REGCONFIG
+from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB, REGCONFIG
 
 from domain.query import (
     Aggregate,
@@ -79,12 +79,23 @@ def _overlaps(column: sa.ColumnElement, values: list) -> sa.ColumnElement[bool]:
     return sa.case((column.is_(None), sa.null()), else_=shared)
 
 
+def _array_containment(column: sa.ColumnElement, op: str, values: tuple) -> sa.ColumnElement[bool]:
+    """A SQL array column's own @>, <@ and && against an array of its element type (an empty one
+    included, which a bare '{}' would leave PostgreSQL to guess the type of)."""
+    wanted = sa.cast(sa.literal(list(values), column.type), ARRAY(column.type.item_type.__class__()))
+    symbol = {"cs": "@>", "cd": "<@", "ov": "&&"}[op]
+    return column.op(symbol, return_type=sa.Boolean)(wanted)
+
+
 def _condition(table: sa.FromClause, cond: Condition) -> sa.ColumnElement[bool]:
     column = ref_expression(table, cond.column)
     value = cond.value
     if isinstance(cond.column, JsonPath) and not cond.column.text and cond.op not in ("is", "cs", "cd", "ov"):
         # a JSON value against a jsonb member: bound as jsonb, so 1 equals 1.0 and "1" does not
         value = tuple(sa.literal(v, JSONB) for v in value) if cond.op == "in" else sa.literal(value, JSONB)
+    if cond.op in ("cs", "cd", "ov") and isinstance(column.type, ARRAY):
+        clause = _array_containment(column, cond.op, value)
+        return sa.not_(clause) if cond.negated else clause
     match cond.op:
         case "eq":
             clause = column == value
