@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import annotated_types
 
+from domain.text_search import CONFIGS as SEARCH_CONFIGS
+
 
 class ColumnType(enum.StrEnum):
     TEXT = "text"
@@ -90,6 +92,22 @@ class Naive:
 @dataclass(frozen=True)
 class Doc:
     text: str
+
+
+@dataclass(frozen=True)
+class Searchable:
+    """Marks a text column for full-text search: PostgreSQL keeps a generated `tsvector` column of it
+    (`<name>_tsv`, `to_tsvector(config, <name>)`) with a GIN index, which the fts, plfts, phfts and
+    wfts filters in that configuration use instead of computing the vector row by row. The derived
+    column is storage only: it is never read, written or listed. `config` is one of
+    domain.text_search.CONFIGS."""
+
+    config: str = "simple"
+
+
+def search_column(name: str) -> str:
+    """The name of the generated tsvector column of a Searchable column."""
+    return f"{name}_tsv"
 
 
 @dataclass(frozen=True)
@@ -177,6 +195,7 @@ class Column:
     generated: bool = False
     description: str | None = None
     renamed_from: str | None = None
+    searchable: str | None = None  # Searchable(): the text search configuration of its tsvector column
 
     @property
     def required(self) -> bool:
@@ -518,6 +537,13 @@ def _column_from_field(f: dataclasses.Field, hints: dict) -> Column:
                 kwargs["description"] = t
             case Renamed(old=o):
                 kwargs["renamed_from"] = o
+            case Searchable(config=c):
+                if base is not str or kwargs["type"] is not ColumnType.TEXT:
+                    raise TypeError(f"column {f.name}: Searchable() marks a str column, not {hint!r}")
+                if c not in SEARCH_CONFIGS:  # what the memory adapter models too
+                    raise TypeError(f"column {f.name}: Searchable({c!r}): the configurations are "
+                                    f"{', '.join(SEARCH_CONFIGS)}")
+                kwargs["searchable"] = c
             case annotated_types.Ge(ge=v):
                 kwargs["ge"] = v
             case annotated_types.Le(le=v):
@@ -550,6 +576,10 @@ def _column_from_field(f: dataclasses.Field, hints: dict) -> Column:
 
 def _check(spec: Table) -> None:
     names = set(spec.column_names)
+    for column in spec.columns:
+        if column.searchable is not None and search_column(column.name) in names:
+            raise ValueError(f"{spec.name}: {search_column(column.name)} is the name of {column.name}'s "
+                             "generated search column (Searchable()); rename one of them")
     for key in (spec.primary_key, spec.natural_key, *spec.unique):
         missing = set(key) - names
         if missing:

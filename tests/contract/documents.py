@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Annotated
 from urllib.parse import parse_qsl
 
 import pytest
 
 from depot.examples.flights.catalog import CATALOG
 from domain.ports import AbstractUnitOfWork
-from domain.schema import Catalog
+from domain.schema import Catalog, Searchable
 from entrypoints.query_string import parse_read
 from service_layer import reads, services
 
@@ -28,6 +29,7 @@ def documents_catalog() -> Catalog:
         body: str | None = None
         tags: list[str] | None = None
         scores: list[int] | None = None
+        abstract: Annotated[str | None, Searchable()] = None  # body again, searched through its tsvector
 
     return catalog
 
@@ -47,6 +49,10 @@ ROWS = [
      "body": "quick quick brown-eyed fox"},
     {"name": "f", "data": [1, "two", {"three": 3}], "body": ""},
 ]
+
+
+for _row in ROWS:
+    _row["abstract"] = _row["body"]
 
 
 def memory_documents() -> Callable[[], AbstractUnitOfWork]:

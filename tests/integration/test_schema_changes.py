@@ -17,7 +17,7 @@ from entrypoints.catalogs import load_catalog
 HEAD = """
     import decimal
     from typing import Annotated
-    from depot import BigInt, Catalog, Ge, OneOf, Pattern, References, Renamed
+    from depot import BigInt, Catalog, Ge, OneOf, Pattern, References, Renamed, Searchable
 
     CATALOG = Catalog()
 """
@@ -360,3 +360,15 @@ def test_a_table_still_referenced_from_outside_the_change_is_not_dropped_half_wa
     with project.engine.connect() as connection, pytest.raises(ChangeRefused) as refused:
         refine(ops.UpgradeOps([drop]), connection, catalog, build_metadata(catalog))
     assert str(refused.value).startswith("table authors cannot be dropped: fan_mail still references it")
+
+
+def test_a_searchable_column_gets_a_generated_tsvector_with_a_gin_index(project: Project):
+    written, _ = project.change(books("title: Annotated[str | None, Searchable()] = None"), "searchable")
+    text = written.read_text()
+    assert "title_tsv" in text and "Computed(" in text and "postgresql_using='gin'" in text
+    project.sql("INSERT INTO books (isbn, title) VALUES ('a', 'The Quick Fox'), ('b', NULL)")
+    assert project.sql("SELECT isbn FROM books WHERE title_tsv @@ to_tsquery('simple', 'fox')") == [("a",)]
+    with project.engine.connect() as connection:
+        assert differences(connection, project.history.catalog) == []
+    again, _ = project.change(books("title: Annotated[str | None, Searchable()] = None"), "again")
+    assert again is None  # a generated column and its index compare equal once migrated

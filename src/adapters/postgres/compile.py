@@ -23,7 +23,7 @@ from domain.query import (
     keyset_where,
     name_of,
 )
-from domain.schema import Table
+from domain.schema import Table, search_column
 
 _TSQUERY = {"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery",
             "wfts": "websearch_to_tsquery"}
@@ -77,6 +77,19 @@ def _overlaps(column: sa.ColumnElement, values: list) -> sa.ColumnElement[bool]:
     wanted = sa.func.jsonb_array_elements(sa.literal(values, JSONB)).table_valued("value").alias("wanted")
     shared = sa.exists(sa.select(1).select_from(element).join(wanted, element.c.value == wanted.c.value))
     return sa.case((column.is_(None), sa.null()), else_=shared)
+
+
+def _vector(table: sa.FromClause, ref: Ref, config: str, regconfig: sa.ColumnElement,
+            column: sa.ColumnElement) -> sa.ColumnElement:
+    """The tsvector a search matches: a Searchable column's generated one (GIN-indexed) when the
+    search is in its configuration, else to_tsvector computed on the fly (the same value)."""
+    if isinstance(ref, str):
+        name = search_column(ref)
+        base = table if isinstance(table, sa.Table) else table.element  # type: ignore[attr-defined]
+        generated = base.c.get(name)  # an alias's columns do not carry the info
+        if generated is not None and generated.info.get("search_config") == config:
+            return table.c[name]
+    return sa.func.to_tsvector(regconfig, column)
 
 
 def _array_containment(column: sa.ColumnElement, op: str, values: tuple) -> sa.ColumnElement[bool]:
@@ -133,7 +146,7 @@ def _condition(table: sa.FromClause, cond: Condition) -> sa.ColumnElement[bool]:
             config, text = value
             regconfig = sa.cast(sa.literal(config, literal_execute=True), REGCONFIG)
             query = getattr(sa.func, _TSQUERY[cond.op])(regconfig, sa.literal(text, sa.Text))
-            clause = sa.func.to_tsvector(regconfig, column).op("@@", return_type=sa.Boolean)(query)
+            clause = _vector(table, cond.column, config, regconfig, column).op("@@", return_type=sa.Boolean)(query)
         case _:  # pragma: no cover - the parser admits only known operators
             raise ValueError(cond.op)
     return sa.not_(clause) if cond.negated else clause

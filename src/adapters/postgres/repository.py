@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from adapters.postgres.compile import fetch_statement, order_by, where_clause
 from adapters.postgres.db import read_engine
-from adapters.postgres.tables import build_metadata, checks_of
+from adapters.postgres.tables import build_metadata, checks_of, stored_columns
 from domain.errors import (
     BadRequest,
     Conflict,
@@ -82,7 +82,7 @@ def _rows(result: sa.CursorResult) -> list[Row]:
 def _get_sql(table: sa.Table, dialect: sa.Dialect) -> tuple[str, tuple[str, ...]]:
     """SELECT of one row by primary key, compiled for the driver, and its parameters' names."""
     names = tuple(f"key_{n}" for n in range(len(table.primary_key.columns)))
-    statement = sa.select(table).where(
+    statement = sa.select(*stored_columns(table)).where(
         *(c == sa.bindparam(name, type_=c.type) for c, name in zip(table.primary_key.columns, names, strict=True))
     )
     return str(statement.compile(dialect=dialect)), names
@@ -132,7 +132,7 @@ class SqlAlchemyRepository(AbstractRepository):
         self._writing()
         if not rows:
             return []
-        statement = sa.insert(self.sa_table).returning(*self.sa_table.c)
+        statement = sa.insert(self.sa_table).returning(*stored_columns(self.sa_table))
         return _rows(self._run(statement, list(rows)))
 
     def upsert(self, rows: Sequence[Row], conflict: tuple[str, ...], *, update: bool, now: dt.datetime) -> list[Row]:
@@ -159,7 +159,7 @@ class SqlAlchemyRepository(AbstractRepository):
             statement = statement.on_conflict_do_update(index_elements=list(conflict), set_=values)
         else:
             statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
-        statement = statement.returning(*self.sa_table.c)
+        statement = statement.returning(*stored_columns(self.sa_table))
         result = _rows(self._run(statement, by_key))
         # (a key PostgreSQL gave back in another form than sent, were there one, would keep its place)
         return sorted(result, key=lambda r: arrival.get(tuple(r[c] for c in conflict), len(arrival)))
@@ -183,7 +183,7 @@ class SqlAlchemyRepository(AbstractRepository):
         return [{**r, surrogate: stored[k] if k in stored else next(drawn)} for r, k in zip(rows, keys, strict=True)]
 
     def list(self, query: Query) -> list[Row]:
-        statement = sa.select(self.sa_table)
+        statement = sa.select(*stored_columns(self.sa_table))
         if query.where is not None:
             statement = statement.where(where_clause(self.sa_table, query.where))
         statement = statement.order_by(*order_by(self.sa_table, query.order), *self._key)
@@ -252,14 +252,14 @@ class SqlAlchemyRepository(AbstractRepository):
         )
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
-        return _rows(self._run(statement.returning(*self.sa_table.c)))
+        return _rows(self._run(statement.returning(*stored_columns(self.sa_table))))
 
     def delete(self, where: Where | None) -> list[Row]:
         self._writing()
         statement = sa.delete(self.sa_table)
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
-        return _rows(self._run(statement.returning(*self.sa_table.c)))
+        return _rows(self._run(statement.returning(*stored_columns(self.sa_table))))
 
 
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
