@@ -17,9 +17,12 @@ from domain import text_search
 from domain.errors import BadRequest, UnknownColumn
 from domain.query import (
     AGGREGATES,
+    CAST_TYPES,
+    CASTS,
     OPERATORS,
     Aggregate,
     BoolExpr,
+    Cast,
     Condition,
     Embed,
     Field,
@@ -143,6 +146,10 @@ _ARROW = re.compile(r"(->>|->)")
 
 def parse_ref(table: Table, text: str, where: str) -> str | JsonPath:
     """A column, or a path into a JSON column: `col->key->0->>key` (a number is an array index)."""
+    if "::" in text:  # PostgREST leaves a cast in a filter to PostgreSQL; here it is refused plainly
+        raise BadRequest(f"Casts apply in select= only, not in filters or order: {_shown(text)!r}",
+                         details=f"in {_shown(where)}", code="PGRST100",
+                         hint="Filter and order by the column as it is; its values are typed by its own type.")
     if "->" not in text:
         return _column(table, text, where)
     if text.count("->") > _MAX_PATH:
@@ -553,13 +560,55 @@ def _spread(catalog: Catalog, table: Table, text: str, where: str, depth: int) -
     return dataclasses.replace(embed, spread=True)
 
 
+def _aggregate_type(table: Table, aggregate: Aggregate) -> ColumnType:
+    """An aggregate's result type, as PostgreSQL gives it (see Aggregate)."""
+    if aggregate.function == "count":
+        return ColumnType.BIGINT
+    column = table.column(aggregate.column)  # type: ignore[arg-type]
+    if aggregate.function == "avg":
+        return ColumnType.FLOAT
+    if aggregate.function == "sum" and column.type in (ColumnType.INTEGER, ColumnType.BIGINT):
+        return ColumnType.NUMERIC  # sum of whole numbers is numeric(38,0) on PostgreSQL
+    return column.type
+
+
+def _cast_item(catalog: Catalog, table: Table, text: str, where: str, depth: int) -> SelectItem:
+    """`col::type`, `alias:col->a::type` or `col.sum()::type`: one cast to one of CAST_TYPES."""
+    base, _, name = text.rpartition("::")
+    target = CAST_TYPES.get(name.strip().lower())
+    if target is None:
+        raise BadRequest(f"Cannot cast to {_shown(name)!r} in select", code="PGRST100", details=f"in {_shown(where)}",
+                         hint=f"Casts: {', '.join(CAST_TYPES)}")
+    name = name.strip().lower()
+    if "::" in base:
+        raise BadRequest(f"One cast per select item: {_shown(text)!r}", details=f"in {_shown(where)}")
+    (item,) = _select_item(catalog, table, base.strip(), where, depth)
+    if isinstance(item, Aggregate):
+        source = _aggregate_type(table, item)
+        shown = f"{item.function}()"
+    elif isinstance(item, Field) and isinstance(item.column, str | JsonPath):
+        source = _kind(table, item.column)  # type: ignore[assignment]
+        shown = name_of(item.column)
+    else:
+        raise BadRequest(f"Only columns, JSON paths and aggregates can be cast: {_shown(text)!r}",
+                         details=f"in {_shown(where)}")
+    if source not in CASTS[target]:
+        what = "a jsonb member" if source is None else source.value
+        sources = sorted(s.value if s else "jsonb" for s in CASTS[target])
+        raise BadRequest(f"Cannot cast {_shown(shown)} ({what}) to {name}", code="42846", details=f"in {_shown(where)}",
+                         hint=f"{name} takes values of: {', '.join(sources)}")
+    if isinstance(item, Aggregate):
+        return dataclasses.replace(item, cast=name, result_type=source)
+    return dataclasses.replace(item, column=Cast(item.column, name, source))  # type: ignore[arg-type]
+
+
 def _select_item(catalog: Catalog, table: Table, text: str, where: str, depth: int) -> list[SelectItem]:
     if text == "*":
         return [Field(c) for c in table.column_names]
     if text.startswith("..."):
         return [_spread(catalog, table, text[3:].strip(), where, depth)]
     if "::" in text:
-        raise BadRequest(f"Casts are not supported in select: {_shown(text)!r}", details=f"in {_shown(where)}")
+        return [_cast_item(catalog, table, text, where, depth)]
     alias: str | None = None
     head, paren, rest = text.partition("(")
     if ":" in head:

@@ -10,8 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB, REGCONFIG
 
 from domain.query import (
+    CAST_TYPES,
     Aggregate,
     BoolExpr,
+    Cast,
     Condition,
     Fetch,
     JsonPath,
@@ -23,7 +25,7 @@ from domain.query import (
     keyset_where,
     name_of,
 )
-from domain.schema import Table, search_column
+from domain.schema import ColumnType, Table, search_column
 
 _TSQUERY = {"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery",
             "wfts": "websearch_to_tsquery"}
@@ -65,7 +67,20 @@ def ref_expression(table: sa.FromClause, ref: Ref) -> sa.ColumnElement:
         return table.c[ref]
     if isinstance(ref, JsonPath):
         return _json_path(table, ref)
+    if isinstance(ref, Cast):
+        return cast(ref_expression(table, ref.ref), ref.target)
     return _lookup(table, ref)
+
+
+_CAST_SQL = {ColumnType.TEXT: sa.Text, ColumnType.INTEGER: sa.Integer, ColumnType.BIGINT: sa.BigInteger,
+             ColumnType.NUMERIC: sa.Numeric, ColumnType.FLOAT: DOUBLE_PRECISION, ColumnType.BOOLEAN: sa.Boolean,
+             ColumnType.DATE: sa.Date}
+
+
+def cast(expression: sa.ColumnElement, target: ColumnType) -> sa.ColumnElement:
+    """`::type`; text keeps byte order (COLLATE "C"), as every text column and the memory adapter do."""
+    converted = sa.cast(expression, _CAST_SQL[target]())
+    return sa.collate(converted, "C") if target is ColumnType.TEXT else converted
 
 
 def _overlaps(column: sa.ColumnElement, values: list) -> sa.ColumnElement[bool]:
@@ -199,7 +214,13 @@ _INTEGERS = (sa.Integer, sa.BigInteger)
 
 
 def aggregate_expression(table: sa.Table, agg: Aggregate) -> sa.ColumnElement:
-    """The SQL of one aggregate, typed so both adapters return the same values (see Aggregate)."""
+    """The SQL of one aggregate, typed so both adapters return the same values (see Aggregate), cast
+    when the select says so."""
+    expression = _aggregate_expression(table, agg)
+    return expression if agg.cast is None else cast(expression, CAST_TYPES[agg.cast])
+
+
+def _aggregate_expression(table: sa.Table, agg: Aggregate) -> sa.ColumnElement:
     if agg.column is None:
         return sa.func.count()
     column = table.c[agg.column]

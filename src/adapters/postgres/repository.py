@@ -198,7 +198,7 @@ class SqlAlchemyRepository(AbstractRepository):
         names = [str(k) for k in keys]
         out = [dict(zip(names, values, strict=True)) for values in rows]
         for label, agg in fetch.aggregates:
-            if agg.function == "sum" and agg.column is not None \
+            if agg.function == "sum" and agg.column is not None and agg.cast is None \
                     and self.table.column(agg.column).type in (ColumnType.INTEGER, ColumnType.BIGINT):
                 for row in out:  # summed as numeric(38,0) so bigint sums cannot overflow; whole numbers out
                     if row[label] is not None:
