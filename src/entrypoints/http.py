@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 
 from domain.errors import (
+    AmbiguousEmbed,
     BadRequest,
     Conflict,
     DepotError,
@@ -34,6 +35,7 @@ log = logging.getLogger("depot.http")
 STATUS: list[tuple[type[DepotError], int]] = [
     (UnknownTable, 404),
     (NotFound, 404),
+    (AmbiguousEmbed, 300),  # before BadRequest, which it is a kind of
     (BadRequest, 400),
     (NotAcceptable, 406),
     (Conflict, 409),

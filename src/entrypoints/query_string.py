@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import orjson
 
 from domain import text_search
-from domain.errors import BadRequest, UnknownColumn
+from domain.errors import AmbiguousEmbed, BadRequest, UnknownColumn
 from domain.query import (
     AGGREGATES,
     CAST_TYPES,
@@ -526,17 +526,31 @@ def resolve_embed(catalog: Catalog, table: Table, name: str, hint: str | None, k
                          + (f" through {_shown(hint)!r}" if hint else ""),
                          code="PGRST200", details=f"in {_shown(where)}")
     if len(candidates) > 1:
-        options = [f"{name}!{c[4]}" for c in candidates]
-        raise BadRequest(
-            f"More than one relationship was found for '{table.name}' and '{name}'",
-            code="PGRST201", details=f"in {_shown(where)}",
-            hint=f"Name the one you mean: {', '.join(options)}",
+        raise AmbiguousEmbed(
+            f"Could not embed because more than one relationship was found for '{table.name}' and '{name}'",
+            details=[_candidate(table, c) for c in candidates],
+            hint=f"Try changing '{name}' to one of the following: "
+                 f"{', '.join(repr(f'{name}!{c[4]}') for c in candidates)}. "
+                 "Find the desired relationship in the 'details' key.",
         )
     target, columns, target_columns, many, _, _ = candidates[0]
     if not items_text.strip():  # emb(): there to be filtered on, nothing in the output
         return Embed(key, target, columns, target_columns, many, (), hidden=True)
     items = parse_select(catalog, catalog[target], items_text, where, depth + 1)
     return Embed(key, target, columns, target_columns, many, items)
+
+
+def _candidate(table: Table, candidate: tuple) -> dict[str, str]:
+    """One relationship an ambiguous embed could mean, in PostgREST's words."""
+    target, columns, target_columns, many, fk_name, owner = candidate
+    referenced = target if owner == table.name else table.name
+    fk_columns, key_columns = (columns, target_columns) if owner == table.name else (target_columns, columns)
+    return {
+        "cardinality": "one-to-many" if many else "many-to-one",
+        "embedding": f"{table.name} with {target}",
+        "relationship": f"fk_{owner}_{fk_name} using {owner}({', '.join(fk_columns)}) and "
+                        f"{referenced}({', '.join(key_columns)})",
+    }
 
 
 def _embeddable(catalog: Catalog, table: Table) -> list[str]:
