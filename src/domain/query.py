@@ -306,6 +306,8 @@ class Read:
     limit: int | None = None
     offset: int = 0
     after: tuple | None = None
+    having: Where | None = None  # conditions on the aggregates' keys (HAVING), with aggregates only
+    distinct: bool = False  # each combination of the fields' values once (the fields are then the key)
 
     @property
     def aggregates(self) -> tuple[Aggregate, ...]:
@@ -333,7 +335,7 @@ class Read:
         """The order made total: the client's order, then the key (the grouping columns when
         aggregating), each column once. Nothing is appended once the order already covers a unique
         key of NOT NULL columns, so an order by the natural key pages on its own unique index."""
-        if self.grouped:
+        if self.grouped or self.distinct:
             ties = tuple(dict.fromkeys(f.column for f in self.fields))
         else:
             ties = table.primary_key
@@ -409,3 +411,5 @@ class Fetch:
     after: tuple | None = None
     offset: int = 0
     limit: int | None = None
+    having: Where | None = None  # on the aggregates' labels, after grouping
+    distinct: bool = False  # grouped by `columns` without aggregates: each combination once

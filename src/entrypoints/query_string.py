@@ -38,10 +38,10 @@ from domain.query import (
     name_of,
     output_keys,
 )
-from domain.schema import NUMBER_TYPES, Catalog, ColumnType, Table
+from domain.schema import NUMBER_TYPES, Catalog, Column, ColumnType, Table
 from domain.validation import ValueRefused, parse_value
 
-RESERVED = frozenset({"select", "order", "limit", "offset", "on_conflict", "columns", "after"})
+RESERVED = frozenset({"select", "order", "limit", "offset", "on_conflict", "columns", "after", "having", "distinct"})
 LOGIC = {"or": ("or", False), "and": ("and", False), "not.or": ("or", True), "not.and": ("and", True)}
 _LIKE_TYPES = frozenset({ColumnType.TEXT})
 # Arrays are compared whole (eq, neq, in, is.null): no order, which PostgreSQL defines item by item
@@ -940,6 +940,8 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
             raise BadRequest(f"{name}= is given more than once")
         values[name] = value
     items = parse_select(catalog, table, values["select"]) if "select" in values else ()
+    if "distinct" in values:
+        items = _distinct_items(table, items, values["distinct"])
     routed: dict[tuple[str, ...], list[tuple[str, str]]] = {}
     for name, value in params:
         if name not in RESERVED:
@@ -952,7 +954,15 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
     order = parse_order(table, values["order"], aggregates, grouping, catalog=catalog,
                         embeds=embeds) if values.get("order") else ()
     offset, limit = parse_page(values, range_header, max_rows)
-    read = Read(items=items, where=where, order=order, limit=limit, offset=offset)
+    having = parse_having(table, aggregates, [v for n, v in params if n == "having"])
+    distinct = "distinct" in values
+    if distinct:
+        fields = {f.column for f in items if isinstance(f, Field)}
+        for item in order:
+            if item.column not in fields:
+                raise BadRequest(f"A distinct read orders by its distinct columns only, not {name_of(item.column)!r}",
+                                 details=f"distinct={_shown(values['distinct'])}")
+    read = Read(items=items, where=where, order=order, limit=limit, offset=offset, having=having, distinct=distinct)
     if "after" in values:
         if aggregates:
             raise BadRequest("after= pages plain reads; aggregate reads page with offset=")
@@ -963,8 +973,82 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
             raise BadRequest("after= and offset (or a Range header) cannot be combined",
                              hint="after= already says where the page starts.")
         keyset = read.keyset_order(table)
-        read = Read(items, where, order, limit, 0, decode_cursor(table, keyset, values["after"], catalog))
+        read = dataclasses.replace(read, offset=0, after=decode_cursor(table, keyset, values["after"], catalog))
     return read
+
+
+def _distinct_items(table: Table, items: tuple[SelectItem, ...], text: str) -> tuple[SelectItem, ...]:
+    """`distinct` (over the select's columns) or `distinct=a,b` (those columns, which the select, if
+    any, must be): plain columns only, each combination of their values once."""
+    where = f"distinct={text}"
+    if text.strip():
+        names = [_column(table, n.strip(), where) for n in text.split(",")]
+        if not items:
+            items = tuple(Field(n) for n in names)
+        elif sorted(str(i.column) for i in items if isinstance(i, Field)) != sorted(names):
+            raise BadRequest("distinct= names the columns of the select", details=f"in {_shown(where)}",
+                             hint="Select just those columns, or write distinct alone to use the select's.")
+    elif not items:
+        raise BadRequest("distinct alone needs a select= of the columns to be distinct", details=f"in {_shown(where)}")
+    for item in items:
+        if not isinstance(item, Field) or not isinstance(item.column, str):
+            raise BadRequest("A distinct read selects plain columns only (no aggregates, embeds, paths or casts)",
+                             details=f"in {_shown(where)}")
+        if table.column(item.column).type in _UNORDERED_TYPES:
+            raise BadRequest(f"Cannot make the {_type_word(table, item.column)} column '{item.column}' distinct",
+                             details=f"in {_shown(where)}")
+    return items
+
+
+_HAVING_OPERATORS = ("eq", "neq", "gt", "gte", "lt", "lte", "is")
+
+
+def _aggregate_value(table: Table, aggregate: Aggregate, text: str, where: str):
+    """A value typed as the aggregate's result is (see Aggregate)."""
+    if aggregate.cast is not None:
+        kind = CAST_TYPES[aggregate.cast]
+    elif aggregate.function == "count":
+        kind = ColumnType.BIGINT
+    elif aggregate.function == "avg":
+        kind = ColumnType.FLOAT
+    else:
+        return _typed(table, aggregate.column, text, where)  # type: ignore[arg-type]
+    try:
+        return parse_value(Column(aggregate.key, kind), text)
+    except ValueRefused as refused:
+        raise BadRequest(f"Invalid value {_shown(text)!r} for the aggregate '{aggregate.key}' ({kind.value})",
+                         details=f"in {_shown(where)}: {refused.message}", code="22P02") from None
+
+
+def parse_having(table: Table, aggregates: list[Aggregate], texts: list[str]) -> Where | None:
+    """`having=key.op.value` (repeatable, and'ed): conditions on the aggregates' keys after grouping."""
+    if not texts:
+        return None
+    if not aggregates:
+        raise BadRequest("having= filters the groups of an aggregate read; this read has no aggregates",
+                         hint="Select an aggregate, as in select=carrier,n:count()&having=n.gt.100")
+    by_key = {a.key: a for a in aggregates}
+    conditions: list[Where] = []
+    for text in texts:
+        where = f"having={text}"
+        key, dot, expression = text.partition(".")
+        aggregate = by_key.get(key)
+        if aggregate is None or not dot:
+            raise BadRequest(f"having= names an aggregate of the select: {_shown(text)!r}",
+                             details=f"in {_shown(where)}",
+                             hint=f"Aggregates here: {', '.join(by_key)}; write having=key.gt.value")
+        negated = expression.startswith("not.")
+        op, dot, value = (expression[4:] if negated else expression).partition(".")
+        if op not in _HAVING_OPERATORS or not dot:
+            raise BadRequest(f"having= takes {', '.join(_HAVING_OPERATORS)}: {_shown(text)!r}",
+                             details=f"in {_shown(where)}")
+        if op == "is":
+            if value.lower() != "null":
+                raise BadRequest(f"having= takes is.null, got {_shown(value)!r}", details=f"in {_shown(where)}")
+            conditions.append(Condition(key, "is", None, negated))
+        else:
+            conditions.append(Condition(key, op, _aggregate_value(table, aggregate, value, where), negated))
+    return conjunction(conditions)
 
 
 def parse_query(table: Table, params: list[tuple[str, str]], range_header: str | None, max_rows: int) -> Query:

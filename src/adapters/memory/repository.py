@@ -243,8 +243,10 @@ class InMemoryRepository(AbstractRepository):
         derived = self._derived(fetch)
         if derived:
             rows = self._attach(rows, derived)
-        if fetch.aggregates:
+        if fetch.aggregates or fetch.distinct:
             result = group_rows(rows, fetch.columns, fetch.aggregates)
+            if fetch.having is not None:
+                result = list(filter(matches(fetch.having), result))
         else:
             result = list(rows)
         if fetch.after is not None:

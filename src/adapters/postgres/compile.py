@@ -5,6 +5,7 @@ quoted literals so that one path is one expression wherever the statement repeat
 from __future__ import annotations
 
 from contextvars import ContextVar
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB, REGCONFIG
@@ -296,8 +297,12 @@ def _fetch_statement(table: sa.Table, source: sa.FromClause, spec: Table, fetch:
             statement = statement.where(table.c[columns[0]].in_([k[0] for k in keys]))
         else:
             statement = statement.where(sa.tuple_(*(table.c[c] for c in columns)).in_(list(keys)))
-    if fetch.aggregates and fetch.columns:
+    if (fetch.aggregates or fetch.distinct) and fetch.columns:
         statement = statement.group_by(*(ref_expression(table, c) for c in fetch.columns))
+    if fetch.having is not None:
+        # the conditions name aggregate labels: compiled against those aggregates' expressions
+        aggregates = SimpleNamespace(c={label: expression.element for label, expression in labelled.items()})
+        statement = statement.having(where_clause(aggregates, fetch.having))  # type: ignore[arg-type]
     if fetch.after is not None:
         if fetch.aggregates:
             raise ValueError("keyset pages are for plain reads")  # the parser refuses after= with aggregates
