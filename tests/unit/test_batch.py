@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from entrypoints.app import create_app
 from tests.unit.conftest import memory_container
@@ -74,3 +76,21 @@ def test_a_batch_is_bounded_by_max_rows_in_operations_and_in_rows(client):
     client.post("/api/airlines", json=[{"carrier": f"A{n}", "name": "x"} for n in range(4)])
     reads = [{"method": "GET", "path": "/api/airlines"}] * 2  # 5 rows each, 10 in all, over the 5 allowed
     assert client.post("/api/_batch", json=reads).status_code == 413
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.fixed_dictionaries(
+    {"method": st.sampled_from(["GET", "POST", "PATCH", "DELETE", "PUT", "get"]),
+     "path": st.one_of(st.text(max_size=30), st.sampled_from(
+         ["/api/airlines", "/api/airlines/AA", "/api/airlines?carrier=eq.AA", "/api/flights?select=id::text",
+          "/api/airlines?columns=carrier", "/api/_batch", "/api/airlines?having=n.gt.1", "/api/airlines/%00"])),
+     "body": st.one_of(st.none(), st.just({"carrier": "QQ", "name": "Q"}), st.just([{"name": 1}]), st.text(max_size=5),
+                       st.integers())},
+    optional={"headers": st.dictionaries(st.sampled_from(["Prefer", "Range", "X"]),
+                                         st.sampled_from(["handling=strict, x", "return=representation", "0-1",
+                                                          "tx=rollback", "é"]))}), max_size=6))
+def test_any_batch_is_answered_or_refused_never_a_500(client, operations):
+    response = client.post("/api/_batch", json=operations)
+    assert response.status_code in (200, 300, 400, 404, 406, 409, 413, 422), response.text[:300]
+    if response.status_code != 200:
+        assert set(response.json()) == {"code", "message", "details", "hint"}
