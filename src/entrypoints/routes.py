@@ -30,10 +30,10 @@ from entrypoints.http import (
     rows_from_body,
 )
 from entrypoints.openapi import ref, schema_names
-from entrypoints.query_string import parse_filters
+from entrypoints.query_string import parse_filters, resolve_embed
 from entrypoints.reading import OBJECT_MEDIA, read_response
 from entrypoints.settings import Settings
-from service_layer import services
+from service_layer import nested, services
 
 UoW = Annotated[AbstractUnitOfWork, Depends(get_uow)]
 Config = Annotated[Settings, Depends(get_settings)]
@@ -126,6 +126,17 @@ def _written(request: Request, rows: list[dict], status: int, honoured: tuple[st
     return Response(status_code=204 if status == 200 else status, headers=headers)
 
 
+def _relation(catalog: Catalog) -> nested.Resolver:
+    """How a nested write's key (`manufacturers`, `flights!origin`) joins its table: the embed the
+    same name would select, so reading and writing name relationships alike."""
+    def resolve(table: Table, key: str) -> nested.Relation:
+        name, _, hint = key.partition("!")
+        embed = resolve_embed(catalog, table, name, hint or None, name, "", f"the nested key {key!r}", 0)
+        return nested.Relation(embed.target, embed.columns, embed.target_columns, embed.many)
+
+    return resolve
+
+
 def _only_columns(table: Table, text: str, raws: list) -> list:
     """`?columns=a,b`: each row's a and b only, as PostgREST takes them (other keys ignored, missing
     ones filled as when absent: the column's default, or null)."""
@@ -190,12 +201,18 @@ def table_router(table: Table) -> APIRouter:
                    409: _error("Duplicate key or missing reference"), 422: _error("Invalid rows")},
         openapi_extra=_body(names["insert"], many=True),
     )
-    async def create_rows(request: Request, uow: UoW) -> Response:
+    async def create_rows(request: Request, uow: UoW, settings: Config) -> Response:
         raws, single = await rows_from_body(request, table)
         if "columns" in request.query_params:
             raws = _only_columns(table, request.query_params["columns"], raws)
         prefs = prefer(request)
         on_conflict = request.query_params.get("on_conflict")
+        if nested.has_nested(table, raws):
+            written = await run_in_threadpool(
+                nested.create_nested, uow, name, raws, _relation(uow.catalog),
+                resolution=RESOLUTIONS.get(prefs.get("resolution", "")), max_rows=settings.max_rows,
+            )
+            return _written(request, written, 201, _CREATE_PREFERENCES)
         written = await run_in_threadpool(
             services.create_rows, uow, name, raws,
             resolution=RESOLUTIONS.get(prefs.get("resolution", "")),
