@@ -46,7 +46,8 @@ def _operation(index: int, raw: Any, max_rows: int, budget: list[int]) -> Operat
     method, path, body, headers = raw.get("method"), raw.get("path"), raw.get("body"), raw.get("headers") or {}
     if method not in _METHODS or not isinstance(path, str) or not path.startswith("/api/"):
         raise _refused(index, f"method one of {', '.join(_METHODS)} and a path under /api/")
-    if not isinstance(headers, dict) or not all(isinstance(v, str) and v.isascii() for v in headers.values()):
+    if not isinstance(headers, dict) or not all(k.isascii() and isinstance(v, str) and v.isascii()
+                                                for k, v in headers.items()):
         raise _refused(index, "headers is an object of ASCII strings")
     route, _, query = path.partition("?")
     name, _, key = route[len("/api/"):].partition("/")

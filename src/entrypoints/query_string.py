@@ -596,7 +596,8 @@ def _cast_item(catalog: Catalog, table: Table, text: str, where: str, depth: int
     name = name.strip().lower()
     if "::" in base:
         raise BadRequest(f"One cast per select item: {_shown(text)!r}", details=f"in {_shown(where)}")
-    (item,) = _select_item(catalog, table, base.strip(), where, depth)
+    found = _select_item(catalog, table, base.strip(), where, depth)
+    item = found[0] if len(found) == 1 else None  # `*::text` is many columns: refused below
     if isinstance(item, Aggregate):
         source = _aggregate_type(table, item)
         shown = f"{item.function}()"

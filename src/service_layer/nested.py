@@ -32,6 +32,7 @@ class Relation:
 
 
 Resolver = Callable[[Table, str], Relation]
+MAX_DEPTH = 16  # as select= nests embeds
 
 
 def has_nested(table: Table, raws: Sequence[Any]) -> bool:
@@ -55,6 +56,8 @@ def create_nested(uow: AbstractUnitOfWork, table_name: str, raws: Sequence[Any],
 
 def _write(uow: AbstractUnitOfWork, table: Table, raws: Sequence[Any], resolve: Resolver,
            resolution: services.Resolution, path: str, budget: list[int]) -> list[Row]:
+    if path.count(".") >= MAX_DEPTH:  # each level is a few Python frames: bound them well below the recursion limit
+        raise BadRequest(f"A nested write nests at most {MAX_DEPTH} levels deep, at {path[:200]}")
     budget[0] -= len(raws)
     if budget[0] < 0:
         raise BadRequest(f"A nested write holds more objects than DEPOT_MAX_ROWS allows, at {path}",

@@ -60,6 +60,9 @@ def test_json_values_and_members_cast_to_text(documents):  # noqa: F811
 @pytest.mark.parametrize(("query", "code"), [
     ("select=id::regclass", "PGRST100"),  # not on the list
     ("select=id::text::int", "PGRST100"),
+    ("select=*::text", "PGRST100"),
+    ("select=...airlines(name)::text", "PGRST100"),
+    ("select=::text", "PGRST100"),
     ("select=origin::integer", "42846"),  # text to a number could fail on a stored value
     ("select=dep_delay::int", "42846"),  # narrowing
     ("select=dep_delay.avg()::int", "42846"),

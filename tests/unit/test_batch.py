@@ -63,6 +63,7 @@ def test_one_failing_operation_writes_nothing_and_is_named(client, failing, stat
     {"method": "GET"}, [{"method": "PUT", "path": "/api/airlines"}], [{"method": "GET", "path": "/etc/passwd"}],
     [{"method": "GET", "path": "/api/airlines", "extra": 1}], ["GET /api/airlines"],
     [{"method": "GET", "path": "/api/airlines", "headers": {"Prefer": 1}}],
+    [{"method": "GET", "path": "/api/airlines", "headers": {"Préfer": "x"}}],
 ])
 def test_malformed_batches_are_400s(client, body):
     response = client.post("/api/_batch", json=body)
@@ -86,7 +87,7 @@ def test_a_batch_is_bounded_by_max_rows_in_operations_and_in_rows(client):
           "/api/airlines?columns=carrier", "/api/_batch", "/api/airlines?having=n.gt.1", "/api/airlines/%00"])),
      "body": st.one_of(st.none(), st.just({"carrier": "QQ", "name": "Q"}), st.just([{"name": 1}]), st.text(max_size=5),
                        st.integers())},
-    optional={"headers": st.dictionaries(st.sampled_from(["Prefer", "Range", "X"]),
+    optional={"headers": st.dictionaries(st.sampled_from(["Prefer", "Range", "X", "Ü"]),
                                          st.sampled_from(["handling=strict, x", "return=representation", "0-1",
                                                           "tx=rollback", "é"]))}), max_size=6))
 def test_any_batch_is_answered_or_refused_never_a_500(client, operations):

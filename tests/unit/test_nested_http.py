@@ -23,3 +23,13 @@ def test_post_with_nested_embeds_writes_every_level_or_nothing():
         assert wrong.status_code == 400 and "manufacturers[0].planes is a to-many embed" in wrong.json()["message"]
         assert client.post("/api/planes", json={"tailnum": "N3", "nope": 1}).status_code == 422  # flat, as before
         assert [r["tailnum"] for r in client.get("/api/planes").json()] == ["N1"]
+
+
+def test_a_nested_write_deeper_than_the_limit_is_a_400_not_a_crash():
+    body: dict = {"tailnum": "N0", "manufacturers": {"name": "M0"}}
+    for n in range(1, 60):  # planes -> manufacturers -> planes -> ... 120 levels
+        body = {"tailnum": f"N{n}", "manufacturers": {"name": f"M{n}", "planes": [body]}}
+    with TestClient(create_app(memory_container())) as client:
+        response = client.post("/api/planes", json=body)
+        assert response.status_code == 400 and "levels deep" in response.json()["message"]
+        assert client.get("/api/planes").json() == []
