@@ -19,11 +19,13 @@ from domain.schema import (
     Pattern,
     References,
     Renamed,
+    Searchable,
     SystemColumns,
     Table,
 )
 
 __all__ = [
     "BigInt", "Catalog", "Column", "ColumnType", "Doc", "ForeignKey", "Ge", "Gt", "Interval", "Le", "Lt",
-    "MaxLen", "Naive", "Numeric", "OneOf", "Pattern", "References", "Renamed", "SystemColumns", "Table",
+    "MaxLen", "Naive", "Numeric", "OneOf", "Pattern", "References", "Renamed", "Searchable", "SystemColumns",
+    "Table",
 ]

@@ -39,6 +39,13 @@ class BadRequest(DepotError):
     code = "PGRST100"
 
 
+class AmbiguousEmbed(BadRequest):
+    """More than one reference joins the two tables (PostgREST answers it with 300 Multiple
+    Choices); `details` lists each candidate, `hint` how to name one."""
+
+    code = "PGRST201"
+
+
 class UnknownTable(DepotError):
     code = "PGRST205"
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from domain.schema import ColumnType
+
 if TYPE_CHECKING:
     from domain.schema import Table
 
@@ -58,8 +60,55 @@ class Lookup:
         return f"{self.embed}({self.column})"
 
 
+# `::type` in select: the type names a cast may give, and the column types each takes its values
+# from. The list is fixed, and holds only casts that cannot fail on a stored value (no text to
+# number, no narrowing), so a cast is never a runtime error and the memory adapter can compute the
+# same value (adapters.memory.evaluate.cast). A source of None is a jsonb member (->).
+_NUMBERS = frozenset({ColumnType.INTEGER, ColumnType.BIGINT, ColumnType.NUMERIC, ColumnType.FLOAT})
+CAST_TYPES: dict[str, ColumnType] = {
+    "text": ColumnType.TEXT, "integer": ColumnType.INTEGER, "int": ColumnType.INTEGER, "int4": ColumnType.INTEGER,
+    "bigint": ColumnType.BIGINT, "int8": ColumnType.BIGINT, "numeric": ColumnType.NUMERIC,
+    "decimal": ColumnType.NUMERIC, "float": ColumnType.FLOAT, "float8": ColumnType.FLOAT,
+    "boolean": ColumnType.BOOLEAN, "bool": ColumnType.BOOLEAN, "date": ColumnType.DATE,
+}
+CASTS: dict[ColumnType, frozenset[ColumnType | None]] = {
+    ColumnType.TEXT: frozenset({*_NUMBERS, ColumnType.TEXT, ColumnType.BOOLEAN, ColumnType.DATE, ColumnType.TIMESTAMPTZ,
+                                ColumnType.TIMESTAMP, ColumnType.UUID, ColumnType.JSON, None}),
+    ColumnType.INTEGER: frozenset({ColumnType.INTEGER, ColumnType.BOOLEAN}),
+    ColumnType.BIGINT: frozenset({ColumnType.INTEGER, ColumnType.BIGINT}),
+    ColumnType.NUMERIC: _NUMBERS,
+    ColumnType.FLOAT: _NUMBERS,
+    ColumnType.BOOLEAN: frozenset({ColumnType.BOOLEAN, ColumnType.INTEGER}),
+    # timestamptz in UTC, the zone every session of depot's runs in
+    ColumnType.DATE: frozenset({ColumnType.DATE, ColumnType.TIMESTAMP, ColumnType.TIMESTAMPTZ}),
+}
+
+
+@dataclass(frozen=True)
+class Cast:
+    """`col::type` (or `col->a::type`) in select: a value converted as PostgreSQL's cast does.
+    `source` is the value's own type (None for a jsonb member), `target` the type it becomes."""
+
+    ref: str | JsonPath
+    type: str  # as the client wrote it, one of CAST_TYPES
+    source: ColumnType | None
+
+    @property
+    def target(self) -> ColumnType:
+        return CAST_TYPES[self.type]
+
+    @property
+    def name(self) -> str:
+        return f"{name_of(self.ref)}::{self.type}"
+
+    @property
+    def key(self) -> str:
+        """PostgREST keeps the value's own key: `col::text` is `col`."""
+        return self.ref if isinstance(self.ref, str) else self.ref.key
+
+
 # What a condition, an order item or a selected field names: a column, or a value derived from a row.
-Ref = str | JsonPath | Lookup
+Ref = str | JsonPath | Lookup | Cast
 
 
 def name_of(ref: Ref) -> str:
@@ -164,9 +213,9 @@ AGGREGATES: tuple[str, ...] = ("count", "sum", "avg", "min", "max")
 
 @dataclass(frozen=True)
 class Field:
-    """A plain column (or a JSON path's value) in the output, under `alias` when given."""
+    """A plain column (or a JSON path's value, or a cast of either) in the output, under `alias` when given."""
 
-    column: str | JsonPath
+    column: str | JsonPath | Cast
     alias: str | None = None
 
     @property
@@ -186,6 +235,8 @@ class Aggregate:
     function: str
     column: str | None = None
     alias: str | None = None
+    cast: str | None = None  # `col.sum()::text`: the result cast to one of CAST_TYPES
+    result_type: ColumnType | None = None  # the result's own type, before `cast` (set with it by the parser)
 
     @property
     def key(self) -> str:
@@ -255,6 +306,8 @@ class Read:
     limit: int | None = None
     offset: int = 0
     after: tuple | None = None
+    having: Where | None = None  # conditions on the aggregates' keys (HAVING), with aggregates only
+    distinct: bool = False  # each combination of the fields' values once (the fields are then the key)
 
     @property
     def aggregates(self) -> tuple[Aggregate, ...]:
@@ -282,7 +335,7 @@ class Read:
         """The order made total: the client's order, then the key (the grouping columns when
         aggregating), each column once. Nothing is appended once the order already covers a unique
         key of NOT NULL columns, so an order by the natural key pages on its own unique index."""
-        if self.grouped:
+        if self.grouped or self.distinct:
             ties = tuple(dict.fromkeys(f.column for f in self.fields))
         else:
             ties = table.primary_key
@@ -358,3 +411,5 @@ class Fetch:
     after: tuple | None = None
     offset: int = 0
     limit: int | None = None
+    having: Where | None = None  # on the aggregates' labels, after grouping
+    distinct: bool = False  # grouped by `columns` without aggregates: each combination once

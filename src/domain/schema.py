@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import annotated_types
 
+from domain.text_search import CONFIGS as SEARCH_CONFIGS
+
 
 class ColumnType(enum.StrEnum):
     TEXT = "text"
@@ -91,6 +93,22 @@ class Naive:
 @dataclass(frozen=True)
 class Doc:
     text: str
+
+
+@dataclass(frozen=True)
+class Searchable:
+    """Marks a text column for full-text search: PostgreSQL keeps a generated `tsvector` column of it
+    (`<name>_tsv`, `to_tsvector(config, <name>)`) with a GIN index, which the fts, plfts, phfts and
+    wfts filters in that configuration use instead of computing the vector row by row. The derived
+    column is storage only: it is never read, written or listed. `config` is one of
+    domain.text_search.CONFIGS."""
+
+    config: str = "simple"
+
+
+def search_column(name: str) -> str:
+    """The name of the generated tsvector column of a Searchable column."""
+    return f"{name}_tsv"
 
 
 @dataclass(frozen=True)
@@ -178,6 +196,7 @@ class Column:
     generated: bool = False
     description: str | None = None
     renamed_from: str | None = None
+    searchable: str | None = None  # Searchable(): the text search configuration of its tsvector column
 
     @property
     def required(self) -> bool:
@@ -329,13 +348,13 @@ class Table:
         def renamed(column: str) -> str:
             return rename.get(column, column) if self.column(column).system else column
 
-        return Table(
-            name=self.name, group=self.group,
+        return dataclasses.replace(
+            self,
             columns=tuple(dataclasses.replace(c, name=renamed(c.name)) for c in self.columns),
-            primary_key=self.primary_key, natural_key=self.natural_key,
             foreign_keys=tuple(dataclasses.replace(fk, columns=tuple(map(renamed, fk.columns)))
                                for fk in self.foreign_keys),
-            read_only=self.read_only, description=self.description, unique=self.unique, system=names,
+            system=names,
+            _by_name={},  # a lookup of its own, filled from the new columns
         )
 
 
@@ -638,6 +657,13 @@ def _column_from_field(f: dataclasses.Field, hints: dict) -> Column:
                 kwargs["description"] = t
             case Renamed(old=o):
                 kwargs["renamed_from"] = o
+            case Searchable(config=c):
+                if base is not str or kwargs["type"] is not ColumnType.TEXT:
+                    raise TypeError(f"column {f.name}: Searchable() marks a str column, not {hint!r}")
+                if c not in SEARCH_CONFIGS:  # what the memory adapter models too
+                    raise TypeError(f"column {f.name}: Searchable({c!r}): the configurations are "
+                                    f"{', '.join(SEARCH_CONFIGS)}")
+                kwargs["searchable"] = c
             case annotated_types.Ge(ge=v):
                 kwargs["ge"] = v
             case annotated_types.Le(le=v):
@@ -670,6 +696,10 @@ def _column_from_field(f: dataclasses.Field, hints: dict) -> Column:
 
 def _check(spec: Table) -> None:
     names = set(spec.column_names)
+    for column in spec.columns:
+        if column.searchable is not None and search_column(column.name) in names:
+            raise ValueError(f"{spec.name}: {search_column(column.name)} is the name of {column.name}'s "
+                             "generated search column (Searchable()); rename one of them")
     for key in (spec.primary_key, spec.natural_key, *spec.unique):
         missing = set(key) - names
         if missing:

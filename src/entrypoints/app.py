@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints import dependencies
+from entrypoints.batch import install_batch_route
 from entrypoints.container import Container
 from entrypoints.http import JSONResponse, install_error_handlers
 from entrypoints.ingest_routes import install_ingest_routes
@@ -116,6 +117,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     def health() -> JSONResponse:
         return JSONResponse({"status": "ok", "storage": settings.storage, "version": VERSION})
 
+    install_batch_route(app)  # before the table routes, whose /api/{table} would take /api/_batch
     install_table_routes(app, catalog)
     install_ingest_routes(app)
 

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 
 from domain.errors import (
+    AmbiguousEmbed,
     BadRequest,
     Conflict,
     DepotError,
@@ -36,6 +37,7 @@ STATUS: list[tuple[type[DepotError], int]] = [
     (UnknownTable, 404),
     (NotFound, 404),
     (NotAllowed, 405),
+    (AmbiguousEmbed, 300),  # before BadRequest, which it is a kind of
     (BadRequest, 400),
     (NotAcceptable, 406),
     (Conflict, 409),
@@ -119,15 +121,63 @@ def install_error_handlers(app: FastAPI) -> None:
 # --- Prefer, ETag --------------------------------------------------------------------------------
 
 
+# The preferences depot knows, each with the values it takes (None: a whole number).
+PREFERENCES: dict[str, tuple[str, ...] | None] = {
+    "return": ("minimal", "representation", "headers-only"),
+    "count": ("exact", "planned", "estimated"),
+    "resolution": ("merge-duplicates", "ignore-duplicates"),
+    "missing": ("default", "null"),
+    "handling": ("strict", "lenient"),
+    "tx": ("commit", "rollback"),
+    "max-affected": None,
+}
+
+
 def prefer(request: Request) -> dict[str, str]:
-    """`Prefer: return=representation, count=exact` as {"return": "representation", "count": "exact"}."""
+    """`Prefer: return=representation, count=exact` as {"return": "representation", "count": "exact"}.
+
+    Unknown or malformed preferences are ignored, as PostgREST does, unless the client asked for
+    `handling=strict`: then they are a 400 (PGRST122) naming them."""
     result: dict[str, str] = {}
+    items: list[str] = []
     for header in request.headers.getlist("prefer"):
         for item in header.split(","):
             name, _, value = item.strip().partition("=")
             if name:
                 result[name.strip().lower()] = value.strip().strip('"')
+                items.append(item.strip())
+    if result.get("handling") == "strict":
+        invalid = [i for i in items if not _valid_preference(i)]
+        if invalid:
+            raise BadRequest("Invalid preferences given with handling=strict", code="PGRST122",
+                             details=f"Invalid preferences: {', '.join(i[:100] for i in invalid[:20])}")
     return result
+
+
+def _valid_preference(item: str) -> bool:
+    name, _, value = item.partition("=")
+    name, value = name.strip().lower(), value.strip().strip('"')
+    if name not in PREFERENCES:
+        return False
+    allowed = PREFERENCES[name]
+    return value.isascii() and value.isdigit() and len(value) < 19 if allowed is None else value in allowed
+
+
+def max_affected(prefs: dict[str, str]) -> int | None:
+    """`max-affected=N`, which PostgREST enforces under handling=strict only (and ignores otherwise)."""
+    value = prefs.get("max-affected", "")
+    if prefs.get("handling") != "strict" or not (value.isascii() and value.isdigit() and len(value) < 19):
+        return None
+    return int(value)
+
+
+def preference_applied(prefs: dict[str, str], honoured: tuple[str, ...]) -> str | None:
+    """The Preference-Applied header: each of `honoured` (what the route acted on) that the client sent
+    with a valid value, as it sent it."""
+    applied = [f"{n}={prefs[n]}" for n in honoured if n in prefs and _valid_preference(f"{n}={prefs[n]}")]
+    if "max-affected" in honoured and max_affected(prefs) is None:
+        applied = [a for a in applied if not a.startswith("max-affected=")]
+    return ", ".join(applied) or None
 
 
 def etag(table: Table, row: dict[str, Any]) -> str:

@@ -14,12 +14,15 @@ from collections.abc import Iterable
 import orjson
 
 from domain import text_search
-from domain.errors import BadRequest, UnknownColumn
+from domain.errors import AmbiguousEmbed, BadRequest, UnknownColumn
 from domain.query import (
     AGGREGATES,
+    CAST_TYPES,
+    CASTS,
     OPERATORS,
     Aggregate,
     BoolExpr,
+    Cast,
     Condition,
     Embed,
     Field,
@@ -35,10 +38,10 @@ from domain.query import (
     name_of,
     output_keys,
 )
-from domain.schema import NUMBER_TYPES, Catalog, ColumnType, Table
+from domain.schema import NUMBER_TYPES, Catalog, Column, ColumnType, Table
 from domain.validation import ValueRefused, parse_value
 
-RESERVED = frozenset({"select", "order", "limit", "offset", "on_conflict", "columns", "after"})
+RESERVED = frozenset({"select", "order", "limit", "offset", "on_conflict", "columns", "after", "having", "distinct"})
 LOGIC = {"or": ("or", False), "and": ("and", False), "not.or": ("or", True), "not.and": ("and", True)}
 _LIKE_TYPES = frozenset({ColumnType.TEXT})
 # Arrays are compared whole (eq, neq, in, is.null): no order, which PostgreSQL defines item by item
@@ -143,6 +146,10 @@ _ARROW = re.compile(r"(->>|->)")
 
 def parse_ref(table: Table, text: str, where: str) -> str | JsonPath:
     """A column, or a path into a JSON column: `col->key->0->>key` (a number is an array index)."""
+    if "::" in text:  # PostgREST leaves a cast in a filter to PostgreSQL; here it is refused plainly
+        raise BadRequest(f"Casts apply in select= only, not in filters or order: {_shown(text)!r}",
+                         details=f"in {_shown(where)}", code="PGRST100",
+                         hint="Filter and order by the column as it is; its values are typed by its own type.")
     if "->" not in text:
         return _column(table, text, where)
     if text.count("->") > _MAX_PATH:
@@ -247,6 +254,8 @@ def _single(table: Table, ref: str | JsonPath, kind: ColumnType | None, op: str,
     """One comparison of `ref` with one value, typed and checked for the operator."""
     column = name_of(ref)
     if op in _CONTAINMENT:
+        if kind is ColumnType.ARRAY:
+            return Condition(ref, op, _array_value(table, column, value, where), negated)
         if kind is not None and kind is not ColumnType.JSON:
             raise BadRequest(f"{op} needs a JSON column or member; '{column}' is {table.column(column).type_name}",
                              details=f"in {_shown(where)}", code="42883")
@@ -277,6 +286,48 @@ def _single(table: Table, ref: str | JsonPath, kind: ColumnType | None, op: str,
         raise BadRequest("isdistinct compares columns and text members (->>), not jsonb members",
                          details=f"in {_shown(where)}")
     return Condition(ref, op, _typed_ref(table, ref, value, where), negated)
+
+
+_MAX_ARRAY_ITEMS = 1000
+
+
+def _array_value(table: Table, column: str, text: str, where: str) -> tuple:
+    """The items a cs, cd or ov filter compares a SQL array column with: PostgreSQL's array literal
+    `{a,b,"c,d"}` (as PostgREST clients send lists) or a JSON array, each item typed by the column's
+    element type. Arrays here hold no null element, so an unquoted NULL is refused rather than
+    matching nothing, as it would on PostgreSQL."""
+    if text.startswith("["):
+        try:
+            raw = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raw = None
+        if not isinstance(raw, list) or any(isinstance(i, dict | list) or i is None for i in raw):
+            raise BadRequest(f"Invalid array {_shown(text)!r} for the {table.column(column).type_name} column "
+                             f"'{column}'", details=f"in {_shown(where)}", code="22P02",
+                             hint=f"Write {column}=cs.{{a,b}} or a JSON array of scalars.")
+        items: list = raw
+    elif text.startswith("{") and text.endswith("}"):
+        inner = text[1:-1]
+        parts = [p.strip() for p in split_top(inner, where)] if inner.strip() else []
+        if any(p.upper() == "NULL" for p in parts):
+            raise BadRequest(f"'{column}' holds no null items, so NULL in {_shown(text)!r} can match nothing",
+                             details=f"in {_shown(where)}", hint='Quote it ("NULL") to mean the text.')
+        items = [_unquote(p) for p in parts]
+    else:
+        raise BadRequest(f"cs, cd and ov on the {table.column(column).type_name} column '{column}' take a list "
+                         f"in braces, got {_shown(text)!r}", details=f"in {_shown(where)}", code="22P02",
+                         hint=f"Write {column}=cs.{{a,b}}")
+    if len(items) > _MAX_ARRAY_ITEMS:
+        raise BadRequest(f"An array filter takes at most {_MAX_ARRAY_ITEMS} items", details=f"in {_shown(where)}")
+    element = table.column(column).item_column
+    typed = []
+    for item in items:
+        try:
+            typed.append(parse_value(element, item))
+        except ValueRefused as refused:
+            raise BadRequest(f"Invalid item {_shown(str(item))!r} for the {table.column(column).type_name} column "
+                             f"'{column}'", details=f"in {_shown(where)}: {refused.message}", code="22P02") from None
+    return tuple(typed)
 
 
 def _json_value(text: str, column: str, where: str):
@@ -476,11 +527,12 @@ def resolve_embed(catalog: Catalog, table: Table, name: str, hint: str | None, k
                          code="PGRST200", details=f"in {_shown(where)}",
                          hint=_no_lineage_hint(catalog, table, name))
     if len(candidates) > 1:
-        options = [f"{name}!{c[4]}" for c in candidates]
-        raise BadRequest(
-            f"More than one relationship was found for '{table.name}' and '{name}'",
-            code="PGRST201", details=f"in {_shown(where)}",
-            hint=f"Name the one you mean: {', '.join(options)}",
+        raise AmbiguousEmbed(
+            f"Could not embed because more than one relationship was found for '{table.name}' and '{name}'",
+            details=[_candidate(table, c) for c in candidates],
+            hint=f"Try changing '{name}' to one of the following: "
+                 f"{', '.join(repr(f'{name}!{c[4]}') for c in candidates)}. "
+                 "Find the desired relationship in the 'details' key.",
         )
     target, columns, target_columns, many, _, _ = candidates[0]
     if not items_text.strip():  # emb(): there to be filtered on, nothing in the output
@@ -497,6 +549,19 @@ def _no_lineage_hint(catalog: Catalog, table: Table, name: str) -> str | None:
     return (f"'{views[0].name}' is a {views[0].kind}: depot embeds through a view only along columns that come "
             "straight from a table's key or foreign key (References on the view's columns, which depot adopt "
             "finds from the view's definition). None of its columns leads there.")
+
+
+def _candidate(table: Table, candidate: tuple) -> dict[str, str]:
+    """One relationship an ambiguous embed could mean, in PostgREST's words."""
+    target, columns, target_columns, many, fk_name, owner = candidate
+    referenced = target if owner == table.name else table.name
+    fk_columns, key_columns = (columns, target_columns) if owner == table.name else (target_columns, columns)
+    return {
+        "cardinality": "one-to-many" if many else "many-to-one",
+        "embedding": f"{table.name} with {target}",
+        "relationship": f"fk_{owner}_{fk_name} using {owner}({', '.join(fk_columns)}) and "
+                        f"{referenced}({', '.join(key_columns)})",
+    }
 
 
 def _embeddable(catalog: Catalog, table: Table) -> list[str]:
@@ -520,13 +585,56 @@ def _spread(catalog: Catalog, table: Table, text: str, where: str, depth: int) -
     return dataclasses.replace(embed, spread=True)
 
 
+def _aggregate_type(table: Table, aggregate: Aggregate) -> ColumnType:
+    """An aggregate's result type, as PostgreSQL gives it (see Aggregate)."""
+    if aggregate.function == "count":
+        return ColumnType.BIGINT
+    column = table.column(aggregate.column)  # type: ignore[arg-type]
+    if aggregate.function == "avg":
+        return ColumnType.FLOAT
+    if aggregate.function == "sum" and column.type in (ColumnType.INTEGER, ColumnType.BIGINT):
+        return ColumnType.NUMERIC  # sum of whole numbers is numeric(38,0) on PostgreSQL
+    return column.type
+
+
+def _cast_item(catalog: Catalog, table: Table, text: str, where: str, depth: int) -> SelectItem:
+    """`col::type`, `alias:col->a::type` or `col.sum()::type`: one cast to one of CAST_TYPES."""
+    base, _, name = text.rpartition("::")
+    target = CAST_TYPES.get(name.strip().lower())
+    if target is None:
+        raise BadRequest(f"Cannot cast to {_shown(name)!r} in select", code="PGRST100", details=f"in {_shown(where)}",
+                         hint=f"Casts: {', '.join(CAST_TYPES)}")
+    name = name.strip().lower()
+    if "::" in base:
+        raise BadRequest(f"One cast per select item: {_shown(text)!r}", details=f"in {_shown(where)}")
+    found = _select_item(catalog, table, base.strip(), where, depth)
+    item = found[0] if len(found) == 1 else None  # `*::text` is many columns: refused below
+    if isinstance(item, Aggregate):
+        source = _aggregate_type(table, item)
+        shown = f"{item.function}()"
+    elif isinstance(item, Field) and isinstance(item.column, str | JsonPath):
+        source = _kind(table, item.column)  # type: ignore[assignment]
+        shown = name_of(item.column)
+    else:
+        raise BadRequest(f"Only columns, JSON paths and aggregates can be cast: {_shown(text)!r}",
+                         details=f"in {_shown(where)}")
+    if source not in CASTS[target]:
+        what = "a jsonb member" if source is None else source.value
+        sources = sorted(s.value if s else "jsonb" for s in CASTS[target])
+        raise BadRequest(f"Cannot cast {_shown(shown)} ({what}) to {name}", code="42846", details=f"in {_shown(where)}",
+                         hint=f"{name} takes values of: {', '.join(sources)}")
+    if isinstance(item, Aggregate):
+        return dataclasses.replace(item, cast=name, result_type=source)
+    return dataclasses.replace(item, column=Cast(item.column, name, source))  # type: ignore[arg-type]
+
+
 def _select_item(catalog: Catalog, table: Table, text: str, where: str, depth: int) -> list[SelectItem]:
     if text == "*":
         return [Field(c) for c in table.column_names]
     if text.startswith("..."):
         return [_spread(catalog, table, text[3:].strip(), where, depth)]
     if "::" in text:
-        raise BadRequest(f"Casts are not supported in select: {_shown(text)!r}", details=f"in {_shown(where)}")
+        return [_cast_item(catalog, table, text, where, depth)]
     alias: str | None = None
     head, paren, rest = text.partition("(")
     if ":" in head:
@@ -844,6 +952,8 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
             raise BadRequest(f"{name}= is given more than once")
         values[name] = value
     items = parse_select(catalog, table, values["select"]) if "select" in values else ()
+    if "distinct" in values:
+        items = _distinct_items(table, items, values["distinct"])
     routed: dict[tuple[str, ...], list[tuple[str, str]]] = {}
     for name, value in params:
         if name not in RESERVED:
@@ -856,7 +966,15 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
     order = parse_order(table, values["order"], aggregates, grouping, catalog=catalog,
                         embeds=embeds) if values.get("order") else ()
     offset, limit = parse_page(values, range_header, max_rows)
-    read = Read(items=items, where=where, order=order, limit=limit, offset=offset)
+    having = parse_having(table, aggregates, [v for n, v in params if n == "having"])
+    distinct = "distinct" in values
+    if distinct:
+        fields = {f.column for f in items if isinstance(f, Field)}
+        for item in order:
+            if item.column not in fields:
+                raise BadRequest(f"A distinct read orders by its distinct columns only, not {name_of(item.column)!r}",
+                                 details=f"distinct={_shown(values['distinct'])}")
+    read = Read(items=items, where=where, order=order, limit=limit, offset=offset, having=having, distinct=distinct)
     if "after" in values:
         if aggregates:
             raise BadRequest("after= pages plain reads; aggregate reads page with offset=")
@@ -867,8 +985,82 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
             raise BadRequest("after= and offset (or a Range header) cannot be combined",
                              hint="after= already says where the page starts.")
         keyset = read.keyset_order(table)
-        read = Read(items, where, order, limit, 0, decode_cursor(table, keyset, values["after"], catalog))
+        read = dataclasses.replace(read, offset=0, after=decode_cursor(table, keyset, values["after"], catalog))
     return read
+
+
+def _distinct_items(table: Table, items: tuple[SelectItem, ...], text: str) -> tuple[SelectItem, ...]:
+    """`distinct` (over the select's columns) or `distinct=a,b` (those columns, which the select, if
+    any, must be): plain columns only, each combination of their values once."""
+    where = f"distinct={text}"
+    if text.strip():
+        names = [_column(table, n.strip(), where) for n in text.split(",")]
+        if not items:
+            items = tuple(Field(n) for n in names)
+        elif sorted(str(i.column) for i in items if isinstance(i, Field)) != sorted(names):
+            raise BadRequest("distinct= names the columns of the select", details=f"in {_shown(where)}",
+                             hint="Select just those columns, or write distinct alone to use the select's.")
+    elif not items:
+        raise BadRequest("distinct alone needs a select= of the columns to be distinct", details=f"in {_shown(where)}")
+    for item in items:
+        if not isinstance(item, Field) or not isinstance(item.column, str):
+            raise BadRequest("A distinct read selects plain columns only (no aggregates, embeds, paths or casts)",
+                             details=f"in {_shown(where)}")
+        if table.column(item.column).type in _UNORDERED_TYPES:
+            raise BadRequest(f"Cannot make the {_type_word(table, item.column)} column '{item.column}' distinct",
+                             details=f"in {_shown(where)}")
+    return items
+
+
+_HAVING_OPERATORS = ("eq", "neq", "gt", "gte", "lt", "lte", "is")
+
+
+def _aggregate_value(table: Table, aggregate: Aggregate, text: str, where: str):
+    """A value typed as the aggregate's result is (see Aggregate)."""
+    if aggregate.cast is not None:
+        kind = CAST_TYPES[aggregate.cast]
+    elif aggregate.function == "count":
+        kind = ColumnType.BIGINT
+    elif aggregate.function == "avg":
+        kind = ColumnType.FLOAT
+    else:
+        return _typed(table, aggregate.column, text, where)  # type: ignore[arg-type]
+    try:
+        return parse_value(Column(aggregate.key, kind), text)
+    except ValueRefused as refused:
+        raise BadRequest(f"Invalid value {_shown(text)!r} for the aggregate '{aggregate.key}' ({kind.value})",
+                         details=f"in {_shown(where)}: {refused.message}", code="22P02") from None
+
+
+def parse_having(table: Table, aggregates: list[Aggregate], texts: list[str]) -> Where | None:
+    """`having=key.op.value` (repeatable, and'ed): conditions on the aggregates' keys after grouping."""
+    if not texts:
+        return None
+    if not aggregates:
+        raise BadRequest("having= filters the groups of an aggregate read; this read has no aggregates",
+                         hint="Select an aggregate, as in select=carrier,n:count()&having=n.gt.100")
+    by_key = {a.key: a for a in aggregates}
+    conditions: list[Where] = []
+    for text in texts:
+        where = f"having={text}"
+        key, dot, expression = text.partition(".")
+        aggregate = by_key.get(key)
+        if aggregate is None or not dot:
+            raise BadRequest(f"having= names an aggregate of the select: {_shown(text)!r}",
+                             details=f"in {_shown(where)}",
+                             hint=f"Aggregates here: {', '.join(by_key)}; write having=key.gt.value")
+        negated = expression.startswith("not.")
+        op, dot, value = (expression[4:] if negated else expression).partition(".")
+        if op not in _HAVING_OPERATORS or not dot:
+            raise BadRequest(f"having= takes {', '.join(_HAVING_OPERATORS)}: {_shown(text)!r}",
+                             details=f"in {_shown(where)}")
+        if op == "is":
+            if value.lower() != "null":
+                raise BadRequest(f"having= takes is.null, got {_shown(value)!r}", details=f"in {_shown(where)}")
+            conditions.append(Condition(key, "is", None, negated))
+        else:
+            conditions.append(Condition(key, op, _aggregate_value(table, aggregate, value, where), negated))
+    return conjunction(conditions)
 
 
 def parse_query(table: Table, params: list[tuple[str, str]], range_header: str | None, max_rows: int) -> Query:

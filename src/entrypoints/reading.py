@@ -24,7 +24,7 @@ from domain.errors import NotAcceptable, NotSingular
 from domain.ports import AbstractUnitOfWork
 from domain.query import Read
 from domain.schema import Catalog, Table
-from entrypoints.http import HttpError, JSONResponse, prefer
+from entrypoints.http import HttpError, JSONResponse, prefer, preference_applied
 from entrypoints.query_string import encode_cursor, parse_read
 from service_layer import reads
 
@@ -113,7 +113,8 @@ async def read_response(request: Request, catalog: Catalog, table: Table, uow: A
             return await _csv_response(table, read, lambda: iter(list(batches())))
         return await _csv_response(table, read, batches)
     read = parse_read(catalog, table, params, request.headers.get("range"), max_rows)
-    method = prefer(request).get("count")
+    prefs = prefer(request) if "prefer" in request.headers else {}
+    method = prefs.get("count")
     counting = method if method in COUNT_METHODS else None
     page = await run_in_threadpool(reads.read_page, uow, table.name, read, count=counting,  # type: ignore[arg-type]
                                    count_threshold=max_rows, max_rows=max_rows)
@@ -128,6 +129,10 @@ async def read_response(request: Request, catalog: Catalog, table: Table, uow: A
     link = next_link(request, table, read, page)
     if link is not None:
         headers["link"] = link
+    if prefs:
+        applied = preference_applied(prefs, ("count", "handling"))
+        if applied:
+            headers["preference-applied"] = applied
     rows = [_strip_nulls(r) for r in page.rows] if stripped else page.rows
     if kind == "object":
         if len(rows) != 1:

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
-from domain.errors import BadRequest, NotSingular, UnknownTable
+from domain.errors import BadRequest, NotSingular, UnknownColumn, UnknownTable
 from domain.ports import AbstractUnitOfWork
 from domain.schema import Catalog, Table
 from entrypoints.dependencies import get_settings, get_uow
@@ -21,17 +21,19 @@ from entrypoints.http import (
     JSONResponse,
     etag,
     if_match_version,
+    max_affected,
     none_match,
     parse_json,
     prefer,
+    preference_applied,
     read_body,
     rows_from_body,
 )
 from entrypoints.openapi import ref, schema_names
-from entrypoints.query_string import parse_filters
+from entrypoints.query_string import parse_filters, resolve_embed
 from entrypoints.reading import OBJECT_MEDIA, read_response
 from entrypoints.settings import Settings
-from service_layer import services
+from service_layer import nested, services
 
 UoW = Annotated[AbstractUnitOfWork, Depends(get_uow)]
 Config = Annotated[Settings, Depends(get_settings)]
@@ -100,13 +102,51 @@ def _singular(request: Request) -> bool:
     return prefer(request).get("return") == "representation" and OBJECT_MEDIA in request.headers.get("accept", "")
 
 
-def _written(request: Request, rows: list[dict], status: int) -> Response:
+# The preferences each kind of write acts on, echoed in Preference-Applied when the client sent them.
+_CREATE_PREFERENCES = ("return", "count", "resolution", "missing", "handling", "tx")
+_FILTERED_PREFERENCES = ("return", "count", "handling", "tx", "max-affected")
+_KEY_PREFERENCES = ("return", "handling", "tx")
+
+
+def _dry_run(prefs: dict[str, str]) -> bool:
+    """Prefer: tx=rollback: the write runs, answers as it would, and is rolled back."""
+    return prefs.get("tx") == "rollback"
+
+
+def _written(request: Request, rows: list[dict], status: int, honoured: tuple[str, ...] = _KEY_PREFERENCES
+             ) -> Response:
     prefs = prefer(request)
     # As PostgREST: Content-Range */N tells how many rows the write touched when asked to count.
     headers = {"content-range": f"*/{len(rows)}" if "count" in prefs else "*/*"}
+    applied = preference_applied(prefs, honoured)
+    if applied:
+        headers["preference-applied"] = applied
     if prefs.get("return") == "representation":
         return _rows_or_object(request, rows, status=status, headers=headers)
     return Response(status_code=204 if status == 200 else status, headers=headers)
+
+
+def _relation(catalog: Catalog) -> nested.Resolver:
+    """How a nested write's key (`manufacturers`, `flights!origin`) joins its table: the embed the
+    same name would select, so reading and writing name relationships alike."""
+    def resolve(table: Table, key: str) -> nested.Relation:
+        name, _, hint = key.partition("!")
+        embed = resolve_embed(catalog, table, name, hint or None, name, "", f"the nested key {key!r}", 0)
+        return nested.Relation(embed.target, embed.columns, embed.target_columns, embed.many)
+
+    return resolve
+
+
+def _only_columns(table: Table, text: str, raws: list) -> list:
+    """`?columns=a,b`: each row's a and b only, as PostgREST takes them (other keys ignored, missing
+    ones filled as when absent: the column's default, or null)."""
+    names = [n.strip() for n in text.split(",")]
+    for n in names:
+        if not table.has_column(n) or not table.column(n).writable:
+            raise UnknownColumn(f"Could not find the '{n[:80]}' column of '{table.name}' among its writable columns",
+                                details=f"in columns={text[:80]}",
+                                hint=f"Writable: {', '.join(c.name for c in table.columns if c.writable)}")
+    return [{k: r[k] for k in names if k in r} if isinstance(r, dict) else r for r in raws]
 
 
 def _required_filter(table: Table, request: Request, verb: str):
@@ -177,16 +217,25 @@ def table_router(table: Table) -> APIRouter:
                    409: _error("Duplicate key or missing reference"), 422: _error("Invalid rows")},
         openapi_extra=_body(names["insert"], many=True),
     )
-    async def create_rows(request: Request, uow: UoW) -> Response:
+    async def create_rows(request: Request, uow: UoW, settings: Config) -> Response:
         raws, single = await rows_from_body(request, table)
+        if "columns" in request.query_params:
+            raws = _only_columns(table, request.query_params["columns"], raws)
         prefs = prefer(request)
         on_conflict = request.query_params.get("on_conflict")
+        if nested.has_nested(table, raws):
+            written = await run_in_threadpool(
+                nested.create_nested, uow, name, raws, _relation(uow.catalog),
+                resolution=RESOLUTIONS.get(prefs.get("resolution", "")), max_rows=settings.max_rows,
+            )
+            return _written(request, written, 201, _CREATE_PREFERENCES)
         written = await run_in_threadpool(
             services.create_rows, uow, name, raws,
             resolution=RESOLUTIONS.get(prefs.get("resolution", "")),
             on_conflict=on_conflict.split(",") if on_conflict else None, singular=_singular(request),
+            dry_run=_dry_run(prefs),
         )
-        response = _written(request, written, 201)
+        response = _written(request, written, 201, _CREATE_PREFERENCES)
         if single and len(written) == 1 and table.key_column:
             # Percent-encoded: a key is any text, a header only latin-1 (a raw "ü" key was a 500).
             response.headers["location"] = f"/api/{name}/{quote(str(written[0][table.key_column]), safe='')}"
@@ -203,9 +252,11 @@ def table_router(table: Table) -> APIRouter:
     async def update_rows(request: Request, uow: UoW) -> Response:
         where = _required_filter(table, request, "PATCH")
         changes = parse_json(await read_body(request))
+        prefs = prefer(request)
         rows = await run_in_threadpool(services.update_rows, uow, name, where, changes,
-                                       singular=_singular(request))
-        return _written(request, rows, 200)
+                                       singular=_singular(request), max_affected=max_affected(prefs),
+                                       dry_run=_dry_run(prefs))
+        return _written(request, rows, 200, _FILTERED_PREFERENCES)
 
     @router.delete(
         "",
@@ -217,8 +268,10 @@ def table_router(table: Table) -> APIRouter:
     )
     def delete_rows(request: Request, uow: UoW) -> Response:
         where = _required_filter(table, request, "DELETE")
-        rows = services.delete_rows(uow, name, where, singular=_singular(request))
-        return _written(request, rows, 200)
+        prefs = prefer(request)
+        rows = services.delete_rows(uow, name, where, singular=_singular(request), max_affected=max_affected(prefs),
+                                    dry_run=_dry_run(prefs))
+        return _written(request, rows, 200, _FILTERED_PREFERENCES)
 
     if table.key_column is None:
         return router
@@ -256,8 +309,14 @@ def table_router(table: Table) -> APIRouter:
     async def update_row(key: str, request: Request, uow: UoW) -> Response:
         expected = if_match_version(request)
         changes = parse_json(await read_body(request))
-        row = await run_in_threadpool(services.update_row, uow, name, key, changes, expected_version=expected)
-        return JSONResponse(row, headers={"etag": etag(table, row)})
+        prefs = prefer(request)
+        row = await run_in_threadpool(services.update_row, uow, name, key, changes, expected_version=expected,
+                                      dry_run=_dry_run(prefs))
+        headers = {"etag": etag(table, row)}
+        applied = preference_applied(prefs, ("handling", "tx"))
+        if applied:
+            headers["preference-applied"] = applied
+        return JSONResponse(row, headers=headers)
 
     @router.delete(
         "/{key:path}",
@@ -267,7 +326,8 @@ def table_router(table: Table) -> APIRouter:
         responses={204: {"description": "Deleted"}, 412: _error("Stale If-Match"), 404: _error("No such row")},
     )
     def delete_row(key: str, request: Request, uow: UoW) -> Response:
-        row = services.delete_row(uow, name, key, expected_version=if_match_version(request))
+        row = services.delete_row(uow, name, key, expected_version=if_match_version(request),
+                                  dry_run=_dry_run(prefer(request)))
         return _written(request, [row], 200)
 
     return router

@@ -11,7 +11,20 @@ from typing import Literal
 
 from domain.errors import BadRequest
 from domain.ports import AbstractUnitOfWork, Row
-from domain.query import Aggregate, Embed, Fetch, Field, OrderBy, Read, SelectItem, name_of, output_keys
+from domain.query import (
+    Aggregate,
+    BoolExpr,
+    Condition,
+    Embed,
+    Fetch,
+    Field,
+    OrderBy,
+    Read,
+    SelectItem,
+    Where,
+    name_of,
+    output_keys,
+)
 from domain.schema import Table
 from service_layer.services import table_of
 
@@ -49,6 +62,7 @@ def plan(table: Table, read: Read, *, within: tuple[tuple[str, ...], frozenset[t
         order = read.keyset_order(table)
         columns = tuple(dict.fromkeys([*plain, *embedded, *within_columns, *(o.column for o in order)]))
     fetch_order = tuple(dataclasses.replace(o, column=labels.get(o.column, o.column)) for o in order)
+    having = _relabelled(read.having, labels) if read.having is not None else None
     fetch = Fetch(
         columns=columns,
         aggregates=tuple((labels[a.key], a) for a in aggregates),
@@ -58,8 +72,18 @@ def plan(table: Table, read: Read, *, within: tuple[tuple[str, ...], frozenset[t
         after=read.after,
         offset=read.offset,
         limit=read.limit,
+        having=having,
+        distinct=read.distinct,
     )
     return _Plan(table, items, fetch, labels)
+
+
+def _relabelled(where: Where, labels: dict[str, str]) -> Where:
+    """A having= condition on aggregate keys, on the labels the fetched rows hold them under."""
+    if isinstance(where, Condition):
+        return dataclasses.replace(where, column=labels[where.column])  # type: ignore[index]
+    assert isinstance(where, BoolExpr)
+    return dataclasses.replace(where, terms=tuple(_relabelled(t, labels) for t in where.terms))
 
 
 def _empty_aggregates(items: tuple[SelectItem, ...]) -> Row:

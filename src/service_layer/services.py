@@ -139,8 +139,10 @@ def create_rows(
     on_conflict: Sequence[str] | None = None,
     clock: Clock = utcnow,
     singular: bool = False,
+    dry_run: bool = False,
 ) -> list[Row]:
-    """Insert rows atomically: all of them or, on any invalid row or conflict, none."""
+    """Insert rows atomically: all of them or, on any invalid row or conflict, none. `dry_run`
+    (Prefer: tx=rollback) writes them, answers as if, and rolls back."""
     table = table_of(uow, table_name, writing=True)
     rows, problems = validate_rows(table, raws)
     if problems:
@@ -154,8 +156,7 @@ def create_rows(
         else:
             conflict = _conflict_columns(table, on_conflict)
             written = repo.upsert(_last_per_key(rows, conflict), conflict, update=resolution == "merge", now=now)
-        _one_if_singular(written, singular)
-        uow.commit()
+        _end(uow, written, singular=singular, dry_run=dry_run)
     return written
 
 
@@ -195,15 +196,14 @@ def _changes(table: Table, raw: Any) -> Row:
 @retry_transient
 def update_rows(
     uow: AbstractUnitOfWork, table_name: str, where: Where, raw_changes: Any, *, clock: Clock = utcnow,
-    singular: bool = False,
+    singular: bool = False, max_affected: int | None = None, dry_run: bool = False,
 ) -> list[Row]:
     """PATCH with filters: every matching row gets the changes; a filter is required."""
     table = table_of(uow, table_name, writing=True)
     changes = _changes(table, raw_changes)
     with uow:
         rows = uow.repository(table.name).update(where, changes, clock())
-        _one_if_singular(rows, singular)
-        uow.commit()
+        _end(uow, rows, singular=singular, max_affected=max_affected, dry_run=dry_run)
     return rows
 
 
@@ -216,6 +216,7 @@ def update_row(
     *,
     expected_version: int | None = None,
     clock: Clock = utcnow,
+    dry_run: bool = False,
 ) -> Row:
     """PATCH one row; with `expected_version` (If-Match) it changes only if nobody changed it since."""
     table = table_of(uow, table_name, writing=True)
@@ -226,24 +227,25 @@ def update_row(
         rows = repo.update(_guarded(table, key, expected_version), changes, clock())
         if not rows:
             _missing_or_stale(repo.get(key), table, key_text)
-        uow.commit()
+        _end(uow, rows, dry_run=dry_run)
     return rows[0]
 
 
 @retry_transient
-def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where, *, singular: bool = False) -> list[Row]:
+def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where, *, singular: bool = False,
+                max_affected: int | None = None, dry_run: bool = False) -> list[Row]:
     table = table_of(uow, table_name, writing=True)
     with uow:
         rows = uow.repository(table.name).delete(where)
         _refuse_manual_source(table, rows)
-        _one_if_singular(rows, singular)
-        uow.commit()
+        _end(uow, rows, singular=singular, max_affected=max_affected, dry_run=dry_run)
     return rows
 
 
 @retry_transient
 def delete_row(
-    uow: AbstractUnitOfWork, table_name: str, key_text: str, *, expected_version: int | None = None
+    uow: AbstractUnitOfWork, table_name: str, key_text: str, *, expected_version: int | None = None,
+    dry_run: bool = False,
 ) -> Row:
     table = table_of(uow, table_name, writing=True)
     key = parse_key(table, key_text)
@@ -253,8 +255,20 @@ def delete_row(
         if not rows:
             _missing_or_stale(repo.get(key), table, key_text)
         _refuse_manual_source(table, rows)
-        uow.commit()
+        _end(uow, rows, dry_run=dry_run)
     return rows[0]
+
+
+def _end(uow: AbstractUnitOfWork, rows: list[Row], *, singular: bool = False, max_affected: int | None = None,
+         dry_run: bool = False) -> None:
+    """A write's last step: refuse it (and so roll it back) when it touched other rows than asked
+    for, else commit it, unless it is a dry run (then leaving the unit of work rolls it back)."""
+    _one_if_singular(rows, singular)
+    if max_affected is not None and len(rows) > max_affected:
+        raise BadRequest("Query result exceeds max-affected preference constraint", code="PGRST124",
+                         details=f"The query affects {len(rows)} rows")
+    if not dry_run:
+        uow.commit()
 
 
 def _one_if_singular(rows: list[Row], singular: bool) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Annotated
 from urllib.parse import parse_qsl
 
 import pytest
 
 from depot.examples.flights.catalog import CATALOG
 from domain.ports import AbstractUnitOfWork
-from domain.schema import Catalog
+from domain.schema import Catalog, Searchable
 from entrypoints.query_string import parse_read
 from service_layer import reads, services
 
@@ -26,6 +27,9 @@ def documents_catalog() -> Catalog:
         name: str
         data: dict | None = None
         body: str | None = None
+        tags: list[str] | None = None
+        scores: list[int] | None = None
+        abstract: Annotated[str | None, Searchable()] = None  # body again, searched through its tsvector
 
     return catalog
 
@@ -34,16 +38,21 @@ DOCUMENTS = documents_catalog()
 
 ROWS = [
     {"name": "a", "data": {"n": 1, "s": "x", "tags": ["red", "blue"], "nested": {"k": "v1"}, "flag": True},
-     "body": "The quick brown fox jumps over the lazy dog"},
+     "body": "The quick brown fox jumps over the lazy dog", "tags": ["red", "blue"], "scores": [1, 2]},
     {"name": "b", "data": {"n": 2.5, "s": "y", "tags": ["blue"], "nested": {"k": "v2"}, "flag": False},
-     "body": "A lazy afternoon with quick naps"},
+     "body": "A lazy afternoon with quick naps", "tags": ["blue"], "scores": [2, 3, 3]},
     {"name": "c", "data": {"n": "3", "s": None, "tags": [], "nested": {"k": None}},
-     "body": "Foxes and dogs are friends, the fox said"},
-    {"name": "d", "data": {"s": "Z", "tags": ["green", "red"]}, "body": None},
+     "body": "Foxes and dogs are friends, the fox said", "tags": [], "scores": []},
+    {"name": "d", "data": {"s": "Z", "tags": ["green", "red"]}, "body": None,
+     "tags": ["green", "red", "a,b"], "scores": [-1]},
     {"name": "e", "data": {"n": 10, "nested": {"k": {"deep": 1}}, "list": [1, 2, 3]},
      "body": "quick quick brown-eyed fox"},
     {"name": "f", "data": [1, "two", {"three": 3}], "body": ""},
 ]
+
+
+for _row in ROWS:
+    _row["abstract"] = _row["body"]
 
 
 def memory_documents() -> Callable[[], AbstractUnitOfWork]:

@@ -45,6 +45,17 @@ def where(uow, column: str, expression: str) -> list[str]:
         ("data->tags", "cd.{red,blue,green}", ["a", "b", "c", "d"]),
         ("data->tags", "ov.{green,blue}", ["a", "b", "d"]),
         ("data->tags", "ov.{}", []),
+        ("tags", "cs.{red}", ["a", "d"]),  # SQL arrays: @>, <@ and && of the column's own type
+        ("tags", 'cs.{"a,b"}', ["d"]),
+        ("tags", 'cs.["blue","red"]', ["a"]),
+        ("tags", "cs.{}", ["a", "b", "c", "d"]),  # e's null array is unknown
+        ("tags", "cd.{red,blue,green}", ["a", "b", "c"]),
+        ("tags", "ov.{green,blue}", ["a", "b", "d"]),
+        ("tags", "not.ov.{green,blue}", ["c"]),
+        ("tags", "ov.{}", []),
+        ("scores", "cs.{3}", ["b"]),
+        ("scores", "cd.[1,2,3]", ["a", "b", "c"]),
+        ("scores", "ov.{-1,1}", ["a", "d"]),
         ("name", "eq(any).{a,c,z}", ["a", "c"]),
         ("body", "like(any).{*lazy*,*said}", ["a", "b", "c"]),
         ("body", "like(all).{*quick*,*fox*}", ["a", "e"]),
@@ -84,6 +95,11 @@ def test_operators_inside_logic_trees(documents):  # noqa: F811
         ("body", "match.(", "2201B"),
         ("body", "match." + "a" * 600, "PGRST100"),
         ("data", "eq.1", "PGRST100"),
+        ("scores", "cs.{x}", "22P02"),
+        ("scores", "cs.[[1]]", "22P02"),
+        ("tags", "cs.red", "22P02"),
+        ("tags", "ov.{NULL}", "PGRST100"),
+        ("tags", "cs.{" + ",".join("x" * 1001) + "}", "PGRST100"),
         ("data->n", "isdistinct.1", "PGRST100"),
         ("data->n", "match.1", "PGRST100"),
     ],
@@ -104,6 +120,8 @@ PATTERNS = st.sampled_from(["^the", "fox$", "qu.ck", "[aeiou]{2}", "(lazy|naps)"
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(
     st.tuples(REFS, st.sampled_from(["cs", "cd", "ov", "not.cs", "not.ov"]), JSON_VALUES),
+    st.tuples(st.sampled_from(["tags", "scores"]), st.sampled_from(["cs", "cd", "ov", "not.cs", "not.cd"]),
+              st.sampled_from(["{}", "{red}", "{blue,red}", "{1,2}", "{2,3}", "{-1}", '["green"]', "{3,3}"])),
     st.tuples(st.sampled_from(["body", "name", "data->>s"]), st.sampled_from(["match", "imatch", "not.match"]),
               PATTERNS),
     st.tuples(st.sampled_from(["name", "data->>s", "body"]),

@@ -46,8 +46,9 @@ def search(uow, column: str, expression: str) -> list[str]:
         ("phfts(english).the lazy dog", ["a"]),
     ],
 )
-def test_searches_agree(documents, expression, expected):  # noqa: F811
-    assert search(documents, "body", expression) == expected
+@pytest.mark.parametrize("column", ["body", "abstract"])  # abstract is Searchable(): its generated tsvector
+def test_searches_agree(documents, expression, expected, column):  # noqa: F811
+    assert search(documents, column, expression) == expected
 
 
 def test_search_a_json_members_text_and_inside_logic_trees(documents):  # noqa: F811
@@ -109,8 +110,37 @@ def test_memory_answers_searches_exactly_as_postgresql(both_documents, search_, 
     expression = f"{'not.' if negated else ''}{kind}{config}.{text}"
     answers = []
     for uow in (memory, postgres):
-        try:
-            answers.append(search(uow, "body", expression))
-        except BadRequest as error:
-            answers.append(error.code)
-    assert answers[0] == answers[1], expression
+        for column in ("body", "abstract"):  # on the fly, and through the Searchable column's tsvector
+            try:
+                answers.append(search(uow, column, expression))
+            except BadRequest as error:
+                answers.append(error.code)
+    assert answers[0] == answers[1] == answers[2] == answers[3], expression
+
+
+def test_a_searchable_column_is_searched_through_its_indexed_tsvector(documents):  # noqa: F811
+    """Searchable() derives a generated tsvector column with a GIN index into the SQL tables (hence
+    into migrations); searches in its configuration read it, others compute the vector; rows never
+    show it."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql
+
+    from adapters.postgres.compile import where_clause
+    from adapters.postgres.tables import build_metadata
+    from entrypoints.query_string import parse_condition
+    from tests.contract.documents import DOCUMENTS
+
+    table = build_metadata(DOCUMENTS).tables["documents"]
+    assert isinstance(table.c.abstract_tsv.type, postgresql.TSVECTOR) and table.c.abstract_tsv.computed is not None
+    assert any(i.dialect_options["postgresql"]["using"] == "gin" and list(i.columns) == [table.c.abstract_tsv]
+               for i in table.indexes)
+    spec = DOCUMENTS["documents"]
+
+    def sql(expression: str) -> str:
+        compiled = where_clause(table, parse_condition(spec, "abstract", expression))
+        return str(compiled.compile(dialect=postgresql.dialect()))
+
+    assert "documents.abstract_tsv @@" in sql("fts.fox") and "to_tsvector" not in sql("wfts(simple).fox")
+    assert "to_tsvector" in sql("fts(english).fox")
+    assert "abstract_tsv" not in page(documents, "").rows[0]
+    assert sa.inspect(table).c.keys()[-1] == "abstract_tsv"  # storage only: after every declared column

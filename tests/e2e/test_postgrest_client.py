@@ -127,3 +127,56 @@ def test_contains_contained_by_and_overlaps_on_json(client, live_server):
     assert client.from_("rejected_rows").select("row_number").overlaps("payload->tags", ["night", "day"]).execute() \
         .data == [{"row_number": 1}]
     assert client.from_("rejected_rows").select("row_number").contains("payload->tags", ["day"]).execute().data == []
+
+
+def test_an_ambiguous_embed_is_the_clients_api_error_with_the_candidates(client, live_server):
+    with pytest.raises(APIError) as caught:
+        client.from_("flights").select("flight,airports(name)").execute()
+    assert caught.value.code == "PGRST201"
+    with httpx.Client(base_url=live_server) as http:
+        response = http.get("/api/flights?select=flight,airports(name)")
+    assert response.status_code == 300
+    assert [d["relationship"].split(" ")[0] for d in response.json()["details"]] == ["fk_flights_origin",
+                                                                                    "fk_flights_dest"]
+
+
+def test_casts_through_the_clients_select(client):
+    result = client.from_("flights").select("flight::text,dep_delay::numeric,time_hour::date").eq("flight", 5) \
+        .execute()
+    assert result.data == [{"flight": "5", "dep_delay": 7.25, "time_hour": "2013-01-01"}]
+    grouped = client.from_("flights").select("carrier,n:count()::text").order("carrier").execute()
+    assert grouped.data == [{"carrier": "AA", "n": "2"}, {"carrier": "B6", "n": "2"}, {"carrier": "UA", "n": "2"}]
+
+
+def test_strict_preferences_dry_runs_and_max_affected_on_a_real_database(live_server):
+    with httpx.Client(base_url=live_server) as http:
+        dry = http.post("/api/airlines", json={"carrier": "ZZ", "name": "Zed"},
+                        headers={"Prefer": "tx=rollback, return=representation"})
+        assert dry.status_code == 201 and dry.headers["preference-applied"] == "return=representation, tx=rollback"
+        assert http.get("/api/airlines?carrier=eq.ZZ").json() == []
+        capped = http.patch("/api/flights?origin=eq.JFK", json={"dep_delay": 0},
+                            headers={"Prefer": "handling=strict, max-affected=2"})
+        assert capped.status_code == 400 and capped.json()["code"] == "PGRST124"
+        assert http.get("/api/flights?select=flight&dep_delay=eq.0").json() == [{"flight": 6}]
+        assert http.get("/api/flights", headers={"Prefer": "handling=strict, foo"}).json()["code"] == "PGRST122"
+
+
+def test_distinct_having_and_batch_on_a_real_database(live_server):
+    with httpx.Client(base_url=live_server) as http:
+        assert http.get("/api/flights?distinct=origin&order=origin").json() == [
+            {"origin": "JFK"}, {"origin": "LGA"}, {"origin": "ORD"}]
+        assert http.get("/api/flights?select=origin,n:count()&having=n.gt.1&order=n.desc").json() == [
+            {"origin": "JFK", "n": 3}, {"origin": "LGA", "n": 2}]
+        answers = http.post("/api/_batch", json=[
+            {"method": "POST", "path": "/api/airlines", "body": {"carrier": "YY", "name": "Why"}},
+            {"method": "GET", "path": "/api/airlines?carrier=eq.YY&select=name"},
+            {"method": "DELETE", "path": "/api/airlines?carrier=eq.YY"},
+        ])
+        assert answers.json() == [{"status": 201, "body": None}, {"status": 200, "body": [{"name": "Why"}]},
+                                  {"status": 204, "body": None}]
+        failed = http.post("/api/_batch", json=[
+            {"method": "POST", "path": "/api/airlines", "body": {"carrier": "XX", "name": "Ex"}},
+            {"method": "POST", "path": "/api/airlines", "body": {"carrier": "XX", "name": "Ex"}},
+        ])
+        assert failed.status_code == 409 and failed.json()["message"].startswith("Operation 1 failed")
+        assert http.get("/api/airlines?carrier=eq.XX").json() == []

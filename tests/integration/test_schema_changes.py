@@ -17,7 +17,7 @@ from entrypoints.catalogs import load_catalog
 HEAD = """
     import decimal
     from typing import Annotated
-    from depot import BigInt, Catalog, Ge, OneOf, Pattern, References, Renamed
+    from depot import BigInt, Catalog, Ge, OneOf, Pattern, References, Renamed, Searchable
 
     CATALOG = Catalog()
 """
@@ -387,3 +387,15 @@ def test_system_columns_renamed_there_and_back_keep_their_values(project: Projec
     assert project.sql("SELECT version, source FROM books") == [(7, "manual")]
     with project.engine.connect() as connection:
         assert differences(connection, project.history.catalog) == []
+
+
+def test_a_searchable_column_gets_a_generated_tsvector_with_a_gin_index(project: Project):
+    written, _ = project.change(books("title: Annotated[str | None, Searchable()] = None"), "searchable")
+    text = written.read_text()
+    assert "title_tsv" in text and "Computed(" in text and "postgresql_using='gin'" in text
+    project.sql("INSERT INTO books (isbn, title) VALUES ('a', 'The Quick Fox'), ('b', NULL)")
+    assert project.sql("SELECT isbn FROM books WHERE title_tsv @@ to_tsquery('simple', 'fox')") == [("a",)]
+    with project.engine.connect() as connection:
+        assert differences(connection, project.history.catalog) == []
+    again, _ = project.change(books("title: Annotated[str | None, Searchable()] = None"), "again")
+    assert again is None  # a generated column and its index compare equal once migrated

@@ -9,7 +9,7 @@ import pytest
 from annotated_types import Ge
 
 from depot.examples.flights.catalog import CATALOG
-from domain.schema import Catalog, ColumnType, ForeignKey, References, Renamed
+from domain.schema import Catalog, ColumnType, ForeignKey, References, Renamed, Searchable
 
 
 def test_a_catalog_starts_with_depots_system_tables_then_its_own_in_declaration_order():
@@ -181,6 +181,9 @@ def test_an_unknown_group_is_refused_with_the_known_ones():
     (Annotated[int, "MaxLen"], "unsupported metadata"),
     (Annotated[dt.date, Ge(dt.date(2000, 1, 1))], "Ge/Le/Gt/Lt take"),
     (Annotated[str, Ge(0)], "Ge/Le/Gt/Lt take"),
+    (Annotated[int, Searchable()], "Searchable\\(\\) marks a str column"),
+    (Annotated[list[str], Searchable()], "Searchable\\(\\) marks a str column"),
+    (Annotated[str, Searchable("klingon")], "the configurations are simple, english"),
 ])
 def test_a_declaration_that_no_layer_could_honour_is_refused(annotation, message: str):
     with pytest.raises(TypeError, match=message):
@@ -279,3 +282,10 @@ def test_a_catalog_with_other_system_column_names_moves_only_its_own_tables_colu
                                                                  if not c.system]
     assert sources == CATALOG["sources"]  # depot's own tables keep their names
     assert prefixed.names == CATALOG.names
+
+
+def test_a_searchable_column_names_its_generated_column_and_may_not_be_shadowed():
+    table = _declare(code=str, body=Annotated[str, Searchable("english")])["t"]
+    assert table.column("body").searchable == "english" and not table.has_column("body_tsv")
+    with pytest.raises(ValueError, match="body_tsv is the name of body's generated search column"):
+        _declare(code=str, body=Annotated[str, Searchable()], body_tsv=str)

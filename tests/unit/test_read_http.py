@@ -131,7 +131,7 @@ def test_aggregates_over_http(small):
 
 @pytest.mark.parametrize("query", [
     "select=id;drop table flights", "order=id;drop", "or=(flight.eq.1", "flight=eq.1 or 1=1", "limit=-1",
-    "flight=xx.1", "select=airports(name)", "dep_delay=gt.%27%20OR%201%3D1--", "after=%00%00",
+    "flight=xx.1", "select=airports!origin(nme)", "dep_delay=gt.%27%20OR%201%3D1--", "after=%00%00",
 ])
 def test_hostile_queries_get_400_with_the_error_shape(small, query):
     response = small.get(f"/api/flights?{query}")
@@ -164,3 +164,23 @@ def test_nulls_stripped_leaves_out_null_members(small):
                          headers={"Accept": "application/vnd.pgrst.array+json;nulls=stripped"})
     assert response.json() == [{"flight": 2, "dep_delay": 3.0}, {"flight": 3}]
 
+
+
+def test_an_ambiguous_embed_answers_300_with_each_candidate_as_postgrest_does(small):
+    response = small.get("/api/flights?select=id,airports(name)")
+    assert response.status_code == 300
+    body = response.json()
+    assert body["code"] == "PGRST201"
+    assert body["message"] == ("Could not embed because more than one relationship was found for 'flights' "
+                               "and 'airports'")
+    assert body["details"] == [
+        {"cardinality": "many-to-one", "embedding": "flights with airports",
+         "relationship": "fk_flights_origin using flights(origin) and airports(faa)"},
+        {"cardinality": "many-to-one", "embedding": "flights with airports",
+         "relationship": "fk_flights_dest using flights(dest) and airports(faa)"},
+    ]
+    assert "'airports!origin', 'airports!dest'" in body["hint"]
+    reverse = small.get("/api/airports?select=faa,flights(id)").json()
+    assert [d["cardinality"] for d in reverse["details"]] == ["one-to-many", "one-to-many"]
+    assert reverse["details"][0]["relationship"] == "fk_flights_origin using flights(origin) and airports(faa)"
+    assert small.get("/api/flights?select=id,airports!origin(name)&limit=1").status_code == 200

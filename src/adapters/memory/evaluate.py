@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import math
 import operator
 import re
 from collections.abc import Callable, Iterable
@@ -11,7 +14,8 @@ from typing import Any
 import orjson
 
 from domain import text_search
-from domain.query import Condition, JsonPath, OrderBy, Ref, Related, Where, name_of
+from domain.query import CAST_TYPES, Condition, JsonPath, OrderBy, Ref, Related, Where, name_of
+from domain.schema import ColumnType
 
 Row = dict[str, Any]
 # Whether a row has rows of an embed (EXISTS): the evaluator knows one row, the store knows the rest.
@@ -126,6 +130,87 @@ def jsonb_key(value: Any, *, top: bool = True) -> tuple:
     return (5, len(value), tuple((k.encode(), jsonb_key(value[k], top=False)) for k in keys))
 
 
+# --- casts, as PostgreSQL converts (only the casts domain.query.CASTS admits) ------------------------
+
+
+def float_text(value: float) -> str:
+    """float8's text: the shortest digits that read back the same (Python's repr has the same
+    digits), in exponent form below 1e-4 and from 1e15 on, as `1e+15` or `1.5e-05`."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    sign, digits, exponent = decimal.Decimal(repr(value)).normalize().as_tuple()
+    if not any(digits):
+        return "-0" if sign else "0"
+    power = len(digits) + exponent - 1  # type: ignore[operator]
+    text = "".join(map(str, digits))
+    minus = "-" if sign else ""
+    if -4 <= power < 15:
+        whole = decimal.Decimal(repr(abs(value)))
+        shown = format(whole, "f")
+        return minus + (shown.rstrip("0").rstrip(".") if "." in shown else shown)
+    mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+    return f"{minus}{mantissa}e{'-' if power < 0 else '+'}{abs(power):02d}"
+
+
+def _timestamp_text(value: dt.datetime) -> str:
+    """timestamp[tz]'s text in a UTC session: `2013-01-01 05:00:00[.5]+00`."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    text = value.replace(tzinfo=None).isoformat(sep=" ")
+    if "." in text:
+        text = text.rstrip("0")
+    return text + ("+00" if value.tzinfo is not None else "")
+
+
+def _text(source: ColumnType | None, value: Any) -> str:
+    if source is None or source is ColumnType.JSON:
+        return jsonb_text(value)
+    if source is ColumnType.BOOLEAN:
+        return "true" if value else "false"
+    if source is ColumnType.FLOAT:
+        return float_text(value)
+    if isinstance(value, decimal.Decimal):
+        shown = format(value, "f")
+        return shown[1:] if shown.startswith("-") and value == 0 else shown  # numeric has no -0
+    if isinstance(value, dt.datetime):
+        return _timestamp_text(value)
+    return str(value)  # text, whole numbers, dates (ISO), uuids
+
+
+def _numeric(value: Any) -> decimal.Decimal:
+    if isinstance(value, float):
+        # float8 to numeric goes through 15 significant digits (DBL_DIG), as PostgreSQL's does
+        if math.isnan(value) or math.isinf(value):
+            return decimal.Decimal(value)
+        value = decimal.Decimal(format(value, ".15g"))
+        return decimal.Decimal(int(value)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
+    return decimal.Decimal(value)
+
+
+def cast(target: ColumnType, source: ColumnType | None, value: Any) -> Any:
+    """`value::target` for a value of type `source` (None: a jsonb member); SQL null stays null."""
+    if value is None:
+        return None
+    match target:
+        case ColumnType.TEXT:
+            return _text(source, value)
+        case ColumnType.INTEGER | ColumnType.BIGINT:
+            return int(value)
+        case ColumnType.NUMERIC:
+            return _numeric(value)
+        case ColumnType.FLOAT:
+            return float(value)
+        case ColumnType.BOOLEAN:
+            return bool(value)
+        case ColumnType.DATE:
+            if isinstance(value, dt.datetime):
+                return (value.astimezone(dt.UTC) if value.tzinfo is not None else value).date()
+            return value
+    raise ValueError(target)  # pragma: no cover - the parser admits only domain.query.CASTS
+
+
 def value_of(ref: Ref, row: Row) -> Any:
     """A ref's value in a row: a column, or one the store attached under its name (a lookup, or a
     path already walked), or a JSON path walked now."""
@@ -221,6 +306,9 @@ def json_contains(container: Any, contained: Any, *, top: bool = True) -> bool:
 
 
 def _containment(op: str, value: Any, wanted: Any) -> bool:
+    if isinstance(wanted, tuple):  # a SQL array column's items (the parser types them): as sets, as @>, <@, &&
+        have, want = set(value), set(wanted)
+        return want <= have if op == "cs" else have <= want if op == "cd" else not have.isdisjoint(want)
     if op == "cs":
         return json_contains(value, wanted)
     if op == "cd":
@@ -318,5 +406,7 @@ def group_rows(rows: Iterable[Row], columns: tuple[str, ...], aggregates: tuple)
         result = dict(zip(names, firsts[key], strict=True))
         for label, agg in aggregates:
             result[label] = aggregate(agg.function, agg.column, members)
+            if agg.cast is not None:
+                result[label] = cast(CAST_TYPES[agg.cast], agg.result_type, result[label])
         out.append(result)
     return out

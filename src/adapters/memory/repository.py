@@ -9,10 +9,10 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from adapters.memory.evaluate import JSON_NULL, RelatedCheck, group_rows, matches, sort_rows, walk
+from adapters.memory.evaluate import JSON_NULL, RelatedCheck, cast, group_rows, matches, sort_rows, walk
 from domain.errors import BadRequest, DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
 from domain.ports import AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
-from domain.query import Fetch, JsonPath, Lookup, Query, Related, Where, keyset_where, name_of
+from domain.query import Cast, Fetch, JsonPath, Lookup, Query, Related, Where, keyset_where, name_of
 from domain.schema import Catalog, ForeignKey, Table
 from domain.validation import ValueRefused, coercer
 
@@ -251,6 +251,9 @@ class InMemoryRepository(AbstractRepository):
         def value(ref, row: Row):
             if isinstance(ref, JsonPath):
                 return walk(ref, row.get(ref.column))
+            if isinstance(ref, Cast):
+                inner = value(ref.ref, row) if isinstance(ref.ref, JsonPath) else row.get(ref.ref)
+                return cast(ref.target, ref.source, inner)  # the JSON value null too: its text is 'null'
             index, target, keep = lookups[ref]
             pk = index.get(tuple(row[c] for c in ref.columns))
             found = target.rows[pk] if pk is not None else None
@@ -267,8 +270,10 @@ class InMemoryRepository(AbstractRepository):
         derived = self._derived(fetch)
         if derived:
             rows = self._attach(rows, derived)
-        if fetch.aggregates:
+        if fetch.aggregates or fetch.distinct:
             result = group_rows(rows, fetch.columns, fetch.aggregates)
+            if fetch.having is not None:
+                result = list(filter(matches(fetch.having), result))
         else:
             result = list(rows)
         if fetch.after is not None:

@@ -5,13 +5,16 @@ quoted literals so that one path is one expression wherever the statement repeat
 from __future__ import annotations
 
 from contextvars import ContextVar
+from types import SimpleNamespace
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB, REGCONFIG
+from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB, REGCONFIG
 
 from domain.query import (
+    CAST_TYPES,
     Aggregate,
     BoolExpr,
+    Cast,
     Condition,
     Fetch,
     JsonPath,
@@ -23,7 +26,7 @@ from domain.query import (
     keyset_where,
     name_of,
 )
-from domain.schema import Table
+from domain.schema import ColumnType, Table, search_column
 
 _TSQUERY = {"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery",
             "wfts": "websearch_to_tsquery"}
@@ -65,7 +68,20 @@ def ref_expression(table: sa.FromClause, ref: Ref) -> sa.ColumnElement:
         return table.c[ref]
     if isinstance(ref, JsonPath):
         return _json_path(table, ref)
+    if isinstance(ref, Cast):
+        return cast(ref_expression(table, ref.ref), ref.target)
     return _lookup(table, ref)
+
+
+_CAST_SQL = {ColumnType.TEXT: sa.Text, ColumnType.INTEGER: sa.Integer, ColumnType.BIGINT: sa.BigInteger,
+             ColumnType.NUMERIC: sa.Numeric, ColumnType.FLOAT: DOUBLE_PRECISION, ColumnType.BOOLEAN: sa.Boolean,
+             ColumnType.DATE: sa.Date}
+
+
+def cast(expression: sa.ColumnElement, target: ColumnType) -> sa.ColumnElement:
+    """`::type`; text keeps byte order (COLLATE "C"), as every text column and the memory adapter do."""
+    converted = sa.cast(expression, _CAST_SQL[target]())
+    return sa.collate(converted, "C") if target is ColumnType.TEXT else converted
 
 
 def _overlaps(column: sa.ColumnElement, values: list) -> sa.ColumnElement[bool]:
@@ -79,12 +95,36 @@ def _overlaps(column: sa.ColumnElement, values: list) -> sa.ColumnElement[bool]:
     return sa.case((column.is_(None), sa.null()), else_=shared)
 
 
+def _vector(table: sa.FromClause, ref: Ref, config: str, regconfig: sa.ColumnElement,
+            column: sa.ColumnElement) -> sa.ColumnElement:
+    """The tsvector a search matches: a Searchable column's generated one (GIN-indexed) when the
+    search is in its configuration, else to_tsvector computed on the fly (the same value)."""
+    if isinstance(ref, str):
+        name = search_column(ref)
+        base = table if isinstance(table, sa.Table) else table.element  # type: ignore[attr-defined]
+        generated = base.c.get(name)  # an alias's columns do not carry the info
+        if generated is not None and generated.info.get("search_config") == config:
+            return table.c[name]
+    return sa.func.to_tsvector(regconfig, column)
+
+
+def _array_containment(column: sa.ColumnElement, op: str, values: tuple) -> sa.ColumnElement[bool]:
+    """A SQL array column's own @>, <@ and && against an array of its element type (an empty one
+    included, which a bare '{}' would leave PostgreSQL to guess the type of)."""
+    wanted = sa.cast(sa.literal(list(values), column.type), ARRAY(column.type.item_type.__class__()))
+    symbol = {"cs": "@>", "cd": "<@", "ov": "&&"}[op]
+    return column.op(symbol, return_type=sa.Boolean)(wanted)
+
+
 def _condition(table: sa.FromClause, cond: Condition) -> sa.ColumnElement[bool]:
     column = ref_expression(table, cond.column)
     value = cond.value
     if isinstance(cond.column, JsonPath) and not cond.column.text and cond.op not in ("is", "cs", "cd", "ov"):
         # a JSON value against a jsonb member: bound as jsonb, so 1 equals 1.0 and "1" does not
         value = tuple(sa.literal(v, JSONB) for v in value) if cond.op == "in" else sa.literal(value, JSONB)
+    if cond.op in ("cs", "cd", "ov") and isinstance(column.type, ARRAY):
+        clause = _array_containment(column, cond.op, value)
+        return sa.not_(clause) if cond.negated else clause
     match cond.op:
         case "eq":
             clause = column == value
@@ -122,7 +162,7 @@ def _condition(table: sa.FromClause, cond: Condition) -> sa.ColumnElement[bool]:
             config, text = value
             regconfig = sa.cast(sa.literal(config, literal_execute=True), REGCONFIG)
             query = getattr(sa.func, _TSQUERY[cond.op])(regconfig, sa.literal(text, sa.Text))
-            clause = sa.func.to_tsvector(regconfig, column).op("@@", return_type=sa.Boolean)(query)
+            clause = _vector(table, cond.column, config, regconfig, column).op("@@", return_type=sa.Boolean)(query)
         case _:  # pragma: no cover - the parser admits only known operators
             raise ValueError(cond.op)
     return sa.not_(clause) if cond.negated else clause
@@ -175,7 +215,13 @@ _INTEGERS = (sa.Integer, sa.BigInteger)
 
 
 def aggregate_expression(table: sa.Table, agg: Aggregate) -> sa.ColumnElement:
-    """The SQL of one aggregate, typed so both adapters return the same values (see Aggregate)."""
+    """The SQL of one aggregate, typed so both adapters return the same values (see Aggregate), cast
+    when the select says so."""
+    expression = _aggregate_expression(table, agg)
+    return expression if agg.cast is None else cast(expression, CAST_TYPES[agg.cast])
+
+
+def _aggregate_expression(table: sa.Table, agg: Aggregate) -> sa.ColumnElement:
     if agg.column is None:
         return sa.func.count()
     column = table.c[agg.column]
@@ -251,8 +297,12 @@ def _fetch_statement(table: sa.Table, source: sa.FromClause, spec: Table, fetch:
             statement = statement.where(table.c[columns[0]].in_([k[0] for k in keys]))
         else:
             statement = statement.where(sa.tuple_(*(table.c[c] for c in columns)).in_(list(keys)))
-    if fetch.aggregates and fetch.columns:
+    if (fetch.aggregates or fetch.distinct) and fetch.columns:
         statement = statement.group_by(*(ref_expression(table, c) for c in fetch.columns))
+    if fetch.having is not None:
+        # the conditions name aggregate labels: compiled against those aggregates' expressions
+        aggregates = SimpleNamespace(c={label: expression.element for label, expression in labelled.items()})
+        statement = statement.having(where_clause(aggregates, fetch.having))  # type: ignore[arg-type]
     if fetch.after is not None:
         if fetch.aggregates:
             raise ValueError("keyset pages are for plain reads")  # the parser refuses after= with aggregates

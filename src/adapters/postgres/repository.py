@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from adapters.postgres.compile import fetch_statement, order_by, where_clause
 from adapters.postgres.db import read_engine
-from adapters.postgres.tables import checks_of, relations_metadata
+from adapters.postgres.tables import checks_of, relations_metadata, stored_columns
 from domain.errors import (
     BadRequest,
     Conflict,
@@ -82,7 +82,7 @@ def _rows(result: sa.CursorResult) -> list[Row]:
 def _get_sql(table: sa.Table, dialect: sa.Dialect) -> tuple[str, tuple[str, ...]]:
     """SELECT of one row by primary key, compiled for the driver, and its parameters' names."""
     names = tuple(f"key_{n}" for n in range(len(table.primary_key.columns)))
-    statement = sa.select(table).where(
+    statement = sa.select(*stored_columns(table)).where(
         *(c == sa.bindparam(name, type_=c.type) for c, name in zip(table.primary_key.columns, names, strict=True))
     )
     return str(statement.compile(dialect=dialect)), names
@@ -147,7 +147,7 @@ class SqlAlchemyRepository(AbstractRepository):
         self._writing()
         if not rows:
             return []
-        statement = sa.insert(self.sa_table).returning(*self.sa_table.c)
+        statement = sa.insert(self.sa_table).returning(*stored_columns(self.sa_table))
         return _rows(self._run(statement, list(rows)))
 
     def upsert(self, rows: Sequence[Row], conflict: tuple[str, ...], *, update: bool, now: dt.datetime) -> list[Row]:
@@ -172,7 +172,7 @@ class SqlAlchemyRepository(AbstractRepository):
             statement = statement.on_conflict_do_update(index_elements=list(conflict), set_=values)
         else:
             statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
-        statement = statement.returning(*self.sa_table.c)
+        statement = statement.returning(*stored_columns(self.sa_table))
         result = _rows(self._run(statement, by_key))
         # (a key PostgreSQL gave back in another form than sent, were there one, would keep its place)
         return sorted(result, key=lambda r: arrival.get(tuple(r[c] for c in conflict), len(arrival)))
@@ -196,7 +196,7 @@ class SqlAlchemyRepository(AbstractRepository):
         return [{**r, surrogate: stored[k] if k in stored else next(drawn)} for r, k in zip(rows, keys, strict=True)]
 
     def list(self, query: Query) -> list[Row]:
-        statement = sa.select(self.sa_table)
+        statement = sa.select(*stored_columns(self.sa_table))
         if query.where is not None:
             statement = statement.where(where_clause(self.sa_table, query.where))
         statement = statement.order_by(*order_by(self.sa_table, query.order), *self._key)
@@ -211,7 +211,7 @@ class SqlAlchemyRepository(AbstractRepository):
         names = [str(k) for k in keys]
         out = [dict(zip(names, values, strict=True)) for values in rows]
         for label, agg in fetch.aggregates:
-            if agg.function == "sum" and agg.column is not None \
+            if agg.function == "sum" and agg.column is not None and agg.cast is None \
                     and self.table.column(agg.column).type in (ColumnType.INTEGER, ColumnType.BIGINT):
                 for row in out:  # summed as numeric(38,0) so bigint sums cannot overflow; whole numbers out
                     if row[label] is not None:
@@ -261,7 +261,7 @@ class SqlAlchemyRepository(AbstractRepository):
         statement = sa.update(self.sa_table).values({**changes, **self._bumped(changed, now)})
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
-        return _rows(self._run(statement.returning(*self.sa_table.c)))
+        return _rows(self._run(statement.returning(*stored_columns(self.sa_table))))
 
     def _bumped(self, changed: sa.ColumnElement[bool], now: dt.datetime) -> dict[str, sa.ColumnElement]:
         """The version and updated_at of a written row: moved on only when a value really changed."""
@@ -274,7 +274,7 @@ class SqlAlchemyRepository(AbstractRepository):
         statement = sa.delete(self.sa_table)
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
-        return _rows(self._run(statement.returning(*self.sa_table.c)))
+        return _rows(self._run(statement.returning(*stored_columns(self.sa_table))))
 
 
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):

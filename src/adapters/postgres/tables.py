@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.compiler import BIND_PARAMS, BIND_PARAMS_ESC
 from sqlalchemy.sql.elements import conv
 
-from domain.schema import MISSING, Catalog, Column, ColumnType, Table
+from domain.schema import MISSING, Catalog, Column, ColumnType, Table, search_column
 
 # Keys and references are named by the domain (Table.unique_constraint_name, ForeignKey.constraint_name)
 # so the memory adapter reports the same names; the rest by convention.
@@ -155,6 +155,9 @@ def _sa_table(spec: Table, metadata: sa.MetaData) -> sa.Table:
     for column in spec.columns:
         for name, sql in checks_of(column):
             items.append(sa.CheckConstraint(_escape_colons(sql), name=name))
+    for column in spec.columns:
+        if column.searchable is not None:
+            items.extend(_search_column(column))
     return sa.Table(spec.name, metadata, *items, comment=spec.description)
 
 
@@ -163,6 +166,24 @@ def _sa_view(spec: Table, metadata: sa.MetaData) -> sa.Table:
     reads order and look rows up by (never DDL: nothing creates a view from this)."""
     return sa.Table(spec.name, metadata, *[sa.Column(c.name, sql_type(c)) for c in spec.columns],
                     sa.PrimaryKeyConstraint(*spec.primary_key), info={"kind": spec.kind})
+
+
+def _search_column(column: Column) -> list:
+    """A Searchable column's generated tsvector and its GIN index. The configuration is written into
+    the expression (not the server's default), so the vector means what compile's to_tsquery does."""
+    name = search_column(column.name)
+    generated = sa.Computed(sa.text(f"to_tsvector('{column.searchable}'::regconfig, \"{column.name}\")"),
+                            persisted=True)
+    return [sa.Column(name, postgresql.TSVECTOR(), generated, nullable=True,
+                      info={"search_of": column.name, "search_config": column.searchable}),
+            sa.Index(None, name, postgresql_using="gin")]
+
+
+@cache
+def stored_columns(table: sa.Table) -> tuple[sa.Column, ...]:
+    """The columns a row is read back with: the declared ones, without derived storage (a
+    Searchable column's tsvector)."""
+    return tuple(c for c in table.c if "search_of" not in c.info)
 
 
 @cache
