@@ -15,7 +15,7 @@ from entrypoints import dependencies
 from entrypoints.container import Container
 from entrypoints.http import JSONResponse, install_error_handlers
 from entrypoints.ingest_routes import install_ingest_routes
-from entrypoints.lifecycle import die_with_parent
+from entrypoints.lifecycle import die_with_parent, sweeping_orphans
 from entrypoints.openapi import components
 from entrypoints.routes import api_routes, install_table_routes
 from entrypoints.security import document_security, install_security
@@ -78,11 +78,14 @@ class RefusedStoreAtStartup:
 
 def _prepare_or_refuse(container: Container) -> None:
     from adapters.postgres.schema_changes import MigrationFailed, SchemaDrift  # memory raises neither
+    from entrypoints.failures import record_failure
 
     try:
         prepare_storage(container)
     except (SchemaDrift, MigrationFailed) as refused:
         raise StoreRefused(str(refused)) from None
+    except Exception as error:  # noqa: BLE001 - one line at start, the traceback in the failure log
+        raise StoreRefused(record_failure(container.settings().data_dir, error, "at start")) from None
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -95,7 +98,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_prepare_or_refuse, container)
-        yield
+        async with sweeping_orphans(container):
+            yield
         container.shutdown_resources()
 
     app = FastAPI(

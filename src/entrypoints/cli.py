@@ -70,12 +70,30 @@ def serve(
     catalog: CatalogOption = None,
 ) -> None:
     """Serve the HTTP API."""
+    import click
+
+    from adapters.postgres.embedded import EmbeddedNotReady
+    from entrypoints.failures import record_failure
+
+    container = _container(host=host, port=port, workers=workers, storage=storage, catalog=catalog)
+    settings = container.settings()
+    try:
+        _serve(container, settings)
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+        raise
+    except EmbeddedNotReady as not_ready:
+        typer.echo(f"depot: {not_ready}", err=True)
+        raise typer.Exit(2) from None
+    except Exception as error:  # noqa: BLE001 - the promise is: no traceback on the terminal, ever
+        typer.echo(f"depot: {record_failure(settings.data_dir, error, 'in depot serve')}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _serve(container: Container, settings: Settings) -> None:
     import uvicorn
 
     from entrypoints.security import exposure_problem
 
-    container = _container(host=host, port=port, workers=workers, storage=storage, catalog=catalog)
-    settings = container.settings()
     if settings.storage == "memory" and settings.workers > 1:
         raise typer.BadParameter("--storage memory keeps rows in one process; use --workers 1", param_hint="--workers")
     problem = exposure_problem(settings.host, settings.api_keys)
@@ -88,7 +106,7 @@ def serve(
         if not settings.database_url:
             from adapters.postgres.embedded import start_embedded, stop_on_signals
 
-            embedded = start_embedded(settings.data_dir)
+            embedded = start_embedded(settings.data_dir, timeout=settings.start_timeout_seconds)
             # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal; this
             # handler then stops the embedded PostgreSQL (atexit does not run on a signal).
             stop_on_signals(embedded)

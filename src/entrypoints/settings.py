@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 disables the timeout.")
     api_keys: str = Field(default="", repr=False, description="KEY:ROLE,... with roles read and write.")
     log_level: str = "info"
+    start_timeout_seconds: float = Field(
+        default=60.0, gt=0,
+        description="How long a start waits for an embedded PostgreSQL that is stopping or starting.")
+    orphan_sweep_seconds: float = Field(
+        default=60.0, ge=0,
+        description="How often running batches whose process died are marked failed; 0: at start only.")
 
     @field_validator("api_keys")
     @classmethod

@@ -1,0 +1,129 @@
+"""The restart race of issue 13: depot killed in the middle of an atomic ingest, its orphaned postmaster
+told to stop, and depot started again at once. The start must wait for the stopping server, then come
+back with the data as it was acknowledged, the half-done batch failed and no traceback anywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.e2e.depot_process import DEPOT, DepotProcess, clean_env, pg_connect, postmaster_pid, postmasters, wait_until
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    yield tmp_path / "data"
+    for proc in postmasters((tmp_path / "data").resolve() / "pgdata"):
+        proc.kill()
+
+
+def _slow_ndjson(stop: threading.Event):
+    """An ingest body that trickles in until the test is done with it, so the batch stays open."""
+    for n in range(100_000):
+        if stop.is_set():
+            return
+        yield (json.dumps({"carrier": f"R{n % 900 + 100}", "name": f"Race {n}"}) + "\n").encode()
+        time.sleep(0.01)
+
+
+def _ingest_in_background(depot: DepotProcess, stop: threading.Event) -> threading.Thread:
+    def run() -> None:
+        try:
+            with depot.client() as client:
+                client.post("/ingest/airlines?mode=atomic", content=_slow_ndjson(stop),
+                            headers={"content-type": "application/x-ndjson"})
+        except Exception:  # the server is killed under it: that is the point
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _query(pgdata, sql: str):
+    connection = pg_connect(pgdata)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall()
+    finally:
+        connection.close()
+
+
+def _running_batches(pgdata) -> int:
+    try:
+        return _query(pgdata, "SELECT count(*) FROM ingest_batches WHERE status = 'running'")[0][0]
+    except Exception:
+        return 0
+
+
+def test_restart_right_after_sigterm_of_the_orphan_comes_back_ten_times_in_a_row(data_dir):
+    depot = DepotProcess(data_dir)
+    depot.wait_healthy()
+    with depot.client() as client:
+        assert client.post("/api/airlines", json={"carrier": "KK", "name": "Kept"}).status_code == 201
+    for attempt in range(10):
+        stop = threading.Event()
+        writer = _ingest_in_background(depot, stop)
+        assert wait_until(lambda: _running_batches(depot.pgdata) == 1, timeout=30), depot.log()[-3000:]
+        orphan = postmaster_pid(depot.pgdata)
+        depot.kill()
+        os.kill(orphan, signal.SIGTERM)
+        depot.start()  # at once: the orphan is still stopping, or just gone
+        stop.set()
+        writer.join(30)
+        depot.wait_healthy(timeout=90)
+        rows = _query(depot.pgdata, "SELECT carrier FROM airlines ORDER BY carrier")
+        assert rows == [("KK",)], f"attempt {attempt}: the atomic batch left rows behind"
+        statuses = _query(depot.pgdata, "SELECT status, count(*) FROM ingest_batches GROUP BY status")
+        assert dict(statuses) == {"failed": attempt + 1}, f"attempt {attempt}: {statuses}"
+    depot.terminate()
+    assert wait_until(lambda: not postmasters(depot.pgdata))
+    assert "Traceback" not in depot.log()
+
+
+def test_start_waits_for_a_stopping_postmaster_and_says_so(data_dir):
+    """Deterministic: a client that stays connected keeps the orphan in `stopping` (smart shutdown)."""
+    first = DepotProcess(data_dir)
+    first.wait_healthy()
+    holder = pg_connect(first.pgdata)
+    try:
+        orphan = postmaster_pid(first.pgdata)
+        first.kill()
+        os.kill(orphan, signal.SIGTERM)
+        assert wait_until(lambda: (first.pgdata / "postmaster.pid").read_text().splitlines()[7].strip() == "stopping")
+        second = DepotProcess(data_dir)
+        assert wait_until(lambda: "which is stopping" in second.log(), timeout=30), second.log()
+        assert second.process.poll() is None, "the start gave up instead of waiting"
+    finally:
+        holder.close()  # the last client leaves: the orphan finishes stopping
+    second.wait_healthy(timeout=90)
+    assert postmaster_pid(second.pgdata) != orphan
+    second.terminate()
+    assert "Traceback" not in second.log()
+
+
+def test_a_postmaster_that_never_finishes_stopping_is_one_line_after_the_bound(data_dir):
+    first = DepotProcess(data_dir)
+    first.wait_healthy()
+    holder = pg_connect(first.pgdata)
+    try:
+        orphan = postmaster_pid(first.pgdata)
+        first.kill()
+        os.kill(orphan, signal.SIGTERM)
+        result = subprocess.run([DEPOT, "serve"], capture_output=True, text=True, timeout=60,
+                                env=clean_env(data_dir=str(data_dir), start_timeout_seconds="2"))
+    finally:
+        holder.close()
+    assert result.returncode == 2, result.stderr
+    assert "still stopping after 2s" in result.stderr and "log is" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert wait_until(lambda: not postmasters(first.pgdata), timeout=30)
