@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints import dependencies
 from entrypoints.container import Container
+from entrypoints.health import Readiness, install_probes
 from entrypoints.http import JSONResponse, install_error_handlers
 from entrypoints.ingest_routes import install_ingest_routes
 from entrypoints.lifecycle import die_with_parent, sweeping_orphans
@@ -94,12 +95,16 @@ def create_app(container: Container | None = None) -> FastAPI:
     container.wire(modules=[dependencies])
     settings = container.settings()
     catalog = container.catalog()
+    readiness = Readiness()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_prepare_or_refuse, container)
+        readiness.prepared = True
+        readiness.drain_on_sigterm()
         async with sweeping_orphans(container):
             yield
+        readiness.draining = True
         container.shutdown_resources()
 
     app = FastAPI(
@@ -112,6 +117,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     )
     app.state.container = container
     app.state.settings = settings
+    app.state.readiness = readiness
     install_error_handlers(app)
     install_security(app, settings)
     app.add_middleware(RefusedStoreAtStartup)
@@ -120,6 +126,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     def health() -> JSONResponse:
         return JSONResponse({"status": "ok", "storage": settings.storage, "version": VERSION})
 
+    install_probes(app, container, readiness)
     install_table_routes(app, catalog)
     install_ingest_routes(app)
 

@@ -24,7 +24,7 @@ ROLES: tuple[Role, ...] = ("read", "write")
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Open without a key: the liveness probe, and the API description (it shows table and column
 # names, never rows; Swagger UI has to load it before anyone can press "Authorize").
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+PUBLIC_PATHS = frozenset({"/health", "/live", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 _KEY_TEXT = re.compile(r"^[!-~]+$")  # printable ASCII, no spaces: what fits a bearer token
 
 
