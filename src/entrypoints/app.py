@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from entrypoints import dependencies
+from entrypoints import dependencies, metrics
 from entrypoints.container import Container
 from entrypoints.health import Readiness, install_probes
 from entrypoints.http import JSONResponse, install_error_handlers
@@ -102,7 +102,8 @@ def create_app(container: Container | None = None) -> FastAPI:
         await run_in_threadpool(_prepare_or_refuse, container)
         readiness.prepared = True
         readiness.drain_on_sigterm()
-        async with sweeping_orphans(container):
+        async with sweeping_orphans(container), metrics.sampling(container) as pools:
+            app.state.pools = pools
             yield
         readiness.draining = True
         container.shutdown_resources()
@@ -120,6 +121,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.readiness = readiness
     install_error_handlers(app)
     install_security(app, settings)
+    app.add_middleware(metrics.RequestMetricsMiddleware)
     app.add_middleware(RefusedStoreAtStartup)
 
     @app.get("/health", tags=["service"], operation_id="health")
@@ -127,6 +129,12 @@ def create_app(container: Container | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "storage": settings.storage, "version": VERSION})
 
     install_probes(app, container, readiness)
+    app.state.pools = []
+
+    @app.get("/metrics", tags=["service"], operation_id="metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        body, content_type = metrics.metrics_response(app.state.pools)
+        return Response(body, media_type=content_type)
     install_table_routes(app, catalog)
     install_ingest_routes(app)
 

@@ -90,6 +90,8 @@ def serve(
 
 
 def _serve(container: Container, settings: Settings) -> None:
+    if settings.workers > 1 and settings.storage == "postgres":
+        _metrics_dir_for_workers()
     import uvicorn
 
     from entrypoints.security import exposure_problem
@@ -107,6 +109,7 @@ def _serve(container: Container, settings: Settings) -> None:
             from adapters.postgres.embedded import start_embedded, stop_on_signals
 
             embedded = start_embedded(settings.data_dir, timeout=settings.start_timeout_seconds)
+            os.environ["DEPOT_EMBEDDED_DATABASE"] = "1"  # for the metrics of the workers
             # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal; this
             # handler then stops the embedded PostgreSQL (atexit does not run on a signal).
             stop_on_signals(embedded)
@@ -142,6 +145,21 @@ def _serve(container: Container, settings: Settings) -> None:
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _metrics_dir_for_workers() -> None:
+    """Several workers write their metrics to files that a scrape adds up (prometheus-client's
+    multiprocess mode): a fresh folder per run, set before anything imports prometheus_client, and
+    removed at exit. One set by the user (PROMETHEUS_MULTIPROC_DIR) is theirs: used, never removed."""
+    import atexit
+    import shutil
+    import tempfile
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    folder = tempfile.mkdtemp(prefix="depot-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 @app.command()

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     max_rows: int = Field(default=10_000, ge=1, description="The most rows one JSON response holds.")
     max_body_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 disables the timeout.")
-    api_keys: str = Field(default="", repr=False, description="KEY:ROLE,... with roles read and write.")
+    api_keys: str = Field(default="", repr=False, description="KEY:ROLE,... with roles read, write and metrics.")
     log_level: str = "info"
     start_timeout_seconds: float = Field(
         default=60.0, gt=0,
