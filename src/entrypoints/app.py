@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints import dependencies, metrics
 from entrypoints.container import Container
+from entrypoints.docs import install_offline_docs
 from entrypoints.health import Readiness, install_probes
 from entrypoints.http import JSONResponse, install_error_handlers
 from entrypoints.ingest_routes import install_ingest_routes
@@ -115,6 +116,8 @@ def create_app(container: Container | None = None) -> FastAPI:
                     "from one declaration in the catalog.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        docs_url=None,  # served from a package by install_offline_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.container = container
     app.state.settings = settings
@@ -129,6 +132,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "storage": settings.storage, "version": VERSION})
 
     install_probes(app, container, readiness)
+    install_offline_docs(app)
     app.state.pools = []
 
     @app.get("/metrics", tags=["service"], operation_id="metrics", include_in_schema=False)

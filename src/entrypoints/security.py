@@ -16,6 +16,7 @@ from typing import Any, Literal
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from entrypoints.docs import DOC_PATHS
 from entrypoints.http import HttpError, dumps
 
 Role = Literal["read", "write", "metrics"]
@@ -26,7 +27,7 @@ METRICS_PATH = "/metrics"
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Open without a key: the liveness probe, and the API description (it shows table and column
 # names, never rows; Swagger UI has to load it before anyone can press "Authorize").
-PUBLIC_PATHS = frozenset({"/health", "/live", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+PUBLIC_PATHS = frozenset({"/health", "/live", "/ready", "/openapi.json"}) | DOC_PATHS
 _KEY_TEXT = re.compile(r"^[!-~]+$")  # printable ASCII, no spaces: what fits a bearer token
 
 
