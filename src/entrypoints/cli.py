@@ -1,4 +1,4 @@
-"""The `depot` command: serve, migrate, tables, makemigration, ingest, init, adopt."""
+"""The `depot` command: serve, migrate, tables, makemigration, ingest, init, adopt, backup, restore."""
 
 from __future__ import annotations
 
@@ -393,6 +393,62 @@ def psql(ctx: typer.Context) -> None:
         if embedded is not None:
             embedded.stop()  # stops the server only if no other depot process uses it
     raise typer.Exit(status)
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[str]:
+    """The configured database's URL; the embedded one is started for the command if it is not running
+    (and stopped after, unless a `depot serve` uses it)."""
+    from adapters.postgres.embedded import EmbeddedNotReady, start_embedded
+
+    if settings.database_url:
+        yield settings.database_url
+        return
+    try:
+        embedded = start_embedded(settings.data_dir, timeout=settings.start_timeout_seconds)
+    except EmbeddedNotReady as not_ready:
+        typer.echo(f"depot: {not_ready}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
+
+
+@app.command()
+def backup(file: Annotated[Path, typer.Argument(help="The dump to write (PostgreSQL's custom format).")]) -> None:
+    """Dump the whole database (your tables, depot's, the migration state) with the wheel's pg_dump."""
+    from adapters.postgres.backup import BackupFailed
+    from adapters.postgres.backup import backup as dump
+
+    settings = _container(storage="postgres").settings()
+    with _database(settings) as url:
+        try:
+            dump(url, file)
+        except BackupFailed as failed:
+            typer.echo(f"depot backup: {failed}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"wrote {file} ({file.stat().st_size:,} bytes)")
+
+
+@app.command()
+def restore(
+    file: Annotated[Path, typer.Argument(help="A dump written by depot backup (or pg_dump --format=custom).")],
+    force: Annotated[bool, typer.Option("--force", help="Restore into a database that has tables already: "
+                                        "the dump's tables are dropped and made again.")] = False,
+) -> None:
+    """Restore a dump with the wheel's pg_restore, in one transaction. Stop depot serve first."""
+    from adapters.postgres.backup import BackupFailed, RestoreRefused
+    from adapters.postgres.backup import restore as load
+
+    settings = _container(storage="postgres").settings()
+    with _database(settings) as url:
+        try:
+            load(url, file, force=force)
+        except BackupFailed as failed:
+            typer.echo(f"depot restore: {failed}", err=True)
+            raise typer.Exit(2 if isinstance(failed, RestoreRefused) else 1) from None
+    typer.echo(f"restored {file}")
 
 
 def main() -> None:

