@@ -124,6 +124,10 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.readiness = readiness
     install_error_handlers(app)
     install_security(app, settings)
+    if settings.read_database_url and settings.storage == "postgres":
+        from entrypoints.replicas import ReadYourWritesMiddleware
+
+        app.add_middleware(ReadYourWritesMiddleware)
     app.add_middleware(metrics.RequestMetricsMiddleware)
     app.add_middleware(RefusedStoreAtStartup)
 

@@ -21,7 +21,7 @@ def database_url(settings: Settings) -> str:
 
 def _engine(settings: Settings):
     engine = make_engine(database_url(settings), pool_size=settings.pool_size,
-                         statement_timeout_ms=settings.statement_timeout_ms)
+                         statement_timeout_ms=settings.statement_timeout_ms, read_url=settings.read_database_url)
     yield engine
     engine.dispose()
 

@@ -140,10 +140,13 @@ def instrument_engines(engine: Any) -> list[tuple[str, Any]]:
     """Count statement timeouts and pool waits on the writers' engine and its readers'; return the pools."""
     import sqlalchemy as sa
 
-    from adapters.postgres.db import read_engine
+    from adapters.postgres.db import read_engine, replica_engine
+
+    def primary_reader(engine: Any) -> Any:
+        return read_engine(engine, primary=True) if replica_engine(engine) is not None else None
 
     pools = []
-    for name, each in (("write", engine), ("read", read_engine(engine))):
+    for name, each in (("write", engine), ("read", read_engine(engine)), ("primary_read", primary_reader(engine))):
         if each is None:
             continue
         if each not in _INSTRUMENTED:  # an app started twice on one container (tests) counts once
@@ -165,7 +168,33 @@ def sample_pools(pools: list[tuple[str, Any]]) -> None:
         POOL.labels(name, "overflow").set(max(0, pool.overflow()))
 
 
+REPLICA_LAG = Gauge("depot_replica_lag_seconds", "How far the read replica's replay is behind what it received "
+                    "(0 when it has replayed all of it).", registry=_REGISTRY, multiprocess_mode="max")
+REPLICA_LAG_BYTES = Gauge("depot_replica_lag_bytes", "WAL the read replica received and has not replayed yet.",
+                          registry=_REGISTRY, multiprocess_mode="max")
+_LAG_SQL = (
+    "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+    "ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END, "
+    "coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)"
+)
+
+
+def _probe_replica(replica: Any) -> None:
+    try:
+        with replica.connect() as connection:
+            seconds, lag_bytes = connection.exec_driver_sql(_LAG_SQL).one()
+        REPLICA_LAG.set(float(seconds))
+        REPLICA_LAG_BYTES.set(float(lag_bytes))
+    except Exception:  # noqa: BLE001 - an unreachable replica: its reads fail visibly; the gauge says unknown
+        REPLICA_LAG.set(float("nan"))
+
+
 def _probe_database(engine: Any) -> None:
+    from adapters.postgres.db import replica_engine
+
+    replica = replica_engine(engine)
+    if replica is not None:
+        _probe_replica(replica)
     embedded = "true" if os.environ.get(EMBEDDED_ENV) else "false"
     try:
         with engine.connect() as connection:

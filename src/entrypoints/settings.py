@@ -18,6 +18,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DEPOT_DATABASE_URL", "DATABASE_URL"),
         description="An external PostgreSQL (14+). Unset: depot runs its embedded PostgreSQL.",
     )
+    read_database_url: str | None = Field(
+        default=None,
+        description="A streaming replica of the database: GET and HEAD on /api read from it, unless the "
+                    "request sends Prefer: read-your-writes. Unset: every read goes to the primary.",
+    )
     data_dir: Path = Field(default=Path(".depot"), description="Where the embedded PostgreSQL keeps its data.")
     catalog: str | None = Field(
         default=None,
