@@ -111,3 +111,28 @@ def test_a_postmaster_that_never_finishes_stopping_is_one_line_after_the_bound(d
     assert "still stopping after 2s" in result.stderr and "log is" in result.stderr
     assert "Traceback" not in result.stderr
     assert wait_until(lambda: not postmasters(first.pgdata), timeout=30)
+
+
+def test_an_unexpected_failure_of_depot_serve_is_one_line_and_the_traceback_goes_to_the_log(tmp_path):
+    # The data folder cannot be made (a file is in the way): nothing depot expects, so the
+    # traceback goes to the failure log, which is beside the data folder's parent here.
+    blocker = tmp_path / "data"
+    blocker.write_text("not a folder")
+    result = subprocess.run([DEPOT, "serve"], capture_output=True, text=True, timeout=60,
+                            env=clean_env(data_dir=str(blocker / "inner")))
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("depot: unexpected failure in depot serve: "), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_failure_log_keeps_the_traceback(tmp_path):
+    from entrypoints.failures import failure_log, record_failure
+
+    try:
+        raise RuntimeError("boom\nsecond line")
+    except RuntimeError as error:
+        line = record_failure(tmp_path, error, "at start")
+    assert line == f"unexpected failure at start: RuntimeError: boom; the traceback is in {failure_log(tmp_path)}"
+    logged = failure_log(tmp_path).read_text()
+    assert "Traceback (most recent call last)" in logged and "second line" in logged
