@@ -260,6 +260,9 @@ class Table:
     system: SystemColumns = DEFAULT_SYSTEM_COLUMNS  # the names of the columns depot adds
     kind: str = "table"  # or VIEW / MATERIALIZED: a relation the database defines, read-only to depot
     definition: ViewRows | None = field(default=None, compare=False)  # a view's rows in memory (Catalog.view)
+    # Citus: the column that shards the table, or a reference table copied to every node (citus.py).
+    distribute_by: str | None = None
+    reference: bool = False
     _by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -464,6 +467,8 @@ class Catalog:
         read_only: bool = False,
         unique: tuple[tuple[str, ...], ...] = (),
         system_columns: SystemColumns | str | None = None,
+        distribute_by: str | None = None,
+        reference: bool = False,
     ) -> Callable[[type], type]:
         """Declare a table from a dataclass. Field order is column order.
 
@@ -471,6 +476,9 @@ class Catalog:
         `provenance` adds `source` and `batch_id`; every table of SYSTEM_GROUPS also gets
         `version`, `created_at` and `updated_at`. `system_columns` renames those for this table
         (a prefix or a SystemColumns), over the catalog's setting.
+
+        On Citus, `distribute_by` shards the table by a column and `reference=True` copies it to
+        every node; what Citus cannot hold is refused here (check_distribution).
         """
         names = self.system_columns if system_columns is None else SystemColumns.of(system_columns)
 
@@ -505,8 +513,11 @@ class Catalog:
                 description=(doc or "").strip() or None,
                 unique=tuple(tuple(u) for u in unique),
                 system=names,
+                distribute_by=distribute_by,
+                reference=reference,
             )
             _check(spec)
+            check_distribution(spec, lambda target: spec if target == name else self._tables.get(target))
             self.add(spec)
             cls.__depot_table__ = spec  # type: ignore[attr-defined]
             return cls
@@ -712,3 +723,52 @@ def _check(spec: Table) -> None:
         if unkeyable:
             raise ValueError(f"{spec.name}: {', '.join(unkeyable)} cannot be in a key or a reference "
                              "(arrays and JSON are not compared as keys)")
+
+
+# --- Citus --------------------------------------------------------------------------------------
+
+# depot's own tables that the tables of a catalog reference: on Citus they become reference tables.
+CITUS_REFERENCE_SYSTEM_TABLES = ("sources", "ingest_batches")
+
+
+def check_distribution(spec: Table, table_of: Callable[[str], Table | None]) -> None:
+    """Refuse, at declaration, a distribution that Citus cannot hold.
+
+    - A distributed table's natural key and unique column sets must include the distribution
+      column (Citus enforces uniqueness within one shard only). A surrogate id primary key is
+      widened to (id, column) on Citus by the migration instead (adapters/postgres/citus.py).
+    - A hard reference from a distributed table must point at a reference table, or at a table
+      distributed by the column the reference pairs with its own distribution column (co-located).
+    - A hard reference from a reference table must point at a reference table.
+    depot's own sources and ingest_batches count as reference tables: they are made so.
+    """
+    if spec.distribute_by is None and not spec.reference:
+        return
+    if spec.distribute_by is not None and spec.reference:
+        raise ValueError(f"{spec.name}: a table is either distributed (distribute_by) or a reference table, not both")
+    column = spec.distribute_by
+    if column is not None:
+        if not spec.has_column(column):
+            raise ValueError(f"{spec.name}: distribute_by names the unknown column {column!r}")
+        if spec.column(column).nullable:
+            raise ValueError(f"{spec.name}: the distribution column {column!r} must not be nullable")
+        for key in (spec.natural_key, *spec.unique):
+            if column not in key:
+                raise ValueError(f"{spec.name}: the unique key ({', '.join(key)}) must include the distribution "
+                                 f"column {column!r}: Citus enforces uniqueness within one shard only")
+    for fk in spec.hard_foreign_keys:
+        if fk.target in CITUS_REFERENCE_SYSTEM_TABLES:
+            continue
+        target = table_of(fk.target)
+        if target is not None and target.reference:
+            continue
+        if spec.reference:
+            raise ValueError(f"{spec.name}: a reference table's reference {fk.name} must point at a reference "
+                             f"table, and {fk.target} is not one (declare it reference=True)")
+        paired = dict(zip(fk.columns, fk.target_columns, strict=False)).get(column or "")
+        if target is None or target.distribute_by is None or paired != target.distribute_by:
+            raise ValueError(
+                f"{spec.name}: the reference {fk.name} must point at a reference table, or at a table distributed "
+                f"by the column it pairs with {column!r} (co-located); {fk.target} is "
+                + ("not distributed" if target is None or target.distribute_by is None
+                   else f"distributed by {target.distribute_by!r}"))

@@ -6,17 +6,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from entrypoints import dependencies
+from entrypoints import dependencies, metrics
 from entrypoints.batch import install_batch_route
 from entrypoints.container import Container
+from entrypoints.docs import install_offline_docs
+from entrypoints.health import Readiness, install_probes
 from entrypoints.http import JSONResponse, install_error_handlers
 from entrypoints.ingest_routes import install_ingest_routes
-from entrypoints.lifecycle import die_with_parent
+from entrypoints.lifecycle import die_with_parent, sweeping_orphans
 from entrypoints.openapi import components
 from entrypoints.routes import api_routes, install_table_routes
 from entrypoints.security import document_security, install_security
@@ -79,11 +81,14 @@ class RefusedStoreAtStartup:
 
 def _prepare_or_refuse(container: Container) -> None:
     from adapters.postgres.schema_changes import MigrationFailed, SchemaDrift  # memory raises neither
+    from entrypoints.failures import record_failure
 
     try:
         prepare_storage(container)
     except (SchemaDrift, MigrationFailed) as refused:
         raise StoreRefused(str(refused)) from None
+    except Exception as error:  # noqa: BLE001 - one line at start, the traceback in the failure log
+        raise StoreRefused(record_failure(container.settings().data_dir, error, "at start")) from None
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -92,11 +97,17 @@ def create_app(container: Container | None = None) -> FastAPI:
     container.wire(modules=[dependencies])
     settings = container.settings()
     catalog = container.catalog()
+    readiness = Readiness()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_prepare_or_refuse, container)
-        yield
+        readiness.prepared = True
+        readiness.drain_on_sigterm()
+        async with sweeping_orphans(container), metrics.sampling(container) as pools:
+            app.state.pools = pools
+            yield
+        readiness.draining = True
         container.shutdown_resources()
 
     app = FastAPI(
@@ -106,16 +117,33 @@ def create_app(container: Container | None = None) -> FastAPI:
                     "from one declaration in the catalog.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        docs_url=None,  # served from a package by install_offline_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.container = container
     app.state.settings = settings
+    app.state.readiness = readiness
     install_error_handlers(app)
     install_security(app, settings)
+    if settings.read_database_url and settings.storage == "postgres":
+        from entrypoints.replicas import ReadYourWritesMiddleware
+
+        app.add_middleware(ReadYourWritesMiddleware)
+    app.add_middleware(metrics.RequestMetricsMiddleware)
     app.add_middleware(RefusedStoreAtStartup)
 
     @app.get("/health", tags=["service"], operation_id="health")
     def health() -> JSONResponse:
         return JSONResponse({"status": "ok", "storage": settings.storage, "version": VERSION})
+
+    install_probes(app, container, readiness)
+    install_offline_docs(app)
+    app.state.pools = []
+
+    @app.get("/metrics", tags=["service"], operation_id="metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        body, content_type = metrics.metrics_response(app.state.pools)
+        return Response(body, media_type=content_type)
 
     install_batch_route(app)  # before the table routes, whose /api/{table} would take /api/_batch
     install_table_routes(app, catalog)

@@ -1,4 +1,4 @@
-"""The `depot` command: serve, migrate, tables, makemigration, ingest, init, adopt."""
+"""The `depot` command: serve, migrate, tables, makemigration, ingest, init, adopt, backup, restore."""
 
 from __future__ import annotations
 
@@ -70,12 +70,32 @@ def serve(
     catalog: CatalogOption = None,
 ) -> None:
     """Serve the HTTP API."""
+    import click
+
+    from adapters.postgres.embedded import EmbeddedNotReady
+    from entrypoints.failures import record_failure
+
+    container = _container(host=host, port=port, workers=workers, storage=storage, catalog=catalog)
+    settings = container.settings()
+    try:
+        _serve(container, settings)
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+        raise
+    except EmbeddedNotReady as not_ready:
+        typer.echo(f"depot: {not_ready}", err=True)
+        raise typer.Exit(2) from None
+    except Exception as error:  # noqa: BLE001 - the promise is: no traceback on the terminal, ever
+        typer.echo(f"depot: {record_failure(settings.data_dir, error, 'in depot serve')}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _serve(container: Container, settings: Settings) -> None:
+    if settings.workers > 1 and settings.storage == "postgres":
+        _metrics_dir_for_workers()
     import uvicorn
 
     from entrypoints.security import exposure_problem
 
-    container = _container(host=host, port=port, workers=workers, storage=storage, catalog=catalog)
-    settings = container.settings()
     if settings.storage == "memory" and settings.workers > 1:
         raise typer.BadParameter("--storage memory keeps rows in one process; use --workers 1", param_hint="--workers")
     problem = exposure_problem(settings.host, settings.api_keys)
@@ -88,7 +108,8 @@ def serve(
         if not settings.database_url:
             from adapters.postgres.embedded import start_embedded, stop_on_signals
 
-            embedded = start_embedded(settings.data_dir)
+            embedded = start_embedded(settings.data_dir, timeout=settings.start_timeout_seconds)
+            os.environ["DEPOT_EMBEDDED_DATABASE"] = "1"  # for the metrics of the workers
             # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal; this
             # handler then stops the embedded PostgreSQL (atexit does not run on a signal).
             stop_on_signals(embedded)
@@ -98,6 +119,12 @@ def serve(
         # Here, once, so that no worker starts on a store that failed to migrate or drifted.
         with _store_refusals(container, cleanup=embedded.stop if embedded is not None else None):
             prepare_storage(container)
+        if embedded is None:
+            from adapters.postgres.pooler import pooler_warning
+
+            warning = pooler_warning(container.engine())
+            if warning:
+                typer.echo(f"depot: warning: {warning}", err=True)
         os.environ["DEPOT_MIGRATE_ON_START"] = "false"
         container.shutdown_resources()
     # The workers build their own container from the environment: hand them what the command line said.
@@ -124,6 +151,21 @@ def serve(
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _metrics_dir_for_workers() -> None:
+    """Several workers write their metrics to files that a scrape adds up (prometheus-client's
+    multiprocess mode): a fresh folder per run, set before anything imports prometheus_client, and
+    removed at exit. One set by the user (PROMETHEUS_MULTIPROC_DIR) is theirs: used, never removed."""
+    import atexit
+    import shutil
+    import tempfile
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    folder = tempfile.mkdtemp(prefix="depot-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 @app.command()
@@ -359,6 +401,62 @@ def psql(ctx: typer.Context) -> None:
         if embedded is not None:
             embedded.stop()  # stops the server only if no other depot process uses it
     raise typer.Exit(status)
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[str]:
+    """The configured database's URL; the embedded one is started for the command if it is not running
+    (and stopped after, unless a `depot serve` uses it)."""
+    from adapters.postgres.embedded import EmbeddedNotReady, start_embedded
+
+    if settings.database_url:
+        yield settings.database_url
+        return
+    try:
+        embedded = start_embedded(settings.data_dir, timeout=settings.start_timeout_seconds)
+    except EmbeddedNotReady as not_ready:
+        typer.echo(f"depot: {not_ready}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
+
+
+@app.command()
+def backup(file: Annotated[Path, typer.Argument(help="The dump to write (PostgreSQL's custom format).")]) -> None:
+    """Dump the whole database (your tables, depot's, the migration state) with the wheel's pg_dump."""
+    from adapters.postgres.backup import BackupFailed
+    from adapters.postgres.backup import backup as dump
+
+    settings = _container(storage="postgres").settings()
+    with _database(settings) as url:
+        try:
+            dump(url, file)
+        except BackupFailed as failed:
+            typer.echo(f"depot backup: {failed}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"wrote {file} ({file.stat().st_size:,} bytes)")
+
+
+@app.command()
+def restore(
+    file: Annotated[Path, typer.Argument(help="A dump written by depot backup (or pg_dump --format=custom).")],
+    force: Annotated[bool, typer.Option("--force", help="Restore into a database that has tables already: "
+                                        "the dump's tables are dropped and made again.")] = False,
+) -> None:
+    """Restore a dump with the wheel's pg_restore, in one transaction. Stop depot serve first."""
+    from adapters.postgres.backup import BackupFailed, RestoreRefused
+    from adapters.postgres.backup import restore as load
+
+    settings = _container(storage="postgres").settings()
+    with _database(settings) as url:
+        try:
+            load(url, file, force=force)
+        except BackupFailed as failed:
+            typer.echo(f"depot restore: {failed}", err=True)
+            raise typer.Exit(2 if isinstance(failed, RestoreRefused) else 1) from None
+    typer.echo(f"restored {file}")
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ def database_url(settings: Settings) -> str:
 
 def _engine(settings: Settings, catalog):  # noqa: ANN001
     engine = make_engine(database_url(settings), pool_size=settings.pool_size,
-                         statement_timeout_ms=settings.statement_timeout_ms, schema=catalog.schema)
+                         statement_timeout_ms=settings.statement_timeout_ms, schema=catalog.schema,
+                         read_url=settings.read_database_url)
     yield engine
     engine.dispose()
 

@@ -1,4 +1,4 @@
-"""Process lifetime of `depot serve --workers N`: a worker does not outlive the parent that supervises it.
+"""Process lifetime of `depot serve`: a worker does not outlive its parent; orphaned batches are swept.
 
 uvicorn's workers are child processes. If the parent is killed with SIGKILL, nothing tells them:
 they keep the port and keep serving, so a restarted depot cannot bind. On Linux a worker asks
@@ -7,12 +7,18 @@ the kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG), and then shuts d
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import logging
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
 
 PARENT_ENV = "DEPOT_SUPERVISOR_PID"
 _PR_SET_PDEATHSIG = 1
@@ -31,3 +37,36 @@ def die_with_parent() -> bool:
     if os.getppid() != int(parent):  # the parent died before the request took effect
         os.kill(os.getpid(), signal.SIGTERM)
     return True
+
+
+@asynccontextmanager
+async def sweeping_orphans(container: Any) -> AsyncIterator[None]:
+    """While the app serves: every DEPOT_ORPHAN_SWEEP_SECONDS, mark failed the batches whose process died.
+
+    At start is not enough when several depot processes share a database: one that dies leaves
+    its batches `running` until another restarts. The sweep takes only batches whose lease (an
+    advisory lock) nobody holds, so every worker of every process may run it.
+    """
+    from service_layer.ingest import fail_orphaned_batches
+
+    interval = container.settings().orphan_sweep_seconds
+
+    async def sweep_forever() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                failed = await run_in_threadpool(fail_orphaned_batches, container.uow())
+                if failed:
+                    log.warning("marked failed the batches %s: the process running them is gone", failed)
+            except Exception as error:  # noqa: BLE001 - the database may be away for a while; try again later
+                log.warning("the sweep of orphaned batches failed: %s", str(error).splitlines()[0] if str(error) else
+                            type(error).__name__)
+
+    task = asyncio.create_task(sweep_forever()) if interval > 0 else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task

@@ -16,15 +16,18 @@ from typing import Any, Literal
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from entrypoints.docs import DOC_PATHS
 from entrypoints.http import HttpError, dumps
 
-Role = Literal["read", "write"]
-ROLES: tuple[Role, ...] = ("read", "write")
+Role = Literal["read", "write", "metrics"]
+# metrics: GET /metrics only, for a Prometheus server that should read no rows.
+ROLES: tuple[Role, ...] = ("read", "write", "metrics")
+METRICS_PATH = "/metrics"
 # GET and HEAD read; everything else (POST, PATCH, DELETE, PUT, OPTIONS...) writes.
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Open without a key: the liveness probe, and the API description (it shows table and column
 # names, never rows; Swagger UI has to load it before anyone can press "Authorize").
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+PUBLIC_PATHS = frozenset({"/health", "/live", "/ready", "/openapi.json"}) | DOC_PATHS
 _KEY_TEXT = re.compile(r"^[!-~]+$")  # printable ASCII, no spaces: what fits a bearer token
 
 
@@ -48,9 +51,10 @@ def parse_api_keys(text: str) -> list[ApiKey]:
         key, colon, role = entry.rpartition(":")
         key, role = key.strip(), role.strip().lower()
         if not colon or not key:
-            raise ConfigurationError(f"DEPOT_API_KEYS entry {position} is not KEY:ROLE (roles: read, write)")
+            raise ConfigurationError(f"DEPOT_API_KEYS entry {position} is not KEY:ROLE (roles: read, write, metrics)")
         if role not in ROLES:
-            raise ConfigurationError(f"DEPOT_API_KEYS entry {position} has the role {role!r}; use read or write")
+            raise ConfigurationError(f"DEPOT_API_KEYS entry {position} has the role {role!r}; use read or write "
+                                     f"(or metrics, for GET /metrics only)")
         if not _KEY_TEXT.match(key):
             raise ConfigurationError(f"DEPOT_API_KEYS entry {position}: a key is printable ASCII without spaces")
         digest = _digest(key)
@@ -134,6 +138,10 @@ class ApiKeyMiddleware:
             )
             challenge = 'Bearer error="invalid_token"' if presented else 'Bearer realm="depot"'
             await send_error(send, error, {"www-authenticate": challenge})
+            return
+        if role == "metrics" and (scope["path"] != METRICS_PATH or scope["method"] not in READ_METHODS):
+            await send_error(send, HttpError(403, "A metrics key can only GET /metrics", code="42501",
+                                             hint="Use a key with the read or write role."))
             return
         if role == "read" and scope["method"] not in READ_METHODS:
             await send_error(send, HttpError(403, f"A read key cannot {scope['method']}", code="42501",

@@ -18,6 +18,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DEPOT_DATABASE_URL", "DATABASE_URL"),
         description="An external PostgreSQL (14+). Unset: depot runs its embedded PostgreSQL.",
     )
+    read_database_url: str | None = Field(
+        default=None,
+        description="A streaming replica of the database: GET and HEAD on /api read from it, unless the "
+                    "request sends Prefer: read-your-writes. Unset: every read goes to the primary.",
+    )
     data_dir: Path = Field(default=Path(".depot"), description="Where the embedded PostgreSQL keeps its data.")
     catalog: str | None = Field(
         default=None,
@@ -36,8 +41,14 @@ class Settings(BaseSettings):
     max_rows: int = Field(default=10_000, ge=1, description="The most rows one JSON response holds.")
     max_body_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 disables the timeout.")
-    api_keys: str = Field(default="", repr=False, description="KEY:ROLE,... with roles read and write.")
+    api_keys: str = Field(default="", repr=False, description="KEY:ROLE,... with roles read, write and metrics.")
     log_level: str = "info"
+    start_timeout_seconds: float = Field(
+        default=60.0, gt=0,
+        description="How long a start waits for an embedded PostgreSQL that is stopping or starting.")
+    orphan_sweep_seconds: float = Field(
+        default=60.0, ge=0,
+        description="How often running batches whose process died are marked failed; 0: at start only.")
 
     @field_validator("api_keys")
     @classmethod

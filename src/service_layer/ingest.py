@@ -17,6 +17,7 @@ running.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ from domain.validation import RowInvalid, RowValidator, header_errors, validate_
 from service_layer.services import MANUAL_SOURCE, Clock, table_of, utcnow
 
 REPLAY_PAGE = 5_000
+# Told of every batch that ends, however it ends, with its report and its duration in seconds
+# (the metrics of entrypoints/metrics.py register here; the service knows nothing of them).
+BATCH_OBSERVERS: list[Callable[[BatchReport, float], None]] = []
 MAX_IDEMPOTENCY_KEY = 255
 # A chunk validated: its good rows, their positions in the chunk, the errors of the others by position.
 Validated = tuple[list[Row], list[int], dict[int, list[dict[str, str]]]]
@@ -187,6 +191,7 @@ class _BatchRun:
         self.clock = clock
         self.atomic = request.mode == "atomic"
         self.lease: BatchLease | None = None
+        self.started = time.perf_counter()
         self.report = BatchReport(None, request.table, request.source, request.mode, request.on_conflict)
         self.header_checked = False
         self.doomed = False  # atomic: an invalid row was seen; nothing more is merged
@@ -248,6 +253,11 @@ class _BatchRun:
         finally:
             if self.lease is not None:
                 self.lease.release()
+            self.observed()
+
+    def observed(self) -> None:
+        for observer in BATCH_OBSERVERS:
+            observer(self.report, time.perf_counter() - self.started)
 
     def _finish(self, ingestion: AbstractIngestRepository, status: str, digest: str | None) -> None:
         self.report.status = status
@@ -482,6 +492,7 @@ def replay(uow: AbstractUnitOfWork, batch_id: int, *, clock: Clock = utcnow) -> 
     finally:
         if run.lease is not None:
             run.lease.release()
+        run.observed()
 
 
 def _unresolved(uow: AbstractUnitOfWork, batch_id: int, after: int) -> list[Row]:

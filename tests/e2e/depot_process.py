@@ -3,12 +3,14 @@ on purpose, and started again on the same data. Every e2e test and fixture goes 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -136,3 +138,32 @@ def pg_connect(pgdata: Path):
     lines = (pgdata / "postmaster.pid").read_text().splitlines()
     port, socket_dir = lines[3].strip(), lines[4].strip()
     return psycopg2.connect(host=socket_dir, port=port, user="postgres", dbname="depot")
+
+
+def trickled_ndjson(stop: threading.Event, rows: int = 100_000, delay: float = 0.01, prefix: str = "R"):
+    """An airlines ingest body that trickles in (a row every `delay` s) until `rows` or `stop`, so
+    its batch stays open for as long as a test needs."""
+    for n in range(rows):
+        if stop.is_set():
+            return
+        yield (json.dumps({"carrier": f"{prefix}{n % 90 + 10}", "name": f"Trickle {n}"}) + "\n").encode()
+        time.sleep(delay)
+
+
+def ingest_in_background(depot: DepotProcess, stop: threading.Event, path: str, answers: list | None = None,
+                         **trickle) -> threading.Thread:
+    """POST a trickled NDJSON body to `path` in a thread; its answer (or the error) goes into `answers`."""
+    def run() -> None:
+        try:
+            with depot.client() as client:
+                response = client.post(path, content=trickled_ndjson(stop, **trickle),
+                                       headers={"content-type": "application/x-ndjson"})
+            if answers is not None:
+                answers.append(response)
+        except Exception as error:  # the server may be killed under it on purpose
+            if answers is not None:
+                answers.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread

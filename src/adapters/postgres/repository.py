@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
 from adapters.postgres.compile import fetch_statement, order_by, where_clause
-from adapters.postgres.db import read_engine
+from adapters.postgres.db import read_engine, read_from_primary
 from adapters.postgres.tables import checks_of, relations_metadata, stored_columns
 from domain.errors import (
     BadRequest,
@@ -317,7 +317,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
                 self.connection = self.engine.connect()
                 self._transaction = self.connection.begin()
                 return
-            reader = read_engine(self.engine)
+            reader = read_engine(self.engine, primary=read_from_primary.get())
             if reader is not None:
                 self.connection = reader.connect()
             else:  # an engine that make_engine did not build: switch this connection for a while

@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import conv
 
+from adapters.postgres.citus import citus_statements
 from domain.schema import Catalog, Column, ColumnType, Table
 
 
@@ -253,6 +254,8 @@ def refine(upgrade: ops.UpgradeOps, connection: Connection, catalog: Catalog, me
         key=lambda item: item[0])]
     body = [(t, op) for t, op in ordered if not isinstance(op, ops.DropTableOp)]
     body += [(op.table_name, op) for op in _in_reference_order(connection, dropped)]
+    created = [op.table_name for _, op in items if isinstance(op, ops.CreateTableOp)]
+    body += [(None, ops.ExecuteSQLOp(statement)) for statement in citus_statements(catalog, created)]
     return ops.UpgradeOps(ops=_grouped(body))
 
 
@@ -405,6 +408,8 @@ def reverse(upgrade: ops.UpgradeOps) -> ops.DowngradeOps:
             steps.append((table, ops.AlterColumnOp(table, op.modify_name, modify_name=op.column_name,
                                                    existing_type=op.existing_type,
                                                    existing_nullable=op.existing_nullable)))
+        elif isinstance(op, ops.ExecuteSQLOp):
+            continue  # Citus's distribution: undone with the table's drop
         else:
             back = op.reverse()
             steps.append((table, _with_using(back) if isinstance(back, ops.AlterColumnOp) else back))
