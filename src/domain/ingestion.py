@@ -168,6 +168,8 @@ class BatchReport:
     superseded: int = 0
     rejected: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # values a contract of invalid=discard_value nulled (the first REPORTED_ERRORS; not stored with the batch)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     COUNTS = ("received", "inserted", "updated", "unchanged", "superseded", "rejected")
 
@@ -180,6 +182,12 @@ class BatchReport:
             if len(self.errors) >= REPORTED_ERRORS:
                 return
             self.errors.append({"row": row_number, **error})
+
+    def note_warnings(self, row_number: int, warnings: Iterable[dict[str, Any]]) -> None:
+        for warning in warnings:
+            if len(self.warnings) >= REPORTED_ERRORS:
+                return
+            self.warnings.append({"row": row_number, **warning})
 
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.COUNTS}
@@ -194,6 +202,7 @@ class BatchReport:
             "status": self.status,
             **self.counts(),
             "errors": list(self.errors),
+            "warnings": list(self.warnings),
         }
 
     @classmethod

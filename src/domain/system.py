@@ -25,6 +25,8 @@ class Source:
     name: str
     priority: int = 0
     url: str | None = None
+    # How this source's data maps onto the tables (domain.profiles, PROFILE_SCHEMA); checked on every write.
+    profile: dict | None = None
 
 
 # Declared before the tables that carry `batch_id`, so its foreign key has a target.
@@ -48,6 +50,8 @@ class IngestBatch:
     idempotency_key: str | None = None
     request_hash: str | None = None
     finished_at: dt.datetime | None = None
+    profile: dict | None = None  # the effective source profile of the batch, which a replay reads its rows with
+    profile_hash: str | None = None
 
 
 @SYSTEM.table("rejected_rows", group="ingestion", natural_key=("id",), surrogate_id=True, read_only=True)

@@ -21,11 +21,12 @@ from starlette.responses import Response
 
 from domain.ingestion import MODES, ON_CONFLICT, STATUSES
 from domain.ports import AbstractUnitOfWork
+from domain.profiles import REQUEST_PARAMETERS, overrides_from_parameters
 from entrypoints.dependencies import get_settings, get_uow
 from entrypoints.http import HttpError, JSONResponse, media_type
 from entrypoints.reading import content_range
 from entrypoints.settings import Settings
-from entrypoints.streams import CsvStream, JsonArrayStream, NdjsonStream
+from entrypoints.streams import parser_for
 from service_layer import ingest
 from service_layer.ingest import Chunk, IngestRequest
 
@@ -49,6 +50,8 @@ REPORT_SCHEMA: dict[str, Any] = {
         "status": {"type": "string", "enum": list(STATUSES)},
         "received": _COUNT, "inserted": _COUNT, "updated": _COUNT, "unchanged": _COUNT,
         "superseded": _COUNT, "rejected": _COUNT,
+        "warnings": {"type": "array", "description": "Values nulled by the contract invalid=discard_value.",
+                     "items": {"type": "object"}},
         "errors": {
             "type": "array",
             "description": "The first errors: row number (1-based within the batch), field, code, message.",
@@ -85,7 +88,10 @@ INGEST_OPENAPI: dict[str, Any] = {
                                      "example": '{"carrier": "AA", "name": "American Airlines Inc."}\n'},
         },
     },
-    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
+    "parameters": [*({"name": name, "in": "query", "required": False, "schema": {"type": "string"},
+                      "description": "Overrides the source profile's " + ".".join(path) + " for this batch."}
+                     for name, path in REQUEST_PARAMETERS.items()),
+                   {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
                     "description": "Same key and same body: the first report, nothing written. "
                                    "Same key and another body: 409."}],
     "responses": {
@@ -138,13 +144,13 @@ class ChunkFeed:
             pass  # the worker sees `aborted` when it takes its next item
 
 
-def _parser(kind: str, csv_null: str | None) -> CsvStream | NdjsonStream | JsonArrayStream:
+def _body_kind(kind: str) -> str:
     if kind == "text/csv":
-        return CsvStream("" if csv_null is None else csv_null)
+        return "csv"
     if kind in NDJSON_TYPES:
-        return NdjsonStream()
+        return "ndjson"
     if kind in ("application/json", "", "*/*"):
-        return JsonArrayStream()
+        return "json"
     raise HttpError(415, f"Content-Type {kind!r} is not supported by /ingest", code="PGRST415",
                     hint="Send text/csv, application/json (an array) or application/x-ndjson.")
 
@@ -214,12 +220,20 @@ def ingest_router() -> APIRouter:
         on_conflict: Literal[ON_CONFLICT] = "update",  # type: ignore[valid-type]
         csv_null: Annotated[str | None, Query(description="The CSV null token (default: the empty field).")] = None,
     ) -> Response:
-        """Ingest a batch: validated, reference-checked, upserted by natural key with source priority."""
-        parser = _parser(media_type(request), csv_null)
-        job = IngestRequest(table, source, mode, on_conflict, request.headers.get("idempotency-key"))
-        await run_in_threadpool(ingest.check_request, uow, job)  # 404 / 400 before the body is read
+        """Ingest a batch: validated, reference-checked, upserted by natural key with source priority.
 
-        digest = hashlib.sha256(repr((table, source, mode, on_conflict, csv_null, type(parser).__name__)).encode())
+        The source's profile maps the body onto the table; the query parameters of PROFILE_PARAMETERS
+        (columns=, set=, record_path=, unknown=, invalid=, date_format=, ...) override it for this batch."""
+        kind = _body_kind(media_type(request))
+        overrides = overrides_from_parameters(request.query_params)
+        job = IngestRequest(table, source, mode, on_conflict, request.headers.get("idempotency-key"),
+                            overrides=overrides or None)
+        # 404 / 400 before the body is read: the table, the source, the profile and its overrides
+        checked = await run_in_threadpool(ingest.check_request, uow, job)
+        parser = parser_for(kind, csv_null, checked.profile.get("record_path") if kind == "json" else None)
+
+        digest = hashlib.sha256(repr((table, source, mode, on_conflict, csv_null, type(parser).__name__,
+                                      sorted(overrides.items()))).encode())
         feed = ChunkFeed()
         worker = asyncio.ensure_future(run_in_threadpool(
             ingest.ingest_batch, uow, job, feed, request_hash=lambda: digest.hexdigest()))

@@ -263,17 +263,55 @@ class JsonArrayStream:
         return []
 
 
+class RecordPathStream:
+    """The rows of a JSON body that wraps them (`{"data": {"results": [...]}}`), at a profile's record_path.
+
+    The body is kept until its end and decoded at once by orjson: what sits around the rows is not
+    known to be an array until then. DEPOT_MAX_BODY_BYTES bounds it, as it bounds every body.
+    """
+
+    def __init__(self, record_path: str) -> None:
+        self.path = record_path
+        self.parts = record_path.split(".")
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Any]:
+        self.buf += data
+        return []
+
+    def finish(self) -> list[Any]:
+        if not self.buf.strip():
+            raise _malformed("The request body is empty")
+        try:
+            value = orjson.loads(bytes(self.buf).removeprefix(BOM))
+        except orjson.JSONDecodeError as error:
+            raise _malformed(f"Malformed JSON: {error}") from None
+        self.buf = bytearray()
+        for depth, part in enumerate(self.parts):
+            if not isinstance(value, dict) or part not in value:
+                where = ".".join(self.parts[:depth]) or "the body"
+                raise BadRequest(f"record_path {self.path!r} is not in the body: {where} has no key {part!r}",
+                                 code="PGRST102", hint="Fix record_path (profile or query) to where the rows are.")
+            value = value[part]
+        if not isinstance(value, list):
+            raise BadRequest(f"record_path {self.path!r} holds a {type(value).__name__}, not an array of rows",
+                             code="PGRST102")
+        return value
+
+
 # --- files (the CLI) -----------------------------------------------------------------------------
 
 PARSERS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
 
 
-def parser_for(kind: str, csv_null: str | None = None) -> CsvStream | NdjsonStream | JsonArrayStream:
+def parser_for(kind: str, csv_null: str | None = None, record_path: str | None = None
+               ) -> CsvStream | NdjsonStream | JsonArrayStream | RecordPathStream:
+    """A body's parser by format; a JSON body with a record_path is read at that path."""
     if kind == "csv":
         return CsvStream("" if csv_null is None else csv_null)
     if kind == "ndjson":
         return NdjsonStream()
-    return JsonArrayStream()
+    return JsonArrayStream() if record_path is None else RecordPathStream(record_path)
 
 
 def file_kind(name: str) -> str:
@@ -300,11 +338,11 @@ def open_data_file(path: str) -> tuple[io.BufferedIOBase, str]:
 
 
 def file_chunks(stream: io.BufferedIOBase, kind: str, *, csv_null: str | None = None,
-                chunk_rows: int = 5_000, block: int = 1 << 20) -> Any:
+                chunk_rows: int = 5_000, block: int = 1 << 20, record_path: str | None = None) -> Any:
     """Chunks of rows from a file, read a block at a time (the Chunk type comes from the service)."""
     from service_layer.ingest import Chunk
 
-    parser = parser_for(kind, csv_null)
+    parser = parser_for(kind, csv_null, record_path)
     pending: list[Any] = []
     while True:
         data = stream.read(block)

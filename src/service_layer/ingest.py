@@ -43,15 +43,17 @@ from domain.ingestion import (
     reference_keys,
 )
 from domain.ports import AbstractIngestRepository, AbstractUnitOfWork, BatchLease, Row
+from domain.profiles import ColumnPlan, effective_profile, profile_hash
 from domain.query import Condition, OrderBy, Query, conjunction
 from domain.schema import ForeignKey, Table
-from domain.validation import RowInvalid, RowValidator, header_errors, validate_records
+from domain.validation import RowInvalid, RowValidator, header_errors, validate_columns
 from service_layer.services import MANUAL_SOURCE, Clock, table_of, utcnow
 
 REPLAY_PAGE = 5_000
 MAX_IDEMPOTENCY_KEY = 255
-# A chunk validated: its good rows, their positions in the chunk, the errors of the others by position.
-Validated = tuple[list[Row], list[int], dict[int, list[dict[str, str]]]]
+# A chunk validated: its good rows, their positions in the chunk, the errors of the others by position,
+# and the warnings (values discarded by the contract) by position.
+Validated = tuple[list[Row], list[int], dict[int, list[dict[str, str]]], dict[int, list[dict[str, str]]]]
 
 
 @dataclass(frozen=True)
@@ -75,14 +77,20 @@ class IngestRequest:
     mode: str = "best_effort"
     on_conflict: str = "update"
     idempotency_key: str | None = None
+    # This batch's changes to the source's profile (query parameters), in the profile's own shape.
+    overrides: dict[str, Any] | None = None
+    # A replay's: the effective profile its batch recorded, used as it is (the source's may have changed).
+    recorded_profile: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class Checked:
-    """A request the store accepts: its table and its source's priority."""
+    """A request the store accepts: its table, its source's priority, and the effective profile."""
 
     table: Table
     priority: int
+    profile: dict[str, Any]
+    plan: ColumnPlan
 
 
 def check_request(uow: AbstractUnitOfWork, request: IngestRequest) -> Checked:
@@ -103,7 +111,11 @@ def check_request(uow: AbstractUnitOfWork, request: IngestRequest) -> Checked:
     if source is None:
         raise BadRequest(f"Unknown source {request.source!r}",
                          hint="Create it first: POST /api/sources with code, name and priority.")
-    return Checked(table, source["priority"])
+    if request.recorded_profile is not None:
+        profile = request.recorded_profile
+    else:
+        profile = effective_profile(source.get("profile"), table.name, request.overrides)
+    return Checked(table, source["priority"], profile, ColumnPlan.of(table, profile))
 
 
 def find_keyed_batch(uow: AbstractUnitOfWork, table: str, key: str) -> Row | None:
@@ -184,11 +196,13 @@ class _BatchRun:
         self.request = request
         self.table = checked.table
         self.priority = checked.priority
+        self.profile = checked.profile
+        self.plan = checked.plan
+        self.mapped_header: tuple[list[str], list[int]] | None = None  # the CSV header through the profile
         self.clock = clock
         self.atomic = request.mode == "atomic"
         self.lease: BatchLease | None = None
         self.report = BatchReport(None, request.table, request.source, request.mode, request.on_conflict)
-        self.header_checked = False
         self.doomed = False  # atomic: an invalid row was seen; nothing more is merged
         self.atomic_rejections: list[Row] = []  # atomic: the first rejections, stored after the rollback
         self.references = [fk for fk in self.table.hard_foreign_keys if not self.table.column(fk.columns[0]).system]
@@ -200,6 +214,7 @@ class _BatchRun:
             "table": self.table.name, "source": self.request.source, "mode": self.request.mode,
             "on_conflict": self.request.on_conflict, "status": "running", "started_at": self.clock(),
             "idempotency_key": self.request.idempotency_key,
+            "profile": self.profile or None, "profile_hash": profile_hash(self.profile) if self.profile else None,
             **{name: 0 for name in BatchReport.COUNTS},
         }
         with self.uow:
@@ -287,12 +302,15 @@ class _BatchRun:
         self.report.received += len(chunk.records)
         rejected = self._process(ingestion, chunk, validated)
         self._reject(ingestion, chunk, first, rejected)
+        for position, warnings in sorted(validated[3].items()):
+            if position not in rejected:
+                self.report.note_warnings(first + position, warnings)
 
     def _process(
         self, ingestion: AbstractIngestRepository, chunk: Chunk, validated: Validated | None = None
     ) -> dict[int, list[dict[str, str]]]:
         """Validate, check references, merge: count what happened, return the rejected positions."""
-        rows, positions, rejected = validated if validated is not None else self._validate(chunk)
+        rows, positions, rejected, _ = validated if validated is not None else self._validate(chunk)
         rows, positions = self._check_references(ingestion, rows, positions, rejected)
         key = self.table.natural_key
         merged = MergeCounts()
@@ -332,41 +350,61 @@ class _BatchRun:
 
     def _validate(self, chunk: Chunk) -> Validated:
         rejected: dict[int, list[dict[str, str]]] = {}
+        warned: dict[int, list[dict[str, str]]] = {}
+        plan = self.plan
         if chunk.header is not None:
-            if not self.header_checked:
-                problems = header_errors(self.table, list(chunk.header))
-                if problems:
-                    raise BadRequest("The CSV header does not fit the table", code="PGRST102",
-                                     details=[p.as_dict() for p in problems],
-                                     hint=f"Columns of {self.table.name}: "
-                                          + ", ".join(c.name for c in self.table.writable_columns))
-                self.header_checked = True
+            names, keep = self._header(list(chunk.header))
             width = len(chunk.header)
             records = list(chunk.records)
             for i, record in enumerate(records):
                 if len(record) != width:
                     rejected[i] = [FieldError("", "field_count",
                                               f"{len(record)} fields; the header has {width}").as_dict()]
-            if rejected:
-                good = [i for i in range(len(records)) if i not in rejected]
-                checked = validate_records(self.table, list(chunk.header), [records[i] for i in good])
-                positions = [good[i] for i in checked.indexes]
-                errors = {good[i]: e for i, e in checked.errors.items()}
-            else:
-                checked = validate_records(self.table, list(chunk.header), records)
-                positions, errors = checked.indexes, checked.errors
+            good = [i for i in range(len(records)) if i not in rejected] if rejected else None
+            if good is not None:
+                records = [records[i] for i in good]
+            # column-wise: the profile drops, converts and adds whole columns, never a row object
+            columns = [list(c) for c in zip(*records, strict=True)] if records else [[] for _ in range(width)]
+            if not plan.trivial:
+                columns = plan.columns(names, [columns[i] for i in keep], len(records))
+            checked = validate_columns(self.table, names, columns, len(records), discard_invalid=plan.discard_invalid)
+            positions, errors, warnings = checked.indexes, checked.errors, checked.warnings
+            if good is not None:
+                positions = [good[i] for i in positions]
+                errors = {good[i]: e for i, e in errors.items()}
+                warnings = {good[i]: w for i, w in warnings.items()}
             for i, field_errors in errors.items():
                 rejected[i] = [e.as_dict() for e in field_errors]
-            return checked.rows, positions, rejected
-        validate = RowValidator(self.table)
+            for i, field_warnings in warnings.items():
+                warned[i] = [w.as_dict() for w in field_warnings]
+            return checked.rows, positions, rejected, warned
+        validate = RowValidator(self.table, discard_invalid=plan.discard_invalid)
+        mapped = chunk.records if plan.trivial else map(plan.row, chunk.records)
         rows, positions = [], []
-        for i, raw in enumerate(chunk.records):
+        for i, raw in enumerate(mapped):
             try:
                 rows.append(validate(raw))
                 positions.append(i)
+                if validate.warnings:
+                    warned[i] = [w.as_dict() for w in validate.warnings]
             except RowInvalid as invalid:
                 rejected[i] = [e.as_dict() for e in invalid.errors]
-        return rows, positions, rejected
+        return rows, positions, rejected, warned
+
+    def _header(self, header: list[str]) -> tuple[list[str], list[int]]:
+        """The CSV header through the profile, checked once per batch: the names the columns land in,
+        and the positions of the incoming columns kept."""
+        if self.mapped_header is None:
+            names, keep = self.plan.header(header)
+            problems = header_errors(self.table, names)
+            if problems:
+                raise BadRequest("The CSV header does not fit the table", code="PGRST102",
+                                 details=[p.as_dict() for p in problems],
+                                 hint=f"Columns of {self.table.name}: "
+                                      + ", ".join(c.name for c in self.table.writable_columns)
+                                      + ". Map other names with columns= or the source's profile.")
+            self.mapped_header = (names, keep)
+        return self.mapped_header
 
     def _check_references(
         self, ingestion: AbstractIngestRepository, rows: list[Row], positions: list[int],
@@ -447,7 +485,8 @@ def replay(uow: AbstractUnitOfWork, batch_id: int, *, clock: Clock = utcnow) -> 
             f"The batch {batch_id} is atomic: it wrote none of its rows, so there is nothing to complete",
             hint="Correct the rows and send the whole batch again.",
         )
-    request = IngestRequest(original["table"], original["source"], "best_effort", original["on_conflict"])
+    request = IngestRequest(original["table"], original["source"], "best_effort", original["on_conflict"],
+                            recorded_profile=original.get("profile") or {})
     run = _BatchRun(uow, request, check_request(uow, request), clock)
     run.begin()
     try:

@@ -1,0 +1,28 @@
+"""source profiles: sources.profile, and the effective profile each batch ran with
+
+Revision ID: depot_0003
+Revises: depot_0001
+Create Date: 2026-11-27 09:45:00.000000
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = 'depot_0003'
+down_revision: str | None = 'depot_0001'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column('sources', sa.Column('profile', postgresql.JSONB(astext_type=sa.Text()), nullable=True))
+    op.add_column('ingest_batches', sa.Column('profile', postgresql.JSONB(astext_type=sa.Text()), nullable=True))
+    op.add_column('ingest_batches', sa.Column('profile_hash', sa.Text(collation='C'), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column('ingest_batches', 'profile_hash')
+    op.drop_column('ingest_batches', 'profile')
+    op.drop_column('sources', 'profile')

@@ -1,0 +1,47 @@
+"""Source profiles over HTTP, on the in-memory store: /api/sources edits them, query parameters override them."""
+
+from __future__ import annotations
+
+import orjson
+
+
+def post(client, table, body, content_type, **params):
+    return client.post(f"/ingest/{table}", params=params, content=body, headers={"Content-Type": content_type})
+
+
+def test_a_profile_is_edited_through_api_sources(client):
+    profile = {"columns": {"Code": "carrier", "Airline": "name"}, "record_path": "data.results"}
+    assert client.post("/api/sources", json={"code": "feed", "name": "Feed", "profile": profile}).status_code == 201
+    assert client.get("/api/sources/feed").json()["profile"] == profile
+    body = orjson.dumps({"data": {"results": [{"Code": "AA", "Airline": "American"}]}, "next": None})
+    report = post(client, "airlines", body, "application/json", source="feed").json()
+    assert (report["inserted"], report["rejected"]) == (1, 0)
+
+
+def test_query_parameters_override_the_profile(client):
+    body = b"ID;Name\nAA,American\n".replace(b";", b",")
+    report = post(client, "airlines", body, "text/csv", columns="ID:carrier,Name:name").json()
+    assert report["inserted"] == 1
+    body = orjson.dumps({"items": [{"carrier": "UA", "name": "United", "extra": 1}]})
+    report = post(client, "airlines", body, "application/json", record_path="items", unknown="discard").json()
+    assert (report["inserted"], report["rejected"]) == (1, 0)
+    assert client.get("/ingest/batches/2").json()["profile"] == {"record_path": "items",
+                                                                 "contract": {"unknown": "discard"}}
+
+
+def test_bad_profiles_and_bodies_are_400_in_the_error_shape_and_write_nothing(client):
+    refused = client.post("/api/sources", json={"code": "bad", "name": "Bad", "profile": {"colums": {}}})
+    assert refused.status_code == 400
+    assert set(refused.json()) == {"code", "message", "details", "hint"}
+    assert "unknown key 'colums'" in refused.json()["message"]
+    assert client.get("/api/sources?code=eq.bad").json() == []
+
+    bad_pattern = post(client, "airlines", b"carrier,name\nAA,A\n", "text/csv", date_format="%d/%Q")
+    assert bad_pattern.status_code == 400 and "strftime" in bad_pattern.json()["message"]
+    not_there = post(client, "airlines", orjson.dumps({"data": []}), "application/json", record_path="items")
+    assert not_there.status_code == 400 and "record_path 'items' is not in the body" in not_there.json()["message"]
+    frozen = post(client, "airlines", b"carrier,name,colour\nAA,A,red\n", "text/csv", unknown="freeze")
+    assert frozen.status_code == 400 and frozen.json()["details"] == {"column": "colour"}
+    bad_pair = post(client, "airlines", b"carrier,name\nAA,A\n", "text/csv", columns="nocolon")
+    assert bad_pair.status_code == 400
+    assert client.get("/api/airlines").json() == []
