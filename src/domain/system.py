@@ -11,7 +11,7 @@ from typing import Annotated
 
 from annotated_types import Ge
 
-from domain.ingestion import MODES, ON_CONFLICT, STATUSES
+from domain.ingestion import DISPOSITIONS, MODES, ON_CONFLICT, STATUSES
 from domain.schema import BigInt, Catalog, OneOf, Pattern, References
 
 SYSTEM = Catalog(system=False)
@@ -47,6 +47,9 @@ class IngestBatch:
     unchanged: int = 0
     superseded: int = 0
     rejected: int = 0
+    retired: int = 0
+    deleted: int = 0
+    disposition: Annotated[str, OneOf(DISPOSITIONS)] = "upsert"
     idempotency_key: str | None = None
     request_hash: str | None = None
     finished_at: dt.datetime | None = None

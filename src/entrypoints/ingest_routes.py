@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from domain.ingestion import MODES, ON_CONFLICT, STATUSES
+from domain.ingestion import DISPOSITIONS, MODES, ON_CONFLICT, STATUSES
 from domain.ports import AbstractUnitOfWork
 from domain.profiles import REQUEST_PARAMETERS, overrides_from_parameters
 from entrypoints.dependencies import get_settings, get_uow
@@ -49,7 +49,8 @@ REPORT_SCHEMA: dict[str, Any] = {
         "on_conflict": {"type": "string", "enum": list(ON_CONFLICT)},
         "status": {"type": "string", "enum": list(STATUSES)},
         "received": _COUNT, "inserted": _COUNT, "updated": _COUNT, "unchanged": _COUNT,
-        "superseded": _COUNT, "rejected": _COUNT,
+        "superseded": _COUNT, "rejected": _COUNT, "retired": _COUNT, "deleted": _COUNT,
+        "disposition": {"type": "string", "enum": list(DISPOSITIONS)},
         "warnings": {"type": "array", "description": "Values nulled by the contract invalid=discard_value.",
                      "items": {"type": "object"}},
         "errors": {
@@ -219,6 +220,8 @@ def ingest_router() -> APIRouter:
         mode: Literal[MODES] = "best_effort",  # type: ignore[valid-type]
         on_conflict: Literal[ON_CONFLICT] = "update",  # type: ignore[valid-type]
         csv_null: Annotated[str | None, Query(description="The CSV null token (default: the empty field).")] = None,
+        disposition: Annotated[str, Query(description="upsert, insert_only, replace_partition or delete.")] = "upsert",
+        partition: Annotated[str | None, Query(description="replace_partition: COLUMN[,COLUMN].")] = None,
     ) -> Response:
         """Ingest a batch: validated, reference-checked, upserted by natural key with source priority.
 
@@ -227,13 +230,14 @@ def ingest_router() -> APIRouter:
         kind = _body_kind(media_type(request))
         overrides = overrides_from_parameters(request.query_params)
         job = IngestRequest(table, source, mode, on_conflict, request.headers.get("idempotency-key"),
-                            overrides=overrides or None)
+                            overrides=overrides or None, disposition=disposition,
+                            partition=tuple(filter(None, (partition or "").split(","))))
         # 404 / 400 before the body is read: the table, the source, the profile and its overrides
         checked = await run_in_threadpool(ingest.check_request, uow, job)
         parser = parser_for(kind, csv_null, checked.profile.get("record_path") if kind == "json" else None)
 
         digest = hashlib.sha256(repr((table, source, mode, on_conflict, csv_null, type(parser).__name__,
-                                      sorted(overrides.items()))).encode())
+                                      sorted(overrides.items()), disposition, partition)).encode())
         feed = ChunkFeed()
         worker = asyncio.ensure_future(run_in_threadpool(
             ingest.ingest_batch, uow, job, feed, request_hash=lambda: digest.hexdigest()))

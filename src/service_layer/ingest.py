@@ -17,6 +17,7 @@ running.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from domain.errors import (
     NotFound,
 )
 from domain.ingestion import (
+    DISPOSITIONS,
     MODES,
     ON_CONFLICT,
     REPORTED_ERRORS,
@@ -81,6 +83,8 @@ class IngestRequest:
     overrides: dict[str, Any] | None = None
     # A replay's: the effective profile its batch recorded, used as it is (the source's may have changed).
     recorded_profile: dict[str, Any] | None = None
+    disposition: str = "upsert"
+    partition: tuple[str, ...] = ()  # replace_partition: the columns whose values name a partition
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ def check_request(uow: AbstractUnitOfWork, request: IngestRequest) -> Checked:
         raise BadRequest(f"mode={request.mode!r} is not one of {', '.join(MODES)}")
     if request.on_conflict not in ON_CONFLICT:
         raise BadRequest(f"on_conflict={request.on_conflict!r} is not one of {', '.join(ON_CONFLICT)}")
+    _check_disposition(table, request)
     with uow:
         source = uow.repository("sources").get((request.source,))
     if source is None:
@@ -116,6 +121,34 @@ def check_request(uow: AbstractUnitOfWork, request: IngestRequest) -> Checked:
     else:
         profile = effective_profile(source.get("profile"), table.name, request.overrides)
     return Checked(table, source["priority"], profile, ColumnPlan.of(table, profile))
+
+
+def _check_disposition(table: Table, request: IngestRequest) -> None:
+    disposition = request.disposition
+    if disposition == "append":
+        raise BadRequest(
+            f"disposition=append needs a table whose natural key may repeat; {table.name}'s natural key "
+            f"({', '.join(table.natural_key)}) is unique, so every row would have to be new and distinct",
+            hint="Use insert_only to add the new rows and leave the stored ones, or upsert.")
+    if disposition not in DISPOSITIONS:
+        raise BadRequest(f"disposition={disposition!r} is not one of {', '.join(DISPOSITIONS)}")
+    if disposition == "replace_partition":
+        if not request.partition:
+            raise BadRequest("disposition=replace_partition needs partition=COLUMN[,COLUMN]",
+                             hint="The batch is then the full snapshot of each partition its rows cover.")
+        wrong = [c for c in request.partition if not table.has_column(c) or not table.column(c).writable]
+        if wrong:
+            raise BadRequest(f"partition names {', '.join(map(repr, wrong))}, not a data column of {table.name}")
+    elif request.partition:
+        raise BadRequest("partition= goes with disposition=replace_partition only")
+    if disposition == "insert_only" and request.on_conflict != "update":
+        raise BadRequest("disposition=insert_only sets on_conflict itself (stored keys are left unchanged)")
+
+
+def keys_only(table: Table) -> Table:
+    """The table as a delete batch sees it: its natural key columns, all required."""
+    columns = tuple(dataclasses.replace(table.column(c), nullable=False) for c in table.natural_key)
+    return dataclasses.replace(table, columns=columns, foreign_keys=(), unique=(), _by_name={})
 
 
 def find_keyed_batch(uow: AbstractUnitOfWork, table: str, key: str) -> Row | None:
@@ -198,21 +231,34 @@ class _BatchRun:
         self.priority = checked.priority
         self.profile = checked.profile
         self.plan = checked.plan
+        self.disposition = request.disposition
+        self.on_conflict = "ignore" if self.disposition == "insert_only" else request.on_conflict
+        # what the rows are validated as: the table, or only its natural key for a delete batch
+        self.shape = self.table
+        if self.disposition == "delete":
+            self.shape = keys_only(self.table)
+            self.plan = ColumnPlan.of(self.shape, {**self.profile, "contract": {
+                **self.profile.get("contract", {}), "unknown": "discard"}, "constants": {}})
+        # replace_partition: the batch's keys, by partition, to tell what to retire at its end
+        self.snapshot: dict[tuple, list[Row]] = {}
         self.mapped_header: tuple[list[str], list[int]] | None = None  # the CSV header through the profile
         self.clock = clock
         self.atomic = request.mode == "atomic"
         self.lease: BatchLease | None = None
-        self.report = BatchReport(None, request.table, request.source, request.mode, request.on_conflict)
+        self.report = BatchReport(None, request.table, request.source, request.mode, self.on_conflict,
+                                  disposition=request.disposition)
         self.doomed = False  # atomic: an invalid row was seen; nothing more is merged
         self.atomic_rejections: list[Row] = []  # atomic: the first rejections, stored after the rollback
-        self.references = [fk for fk in self.table.hard_foreign_keys if not self.table.column(fk.columns[0]).system]
+        self.references = [fk for fk in self.table.hard_foreign_keys if not self.table.column(fk.columns[0]).system
+                           and self.disposition != "delete"]
         # Self-references may point at rows earlier in the batch: their keys, as they go by.
         self.seen: dict[ForeignKey, set[tuple]] = {fk: set() for fk in self.references if fk.target == self.table.name}
 
     def begin(self) -> None:
         batch = {
             "table": self.table.name, "source": self.request.source, "mode": self.request.mode,
-            "on_conflict": self.request.on_conflict, "status": "running", "started_at": self.clock(),
+            "on_conflict": self.on_conflict, "disposition": self.disposition, "status": "running",
+            "started_at": self.clock(),
             "idempotency_key": self.request.idempotency_key,
             "profile": self.profile or None, "profile_hash": profile_hash(self.profile) if self.profile else None,
             **{name: 0 for name in BatchReport.COUNTS},
@@ -233,6 +279,7 @@ class _BatchRun:
                         if on_progress:
                             on_progress(self.report)
                     if not self.doomed:
+                        self._retire(self.uow.ingestion())
                         self._finish(self.uow.ingestion(), "completed", request_hash())
                         self.uow.commit()
                         return self.report
@@ -253,6 +300,7 @@ class _BatchRun:
                 if on_progress:
                     on_progress(self.report)
             with self.uow:
+                self._retire(self.uow.ingestion())
                 self._finish(self.uow.ingestion(), "completed", request_hash())
                 self.uow.commit()
             return self.report
@@ -312,9 +360,11 @@ class _BatchRun:
         """Validate, check references, merge: count what happened, return the rejected positions."""
         rows, positions, rejected, _ = validated if validated is not None else self._validate(chunk)
         rows, positions = self._check_references(ingestion, rows, positions, rejected)
+        if self.disposition == "delete":
+            return self._delete(ingestion, rows, rejected)
         key = self.table.natural_key
         merged = MergeCounts()
-        on_conflict = self.request.on_conflict
+        on_conflict = self.on_conflict
         unique = one_per_key(rows, key, keep_last=on_conflict == "update")
         if on_conflict == "update":
             merged.superseded += len(unique.dropped)
@@ -346,7 +396,45 @@ class _BatchRun:
             merged += written
         if not self.doomed:
             self.report.count(merged)
+            if self.disposition == "replace_partition":
+                self._remember(kept)
         return rejected
+
+    def _delete(self, ingestion: AbstractIngestRepository, rows: list[Row],
+                rejected: dict[int, list[dict[str, str]]]) -> dict[int, list[dict[str, str]]]:
+        """disposition=delete: the rows' natural keys go, each once, under the priority rule; a key not
+        stored counts as unchanged, one a stronger source holds as superseded."""
+        if rejected and self.atomic:
+            self.doomed = True
+        if self.doomed or not rows:
+            return rejected
+        unique = one_per_key(rows, self.table.natural_key, keep_last=True)
+        deleted, superseded = ingestion.delete_keys(self.table, unique.rows, priority=self.priority)
+        self.report.deleted += deleted
+        self.report.superseded += superseded
+        self.report.unchanged += len(rows) - deleted - superseded
+        return rejected
+
+    def _remember(self, rows: list[Row]) -> None:
+        """replace_partition: the keys this batch holds, by partition (kept until the batch's end)."""
+        partition, key = self.request.partition, self.table.natural_key
+        for row in rows:
+            self.snapshot.setdefault(tuple(row[c] for c in partition), []).append({c: row[c] for c in key})
+
+    def _retire(self, ingestion: AbstractIngestRepository) -> None:
+        """replace_partition, at the batch's end: the stored rows of the partitions it covered that it did
+        not hold are retired. Not when a row was rejected: its partition and key are not known for sure,
+        and retiring its stored row would lose what the batch only failed to send."""
+        if self.disposition != "replace_partition" or not self.snapshot:
+            return
+        if self.report.rejected:
+            self.report.note_warnings(0, [{"field": ",".join(self.request.partition), "code": "not_retired",
+                                           "message": "rows were rejected, so no partition is taken as complete; "
+                                                      "nothing was retired"}])
+            return
+        keep = [k for keys in self.snapshot.values() for k in keys]
+        self.report.retired += ingestion.retire_partitions(
+            self.table, self.request.partition, set(self.snapshot), keep, priority=self.priority)
 
     def _validate(self, chunk: Chunk) -> Validated:
         rejected: dict[int, list[dict[str, str]]] = {}
@@ -367,7 +455,7 @@ class _BatchRun:
             columns = [list(c) for c in zip(*records, strict=True)] if records else [[] for _ in range(width)]
             if not plan.trivial:
                 columns = plan.columns(names, [columns[i] for i in keep], len(records))
-            checked = validate_columns(self.table, names, columns, len(records), discard_invalid=plan.discard_invalid)
+            checked = validate_columns(self.shape, names, columns, len(records), discard_invalid=plan.discard_invalid)
             positions, errors, warnings = checked.indexes, checked.errors, checked.warnings
             if good is not None:
                 positions = [good[i] for i in positions]
@@ -378,7 +466,7 @@ class _BatchRun:
             for i, field_warnings in warnings.items():
                 warned[i] = [w.as_dict() for w in field_warnings]
             return checked.rows, positions, rejected, warned
-        validate = RowValidator(self.table, discard_invalid=plan.discard_invalid)
+        validate = RowValidator(self.shape, discard_invalid=plan.discard_invalid)
         mapped = chunk.records if plan.trivial else map(plan.row, chunk.records)
         rows, positions = [], []
         for i, raw in enumerate(mapped):
@@ -396,12 +484,12 @@ class _BatchRun:
         and the positions of the incoming columns kept."""
         if self.mapped_header is None:
             names, keep = self.plan.header(header)
-            problems = header_errors(self.table, names)
+            problems = header_errors(self.shape, names)
             if problems:
                 raise BadRequest("The CSV header does not fit the table", code="PGRST102",
                                  details=[p.as_dict() for p in problems],
                                  hint=f"Columns of {self.table.name}: "
-                                      + ", ".join(c.name for c in self.table.writable_columns)
+                                      + ", ".join(c.name for c in self.shape.writable_columns)
                                       + ". Map other names with columns= or the source's profile.")
             self.mapped_header = (names, keep)
         return self.mapped_header
@@ -485,8 +573,10 @@ def replay(uow: AbstractUnitOfWork, batch_id: int, *, clock: Clock = utcnow) -> 
             f"The batch {batch_id} is atomic: it wrote none of its rows, so there is nothing to complete",
             hint="Correct the rows and send the whole batch again.",
         )
+    # insert_only stored its on_conflict (ignore); a partial replay is no snapshot, so it retires nothing
+    disposition = "delete" if original.get("disposition") == "delete" else "upsert"
     request = IngestRequest(original["table"], original["source"], "best_effort", original["on_conflict"],
-                            recorded_profile=original.get("profile") or {})
+                            recorded_profile=original.get("profile") or {}, disposition=disposition)
     run = _BatchRun(uow, request, check_request(uow, request), clock)
     run.begin()
     try:

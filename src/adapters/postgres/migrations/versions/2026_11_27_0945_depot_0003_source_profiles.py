@@ -1,4 +1,4 @@
-"""source profiles: sources.profile, and the effective profile each batch ran with
+"""source profiles and dispositions: sources.profile; each batch's effective profile, disposition and counts
 
 Revision ID: depot_0003
 Revises: depot_0001
@@ -20,9 +20,18 @@ def upgrade() -> None:
     op.add_column('sources', sa.Column('profile', postgresql.JSONB(astext_type=sa.Text()), nullable=True))
     op.add_column('ingest_batches', sa.Column('profile', postgresql.JSONB(astext_type=sa.Text()), nullable=True))
     op.add_column('ingest_batches', sa.Column('profile_hash', sa.Text(collation='C'), nullable=True))
+    op.add_column('ingest_batches', sa.Column('retired', sa.Integer(), server_default=sa.text('0'), nullable=False))
+    op.add_column('ingest_batches', sa.Column('deleted', sa.Integer(), server_default=sa.text('0'), nullable=False))
+    op.add_column('ingest_batches', sa.Column('disposition', sa.Text(collation='C'),
+                                              server_default=sa.text("'upsert'"), nullable=False))
+    op.create_check_constraint(op.f('ck_ingest_batches_disposition_choice'), 'ingest_batches',
+                               "\"disposition\" IN ('upsert', 'insert_only', 'replace_partition', 'delete')")
 
 
 def downgrade() -> None:
+    op.drop_constraint(op.f('ck_ingest_batches_disposition_choice'), 'ingest_batches')
+    for column in ('disposition', 'deleted', 'retired'):
+        op.drop_column('ingest_batches', column)
     op.drop_column('ingest_batches', 'profile_hash')
     op.drop_column('ingest_batches', 'profile')
     op.drop_column('sources', 'profile')
