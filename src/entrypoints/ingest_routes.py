@@ -210,6 +210,15 @@ def ingest_router() -> APIRouter:
     def replay(batch_id: int, uow: UoW) -> Response:
         return JSONResponse(ingest.replay(uow, batch_id).as_dict())
 
+    @router.get("/sources/{code}/watermark", operation_id="ingest_source_watermark", responses={
+        200: _json({"type": "object", "properties": {
+            "source": {"type": "string"}, "table": {"type": "string"}, "cursor": {"type": "string"},
+            "watermark": {"description": "The greatest cursor value the source loaded; null if none."}}},
+            "Where the source resumes."),
+        400: _error("The profile names no cursor for this table."), 404: _error("No such source or table.")})
+    def source_watermark(code: str, table: str, uow: UoW) -> Response:
+        return JSONResponse(ingest.watermark(uow, code, table))
+
     @router.post("/{table}", operation_id="ingest", openapi_extra=INGEST_OPENAPI)
     async def ingest_table(
         request: Request,

@@ -45,7 +45,7 @@ from domain.ingestion import (
     reference_keys,
 )
 from domain.ports import AbstractIngestRepository, AbstractUnitOfWork, BatchLease, Row
-from domain.profiles import ColumnPlan, effective_profile, profile_hash
+from domain.profiles import ColumnPlan, cursor_column, effective_profile, profile_hash
 from domain.query import Condition, OrderBy, Query, conjunction
 from domain.schema import ForeignKey, Table
 from domain.validation import RowInvalid, RowValidator, header_errors, validate_columns
@@ -671,6 +671,23 @@ def list_rejections(
         rows = repo.list(Query(where=where, order=(OrderBy("row_number"), OrderBy("id")), limit=limit, offset=offset))
         total = repo.count(where)
     return Listing(rows, offset, total)
+
+
+def watermark(uow: AbstractUnitOfWork, source: str, table_name: str) -> dict[str, Any]:
+    """Where a source resumes: the greatest value of its profile's cursor column among the rows of the
+    table that it wrote (rows a stronger source took over are no longer its own). None when it has none."""
+    table = table_of(uow, table_name)
+    if not table.has_provenance:
+        raise BadRequest(f"{table.name} does not record the source of its rows")
+    with uow:
+        stored = uow.repository("sources").get((source,))
+    if stored is None:
+        raise NotFound(f"No source has code {source!r}")
+    cursor = cursor_column(table, effective_profile(stored.get("profile"), table.name))
+    where = conjunction([Condition(table.system.source, "eq", source), Condition(cursor, "is", None, negated=True)])
+    with uow.reading():
+        rows = uow.repository(table.name).list(Query(where=where, order=(OrderBy(cursor, descending=True),), limit=1))
+    return {"source": source, "table": table.name, "cursor": cursor, "watermark": rows[0][cursor] if rows else None}
 
 
 def fail_orphaned_batches(uow: AbstractUnitOfWork, *, clock: Clock = utcnow) -> list[int]:

@@ -149,3 +149,16 @@ def test_a_bad_override_is_refused_before_a_batch_begins(uow):
     with pytest.raises(BadRequest, match="constants sets 'colour'"):
         run(uow, "planes", [], overrides={"constants": {"colour": "red"}})
     assert ingest.list_batches(uow, limit=5, offset=0).rows == []
+
+
+def test_the_watermark_is_the_greatest_cursor_value_the_source_loaded(uow):
+    assert ingest.watermark(uow, "met", "weather")["watermark"] is None
+    header = ["When", "Temp (F)", "Station", "year", "month", "day", "hour"]
+    run(uow, "weather", [], source="met", chunks=[Chunk([
+        ["01/01/2013 05:00", "1", "EWR", "2013", "1", "1", "5"],
+        ["01/02/2013 05:00", "2", "EWR", "2013", "1", "2", "5"],
+        ["12/31/2012 05:00", "3", "EWR", "2012", "12", "31", "5"]], header)])
+    mark = ingest.watermark(uow, "met", "weather")
+    assert (mark["cursor"], mark["watermark"]) == ("time_hour", dt.datetime(2013, 1, 2, 10, 0, tzinfo=dt.UTC))
+    with pytest.raises(BadRequest, match="names no cursor"):
+        ingest.watermark(uow, "registry", "planes")

@@ -45,3 +45,13 @@ def test_bad_profiles_and_bodies_are_400_in_the_error_shape_and_write_nothing(cl
     bad_pair = post(client, "airlines", b"carrier,name\nAA,A\n", "text/csv", columns="nocolon")
     assert bad_pair.status_code == 400
     assert client.get("/api/airlines").json() == []
+
+
+def test_the_watermark_route(client):
+    profile = {"tables": {"airlines": {"cursor": "carrier"}}}
+    assert client.post("/api/sources", json={"code": "feed", "name": "Feed", "profile": profile}).status_code == 201
+    post(client, "airlines", b"carrier,name\nAA,A\nUA,U\n", "text/csv", source="feed")
+    mark = client.get("/ingest/sources/feed/watermark", params={"table": "airlines"})
+    assert mark.json() == {"source": "feed", "table": "airlines", "cursor": "carrier", "watermark": "UA"}
+    assert client.get("/ingest/sources/nobody/watermark", params={"table": "airlines"}).status_code == 404
+    assert client.get("/ingest/sources/feed/watermark", params={"table": "planes"}).status_code == 400
