@@ -25,8 +25,9 @@ from domain.profiles import REQUEST_PARAMETERS, overrides_from_parameters
 from entrypoints.dependencies import get_settings, get_uow
 from entrypoints.http import HttpError, JSONResponse, media_type
 from entrypoints.reading import content_range
+from entrypoints.security import BodyTooLarge
 from entrypoints.settings import Settings
-from entrypoints.streams import parser_for
+from entrypoints.streams import Inflate, parser_for
 from service_layer import ingest
 from service_layer.ingest import Chunk, IngestRequest
 
@@ -167,6 +168,17 @@ def _chunks(parser: Any, rows: list[Any], pending: list[Any]) -> list[Chunk]:
     return out
 
 
+def _inflater(request: Request, settings: Settings) -> Inflate | None:
+    """Content-Encoding: gzip is inflated as it streams; any other coding is refused (415)."""
+    coding = request.headers.get("content-encoding", "").strip().lower()
+    if coding in ("", "identity"):
+        return None
+    if coding in ("gzip", "x-gzip"):
+        return Inflate(settings.max_body_bytes, lambda: BodyTooLarge(settings.max_body_bytes))
+    raise HttpError(415, f"Content-Encoding {coding!r} is not supported by /ingest", code="PGRST415",
+                    hint="Send the body as it is, or gzip it (Content-Encoding: gzip).")
+
+
 def _page(limit: int | None, settings: Settings) -> int:
     return min(limit if limit is not None else 100, settings.max_rows)
 
@@ -237,6 +249,7 @@ def ingest_router() -> APIRouter:
         The source's profile maps the body onto the table; the query parameters of PROFILE_PARAMETERS
         (columns=, set=, record_path=, unknown=, invalid=, date_format=, ...) override it for this batch."""
         kind = _body_kind(media_type(request))
+        inflate = _inflater(request, settings)
         overrides = overrides_from_parameters(request.query_params)
         job = IngestRequest(table, source, mode, on_conflict, request.headers.get("idempotency-key"),
                             overrides=overrides or None, disposition=disposition,
@@ -256,12 +269,15 @@ def ingest_router() -> APIRouter:
             # its BodyTooLarge fails the batch below and answers 413.
             async for data in request.stream():
                 digest.update(data)
+                if inflate is not None:
+                    data = inflate.feed(data)
                 for chunk in _chunks(parser, parser.feed(data), pending):
                     await feed.put(chunk, worker)
                 if worker.done():
                     break  # the worker stopped early: its error is the answer
             if not worker.done():
-                for chunk in _chunks(parser, parser.finish(), pending):
+                rest = parser.feed(inflate.finish()) if inflate is not None else []
+                for chunk in _chunks(parser, rest + parser.finish(), pending):
                     await feed.put(chunk, worker)
                 if pending:
                     await feed.put(Chunk(pending, getattr(parser, "header", None)), worker)

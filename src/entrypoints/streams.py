@@ -12,6 +12,8 @@ import codecs
 import csv
 import io
 import re
+import zlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -297,6 +299,31 @@ class RecordPathStream:
             raise BadRequest(f"record_path {self.path!r} holds a {type(value).__name__}, not an array of rows",
                              code="PGRST102")
         return value
+
+
+class Inflate:
+    """A gzip body (Content-Encoding: gzip) inflated as it arrives, a block at a time; `limit` bounds what
+    it inflates to, so a small body cannot expand past DEPOT_MAX_BODY_BYTES."""
+
+    def __init__(self, limit: int, too_large: Callable[[], Exception]) -> None:
+        self.inflater = zlib.decompressobj(wbits=31)  # the gzip container, not raw deflate
+        self.limit, self.total, self.too_large = limit, 0, too_large
+
+    def feed(self, data: bytes) -> bytes:
+        try:
+            out = self.inflater.decompress(data)
+        except zlib.error as error:
+            raise _malformed(f"The body is not valid gzip ({error})") from None
+        self.total += len(out)
+        if self.total > self.limit:
+            raise self.too_large()
+        return out
+
+    def finish(self) -> bytes:
+        out = self.feed(b"") + self.inflater.flush()
+        if not self.inflater.eof:
+            raise _malformed("The gzip body ended before its end")
+        return out
 
 
 # --- files (the CLI) -----------------------------------------------------------------------------

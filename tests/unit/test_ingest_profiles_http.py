@@ -55,3 +55,35 @@ def test_the_watermark_route(client):
     assert mark.json() == {"source": "feed", "table": "airlines", "cursor": "carrier", "watermark": "UA"}
     assert client.get("/ingest/sources/nobody/watermark", params={"table": "airlines"}).status_code == 404
     assert client.get("/ingest/sources/feed/watermark", params={"table": "planes"}).status_code == 400
+
+
+def test_a_gzip_body_is_inflated_as_it_streams(client):
+    import gzip
+
+    body = b"carrier,name\n" + b"".join(b"C%d,Carrier %d\n" % (i, i) for i in range(10, 99))
+    packed = gzip.compress(body)
+    report = client.post("/ingest/airlines", content=packed,
+                         headers={"Content-Type": "text/csv", "Content-Encoding": "gzip"}).json()
+    assert (report["inserted"], report["rejected"]) == (89, 0)
+    broken = client.post("/ingest/airlines", content=packed[:-30],
+                         headers={"Content-Type": "text/csv", "Content-Encoding": "gzip"})
+    assert broken.status_code == 400 and "gzip" in broken.json()["message"]
+    refused = client.post("/ingest/airlines", content=body, headers={"Content-Type": "text/csv",
+                                                                      "Content-Encoding": "br"})
+    assert refused.status_code == 415
+
+
+def test_a_gzip_body_may_not_inflate_past_the_body_limit():
+    import gzip
+
+    from fastapi.testclient import TestClient
+
+    from entrypoints.app import create_app
+    from tests.unit.conftest import memory_container
+
+    bomb = gzip.compress(b"name\n" + b"x" * 50_000 + b"\n")
+    with TestClient(create_app(memory_container(max_body_bytes=10_000))) as client:
+        answer = client.post("/ingest/manufacturers", content=bomb,
+                             headers={"Content-Type": "text/csv", "Content-Encoding": "gzip"})
+        assert len(bomb) < 10_000 and answer.status_code == 413
+        assert client.get("/api/manufacturers").json() == []
