@@ -24,6 +24,7 @@ from domain.ports import AbstractUnitOfWork
 from domain.profiles import REQUEST_PARAMETERS, overrides_from_parameters
 from entrypoints.dependencies import get_settings, get_uow
 from entrypoints.http import HttpError, JSONResponse, media_type
+from entrypoints.parquet import PARQUET_MEDIA, ParquetStream
 from entrypoints.reading import content_range
 from entrypoints.security import BodyTooLarge
 from entrypoints.settings import Settings
@@ -86,6 +87,7 @@ INGEST_OPENAPI: dict[str, Any] = {
             "text/csv": {"schema": {"type": "string"},
                          "example": "carrier,name\nAA,American Airlines Inc.\n"},
             "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            PARQUET_MEDIA: {"schema": {"type": "string", "format": "binary"}},
             "application/x-ndjson": {"schema": {"type": "string"},
                                      "example": '{"carrier": "AA", "name": "American Airlines Inc."}\n'},
         },
@@ -153,6 +155,8 @@ def _body_kind(kind: str) -> str:
         return "ndjson"
     if kind in ("application/json", "", "*/*"):
         return "json"
+    if kind == PARQUET_MEDIA:
+        return "parquet"
     raise HttpError(415, f"Content-Type {kind!r} is not supported by /ingest", code="PGRST415",
                     hint="Send text/csv, application/json (an array) or application/x-ndjson.")
 
@@ -256,7 +260,8 @@ def ingest_router() -> APIRouter:
                             partition=tuple(filter(None, (partition or "").split(","))))
         # 404 / 400 before the body is read: the table, the source, the profile and its overrides
         checked = await run_in_threadpool(ingest.check_request, uow, job)
-        parser = parser_for(kind, csv_null, checked.profile.get("record_path") if kind == "json" else None)
+        parser: Any = ParquetStream() if kind == "parquet" else parser_for(
+            kind, csv_null, checked.profile.get("record_path") if kind == "json" else None)
 
         digest = hashlib.sha256(repr((table, source, mode, on_conflict, csv_null, type(parser).__name__,
                                       sorted(overrides.items()), disposition, partition)).encode())
@@ -279,6 +284,10 @@ def ingest_router() -> APIRouter:
                 rest = parser.feed(inflate.finish()) if inflate is not None else []
                 for chunk in _chunks(parser, rest + parser.finish(), pending):
                     await feed.put(chunk, worker)
+                if isinstance(parser, ParquetStream):  # read a record batch at a time, off the event loop
+                    batches = parser.batches(CHUNK_ROWS)
+                    while not worker.done() and (records := await run_in_threadpool(next, batches, None)):
+                        await feed.put(Chunk(records, parser.header), worker)
                 if pending:
                     await feed.put(Chunk(pending, getattr(parser, "header", None)), worker)
                 await feed.put(ChunkFeed._END, worker)

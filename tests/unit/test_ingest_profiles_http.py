@@ -87,3 +87,44 @@ def test_a_gzip_body_may_not_inflate_past_the_body_limit():
                              headers={"Content-Type": "text/csv", "Content-Encoding": "gzip"})
         assert len(bomb) < 10_000 and answer.status_code == 413
         assert client.get("/api/manufacturers").json() == []
+
+
+def _parquet(columns: dict, row_group_size: int = 2) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(pa.table(columns), sink, row_group_size=row_group_size)
+    return sink.getvalue()
+
+
+def test_parquet_in_and_out(client, monkeypatch):
+    import datetime as dt
+    import io
+
+    import pyarrow.parquet as pq
+
+    from entrypoints import ingest_routes
+
+    monkeypatch.setattr(ingest_routes, "CHUNK_ROWS", 2)  # several record batches
+    client.post("/api/airports", json=[{"faa": "EWR", "name": "Newark", "lat": 40.7, "lon": -74.2, "alt": 18}])
+    hours = [dt.datetime(2013, 1, 1, h, tzinfo=dt.UTC) for h in range(5)]
+    body = _parquet({"Station": ["EWR"] * 5, "time_hour": hours, "year": [2013] * 5, "month": [1] * 5,
+                     "day": [1] * 5, "hour": list(range(5)), "temp": [1.5, None, 3.0, 4.0, 5.0]})
+    report = client.post("/ingest/weather", params={"columns": "Station:origin"}, content=body,
+                         headers={"Content-Type": "application/vnd.apache.parquet"}).json()
+    assert (report["received"], report["inserted"], report["rejected"]) == (5, 5, 0), report
+
+    answer = client.get("/api/weather", params={"select": "origin,time_hour,temp", "order": "time_hour"},
+                        headers={"Accept": "application/vnd.apache.parquet"})
+    assert answer.headers["content-type"] == "application/vnd.apache.parquet"
+    table = pq.read_table(io.BytesIO(answer.content))
+    assert table.column_names == ["origin", "time_hour", "temp"]
+    assert table.column("time_hour").to_pylist() == hours
+    assert table.column("temp").to_pylist() == [1.5, None, 3.0, 4.0, 5.0]
+
+    broken = client.post("/ingest/weather", content=b"PAR1 not really",
+                         headers={"Content-Type": "application/vnd.apache.parquet"})
+    assert broken.status_code == 400 and "Parquet" in broken.json()["message"]
