@@ -206,13 +206,18 @@ def makemigration(
 @app.command()
 def ingest(
     table: Annotated[str, typer.Argument(help="The table to ingest into.")],
-    file: Annotated[str, typer.Argument(help="A .csv, .json (array), .ndjson/.jsonl file, or a .zip of one.")],
+    file: Annotated[str, typer.Argument(
+        help="A .csv, .json (array), .ndjson/.jsonl or .parquet file; .csv.gz and .ndjson.gz; or a .zip of one.")],
     source: Annotated[str, typer.Option(help="The source code (a row of sources).")] = "manual",
     mode: Annotated[str, typer.Option(help="best_effort or atomic.")] = "best_effort",
     on_conflict: Annotated[str, typer.Option(help="update, ignore or error.")] = "update",
     csv_null: Annotated[str | None, typer.Option(help="The CSV null token (default: the empty field).")] = None,
     storage: Annotated[str | None, typer.Option(help="postgres or memory.")] = None,
     catalog: CatalogOption = None,
+    url: Annotated[str | None, typer.Option(
+        help="A running depot (http://HOST:PORT): POST the file to its /ingest, not straight to the store.")] = None,
+    disposition: Annotated[str, typer.Option(help="upsert, insert_only, replace_partition or delete.")] = "upsert",
+    partition: Annotated[str | None, typer.Option(help="replace_partition: COLUMN[,COLUMN].")] = None,
 ) -> None:
     """Ingest a file straight into the store, as POST /ingest/{table} would; print the batch report."""
     import json
@@ -232,6 +237,12 @@ def ingest(
             return Text(f"{task.completed / elapsed:,.0f} rows/s" if elapsed else "")
 
     console = Console(stderr=True)
+    if url is not None:
+        params = {"source": source, "mode": mode, "on_conflict": on_conflict, "disposition": disposition,
+                  **({"csv_null": csv_null} if csv_null is not None else {}),
+                  **({"partition": partition} if partition else {})}
+        _post_file(url, table, file, params, console)
+        return
     container = _container(storage=storage, catalog=catalog)
     status = 0
     try:
@@ -243,7 +254,8 @@ def ingest(
                               console=console) as progress:
             task = progress.add_task(f"{table} <- {file}", total=None)
             report = ingest_batch(
-                container.uow(), IngestRequest(table, source, mode, on_conflict),
+                container.uow(), IngestRequest(table, source, mode, on_conflict, disposition=disposition,
+                                               partition=tuple(filter(None, (partition or "").split(",")))),
                 file_chunks(stream, kind, csv_null=csv_null),
                 on_progress=lambda r: progress.update(task, completed=r.received),
             ).as_dict()
@@ -260,6 +272,55 @@ def ingest(
     container.shutdown_resources()
     typer.echo(json.dumps(report, indent=2, default=str))
     if status or report.get("status") != "completed":
+        raise typer.Exit(1)
+
+
+def _post_file(url: str, table: str, file: str, params: dict[str, str], console: object) -> None:
+    """depot ingest --url: the file streamed to a running server's POST /ingest/{table} (gzip files as they
+    are, with Content-Encoding: gzip), a progress bar over the bytes sent, and the server's report."""
+    import json
+
+    import httpx
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from domain.errors import DepotError
+    from entrypoints.streams import MEDIA_TYPES, file_kind
+
+    try:
+        kind = file_kind(file)
+        size = os.path.getsize(file)
+        handle = open(file, "rb")  # noqa: SIM115 (closed below)
+    except (DepotError, OSError) as error:
+        typer.echo(f"depot: {getattr(error, 'message', error)}", err=True)
+        raise typer.Exit(2) from None
+    headers = {"Content-Type": MEDIA_TYPES[kind]}
+    if file.lower().endswith(".gz"):
+        headers["Content-Encoding"] = "gzip"
+    with handle, Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+                          console=console) as progress:  # type: ignore[arg-type]
+        task = progress.add_task(f"{table} <- {file}", total=size)
+
+        def body():
+            while block := handle.read(1 << 20):
+                progress.advance(task, len(block))
+                yield block
+
+        try:
+            response = httpx.post(f"{url.rstrip('/')}/ingest/{table}", params=params, content=body(),
+                                  headers=headers, timeout=None)
+        except httpx.HTTPError as error:
+            typer.echo(f"depot: {url} did not answer ({error})", err=True)
+            raise typer.Exit(2) from None
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {"status": response.status_code, "body": response.text[:500]}
+    if response.status_code == 422 and isinstance(answer, dict) and isinstance(answer.get("details"), dict):
+        answer = answer["details"]  # a failed atomic batch: its report
+    typer.echo(json.dumps(answer, indent=2, default=str))
+    if response.status_code >= 400 and response.status_code != 422:
+        raise typer.Exit(2)
+    if answer.get("status") != "completed":
         raise typer.Exit(1)
 
 

@@ -328,7 +328,10 @@ class Inflate:
 
 # --- files (the CLI) -----------------------------------------------------------------------------
 
-PARSERS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
+PARSERS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson", ".parquet": "parquet"}
+# what each kind is sent as over HTTP (depot ingest --url)
+MEDIA_TYPES = {"csv": "text/csv", "json": "application/json", "ndjson": "application/x-ndjson",
+               "parquet": "application/vnd.apache.parquet"}
 
 
 def parser_for(kind: str, csv_null: str | None = None, record_path: str | None = None
@@ -342,9 +345,11 @@ def parser_for(kind: str, csv_null: str | None = None, record_path: str | None =
 
 
 def file_kind(name: str) -> str:
+    name = name[:-3] if name.lower().endswith(".gz") else name
     suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if suffix not in PARSERS:
-        raise BadRequest(f"Cannot tell the format of {name!r}", hint="Name it .csv, .json, .ndjson or .jsonl.")
+        raise BadRequest(f"Cannot tell the format of {name!r}",
+                         hint="Name it .csv, .json, .ndjson, .jsonl or .parquet (the text ones may end in .gz).")
     return PARSERS[suffix]
 
 
@@ -361,6 +366,12 @@ def open_data_file(path: str) -> tuple[io.BufferedIOBase, str]:
         if len(members) != 1:
             raise BadRequest(f"{path} holds {len(members)} files; depot reads a zip with exactly one")
         return archive.open(members[0]), file_kind(members[0])  # type: ignore[return-value]
+    if path.lower().endswith(".gz"):
+        import gzip
+
+        if file_kind(path) == "parquet":
+            raise BadRequest("A Parquet file is compressed inside already; depot reads it as .parquet")
+        return gzip.open(path, "rb"), file_kind(path)  # type: ignore[return-value]
     return open(path, "rb"), file_kind(path)
 
 
@@ -369,6 +380,12 @@ def file_chunks(stream: io.BufferedIOBase, kind: str, *, csv_null: str | None = 
     """Chunks of rows from a file, read a block at a time (the Chunk type comes from the service)."""
     from service_layer.ingest import Chunk
 
+    if kind == "parquet":
+        from entrypoints.parquet import record_batches
+
+        for header, records in record_batches(stream, chunk_rows):
+            yield Chunk(records, header)
+        return
     parser = parser_for(kind, csv_null, record_path)
     pending: list[Any] = []
     while True:

@@ -110,3 +110,36 @@ def test_two_sources_with_profiles_land_exactly_as_the_plain_files(server, pg_en
     batch = httpx.get(f"{server.url}/ingest/batches/{weather['batch_id']}").json()
     assert batch["profile"]["formats"]["timestamp"] == "%m/%d/%Y %H:%M:%S"
 
+
+
+def test_depot_ingest_url_posts_to_a_running_server(server, tmp_path):
+    import gzip
+    import json
+
+    from typer.testing import CliRunner
+
+    from entrypoints.cli import app
+
+    data = tmp_path / "airlines.csv.gz"
+    data.write_bytes(gzip.compress(b"carrier,name\nAA,American\nbad!,x\n"))
+    result = CliRunner().invoke(app, ["ingest", "airlines", str(data), "--url", server.url])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert (report["inserted"], report["rejected"], report["status"]) == (1, 1, "completed")
+    assert httpx.get(f"{server.url}/api/airlines").json()[0]["carrier"] == "AA"
+    refused = CliRunner().invoke(app, ["ingest", "airlines", str(data), "--url", server.url, "--source", "nobody"])
+    assert refused.exit_code == 2 and "Unknown source" in refused.stdout
+
+
+def test_parquet_out_of_postgres(server):
+    import io
+
+    import pyarrow.parquet as pq
+
+    ingest(server, "airports", (DATA / "airports.csv").read_bytes(), csv_null="NA")
+    answer = httpx.get(f"{server.url}/api/airports", params={"select": "faa,lat,tz", "order": "faa"},
+                       headers={"Accept": "application/vnd.apache.parquet"}, timeout=60)
+    table = pq.read_table(io.BytesIO(answer.content))
+    plain = httpx.get(f"{server.url}/api/airports", params={"select": "faa,lat,tz", "order": "faa",
+                                                            "limit": "10000"}).json()
+    assert table.to_pylist() == plain

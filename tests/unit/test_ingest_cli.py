@@ -35,3 +35,18 @@ def test_unknown_source_exits_2(tmp_path):
     data.write_text('[{"carrier": "AA", "name": "American"}]')
     result = CliRunner().invoke(app, ["ingest", "airlines", str(data), "--storage", "memory", "--source", "x"])
     assert result.exit_code == 2
+
+
+def test_ingest_reads_gzip_and_parquet_files(tmp_path):
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "a.csv.gz").write_bytes(gzip.compress(b"carrier,name\nAA,American\n"))
+    (tmp_path / "b.ndjson.gz").write_bytes(gzip.compress(b'{"carrier": "UA", "name": "United"}\n'))
+    pq.write_table(pa.table({"carrier": ["DL", "B6"], "name": ["Delta", "JetBlue"]}), tmp_path / "c.parquet")
+    for name, inserted in (("a.csv.gz", 1), ("b.ndjson.gz", 1), ("c.parquet", 2)):
+        result = CliRunner().invoke(app, ["ingest", "airlines", str(tmp_path / name), "--storage", "memory"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout[result.stdout.index("{"):])["inserted"] == inserted
