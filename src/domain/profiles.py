@@ -117,7 +117,7 @@ _SAMPLE = dt.datetime(2001, 2, 13, 14, 15, 16)
 def check_strftime(pattern: Any, where: str) -> str:
     """A pattern that strptime can read back: a bad directive (`%Q`) or no directive at all is refused."""
     pattern = _string(pattern, where)
-    if "%" not in pattern:
+    if "%" not in pattern.replace("%%", ""):
         raise _refuse(f"{where} {pattern!r} has no strftime directive (such as %d, %m, %Y)")
     try:
         dt.datetime.strptime(_SAMPLE.strftime(pattern), pattern)
@@ -130,7 +130,7 @@ def check_timezone(name: Any, where: str) -> str:
     name = _string(name, where)
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
         raise _refuse(f"{where} {name!r} is not a time zone (use an IANA name such as Europe/Paris)") from None
     return name
 

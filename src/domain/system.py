@@ -55,6 +55,7 @@ class IngestBatch:
     finished_at: dt.datetime | None = None
     profile: dict | None = None  # the effective source profile of the batch, which a replay reads its rows with
     profile_hash: str | None = None
+    error: dict | None = None  # a failed batch's reason: {code, message} of what stopped it
 
 
 @SYSTEM.table("rejected_rows", group="ingestion", natural_key=("id",), surrogate_id=True, read_only=True)
@@ -66,6 +67,8 @@ class RejectedRow:
     payload: dict
     errors: list
     resolved_at: dt.datetime | None = None
+    dismissed_at: dt.datetime | None = None  # abandoned on purpose: replays leave it alone
+    dismissed_reason: str | None = None
 
 
 SYSTEM_TABLES = SYSTEM.names

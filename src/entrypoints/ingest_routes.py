@@ -14,6 +14,7 @@ import queue
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -44,7 +45,7 @@ REPORT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "title": "IngestReport",
     "properties": {
-        "batch_id": {"type": "integer"},
+        "batch_id": {"type": ["integer", "null"], "description": "null: a replay that accepted no row made no batch."},
         "table": {"type": "string"},
         "source": {"type": "string"},
         "mode": {"type": "string", "enum": list(MODES)},
@@ -183,6 +184,13 @@ def _inflater(request: Request, settings: Settings) -> Inflate | None:
                     hint="Send the body as it is, or gzip it (Content-Encoding: gzip).")
 
 
+async def _json_body(request: Request) -> Any:
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError as error:
+        raise HttpError(400, f"The body is not JSON ({error})", code="PGRST102") from None
+
+
 def _page(limit: int | None, settings: Settings) -> int:
     return min(limit if limit is not None else 100, settings.max_rows)
 
@@ -225,6 +233,26 @@ def ingest_router() -> APIRouter:
         404: _error("No such batch.")})
     def replay(batch_id: int, uow: UoW) -> Response:
         return JSONResponse(ingest.replay(uow, batch_id).as_dict())
+
+    @router.patch("/rejections/{rejection_id}", operation_id="ingest_correct_rejection", responses={
+        200: _json({"type": "object"}, "The rejected row, with its corrected payload."),
+        400: _error("The body is not a JSON object."), 404: _error("No such rejected row."),
+        409: _error("The row is resolved or dismissed already.")})
+    async def correct_rejection(rejection_id: int, request: Request, uow: UoW) -> Response:
+        """Correct a rejected row's payload (a JSON object, under the source's names); the next replay of
+        its batch checks the corrected row."""
+        payload = await _json_body(request)
+        return JSONResponse(await run_in_threadpool(ingest.correct_rejection, uow, rejection_id, payload))
+
+    @router.post("/rejections/{rejection_id}/dismiss", operation_id="ingest_dismiss_rejection", responses={
+        200: _json({"type": "object"}, "The rejected row, dismissed."),
+        400: _error("No reason given."), 404: _error("No such rejected row."),
+        409: _error("The row is resolved or dismissed already.")})
+    async def dismiss_rejection(rejection_id: int, request: Request, uow: UoW) -> Response:
+        """Abandon a rejected row, with {"reason": "..."}; replays leave it alone."""
+        body = await _json_body(request)
+        reason = body.get("reason") if isinstance(body, dict) else None
+        return JSONResponse(await run_in_threadpool(ingest.dismiss_rejection, uow, rejection_id, reason))
 
     @router.get("/sources/{code}/watermark", operation_id="ingest_source_watermark", responses={
         200: _json({"type": "object", "properties": {

@@ -247,6 +247,7 @@ class _BatchRun:
         self.lease: BatchLease | None = None
         self.report = BatchReport(None, request.table, request.source, request.mode, self.on_conflict,
                                   disposition=request.disposition)
+        self.arrived = 0  # rows read from the body, processed or not: a failed batch's `received`
         self.doomed = False  # atomic: an invalid row was seen; nothing more is merged
         self.atomic_rejections: list[Row] = []  # atomic: the first rejections, stored after the rollback
         self.references = [fk for fk in self.table.hard_foreign_keys if not self.table.column(fk.columns[0]).system
@@ -304,9 +305,9 @@ class _BatchRun:
                 self._finish(self.uow.ingestion(), "completed", request_hash())
                 self.uow.commit()
             return self.report
-        except BaseException:
+        except BaseException as error:
             if self.report.status != "failed":  # not the atomic refusal, which recorded itself
-                self._fail()
+                self._fail(error)
             raise
         finally:
             if self.lease is not None:
@@ -318,13 +319,19 @@ class _BatchRun:
             **self.report.counts(), "status": status, "finished_at": self.clock(), "request_hash": digest,
         })
 
-    def _fail(self) -> None:
-        """Interrupted: mark the batch failed; its counts are those of the chunks committed before."""
+    def _fail(self, error: BaseException | None = None) -> None:
+        """Interrupted: mark the batch failed, with what stopped it; its counts are those of the chunks
+        committed before (the rows of the chunk that failed were received, and none written)."""
         self.report.status = "failed"
+        reason = None
+        if error is not None:
+            reason = {"code": getattr(error, "code", type(error).__name__),
+                      "message": (getattr(error, "message", None) or str(error) or type(error).__name__)[:1000]}
         try:
             with self.uow:
-                self.uow.ingestion().update_by_id(
-                    "ingest_batches", self.report.batch_id, {"status": "failed", "finished_at": self.clock()})
+                self.uow.ingestion().update_by_id("ingest_batches", self.report.batch_id, {
+                    "status": "failed", "finished_at": self.clock(), "error": _jsonable(reason),
+                    "received": max(self.report.received, self.arrived)})
                 self.uow.commit()
         except Exception:  # the store is gone too; the next start marks the batch failed
             pass
@@ -338,6 +345,7 @@ class _BatchRun:
         with ThreadPoolExecutor(1, thread_name_prefix="depot-validate") as pool:
             pending: tuple[Chunk, Future[Validated]] | None = None
             for chunk in chunks:
+                self.arrived += len(chunk.records)
                 future = pool.submit(self._validate, chunk)
                 if pending is not None:
                     yield pending[0], pending[1].result()
@@ -601,12 +609,20 @@ def replay(uow: AbstractUnitOfWork, batch_id: int, *, clock: Clock = utcnow) -> 
                 run.report.rejected += len(rejected)
                 ingestion.update_by_id("ingest_batches", run.report.batch_id, run.report.counts())
                 uow.commit()
+        if run.report.rejected == run.report.received:
+            # nothing accepted: no batch to show for it (the rejections keep their new reasons)
+            with uow:
+                uow.repository("ingest_batches").delete(Condition("id", "eq", run.report.batch_id))
+                uow.commit()
+            run.report.batch_id = None
+            run.report.status = "completed"
+            return run.report
         with uow:
             run._finish(uow.ingestion(), "completed", None)
             uow.commit()
         return run.report
-    except BaseException:
-        run._fail()
+    except BaseException as error:
+        run._fail(error)
         raise
     finally:
         if run.lease is not None:
@@ -615,7 +631,7 @@ def replay(uow: AbstractUnitOfWork, batch_id: int, *, clock: Clock = utcnow) -> 
 
 def _unresolved(uow: AbstractUnitOfWork, batch_id: int, after: int) -> list[Row]:
     where = conjunction([Condition("batch_id", "eq", batch_id), Condition("resolved_at", "is", None),
-                         Condition("id", "gt", after)])
+                         Condition("dismissed_at", "is", None), Condition("id", "gt", after)])
     return uow.repository("rejected_rows").list(Query(where=where, order=(OrderBy("id"),), limit=REPLAY_PAGE))
 
 
@@ -637,9 +653,49 @@ def batch_report(uow: AbstractUnitOfWork, batch_id: int) -> BatchReport:
         first = uow.repository("rejected_rows").list(Query(
             where=Condition("batch_id", "eq", batch_id), order=(OrderBy("row_number"),), limit=REPORTED_ERRORS))
     report = BatchReport.from_batch(batch)
+    if batch.get("error"):  # a failed batch: what stopped it comes first
+        report.note_errors(0, [batch["error"]])
     for rejection in first:
         report.note_errors(rejection["row_number"], rejection["errors"])
     return report
+
+
+# --- acting on rejected rows ----------------------------------------------------------------------
+
+
+def _open_rejection(uow: AbstractUnitOfWork, rejection_id: int) -> Row:
+    with uow:
+        row = uow.repository("rejected_rows").get((rejection_id,))
+    if row is None:
+        raise NotFound(f"No rejected row has id {rejection_id}")
+    if row["resolved_at"] is not None or row["dismissed_at"] is not None:
+        state = "resolved by a replay" if row["resolved_at"] is not None else "dismissed"
+        raise Conflict(f"The rejected row {rejection_id} is {state} already", details={"id": rejection_id})
+    return row
+
+
+def correct_rejection(uow: AbstractUnitOfWork, rejection_id: int, payload: Any) -> Row:
+    """Replace a rejected row's payload (the row as the source should have sent it, under the source's
+    own names: the batch's profile still reads it); the next replay of its batch checks this one."""
+    if not isinstance(payload, dict):
+        raise BadRequest("A corrected payload is a JSON object: the row, as its source sends it")
+    _open_rejection(uow, rejection_id)
+    with uow:
+        uow.ingestion().update_by_id("rejected_rows", rejection_id, {"payload": _jsonable(payload)})
+        uow.commit()
+        return uow.repository("rejected_rows").get((rejection_id,))  # type: ignore[return-value]
+
+
+def dismiss_rejection(uow: AbstractUnitOfWork, rejection_id: int, reason: Any, *, clock: Clock = utcnow) -> Row:
+    """Abandon a rejected row on purpose, saying why; replays leave it alone from then on."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise BadRequest('Dismissing a rejected row takes a reason: {"reason": "..."}')
+    _open_rejection(uow, rejection_id)
+    with uow:
+        uow.ingestion().update_by_id("rejected_rows", rejection_id,
+                                     {"dismissed_at": clock(), "dismissed_reason": reason.strip()})
+        uow.commit()
+        return uow.repository("rejected_rows").get((rejection_id,))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -664,7 +720,7 @@ def list_rejections(
     get_batch(uow, batch_id)
     conditions = [Condition("batch_id", "eq", batch_id)]
     if unresolved:
-        conditions.append(Condition("resolved_at", "is", None))
+        conditions += [Condition("resolved_at", "is", None), Condition("dismissed_at", "is", None)]
     where = conjunction(conditions)
     with uow:
         repo = uow.repository("rejected_rows")

@@ -128,3 +128,27 @@ def test_parquet_in_and_out(client, monkeypatch):
     broken = client.post("/ingest/weather", content=b"PAR1 not really",
                          headers={"Content-Type": "application/vnd.apache.parquet"})
     assert broken.status_code == 400 and "Parquet" in broken.json()["message"]
+
+
+def test_rejections_are_corrected_and_dismissed_over_http(client):
+    report = post(client, "airlines", b"carrier,name\naa,American\nbad!,X\n", "text/csv").json()
+    first, second = client.get(f"/ingest/batches/{report['batch_id']}/rejections").json()
+    fixed = client.patch(f"/ingest/rejections/{first['id']}", json={"carrier": "AA", "name": "American"})
+    assert fixed.status_code == 200 and fixed.json()["payload"]["carrier"] == "AA"
+    gone = client.post(f"/ingest/rejections/{second['id']}/dismiss", json={"reason": "test row"})
+    assert gone.json()["dismissed_reason"] == "test row"
+    assert client.post(f"/ingest/rejections/{second['id']}/dismiss", json={"reason": "x"}).status_code == 409
+    assert client.post(f"/ingest/rejections/{second['id']}/dismiss", content=b"{oops").status_code == 400
+    assert client.patch("/ingest/rejections/999", json={"carrier": "AA"}).status_code == 404
+    replay = client.post(f"/ingest/batches/{report['batch_id']}/replay").json()
+    assert (replay["inserted"], replay["rejected"]) == (1, 0)
+    nothing = client.post(f"/ingest/batches/{report['batch_id']}/replay").json()
+    assert (nothing["batch_id"], nothing["received"]) == (None, 0)
+
+
+def test_odd_overrides_are_400_never_500(client):
+    body = b"carrier,name\nAA,A\n"
+    for params in ({"timezone": "a" * 300}, {"timezone": "\x00"}, {"date_format": "%%"}, {"date_format": "%"},
+                   {"columns": "[1, 2]"}, {"columns": '{"a": 1}'}, {"set": "{oops"}, {"match": "fuzzy"},
+                   {"decimal_comma": "maybe"}, {"invalid": "x"}):
+        assert post(client, "airlines", body, "text/csv", **params).status_code == 400, params

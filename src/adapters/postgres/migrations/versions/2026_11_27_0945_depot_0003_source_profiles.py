@@ -1,4 +1,5 @@
-"""source profiles and dispositions: sources.profile; each batch's effective profile, disposition and counts
+"""source profiles, dispositions, rejections acted on: sources.profile; each batch's effective profile,
+disposition, counts and failure; a rejected row's dismissal
 
 Revision ID: depot_0003
 Revises: depot_0001
@@ -24,11 +25,17 @@ def upgrade() -> None:
     op.add_column('ingest_batches', sa.Column('deleted', sa.Integer(), server_default=sa.text('0'), nullable=False))
     op.add_column('ingest_batches', sa.Column('disposition', sa.Text(collation='C'),
                                               server_default=sa.text("'upsert'"), nullable=False))
+    op.add_column('ingest_batches', sa.Column('error', postgresql.JSONB(astext_type=sa.Text()), nullable=True))
+    op.add_column('rejected_rows', sa.Column('dismissed_at', sa.DateTime(timezone=True), nullable=True))
+    op.add_column('rejected_rows', sa.Column('dismissed_reason', sa.Text(collation='C'), nullable=True))
     op.create_check_constraint(op.f('ck_ingest_batches_disposition_choice'), 'ingest_batches',
                                "\"disposition\" IN ('upsert', 'insert_only', 'replace_partition', 'delete')")
 
 
 def downgrade() -> None:
+    op.drop_column('rejected_rows', 'dismissed_reason')
+    op.drop_column('rejected_rows', 'dismissed_at')
+    op.drop_column('ingest_batches', 'error')
     op.drop_constraint(op.f('ck_ingest_batches_disposition_choice'), 'ingest_batches')
     for column in ('disposition', 'deleted', 'retired'):
         op.drop_column('ingest_batches', column)
