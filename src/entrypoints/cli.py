@@ -229,7 +229,7 @@ def ingest(
     from domain.errors import DepotError, InvalidRows
     from entrypoints.app import prepare_storage
     from entrypoints.streams import file_chunks, open_data_file
-    from service_layer.ingest import IngestRequest, ingest_batch
+    from service_layer.ingest import IngestRequest, check_request, ingest_batch
 
     class RowsPerSecond(ProgressColumn):
         def render(self, task) -> Text:  # type: ignore[no-untyped-def]
@@ -249,14 +249,16 @@ def ingest(
         with _store_refusals(container):
             prepare_storage(container)
         stream, kind = open_data_file(file)
+        request = IngestRequest(table, source, mode, on_conflict, disposition=disposition,
+                                partition=tuple(filter(None, (partition or "").split(","))))
+        # the source's profile says where a JSON file's rows sit
+        record_path = check_request(container.uow(), request).profile.get("record_path") if kind == "json" else None
         with stream, Progress(SpinnerColumn(), TextColumn("{task.description}"),
                               TextColumn("{task.completed:,.0f} rows"), RowsPerSecond(), TimeElapsedColumn(),
                               console=console) as progress:
             task = progress.add_task(f"{table} <- {file}", total=None)
             report = ingest_batch(
-                container.uow(), IngestRequest(table, source, mode, on_conflict, disposition=disposition,
-                                               partition=tuple(filter(None, (partition or "").split(",")))),
-                file_chunks(stream, kind, csv_null=csv_null),
+                container.uow(), request, file_chunks(stream, kind, csv_null=csv_null, record_path=record_path),
                 on_progress=lambda r: progress.update(task, completed=r.received),
             ).as_dict()
     except InvalidRows as failed:

@@ -50,3 +50,19 @@ def test_ingest_reads_gzip_and_parquet_files(tmp_path):
         result = CliRunner().invoke(app, ["ingest", "airlines", str(tmp_path / name), "--storage", "memory"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout[result.stdout.index("{"):])["inserted"] == inserted
+
+
+
+def test_ingest_reads_a_json_file_at_its_sources_record_path(tmp_path, monkeypatch):
+    from entrypoints import cli
+    from service_layer import services
+
+    made = cli._container(storage="memory")
+    services.create_rows(made.uow(), "sources", [{"code": "feed", "name": "Feed", "profile": {
+        "record_path": "data.items", "columns": {"Code": "carrier"}}}])
+    monkeypatch.setattr(cli, "_container", lambda **_: made)
+    data = tmp_path / "airlines.json"
+    data.write_text('{"data": {"items": [{"Code": "AA", "name": "American"}]}}')
+    result = CliRunner().invoke(app, ["ingest", "airlines", str(data), "--source", "feed"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout[result.stdout.index("{"):])["inserted"] == 1
