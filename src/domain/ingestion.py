@@ -34,6 +34,11 @@ Row = dict[str, Any]
 
 MODES = ("best_effort", "atomic")
 ON_CONFLICT = ("update", "ignore", "error")
+# What a batch does to the table (see service_layer.ingest): upsert its rows; insert only the new ones;
+# upsert them and retire the rows of the partitions it covers that it does not hold; delete its keys.
+# (append, every row new with its natural key repeatable, has no table to go to: every declared
+# natural key is unique. It is refused by name, so a user learns why.)
+DISPOSITIONS = ("upsert", "insert_only", "replace_partition", "delete")
 STATUSES = ("running", "completed", "failed")
 REPORTED_ERRORS = 20  # the report carries the first errors; the rest are in rejected_rows
 
@@ -167,9 +172,14 @@ class BatchReport:
     unchanged: int = 0
     superseded: int = 0
     rejected: int = 0
+    retired: int = 0  # replace_partition: stored rows of the covered partitions the batch did not hold
+    deleted: int = 0  # delete: stored rows of the batch's keys
+    disposition: str = "upsert"
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # values a contract of invalid=discard_value nulled (the first REPORTED_ERRORS; not stored with the batch)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
-    COUNTS = ("received", "inserted", "updated", "unchanged", "superseded", "rejected")
+    COUNTS = ("received", "inserted", "updated", "unchanged", "superseded", "rejected", "retired", "deleted")
 
     def count(self, merged: MergeCounts) -> None:
         for outcome in Outcome:
@@ -181,6 +191,12 @@ class BatchReport:
                 return
             self.errors.append({"row": row_number, **error})
 
+    def note_warnings(self, row_number: int, warnings: Iterable[dict[str, Any]]) -> None:
+        for warning in warnings:
+            if len(self.warnings) >= REPORTED_ERRORS:
+                return
+            self.warnings.append({"row": row_number, **warning})
+
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.COUNTS}
 
@@ -191,16 +207,19 @@ class BatchReport:
             "source": self.source,
             "mode": self.mode,
             "on_conflict": self.on_conflict,
+            "disposition": self.disposition,
             "status": self.status,
             **self.counts(),
             "errors": list(self.errors),
+            "warnings": list(self.warnings),
         }
 
     @classmethod
     def from_batch(cls, batch: Row, errors: list[dict[str, Any]] | None = None) -> BatchReport:
         """The report of a stored ingest_batches row (its first errors come from rejected_rows)."""
         report = cls(batch["id"], batch["table"], batch["source"], batch["mode"], batch["on_conflict"],
-                     status=batch["status"], errors=list(errors or []))
+                     status=batch["status"], errors=list(errors or []),
+                     disposition=batch.get("disposition") or "upsert")
         for name in cls.COUNTS:
             setattr(report, name, batch[name])
         return report

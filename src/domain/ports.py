@@ -155,6 +155,19 @@ class AbstractIngestRepository(abc.ABC):
         batch since the service looked) is not written: its index is in `clashed`."""
 
     @abc.abstractmethod
+    def delete_keys(self, table: Table, keys: Sequence[Row], *, priority: int) -> tuple[int, int]:
+        """disposition=delete, in one set-based statement: delete the stored rows of these natural keys
+        (rows holding the key columns, one per key) whose source has no higher priority than
+        `priority`. Returns (deleted, superseded: stored under a stronger source, kept)."""
+
+    @abc.abstractmethod
+    def retire_partitions(self, table: Table, partition: tuple[str, ...], partitions: set[tuple],
+                          keep: Sequence[Row], *, priority: int) -> int:
+        """disposition=replace_partition, in one set-based statement: delete the stored rows whose
+        `partition` values are one of `partitions` and whose natural key is not among `keep` (rows
+        holding the key columns), when their source has no higher priority. Returns how many."""
+
+    @abc.abstractmethod
     def begin_batch(self, batch: Row) -> BatchLease:
         """Insert an ingest_batches row and commit it at once, outside this transaction, so that the
         batch is visible (status running) while it runs; hold its lease. DuplicateKey when

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from annotated_types import Ge
 
-from domain.ingestion import MODES, ON_CONFLICT, STATUSES
+from domain.ingestion import DISPOSITIONS, MODES, ON_CONFLICT, STATUSES
 from domain.schema import BigInt, Catalog, OneOf, Pattern, References
 
 SYSTEM = Catalog(system=False)
@@ -25,6 +25,8 @@ class Source:
     name: str
     priority: int = 0
     url: str | None = None
+    # How this source's data maps onto the tables (domain.profiles, PROFILE_SCHEMA); checked on every write.
+    profile: dict | None = None
 
 
 # Declared before the tables that carry `batch_id`, so its foreign key has a target.
@@ -45,9 +47,15 @@ class IngestBatch:
     unchanged: int = 0
     superseded: int = 0
     rejected: int = 0
+    retired: int = 0
+    deleted: int = 0
+    disposition: Annotated[str, OneOf(DISPOSITIONS)] = "upsert"
     idempotency_key: str | None = None
     request_hash: str | None = None
     finished_at: dt.datetime | None = None
+    profile: dict | None = None  # the effective source profile of the batch, which a replay reads its rows with
+    profile_hash: str | None = None
+    error: dict | None = None  # a failed batch's reason: {code, message} of what stopped it
 
 
 @SYSTEM.table("rejected_rows", group="ingestion", natural_key=("id",), surrogate_id=True, read_only=True)
@@ -59,6 +67,8 @@ class RejectedRow:
     payload: dict
     errors: list
     resolved_at: dt.datetime | None = None
+    dismissed_at: dt.datetime | None = None  # abandoned on purpose: replays leave it alone
+    dismissed_reason: str | None = None
 
 
 SYSTEM_TABLES = SYSTEM.names

@@ -449,9 +449,14 @@ def parse_value(column: Column, value: Any) -> Any:
 class RowValidator:
     """Validates whole rows for one table: unknown and read-only columns, required ones, each value."""
 
-    def __init__(self, table: Table, *, partial: bool = False, allow_system: frozenset[str] = frozenset()):
+    def __init__(self, table: Table, *, partial: bool = False, allow_system: frozenset[str] = frozenset(),
+                 discard_invalid: bool = False):
         self.table = table
         self.partial = partial
+        # contract invalid=discard_value: a refused value of a nullable column becomes NULL, with a warning
+        self.discard_invalid = discard_invalid
+        self.warnings: list[FieldError] = []  # of the last row validated
+        self._nullable = frozenset(c.name for c in table.columns if c.nullable)
         self._writable = {c.name: coercer(c) for c in table.columns if c.writable or c.name in allow_system}
         self._required = tuple(c.name for c in table.columns if c.required)
         self._defaults = tuple(
@@ -464,6 +469,8 @@ class RowValidator:
             raise RowInvalid([FieldError("", "type", f"a row must be a JSON object, got {type(raw).__name__}")])
         errors: list[FieldError] = []
         row: dict[str, Any] = {}
+        if self.warnings:
+            self.warnings = []
         for name, value in raw.items():
             convert = self._writable.get(name)
             if convert is None:
@@ -475,7 +482,11 @@ class RowValidator:
             try:
                 row[name] = convert(value)
             except ValueRefused as refused:
-                errors.append(FieldError(name, refused.code, refused.message))
+                if self.discard_invalid and name in self._nullable:
+                    row[name] = None
+                    self.warnings.append(FieldError(name, refused.code, f"discarded: {refused.message}"))
+                else:
+                    errors.append(FieldError(name, refused.code, refused.message))
         if not self.partial:
             for name in self._required:
                 if name not in raw:
@@ -587,10 +598,12 @@ def _fast_column(column: Column, values: list[Any]) -> list[Any] | None:
 class RecordsChecked:
     """A chunk of records, validated: the good rows (typed dicts) and the errors of the others."""
 
-    def __init__(self, rows: list[dict[str, Any]], indexes: list[int], errors: dict[int, list[FieldError]]):
+    def __init__(self, rows: list[dict[str, Any]], indexes: list[int], errors: dict[int, list[FieldError]],
+                 warnings: dict[int, list[FieldError]] | None = None):
         self.rows = rows
         self.indexes = indexes  # position in the chunk of each good row
         self.errors = errors  # position in the chunk -> its errors
+        self.warnings = warnings or {}  # position -> the values discarded (contract invalid=discard_value)
 
 
 def header_errors(table: Table, header: list[str]) -> list[FieldError]:
@@ -623,31 +636,42 @@ def empty_cell_defaults(table: Table) -> dict[str, Any]:
 
 
 def validate_records(table: Table, header: list[str], records: list[list[Any]]) -> RecordsChecked:
-    """Validate tabular records column by column (the header must pass header_errors first).
+    """Validate tabular records column by column (the header must pass header_errors first)."""
+    columns = [list(c) for c in zip(*records, strict=True)] if records else [[] for _ in header]
+    return validate_columns(table, header, columns, len(records))
+
+
+def validate_columns(table: Table, header: list[str], columns: list[list[Any]], n: int, *,
+                     discard_invalid: bool = False) -> RecordsChecked:
+    """Validate `n` rows given as columns under `header` (which must pass header_errors first).
 
     A column whose values all take the fast path costs one builtin call per value; a column with
-    any doubtful value is coerced value by value, and only the rows with a refused value fail.
+    any doubtful value is coerced value by value, and only the rows with a refused value fail
+    (or, with `discard_invalid`, lose that value to NULL where the column is nullable).
     """
-    n = len(records)
-    columns = list(zip(*records, strict=True)) if records else [() for _ in header]
     typed: dict[str, list[Any]] = {}
     errors: dict[int, list[FieldError]] = {}
+    warnings: dict[int, list[FieldError]] = {}
     empty_defaults = empty_cell_defaults(table)
-    for name, raw in zip(header, columns, strict=True):
+    for name, values in zip(header, columns, strict=True):
         column = table.column(name)
-        values = list(raw)
         if name in empty_defaults and None in values:
             values = [empty_defaults[name] if v is None else v for v in values]
         converted = _fast_column(column, values)
         if converted is None:
             coerce = coercer(column)
+            discard = discard_invalid and column.nullable
             converted = []
             for i, value in enumerate(values):
                 try:
                     converted.append(coerce(value))
                 except ValueRefused as refused:
                     converted.append(None)
-                    errors.setdefault(i, []).append(FieldError(name, refused.code, refused.message))
+                    if discard:
+                        warnings.setdefault(i, []).append(
+                            FieldError(name, refused.code, f"discarded: {refused.message}"))
+                    else:
+                        errors.setdefault(i, []).append(FieldError(name, refused.code, refused.message))
         typed[name] = converted
     defaults = {
         c.name: (None if c.default is MISSING else c.default)
@@ -665,4 +689,4 @@ def validate_records(table: Table, header: list[str], records: list[list[Any]]) 
         rows = [dict(zip(names, values, strict=True)) for values in zip(*good_columns, strict=True)]
     if not names:
         rows = [dict(defaults) for _ in good_indexes]
-    return RecordsChecked(rows, good_indexes, errors)
+    return RecordsChecked(rows, good_indexes, errors, warnings)

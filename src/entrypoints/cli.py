@@ -248,13 +248,18 @@ def makemigration(
 @app.command()
 def ingest(
     table: Annotated[str, typer.Argument(help="The table to ingest into.")],
-    file: Annotated[str, typer.Argument(help="A .csv, .json (array), .ndjson/.jsonl file, or a .zip of one.")],
+    file: Annotated[str, typer.Argument(
+        help="A .csv, .json (array), .ndjson/.jsonl or .parquet file; .csv.gz and .ndjson.gz; or a .zip of one.")],
     source: Annotated[str, typer.Option(help="The source code (a row of sources).")] = "manual",
     mode: Annotated[str, typer.Option(help="best_effort or atomic.")] = "best_effort",
     on_conflict: Annotated[str, typer.Option(help="update, ignore or error.")] = "update",
     csv_null: Annotated[str | None, typer.Option(help="The CSV null token (default: the empty field).")] = None,
     storage: Annotated[str | None, typer.Option(help="postgres or memory.")] = None,
     catalog: CatalogOption = None,
+    url: Annotated[str | None, typer.Option(
+        help="A running depot (http://HOST:PORT): POST the file to its /ingest, not straight to the store.")] = None,
+    disposition: Annotated[str, typer.Option(help="upsert, insert_only, replace_partition or delete.")] = "upsert",
+    partition: Annotated[str | None, typer.Option(help="replace_partition: COLUMN[,COLUMN].")] = None,
 ) -> None:
     """Ingest a file straight into the store, as POST /ingest/{table} would; print the batch report."""
     import json
@@ -266,7 +271,7 @@ def ingest(
     from domain.errors import DepotError, InvalidRows
     from entrypoints.app import prepare_storage
     from entrypoints.streams import file_chunks, open_data_file
-    from service_layer.ingest import IngestRequest, ingest_batch
+    from service_layer.ingest import IngestRequest, check_request, ingest_batch
 
     class RowsPerSecond(ProgressColumn):
         def render(self, task) -> Text:  # type: ignore[no-untyped-def]
@@ -274,19 +279,28 @@ def ingest(
             return Text(f"{task.completed / elapsed:,.0f} rows/s" if elapsed else "")
 
     console = Console(stderr=True)
+    if url is not None:
+        params = {"source": source, "mode": mode, "on_conflict": on_conflict, "disposition": disposition,
+                  **({"csv_null": csv_null} if csv_null is not None else {}),
+                  **({"partition": partition} if partition else {})}
+        _post_file(url, table, file, params, console)
+        return
     container = _container(storage=storage, catalog=catalog)
     status = 0
     try:
         with _store_refusals(container):
             prepare_storage(container)
         stream, kind = open_data_file(file)
+        request = IngestRequest(table, source, mode, on_conflict, disposition=disposition,
+                                partition=tuple(filter(None, (partition or "").split(","))))
+        # the source's profile says where a JSON file's rows sit
+        record_path = check_request(container.uow(), request).profile.get("record_path") if kind == "json" else None
         with stream, Progress(SpinnerColumn(), TextColumn("{task.description}"),
                               TextColumn("{task.completed:,.0f} rows"), RowsPerSecond(), TimeElapsedColumn(),
                               console=console) as progress:
             task = progress.add_task(f"{table} <- {file}", total=None)
             report = ingest_batch(
-                container.uow(), IngestRequest(table, source, mode, on_conflict),
-                file_chunks(stream, kind, csv_null=csv_null),
+                container.uow(), request, file_chunks(stream, kind, csv_null=csv_null, record_path=record_path),
                 on_progress=lambda r: progress.update(task, completed=r.received),
             ).as_dict()
     except InvalidRows as failed:
@@ -302,6 +316,55 @@ def ingest(
     container.shutdown_resources()
     typer.echo(json.dumps(report, indent=2, default=str))
     if status or report.get("status") != "completed":
+        raise typer.Exit(1)
+
+
+def _post_file(url: str, table: str, file: str, params: dict[str, str], console: object) -> None:
+    """depot ingest --url: the file streamed to a running server's POST /ingest/{table} (gzip files as they
+    are, with Content-Encoding: gzip), a progress bar over the bytes sent, and the server's report."""
+    import json
+
+    import httpx
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from domain.errors import DepotError
+    from entrypoints.streams import MEDIA_TYPES, file_kind
+
+    try:
+        kind = file_kind(file)
+        size = os.path.getsize(file)
+        handle = open(file, "rb")  # noqa: SIM115 (closed below)
+    except (DepotError, OSError) as error:
+        typer.echo(f"depot: {getattr(error, 'message', error)}", err=True)
+        raise typer.Exit(2) from None
+    headers = {"Content-Type": MEDIA_TYPES[kind]}
+    if file.lower().endswith(".gz"):
+        headers["Content-Encoding"] = "gzip"
+    with handle, Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+                          console=console) as progress:  # type: ignore[arg-type]
+        task = progress.add_task(f"{table} <- {file}", total=size)
+
+        def body():
+            while block := handle.read(1 << 20):
+                progress.advance(task, len(block))
+                yield block
+
+        try:
+            response = httpx.post(f"{url.rstrip('/')}/ingest/{table}", params=params, content=body(),
+                                  headers=headers, timeout=None)
+        except httpx.HTTPError as error:
+            typer.echo(f"depot: {url} did not answer ({error})", err=True)
+            raise typer.Exit(2) from None
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {"status": response.status_code, "body": response.text[:500]}
+    if response.status_code == 422 and isinstance(answer, dict) and isinstance(answer.get("details"), dict):
+        answer = answer["details"]  # a failed atomic batch: its report
+    typer.echo(json.dumps(answer, indent=2, default=str))
+    if response.status_code >= 400 and response.status_code != 422:
+        raise typer.Exit(2)
+    if answer.get("status") != "completed":
         raise typer.Exit(1)
 
 

@@ -14,18 +14,22 @@ import queue
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from domain.ingestion import MODES, ON_CONFLICT, STATUSES
+from domain.ingestion import DISPOSITIONS, MODES, ON_CONFLICT, STATUSES
 from domain.ports import AbstractUnitOfWork
+from domain.profiles import REQUEST_PARAMETERS, overrides_from_parameters
 from entrypoints.dependencies import get_settings, get_uow
 from entrypoints.http import HttpError, JSONResponse, media_type
+from entrypoints.parquet import PARQUET_MEDIA, ParquetStream
 from entrypoints.reading import content_range
+from entrypoints.security import BodyTooLarge
 from entrypoints.settings import Settings
-from entrypoints.streams import CsvStream, JsonArrayStream, NdjsonStream
+from entrypoints.streams import Inflate, parser_for
 from service_layer import ingest
 from service_layer.ingest import Chunk, IngestRequest
 
@@ -41,14 +45,17 @@ REPORT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "title": "IngestReport",
     "properties": {
-        "batch_id": {"type": "integer"},
+        "batch_id": {"type": ["integer", "null"], "description": "null: a replay that accepted no row made no batch."},
         "table": {"type": "string"},
         "source": {"type": "string"},
         "mode": {"type": "string", "enum": list(MODES)},
         "on_conflict": {"type": "string", "enum": list(ON_CONFLICT)},
         "status": {"type": "string", "enum": list(STATUSES)},
         "received": _COUNT, "inserted": _COUNT, "updated": _COUNT, "unchanged": _COUNT,
-        "superseded": _COUNT, "rejected": _COUNT,
+        "superseded": _COUNT, "rejected": _COUNT, "retired": _COUNT, "deleted": _COUNT,
+        "disposition": {"type": "string", "enum": list(DISPOSITIONS)},
+        "warnings": {"type": "array", "description": "Values nulled by the contract invalid=discard_value.",
+                     "items": {"type": "object"}},
         "errors": {
             "type": "array",
             "description": "The first errors: row number (1-based within the batch), field, code, message.",
@@ -81,11 +88,15 @@ INGEST_OPENAPI: dict[str, Any] = {
             "text/csv": {"schema": {"type": "string"},
                          "example": "carrier,name\nAA,American Airlines Inc.\n"},
             "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            PARQUET_MEDIA: {"schema": {"type": "string", "format": "binary"}},
             "application/x-ndjson": {"schema": {"type": "string"},
                                      "example": '{"carrier": "AA", "name": "American Airlines Inc."}\n'},
         },
     },
-    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
+    "parameters": [*({"name": name, "in": "query", "required": False, "schema": {"type": "string"},
+                      "description": "Overrides the source profile's " + ".".join(path) + " for this batch."}
+                     for name, path in REQUEST_PARAMETERS.items()),
+                   {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
                     "description": "Same key and same body: the first report, nothing written. "
                                    "Same key and another body: 409."}],
     "responses": {
@@ -138,13 +149,15 @@ class ChunkFeed:
             pass  # the worker sees `aborted` when it takes its next item
 
 
-def _parser(kind: str, csv_null: str | None) -> CsvStream | NdjsonStream | JsonArrayStream:
+def _body_kind(kind: str) -> str:
     if kind == "text/csv":
-        return CsvStream("" if csv_null is None else csv_null)
+        return "csv"
     if kind in NDJSON_TYPES:
-        return NdjsonStream()
+        return "ndjson"
     if kind in ("application/json", "", "*/*"):
-        return JsonArrayStream()
+        return "json"
+    if kind == PARQUET_MEDIA:
+        return "parquet"
     raise HttpError(415, f"Content-Type {kind!r} is not supported by /ingest", code="PGRST415",
                     hint="Send text/csv, application/json (an array) or application/x-ndjson.")
 
@@ -158,6 +171,24 @@ def _chunks(parser: Any, rows: list[Any], pending: list[Any]) -> list[Chunk]:
         out.append(Chunk(pending[:CHUNK_ROWS], header))
         del pending[:CHUNK_ROWS]
     return out
+
+
+def _inflater(request: Request, settings: Settings) -> Inflate | None:
+    """Content-Encoding: gzip is inflated as it streams; any other coding is refused (415)."""
+    coding = request.headers.get("content-encoding", "").strip().lower()
+    if coding in ("", "identity"):
+        return None
+    if coding in ("gzip", "x-gzip"):
+        return Inflate(settings.max_body_bytes, lambda: BodyTooLarge(settings.max_body_bytes))
+    raise HttpError(415, f"Content-Encoding {coding!r} is not supported by /ingest", code="PGRST415",
+                    hint="Send the body as it is, or gzip it (Content-Encoding: gzip).")
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError as error:
+        raise HttpError(400, f"The body is not JSON ({error})", code="PGRST102") from None
 
 
 def _page(limit: int | None, settings: Settings) -> int:
@@ -203,6 +234,35 @@ def ingest_router() -> APIRouter:
     def replay(batch_id: int, uow: UoW) -> Response:
         return JSONResponse(ingest.replay(uow, batch_id).as_dict())
 
+    @router.patch("/rejections/{rejection_id}", operation_id="ingest_correct_rejection", responses={
+        200: _json({"type": "object"}, "The rejected row, with its corrected payload."),
+        400: _error("The body is not a JSON object."), 404: _error("No such rejected row."),
+        409: _error("The row is resolved or dismissed already.")})
+    async def correct_rejection(rejection_id: int, request: Request, uow: UoW) -> Response:
+        """Correct a rejected row's payload (a JSON object, under the source's names); the next replay of
+        its batch checks the corrected row."""
+        payload = await _json_body(request)
+        return JSONResponse(await run_in_threadpool(ingest.correct_rejection, uow, rejection_id, payload))
+
+    @router.post("/rejections/{rejection_id}/dismiss", operation_id="ingest_dismiss_rejection", responses={
+        200: _json({"type": "object"}, "The rejected row, dismissed."),
+        400: _error("No reason given."), 404: _error("No such rejected row."),
+        409: _error("The row is resolved or dismissed already.")})
+    async def dismiss_rejection(rejection_id: int, request: Request, uow: UoW) -> Response:
+        """Abandon a rejected row, with {"reason": "..."}; replays leave it alone."""
+        body = await _json_body(request)
+        reason = body.get("reason") if isinstance(body, dict) else None
+        return JSONResponse(await run_in_threadpool(ingest.dismiss_rejection, uow, rejection_id, reason))
+
+    @router.get("/sources/{code}/watermark", operation_id="ingest_source_watermark", responses={
+        200: _json({"type": "object", "properties": {
+            "source": {"type": "string"}, "table": {"type": "string"}, "cursor": {"type": "string"},
+            "watermark": {"description": "The greatest cursor value the source loaded; null if none."}}},
+            "Where the source resumes."),
+        400: _error("The profile names no cursor for this table."), 404: _error("No such source or table.")})
+    def source_watermark(code: str, table: str, uow: UoW) -> Response:
+        return JSONResponse(ingest.watermark(uow, code, table))
+
     @router.post("/{table}", operation_id="ingest", openapi_extra=INGEST_OPENAPI)
     async def ingest_table(
         request: Request,
@@ -213,13 +273,26 @@ def ingest_router() -> APIRouter:
         mode: Literal[MODES] = "best_effort",  # type: ignore[valid-type]
         on_conflict: Literal[ON_CONFLICT] = "update",  # type: ignore[valid-type]
         csv_null: Annotated[str | None, Query(description="The CSV null token (default: the empty field).")] = None,
+        disposition: Annotated[str, Query(description="upsert, insert_only, replace_partition or delete.")] = "upsert",
+        partition: Annotated[str | None, Query(description="replace_partition: COLUMN[,COLUMN].")] = None,
     ) -> Response:
-        """Ingest a batch: validated, reference-checked, upserted by natural key with source priority."""
-        parser = _parser(media_type(request), csv_null)
-        job = IngestRequest(table, source, mode, on_conflict, request.headers.get("idempotency-key"))
-        await run_in_threadpool(ingest.check_request, uow, job)  # 404 / 400 before the body is read
+        """Ingest a batch: validated, reference-checked, upserted by natural key with source priority.
 
-        digest = hashlib.sha256(repr((table, source, mode, on_conflict, csv_null, type(parser).__name__)).encode())
+        The source's profile maps the body onto the table; the query parameters of PROFILE_PARAMETERS
+        (columns=, set=, record_path=, unknown=, invalid=, date_format=, ...) override it for this batch."""
+        kind = _body_kind(media_type(request))
+        inflate = _inflater(request, settings)
+        overrides = overrides_from_parameters(request.query_params)
+        job = IngestRequest(table, source, mode, on_conflict, request.headers.get("idempotency-key"),
+                            overrides=overrides or None, disposition=disposition,
+                            partition=tuple(filter(None, (partition or "").split(","))))
+        # 404 / 400 before the body is read: the table, the source, the profile and its overrides
+        checked = await run_in_threadpool(ingest.check_request, uow, job)
+        parser: Any = ParquetStream() if kind == "parquet" else parser_for(
+            kind, csv_null, checked.profile.get("record_path") if kind == "json" else None)
+
+        digest = hashlib.sha256(repr((table, source, mode, on_conflict, csv_null, type(parser).__name__,
+                                      sorted(overrides.items()), disposition, partition)).encode())
         feed = ChunkFeed()
         worker = asyncio.ensure_future(run_in_threadpool(
             ingest.ingest_batch, uow, job, feed, request_hash=lambda: digest.hexdigest()))
@@ -229,13 +302,20 @@ def ingest_router() -> APIRouter:
             # its BodyTooLarge fails the batch below and answers 413.
             async for data in request.stream():
                 digest.update(data)
+                if inflate is not None:
+                    data = inflate.feed(data)
                 for chunk in _chunks(parser, parser.feed(data), pending):
                     await feed.put(chunk, worker)
                 if worker.done():
                     break  # the worker stopped early: its error is the answer
             if not worker.done():
-                for chunk in _chunks(parser, parser.finish(), pending):
+                rest = parser.feed(inflate.finish()) if inflate is not None else []
+                for chunk in _chunks(parser, rest + parser.finish(), pending):
                     await feed.put(chunk, worker)
+                if isinstance(parser, ParquetStream):  # read a record batch at a time, off the event loop
+                    batches = parser.batches(CHUNK_ROWS)
+                    while not worker.done() and (records := await run_in_threadpool(next, batches, None)):
+                        await feed.put(Chunk(records, parser.header), worker)
                 if pending:
                     await feed.put(Chunk(pending, getattr(parser, "header", None)), worker)
                 await feed.put(ChunkFeed._END, worker)

@@ -25,6 +25,7 @@ from domain.ports import AbstractUnitOfWork
 from domain.query import Read
 from domain.schema import Catalog, Table
 from entrypoints.http import HttpError, JSONResponse, prefer, preference_applied
+from entrypoints.parquet import PARQUET_MEDIA, ParquetEncoder
 from entrypoints.query_string import encode_cursor, parse_read
 from service_layer import reads
 
@@ -60,10 +61,12 @@ def representation(request: Request) -> tuple[str, bool]:
             return "object", stripped
         if media == CSV_MEDIA:
             return "csv", False
+        if media == PARQUET_MEDIA:
+            return "parquet", False
         if media in _JSON_MEDIA:
             return "json", stripped
     raise NotAcceptable(f"None of the media types in Accept: {header[:200]!r} is offered here",
-                        hint=f"Ask for application/json, {OBJECT_MEDIA} or {CSV_MEDIA}.")
+                        hint=f"Ask for application/json, {OBJECT_MEDIA}, {CSV_MEDIA} or {PARQUET_MEDIA}.")
 
 
 def output_keys(table: Table, read: Read) -> list[str]:
@@ -99,10 +102,13 @@ async def read_response(request: Request, catalog: Catalog, table: Table, uow: A
     """GET (or HEAD: the same status and headers, no body) of a table's rows."""
     kind, stripped = representation(request)
     params = request.query_params.multi_items()
-    if kind == "csv":
+    if kind in ("csv", "parquet"):
         read = parse_read(catalog, table, params, request.headers.get("range"), None)
+        media = "text/csv; charset=utf-8" if kind == "csv" else PARQUET_MEDIA
         if head:
-            return Response(media_type="text/csv; charset=utf-8")
+            return Response(media_type=media)
+        encoder = _CsvEncoder(output_keys(table, read)) if kind == "csv" else ParquetEncoder(
+            table, output_keys(table, read))
         def batches():
             # No cap on the rows a CSV streams; DEPOT_MAX_ROWS bounds what embeds nest per batch.
             return reads.stream_rows(uow, table.name, read, max_rows=max_rows)
@@ -110,8 +116,8 @@ async def read_response(request: Request, catalog: Catalog, table: Table, uow: A
         if uow.kind == "memory":
             # The memory store's lock is held for a unit of work: collect the rows at once (they
             # are in memory already) so a slow client does not hold every other request up.
-            return await _csv_response(table, read, lambda: iter(list(batches())))
-        return await _csv_response(table, read, batches)
+            return await _streamed(table, encoder, media, lambda: iter(list(batches())))
+        return await _streamed(table, encoder, media, batches)
     read = parse_read(catalog, table, params, request.headers.get("range"), max_rows)
     prefs = prefer(request) if "prefer" in request.headers else {}
     method = prefs.get("count")
@@ -214,8 +220,22 @@ class _Producer:
         return await run_in_threadpool(self.queue.get)
 
 
-async def _csv_response(table: Table, read: Read, batches: Callable[[], Iterator[list[dict]]]) -> Response:
-    keys = output_keys(table, read)
+class _CsvEncoder:
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.header = True
+
+    def chunk(self, rows: list[dict]) -> bytes:
+        data, self.header = _csv_chunk(self.keys, rows, self.header), False
+        return data
+
+    def end(self) -> bytes:
+        return _csv_chunk(self.keys, [], True) if self.header else b""
+
+
+async def _streamed(table: Table, encoder: _CsvEncoder | ParquetEncoder, media: str,
+                    batches: Callable[[], Iterator[list[dict]]]) -> Response:
+    """Rows streamed as they are read, a batch at a time, in CSV or Parquet (one row group a batch)."""
     producer = _Producer(batches)
     first = await producer.next()
     if isinstance(first, BaseException):
@@ -225,19 +245,16 @@ async def _csv_response(table: Table, read: Read, batches: Callable[[], Iterator
     async def body() -> AsyncIterator[bytes]:
         try:
             item = first
-            header = True
             while item is not _END:
                 if isinstance(item, BaseException):
-                    log.error("CSV export of %s stopped: %s", table.name, item)
+                    log.error("Export of %s stopped: %s", table.name, item)
                     return
-                yield _csv_chunk(keys, item, header)  # type: ignore[arg-type]
-                header = False
+                yield encoder.chunk(item)  # type: ignore[arg-type]
                 item = await producer.next()
-            if header:
-                yield _csv_chunk(keys, [], True)
+            yield encoder.end()
         finally:
             producer.stop.set()
 
-    return StreamingResponse(body(), media_type="text/csv; charset=utf-8")
+    return StreamingResponse(body(), media_type=media)
 
 

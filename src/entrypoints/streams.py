@@ -12,6 +12,8 @@ import codecs
 import csv
 import io
 import re
+import zlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -263,23 +265,91 @@ class JsonArrayStream:
         return []
 
 
+class RecordPathStream:
+    """The rows of a JSON body that wraps them (`{"data": {"results": [...]}}`), at a profile's record_path.
+
+    The body is kept until its end and decoded at once by orjson: what sits around the rows is not
+    known to be an array until then. DEPOT_MAX_BODY_BYTES bounds it, as it bounds every body.
+    """
+
+    def __init__(self, record_path: str) -> None:
+        self.path = record_path
+        self.parts = record_path.split(".")
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Any]:
+        self.buf += data
+        return []
+
+    def finish(self) -> list[Any]:
+        if not self.buf.strip():
+            raise _malformed("The request body is empty")
+        try:
+            value = orjson.loads(bytes(self.buf).removeprefix(BOM))
+        except orjson.JSONDecodeError as error:
+            raise _malformed(f"Malformed JSON: {error}") from None
+        self.buf = bytearray()
+        for depth, part in enumerate(self.parts):
+            if not isinstance(value, dict) or part not in value:
+                where = ".".join(self.parts[:depth]) or "the body"
+                raise BadRequest(f"record_path {self.path!r} is not in the body: {where} has no key {part!r}",
+                                 code="PGRST102", hint="Fix record_path (profile or query) to where the rows are.")
+            value = value[part]
+        if not isinstance(value, list):
+            raise BadRequest(f"record_path {self.path!r} holds a {type(value).__name__}, not an array of rows",
+                             code="PGRST102")
+        return value
+
+
+class Inflate:
+    """A gzip body (Content-Encoding: gzip) inflated as it arrives, a block at a time; `limit` bounds what
+    it inflates to, so a small body cannot expand past DEPOT_MAX_BODY_BYTES."""
+
+    def __init__(self, limit: int, too_large: Callable[[], Exception]) -> None:
+        self.inflater = zlib.decompressobj(wbits=31)  # the gzip container, not raw deflate
+        self.limit, self.total, self.too_large = limit, 0, too_large
+
+    def feed(self, data: bytes) -> bytes:
+        try:
+            out = self.inflater.decompress(data)
+        except zlib.error as error:
+            raise _malformed(f"The body is not valid gzip ({error})") from None
+        self.total += len(out)
+        if self.total > self.limit:
+            raise self.too_large()
+        return out
+
+    def finish(self) -> bytes:
+        out = self.feed(b"") + self.inflater.flush()
+        if not self.inflater.eof:
+            raise _malformed("The gzip body ended before its end")
+        return out
+
+
 # --- files (the CLI) -----------------------------------------------------------------------------
 
-PARSERS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
+PARSERS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson", ".parquet": "parquet"}
+# what each kind is sent as over HTTP (depot ingest --url)
+MEDIA_TYPES = {"csv": "text/csv", "json": "application/json", "ndjson": "application/x-ndjson",
+               "parquet": "application/vnd.apache.parquet"}
 
 
-def parser_for(kind: str, csv_null: str | None = None) -> CsvStream | NdjsonStream | JsonArrayStream:
+def parser_for(kind: str, csv_null: str | None = None, record_path: str | None = None
+               ) -> CsvStream | NdjsonStream | JsonArrayStream | RecordPathStream:
+    """A body's parser by format; a JSON body with a record_path is read at that path."""
     if kind == "csv":
         return CsvStream("" if csv_null is None else csv_null)
     if kind == "ndjson":
         return NdjsonStream()
-    return JsonArrayStream()
+    return JsonArrayStream() if record_path is None else RecordPathStream(record_path)
 
 
 def file_kind(name: str) -> str:
+    name = name[:-3] if name.lower().endswith(".gz") else name
     suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if suffix not in PARSERS:
-        raise BadRequest(f"Cannot tell the format of {name!r}", hint="Name it .csv, .json, .ndjson or .jsonl.")
+        raise BadRequest(f"Cannot tell the format of {name!r}",
+                         hint="Name it .csv, .json, .ndjson, .jsonl or .parquet (the text ones may end in .gz).")
     return PARSERS[suffix]
 
 
@@ -296,15 +366,27 @@ def open_data_file(path: str) -> tuple[io.BufferedIOBase, str]:
         if len(members) != 1:
             raise BadRequest(f"{path} holds {len(members)} files; depot reads a zip with exactly one")
         return archive.open(members[0]), file_kind(members[0])  # type: ignore[return-value]
+    if path.lower().endswith(".gz"):
+        import gzip
+
+        if file_kind(path) == "parquet":
+            raise BadRequest("A Parquet file is compressed inside already; depot reads it as .parquet")
+        return gzip.open(path, "rb"), file_kind(path)  # type: ignore[return-value]
     return open(path, "rb"), file_kind(path)
 
 
 def file_chunks(stream: io.BufferedIOBase, kind: str, *, csv_null: str | None = None,
-                chunk_rows: int = 5_000, block: int = 1 << 20) -> Any:
+                chunk_rows: int = 5_000, block: int = 1 << 20, record_path: str | None = None) -> Any:
     """Chunks of rows from a file, read a block at a time (the Chunk type comes from the service)."""
     from service_layer.ingest import Chunk
 
-    parser = parser_for(kind, csv_null)
+    if kind == "parquet":
+        from entrypoints.parquet import record_batches
+
+        for header, records in record_batches(stream, chunk_rows):
+            yield Chunk(records, header)
+        return
+    parser = parser_for(kind, csv_null, record_path)
     pending: list[Any] = []
     while True:
         data = stream.read(block)

@@ -17,6 +17,7 @@ running.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +34,7 @@ from domain.errors import (
     NotFound,
 )
 from domain.ingestion import (
+    DISPOSITIONS,
     MODES,
     ON_CONFLICT,
     REPORTED_ERRORS,
@@ -44,9 +46,10 @@ from domain.ingestion import (
     reference_keys,
 )
 from domain.ports import AbstractIngestRepository, AbstractUnitOfWork, BatchLease, Row
+from domain.profiles import ColumnPlan, cursor_column, effective_profile, profile_hash
 from domain.query import Condition, OrderBy, Query, conjunction
 from domain.schema import ForeignKey, Table
-from domain.validation import RowInvalid, RowValidator, header_errors, validate_records
+from domain.validation import RowInvalid, RowValidator, header_errors, validate_columns
 from service_layer.services import MANUAL_SOURCE, Clock, table_of, utcnow
 
 REPLAY_PAGE = 5_000
@@ -54,8 +57,9 @@ REPLAY_PAGE = 5_000
 # (the metrics of entrypoints/metrics.py register here; the service knows nothing of them).
 BATCH_OBSERVERS: list[Callable[[BatchReport, float], None]] = []
 MAX_IDEMPOTENCY_KEY = 255
-# A chunk validated: its good rows, their positions in the chunk, the errors of the others by position.
-Validated = tuple[list[Row], list[int], dict[int, list[dict[str, str]]]]
+# A chunk validated: its good rows, their positions in the chunk, the errors of the others by position,
+# and the warnings (values discarded by the contract) by position.
+Validated = tuple[list[Row], list[int], dict[int, list[dict[str, str]]], dict[int, list[dict[str, str]]]]
 
 
 @dataclass(frozen=True)
@@ -79,14 +83,22 @@ class IngestRequest:
     mode: str = "best_effort"
     on_conflict: str = "update"
     idempotency_key: str | None = None
+    # This batch's changes to the source's profile (query parameters), in the profile's own shape.
+    overrides: dict[str, Any] | None = None
+    # A replay's: the effective profile its batch recorded, used as it is (the source's may have changed).
+    recorded_profile: dict[str, Any] | None = None
+    disposition: str = "upsert"
+    partition: tuple[str, ...] = ()  # replace_partition: the columns whose values name a partition
 
 
 @dataclass(frozen=True)
 class Checked:
-    """A request the store accepts: its table and its source's priority."""
+    """A request the store accepts: its table, its source's priority, and the effective profile."""
 
     table: Table
     priority: int
+    profile: dict[str, Any]
+    plan: ColumnPlan
 
 
 def check_request(uow: AbstractUnitOfWork, request: IngestRequest) -> Checked:
@@ -102,12 +114,45 @@ def check_request(uow: AbstractUnitOfWork, request: IngestRequest) -> Checked:
         raise BadRequest(f"mode={request.mode!r} is not one of {', '.join(MODES)}")
     if request.on_conflict not in ON_CONFLICT:
         raise BadRequest(f"on_conflict={request.on_conflict!r} is not one of {', '.join(ON_CONFLICT)}")
+    _check_disposition(table, request)
     with uow:
         source = uow.repository("sources").get((request.source,))
     if source is None:
         raise BadRequest(f"Unknown source {request.source!r}",
                          hint="Create it first: POST /api/sources with code, name and priority.")
-    return Checked(table, source["priority"])
+    if request.recorded_profile is not None:
+        profile = request.recorded_profile
+    else:
+        profile = effective_profile(source.get("profile"), table.name, request.overrides)
+    return Checked(table, source["priority"], profile, ColumnPlan.of(table, profile))
+
+
+def _check_disposition(table: Table, request: IngestRequest) -> None:
+    disposition = request.disposition
+    if disposition == "append":
+        raise BadRequest(
+            f"disposition=append needs a table whose natural key may repeat; {table.name}'s natural key "
+            f"({', '.join(table.natural_key)}) is unique, so every row would have to be new and distinct",
+            hint="Use insert_only to add the new rows and leave the stored ones, or upsert.")
+    if disposition not in DISPOSITIONS:
+        raise BadRequest(f"disposition={disposition!r} is not one of {', '.join(DISPOSITIONS)}")
+    if disposition == "replace_partition":
+        if not request.partition:
+            raise BadRequest("disposition=replace_partition needs partition=COLUMN[,COLUMN]",
+                             hint="The batch is then the full snapshot of each partition its rows cover.")
+        wrong = [c for c in request.partition if not table.has_column(c) or not table.column(c).writable]
+        if wrong:
+            raise BadRequest(f"partition names {', '.join(map(repr, wrong))}, not a data column of {table.name}")
+    elif request.partition:
+        raise BadRequest("partition= goes with disposition=replace_partition only")
+    if disposition == "insert_only" and request.on_conflict != "update":
+        raise BadRequest("disposition=insert_only sets on_conflict itself (stored keys are left unchanged)")
+
+
+def keys_only(table: Table) -> Table:
+    """The table as a delete batch sees it: its natural key columns, all required."""
+    columns = tuple(dataclasses.replace(table.column(c), nullable=False) for c in table.natural_key)
+    return dataclasses.replace(table, columns=columns, foreign_keys=(), unique=(), _by_name={})
 
 
 def find_keyed_batch(uow: AbstractUnitOfWork, table: str, key: str) -> Row | None:
@@ -188,23 +233,40 @@ class _BatchRun:
         self.request = request
         self.table = checked.table
         self.priority = checked.priority
+        self.profile = checked.profile
+        self.plan = checked.plan
+        self.disposition = request.disposition
+        self.on_conflict = "ignore" if self.disposition == "insert_only" else request.on_conflict
+        # what the rows are validated as: the table, or only its natural key for a delete batch
+        self.shape = self.table
+        if self.disposition == "delete":
+            self.shape = keys_only(self.table)
+            self.plan = ColumnPlan.of(self.shape, {**self.profile, "contract": {
+                **self.profile.get("contract", {}), "unknown": "discard"}, "constants": {}})
+        # replace_partition: the batch's keys, by partition, to tell what to retire at its end
+        self.snapshot: dict[tuple, list[Row]] = {}
+        self.mapped_header: tuple[list[str], list[int]] | None = None  # the CSV header through the profile
         self.clock = clock
         self.atomic = request.mode == "atomic"
         self.lease: BatchLease | None = None
         self.started = time.perf_counter()
-        self.report = BatchReport(None, request.table, request.source, request.mode, request.on_conflict)
-        self.header_checked = False
+        self.report = BatchReport(None, request.table, request.source, request.mode, self.on_conflict,
+                                  disposition=request.disposition)
+        self.arrived = 0  # rows read from the body, processed or not: a failed batch's `received`
         self.doomed = False  # atomic: an invalid row was seen; nothing more is merged
         self.atomic_rejections: list[Row] = []  # atomic: the first rejections, stored after the rollback
-        self.references = [fk for fk in self.table.hard_foreign_keys if not self.table.column(fk.columns[0]).system]
+        self.references = [fk for fk in self.table.hard_foreign_keys if not self.table.column(fk.columns[0]).system
+                           and self.disposition != "delete"]
         # Self-references may point at rows earlier in the batch: their keys, as they go by.
         self.seen: dict[ForeignKey, set[tuple]] = {fk: set() for fk in self.references if fk.target == self.table.name}
 
     def begin(self) -> None:
         batch = {
             "table": self.table.name, "source": self.request.source, "mode": self.request.mode,
-            "on_conflict": self.request.on_conflict, "status": "running", "started_at": self.clock(),
+            "on_conflict": self.on_conflict, "disposition": self.disposition, "status": "running",
+            "started_at": self.clock(),
             "idempotency_key": self.request.idempotency_key,
+            "profile": self.profile or None, "profile_hash": profile_hash(self.profile) if self.profile else None,
             **{name: 0 for name in BatchReport.COUNTS},
         }
         with self.uow:
@@ -223,6 +285,7 @@ class _BatchRun:
                         if on_progress:
                             on_progress(self.report)
                     if not self.doomed:
+                        self._retire(self.uow.ingestion())
                         self._finish(self.uow.ingestion(), "completed", request_hash())
                         self.uow.commit()
                         return self.report
@@ -243,12 +306,13 @@ class _BatchRun:
                 if on_progress:
                     on_progress(self.report)
             with self.uow:
+                self._retire(self.uow.ingestion())
                 self._finish(self.uow.ingestion(), "completed", request_hash())
                 self.uow.commit()
             return self.report
-        except BaseException:
+        except BaseException as error:
             if self.report.status != "failed":  # not the atomic refusal, which recorded itself
-                self._fail()
+                self._fail(error)
             raise
         finally:
             if self.lease is not None:
@@ -265,13 +329,19 @@ class _BatchRun:
             **self.report.counts(), "status": status, "finished_at": self.clock(), "request_hash": digest,
         })
 
-    def _fail(self) -> None:
-        """Interrupted: mark the batch failed; its counts are those of the chunks committed before."""
+    def _fail(self, error: BaseException | None = None) -> None:
+        """Interrupted: mark the batch failed, with what stopped it; its counts are those of the chunks
+        committed before (the rows of the chunk that failed were received, and none written)."""
         self.report.status = "failed"
+        reason = None
+        if error is not None:
+            reason = {"code": getattr(error, "code", type(error).__name__),
+                      "message": (getattr(error, "message", None) or str(error) or type(error).__name__)[:1000]}
         try:
             with self.uow:
-                self.uow.ingestion().update_by_id(
-                    "ingest_batches", self.report.batch_id, {"status": "failed", "finished_at": self.clock()})
+                self.uow.ingestion().update_by_id("ingest_batches", self.report.batch_id, {
+                    "status": "failed", "finished_at": self.clock(), "error": _jsonable(reason),
+                    "received": max(self.report.received, self.arrived)})
                 self.uow.commit()
         except Exception:  # the store is gone too; the next start marks the batch failed
             pass
@@ -285,6 +355,7 @@ class _BatchRun:
         with ThreadPoolExecutor(1, thread_name_prefix="depot-validate") as pool:
             pending: tuple[Chunk, Future[Validated]] | None = None
             for chunk in chunks:
+                self.arrived += len(chunk.records)
                 future = pool.submit(self._validate, chunk)
                 if pending is not None:
                     yield pending[0], pending[1].result()
@@ -297,16 +368,21 @@ class _BatchRun:
         self.report.received += len(chunk.records)
         rejected = self._process(ingestion, chunk, validated)
         self._reject(ingestion, chunk, first, rejected)
+        for position, warnings in sorted(validated[3].items()):
+            if position not in rejected:
+                self.report.note_warnings(first + position, warnings)
 
     def _process(
         self, ingestion: AbstractIngestRepository, chunk: Chunk, validated: Validated | None = None
     ) -> dict[int, list[dict[str, str]]]:
         """Validate, check references, merge: count what happened, return the rejected positions."""
-        rows, positions, rejected = validated if validated is not None else self._validate(chunk)
+        rows, positions, rejected, _ = validated if validated is not None else self._validate(chunk)
         rows, positions = self._check_references(ingestion, rows, positions, rejected)
+        if self.disposition == "delete":
+            return self._delete(ingestion, rows, rejected)
         key = self.table.natural_key
         merged = MergeCounts()
-        on_conflict = self.request.on_conflict
+        on_conflict = self.on_conflict
         unique = one_per_key(rows, key, keep_last=on_conflict == "update")
         if on_conflict == "update":
             merged.superseded += len(unique.dropped)
@@ -338,45 +414,103 @@ class _BatchRun:
             merged += written
         if not self.doomed:
             self.report.count(merged)
+            if self.disposition == "replace_partition":
+                self._remember(kept)
         return rejected
+
+    def _delete(self, ingestion: AbstractIngestRepository, rows: list[Row],
+                rejected: dict[int, list[dict[str, str]]]) -> dict[int, list[dict[str, str]]]:
+        """disposition=delete: the rows' natural keys go, each once, under the priority rule; a key not
+        stored counts as unchanged, one a stronger source holds as superseded."""
+        if rejected and self.atomic:
+            self.doomed = True
+        if self.doomed or not rows:
+            return rejected
+        unique = one_per_key(rows, self.table.natural_key, keep_last=True)
+        deleted, superseded = ingestion.delete_keys(self.table, unique.rows, priority=self.priority)
+        self.report.deleted += deleted
+        self.report.superseded += superseded
+        self.report.unchanged += len(rows) - deleted - superseded
+        return rejected
+
+    def _remember(self, rows: list[Row]) -> None:
+        """replace_partition: the keys this batch holds, by partition (kept until the batch's end)."""
+        partition, key = self.request.partition, self.table.natural_key
+        for row in rows:
+            self.snapshot.setdefault(tuple(row[c] for c in partition), []).append({c: row[c] for c in key})
+
+    def _retire(self, ingestion: AbstractIngestRepository) -> None:
+        """replace_partition, at the batch's end: the stored rows of the partitions it covered that it did
+        not hold are retired. Not when a row was rejected: its partition and key are not known for sure,
+        and retiring its stored row would lose what the batch only failed to send."""
+        if self.disposition != "replace_partition" or not self.snapshot:
+            return
+        if self.report.rejected:
+            self.report.note_warnings(0, [{"field": ",".join(self.request.partition), "code": "not_retired",
+                                           "message": "rows were rejected, so no partition is taken as complete; "
+                                                      "nothing was retired"}])
+            return
+        keep = [k for keys in self.snapshot.values() for k in keys]
+        self.report.retired += ingestion.retire_partitions(
+            self.table, self.request.partition, set(self.snapshot), keep, priority=self.priority)
 
     def _validate(self, chunk: Chunk) -> Validated:
         rejected: dict[int, list[dict[str, str]]] = {}
+        warned: dict[int, list[dict[str, str]]] = {}
+        plan = self.plan
         if chunk.header is not None:
-            if not self.header_checked:
-                problems = header_errors(self.table, list(chunk.header))
-                if problems:
-                    raise BadRequest("The CSV header does not fit the table", code="PGRST102",
-                                     details=[p.as_dict() for p in problems],
-                                     hint=f"Columns of {self.table.name}: "
-                                          + ", ".join(c.name for c in self.table.writable_columns))
-                self.header_checked = True
+            names, keep = self._header(list(chunk.header))
             width = len(chunk.header)
             records = list(chunk.records)
             for i, record in enumerate(records):
                 if len(record) != width:
                     rejected[i] = [FieldError("", "field_count",
                                               f"{len(record)} fields; the header has {width}").as_dict()]
-            if rejected:
-                good = [i for i in range(len(records)) if i not in rejected]
-                checked = validate_records(self.table, list(chunk.header), [records[i] for i in good])
-                positions = [good[i] for i in checked.indexes]
-                errors = {good[i]: e for i, e in checked.errors.items()}
-            else:
-                checked = validate_records(self.table, list(chunk.header), records)
-                positions, errors = checked.indexes, checked.errors
+            good = [i for i in range(len(records)) if i not in rejected] if rejected else None
+            if good is not None:
+                records = [records[i] for i in good]
+            # column-wise: the profile drops, converts and adds whole columns, never a row object
+            columns = [list(c) for c in zip(*records, strict=True)] if records else [[] for _ in range(width)]
+            if not plan.trivial:
+                columns = plan.columns(names, [columns[i] for i in keep], len(records))
+            checked = validate_columns(self.shape, names, columns, len(records), discard_invalid=plan.discard_invalid)
+            positions, errors, warnings = checked.indexes, checked.errors, checked.warnings
+            if good is not None:
+                positions = [good[i] for i in positions]
+                errors = {good[i]: e for i, e in errors.items()}
+                warnings = {good[i]: w for i, w in warnings.items()}
             for i, field_errors in errors.items():
                 rejected[i] = [e.as_dict() for e in field_errors]
-            return checked.rows, positions, rejected
-        validate = RowValidator(self.table)
+            for i, field_warnings in warnings.items():
+                warned[i] = [w.as_dict() for w in field_warnings]
+            return checked.rows, positions, rejected, warned
+        validate = RowValidator(self.shape, discard_invalid=plan.discard_invalid)
+        mapped = chunk.records if plan.trivial else map(plan.row, chunk.records)
         rows, positions = [], []
-        for i, raw in enumerate(chunk.records):
+        for i, raw in enumerate(mapped):
             try:
                 rows.append(validate(raw))
                 positions.append(i)
+                if validate.warnings:
+                    warned[i] = [w.as_dict() for w in validate.warnings]
             except RowInvalid as invalid:
                 rejected[i] = [e.as_dict() for e in invalid.errors]
-        return rows, positions, rejected
+        return rows, positions, rejected, warned
+
+    def _header(self, header: list[str]) -> tuple[list[str], list[int]]:
+        """The CSV header through the profile, checked once per batch: the names the columns land in,
+        and the positions of the incoming columns kept."""
+        if self.mapped_header is None:
+            names, keep = self.plan.header(header)
+            problems = header_errors(self.shape, names)
+            if problems:
+                raise BadRequest("The CSV header does not fit the table", code="PGRST102",
+                                 details=[p.as_dict() for p in problems],
+                                 hint=f"Columns of {self.table.name}: "
+                                      + ", ".join(c.name for c in self.shape.writable_columns)
+                                      + ". Map other names with columns= or the source's profile.")
+            self.mapped_header = (names, keep)
+        return self.mapped_header
 
     def _check_references(
         self, ingestion: AbstractIngestRepository, rows: list[Row], positions: list[int],
@@ -457,7 +591,10 @@ def replay(uow: AbstractUnitOfWork, batch_id: int, *, clock: Clock = utcnow) -> 
             f"The batch {batch_id} is atomic: it wrote none of its rows, so there is nothing to complete",
             hint="Correct the rows and send the whole batch again.",
         )
-    request = IngestRequest(original["table"], original["source"], "best_effort", original["on_conflict"])
+    # insert_only stored its on_conflict (ignore); a partial replay is no snapshot, so it retires nothing
+    disposition = "delete" if original.get("disposition") == "delete" else "upsert"
+    request = IngestRequest(original["table"], original["source"], "best_effort", original["on_conflict"],
+                            recorded_profile=original.get("profile") or {}, disposition=disposition)
     run = _BatchRun(uow, request, check_request(uow, request), clock)
     run.begin()
     try:
@@ -482,12 +619,20 @@ def replay(uow: AbstractUnitOfWork, batch_id: int, *, clock: Clock = utcnow) -> 
                 run.report.rejected += len(rejected)
                 ingestion.update_by_id("ingest_batches", run.report.batch_id, run.report.counts())
                 uow.commit()
+        if run.report.rejected == run.report.received:
+            # nothing accepted: no batch to show for it (the rejections keep their new reasons)
+            with uow:
+                uow.repository("ingest_batches").delete(Condition("id", "eq", run.report.batch_id))
+                uow.commit()
+            run.report.batch_id = None
+            run.report.status = "completed"
+            return run.report
         with uow:
             run._finish(uow.ingestion(), "completed", None)
             uow.commit()
         return run.report
-    except BaseException:
-        run._fail()
+    except BaseException as error:
+        run._fail(error)
         raise
     finally:
         if run.lease is not None:
@@ -497,7 +642,7 @@ def replay(uow: AbstractUnitOfWork, batch_id: int, *, clock: Clock = utcnow) -> 
 
 def _unresolved(uow: AbstractUnitOfWork, batch_id: int, after: int) -> list[Row]:
     where = conjunction([Condition("batch_id", "eq", batch_id), Condition("resolved_at", "is", None),
-                         Condition("id", "gt", after)])
+                         Condition("dismissed_at", "is", None), Condition("id", "gt", after)])
     return uow.repository("rejected_rows").list(Query(where=where, order=(OrderBy("id"),), limit=REPLAY_PAGE))
 
 
@@ -519,9 +664,49 @@ def batch_report(uow: AbstractUnitOfWork, batch_id: int) -> BatchReport:
         first = uow.repository("rejected_rows").list(Query(
             where=Condition("batch_id", "eq", batch_id), order=(OrderBy("row_number"),), limit=REPORTED_ERRORS))
     report = BatchReport.from_batch(batch)
+    if batch.get("error"):  # a failed batch: what stopped it comes first
+        report.note_errors(0, [batch["error"]])
     for rejection in first:
         report.note_errors(rejection["row_number"], rejection["errors"])
     return report
+
+
+# --- acting on rejected rows ----------------------------------------------------------------------
+
+
+def _open_rejection(uow: AbstractUnitOfWork, rejection_id: int) -> Row:
+    with uow:
+        row = uow.repository("rejected_rows").get((rejection_id,))
+    if row is None:
+        raise NotFound(f"No rejected row has id {rejection_id}")
+    if row["resolved_at"] is not None or row["dismissed_at"] is not None:
+        state = "resolved by a replay" if row["resolved_at"] is not None else "dismissed"
+        raise Conflict(f"The rejected row {rejection_id} is {state} already", details={"id": rejection_id})
+    return row
+
+
+def correct_rejection(uow: AbstractUnitOfWork, rejection_id: int, payload: Any) -> Row:
+    """Replace a rejected row's payload (the row as the source should have sent it, under the source's
+    own names: the batch's profile still reads it); the next replay of its batch checks this one."""
+    if not isinstance(payload, dict):
+        raise BadRequest("A corrected payload is a JSON object: the row, as its source sends it")
+    _open_rejection(uow, rejection_id)
+    with uow:
+        uow.ingestion().update_by_id("rejected_rows", rejection_id, {"payload": _jsonable(payload)})
+        uow.commit()
+        return uow.repository("rejected_rows").get((rejection_id,))  # type: ignore[return-value]
+
+
+def dismiss_rejection(uow: AbstractUnitOfWork, rejection_id: int, reason: Any, *, clock: Clock = utcnow) -> Row:
+    """Abandon a rejected row on purpose, saying why; replays leave it alone from then on."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise BadRequest('Dismissing a rejected row takes a reason: {"reason": "..."}')
+    _open_rejection(uow, rejection_id)
+    with uow:
+        uow.ingestion().update_by_id("rejected_rows", rejection_id,
+                                     {"dismissed_at": clock(), "dismissed_reason": reason.strip()})
+        uow.commit()
+        return uow.repository("rejected_rows").get((rejection_id,))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -546,13 +731,30 @@ def list_rejections(
     get_batch(uow, batch_id)
     conditions = [Condition("batch_id", "eq", batch_id)]
     if unresolved:
-        conditions.append(Condition("resolved_at", "is", None))
+        conditions += [Condition("resolved_at", "is", None), Condition("dismissed_at", "is", None)]
     where = conjunction(conditions)
     with uow:
         repo = uow.repository("rejected_rows")
         rows = repo.list(Query(where=where, order=(OrderBy("row_number"), OrderBy("id")), limit=limit, offset=offset))
         total = repo.count(where)
     return Listing(rows, offset, total)
+
+
+def watermark(uow: AbstractUnitOfWork, source: str, table_name: str) -> dict[str, Any]:
+    """Where a source resumes: the greatest value of its profile's cursor column among the rows of the
+    table that it wrote (rows a stronger source took over are no longer its own). None when it has none."""
+    table = table_of(uow, table_name)
+    if not table.has_provenance:
+        raise BadRequest(f"{table.name} does not record the source of its rows")
+    with uow:
+        stored = uow.repository("sources").get((source,))
+    if stored is None:
+        raise NotFound(f"No source has code {source!r}")
+    cursor = cursor_column(table, effective_profile(stored.get("profile"), table.name))
+    where = conjunction([Condition(table.system.source, "eq", source), Condition(cursor, "is", None, negated=True)])
+    with uow.reading():
+        rows = uow.repository(table.name).list(Query(where=where, order=(OrderBy(cursor, descending=True),), limit=1))
+    return {"source": source, "table": table.name, "cursor": cursor, "watermark": rows[0][cursor] if rows else None}
 
 
 def fail_orphaned_batches(uow: AbstractUnitOfWork, *, clock: Clock = utcnow) -> list[int]:

@@ -23,6 +23,7 @@ from domain.errors import (
     UnknownTable,
 )
 from domain.ports import AbstractUnitOfWork, Row
+from domain.profiles import check_profile
 from domain.query import Condition, Query, Where, conjunction, key_condition
 from domain.schema import Table
 from domain.validation import RowInvalid, RowValidator, ValueRefused, coerce_value, validate_rows
@@ -147,6 +148,8 @@ def create_rows(
     rows, problems = validate_rows(table, raws)
     if problems:
         raise _invalid(problems, len(raws))
+    for row in rows:
+        _check_profile(table, row)
     now = clock()
     rows = [stamp_new(table, r, now) for r in rows]
     with uow:
@@ -188,9 +191,18 @@ def get_row(uow: AbstractUnitOfWork, table_name: str, key_text: str) -> Row:
 
 def _changes(table: Table, raw: Any) -> Row:
     try:
-        return RowValidator(table, partial=True)(raw)
+        changes = RowValidator(table, partial=True)(raw)
     except RowInvalid as invalid:
         raise _invalid([{"row": 1, **e.as_dict()} for e in invalid.errors], 1) from None
+    _check_profile(table, changes)
+    return changes
+
+
+def _check_profile(table: Table, row: Row) -> None:
+    """A source's profile is a document with a schema of its own (domain.profiles): refused with a 400
+    naming the key at fault, before anything is written."""
+    if table.name == "sources" and row.get("profile") is not None:
+        check_profile(row["profile"])
 
 
 @retry_transient

@@ -33,7 +33,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "depot_9001"
-down_revision = "depot_0001"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -65,6 +65,12 @@ def notes_project(folder: Path, source: str = NOTES, name: str = "catalog.py") -
     return load_catalog(str(folder / name)).history
 
 
+def depot_head() -> str:
+    """The newest revision of depot's own history, as the catalog's first migration depends on it."""
+    revisions = ScriptDirectory(str(db.MIGRATIONS), version_locations=[str(db.SYSTEM_VERSIONS)])
+    return revisions.get_revision("depot@head").revision
+
+
 def tables(engine: sa.Engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names())
 
@@ -73,11 +79,11 @@ def test_the_catalogs_first_migration_depends_on_depots_and_both_apply(tmp_path:
     history = notes_project(tmp_path)
     written = generate_migration(engine_of(), history, "notes")
     assert written is not None and written.parent == tmp_path / "migrations"
-    assert "depends_on: str | Sequence[str] | None = 'depot_0001'" in written.read_text()
+    assert f"depends_on: str | Sequence[str] | None = '{depot_head()}'" in written.read_text()
     engine = engine_of()
     migrate(engine, history)
     assert {"sources", "ingest_batches", "rejected_rows", "notes"} <= tables(engine)
-    # the catalog's head depends on depot_0001, so Alembic records it alone
+    # the catalog's head depends on depot's head, so Alembic records it alone
     assert current_revisions(engine) == (written.name.split("_")[4],)
     migrate(engine, history)  # idempotent
 
@@ -92,7 +98,7 @@ def test_a_newer_depot_under_an_older_catalog_history(tmp_path: Path, engine_of,
 
     newer = tmp_path / "newer-depot-versions"
     shutil.copytree(db.SYSTEM_VERSIONS, newer)
-    (newer / "depot_9001_future.py").write_text(NEWER_DEPOT)
+    (newer / "depot_9001_future.py").write_text(NEWER_DEPOT.replace("{head}", depot_head()))
     monkeypatch.setattr(db, "SYSTEM_VERSIONS", newer)
     migrate(engine, history)
     assert "depot_future" in tables(engine)
@@ -128,6 +134,8 @@ def test_a_database_of_the_single_history_is_carried_over_with_its_rows(engine_o
         connection.exec_driver_sql("INSERT INTO alembic_version VALUES ('0002_ingest')")
     migrate(engine, flights)
     head = ScriptDirectory.from_config(alembic_config(flights)).revision_map.get_current_head("catalog")
-    assert current_revisions(engine) == (head,)  # flights_0001, then whatever the example gained since
+    # flights_0001, then whatever the example gained since; depot's head too, once it is past the one flights_0001
+    # depends on
+    assert set(current_revisions(engine)) - {depot_head()} == {head}
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT name FROM airlines").scalar() == "American"

@@ -35,3 +35,34 @@ def test_unknown_source_exits_2(tmp_path):
     data.write_text('[{"carrier": "AA", "name": "American"}]')
     result = CliRunner().invoke(app, ["ingest", "airlines", str(data), "--storage", "memory", "--source", "x"])
     assert result.exit_code == 2
+
+
+def test_ingest_reads_gzip_and_parquet_files(tmp_path):
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "a.csv.gz").write_bytes(gzip.compress(b"carrier,name\nAA,American\n"))
+    (tmp_path / "b.ndjson.gz").write_bytes(gzip.compress(b'{"carrier": "UA", "name": "United"}\n'))
+    pq.write_table(pa.table({"carrier": ["DL", "B6"], "name": ["Delta", "JetBlue"]}), tmp_path / "c.parquet")
+    for name, inserted in (("a.csv.gz", 1), ("b.ndjson.gz", 1), ("c.parquet", 2)):
+        result = CliRunner().invoke(app, ["ingest", "airlines", str(tmp_path / name), "--storage", "memory"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout[result.stdout.index("{"):])["inserted"] == inserted
+
+
+
+def test_ingest_reads_a_json_file_at_its_sources_record_path(tmp_path, monkeypatch):
+    from entrypoints import cli
+    from service_layer import services
+
+    made = cli._container(storage="memory")
+    services.create_rows(made.uow(), "sources", [{"code": "feed", "name": "Feed", "profile": {
+        "record_path": "data.items", "columns": {"Code": "carrier"}}}])
+    monkeypatch.setattr(cli, "_container", lambda **_: made)
+    data = tmp_path / "airlines.json"
+    data.write_text('{"data": {"items": [{"Code": "AA", "name": "American"}]}}')
+    result = CliRunner().invoke(app, ["ingest", "airlines", str(data), "--source", "feed"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout[result.stdout.index("{"):])["inserted"] == 1

@@ -124,4 +124,4 @@ def test_openapi_documents_the_ingest_routes(client):
     assert {"/ingest/{table}", "/ingest/batches", "/ingest/batches/{batch_id}",
             "/ingest/batches/{batch_id}/rejections", "/ingest/batches/{batch_id}/replay"} <= set(paths)
     assert set(paths["/ingest/{table}"]["post"]["requestBody"]["content"]) == {
-        "text/csv", "application/json", "application/x-ndjson"}
+        "text/csv", "application/json", "application/x-ndjson", "application/vnd.apache.parquet"}

@@ -80,7 +80,7 @@ def test_a_row_reports_every_problem_at_once():
 
 def test_missing_optional_columns_get_their_defaults():
     row = RowValidator(CATALOG["sources"])({"code": "scraper", "name": "A scraper"})
-    assert row == {"code": "scraper", "name": "A scraper", "priority": 0, "url": None}
+    assert row == {"code": "scraper", "name": "A scraper", "priority": 0, "url": None, "profile": None}
 
 
 def test_a_partial_row_needs_no_required_column_but_at_least_one():

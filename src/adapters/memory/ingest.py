@@ -74,6 +74,47 @@ class InMemoryIngestRepository(AbstractIngestRepository):
                 repo._replace(stored, {**stored, **incoming, **provenance, **table.changed_stamp(stored, now)})
         return counts
 
+    def _stored_priority(self, table: Table, stored: Row) -> int:
+        if not table.has_provenance:
+            return 0
+        return self.store.tables["sources"].rows[(stored[table.system.source],)]["priority"]
+
+    def delete_keys(self, table: Table, keys: Sequence[Row], *, priority: int) -> tuple[int, int]:
+        data = self.store.tables[table.name]
+        index = data.index_for(table.natural_key)
+        doomed, superseded = [], 0
+        for key in keys:
+            pk = index.get(tuple(key[c] for c in table.natural_key))
+            if pk is None:
+                continue
+            stored = data.rows[pk]
+            if self._stored_priority(table, stored) > priority:
+                superseded += 1
+            else:
+                doomed.append(stored)
+        self._delete(table, doomed)
+        return len(doomed), superseded
+
+    def retire_partitions(self, table: Table, partition: tuple[str, ...], partitions: set[tuple],
+                          keep: Sequence[Row], *, priority: int) -> int:
+        kept = {tuple(k[c] for c in table.natural_key) for k in keep}
+        doomed = [
+            r for r in self.store.tables[table.name].rows.values()
+            if tuple(r[c] for c in partition) in partitions and tuple(r[c] for c in table.natural_key) not in kept
+            and self._stored_priority(table, r) <= priority
+        ]
+        self._delete(table, doomed)
+        return len(doomed)
+
+    def _delete(self, table: Table, rows: list[Row]) -> None:
+        repo = self.uow.repository(table.name)
+        for row in rows:
+            repo._check_not_referenced(row)  # as the foreign keys refuse it on PostgreSQL
+        data = self.store.tables[table.name]
+        for row in rows:
+            data.remove(table.key_of(row))
+            self.uow.log(data, row, None)
+
     def begin_batch(self, batch: Row) -> BatchLease:
         # Committed at once: written past the unit of work's undo log, as PostgreSQL's own connection does.
         data = self.store.tables["ingest_batches"]

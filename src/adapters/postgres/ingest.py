@@ -317,6 +317,53 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         )
         return int(self.connection.exec_driver_sql(sql, {"priority": priority}).scalar_one())
 
+    def _stage_keys(self, table: Table, name: str, columns: tuple[str, ...], rows: Sequence[Row]) -> None:
+        """A temporary table `name` of the rows' `columns`, typed as the table's, filled by COPY."""
+        self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{name}")
+        self.connection.exec_driver_sql(
+            f"CREATE TEMP TABLE {name} ON COMMIT DROP AS SELECT {', '.join(map(_q, columns))} "
+            f"FROM {_q(table.name)} WITH NO DATA")
+        if rows:
+            self._copy(table, name, columns, columns, rows, ())
+
+    def _weaker(self, table: Table, alias: str) -> str:
+        """The priority rule as SQL: the stored row's source has no higher priority than the batch's."""
+        if not table.has_provenance:
+            return "true"
+        return (f'(SELECT src."priority" FROM "sources" src WHERE src."code" = {alias}.{_q(table.system.source)})'
+                " <= %(priority)s")
+
+    def delete_keys(self, table: Table, keys: Sequence[Row], *, priority: int) -> tuple[int, int]:
+        key = table.natural_key
+        join = " AND ".join(f"t.{_q(c)} = k.{_q(c)}" for c in key)
+        with translate_errors(self.uow.catalog):
+            self._stage_keys(table, "depot_keys", key, keys)
+            deleted = self.connection.exec_driver_sql(
+                f"DELETE FROM {_q(table.name)} t USING depot_keys k WHERE {join} AND {self._weaker(table, 't')}",
+                {"priority": priority}).rowcount
+            superseded = 0
+            if table.has_provenance:
+                superseded = self.connection.exec_driver_sql(
+                    f"SELECT count(*) FROM depot_keys k JOIN {_q(table.name)} t ON {join}",
+                ).scalar_one()  # what is left of the keys is what a stronger source holds
+        return deleted, int(superseded)
+
+    def retire_partitions(self, table: Table, partition: tuple[str, ...], partitions: set[tuple],
+                          keep: Sequence[Row], *, priority: int) -> int:
+        if not partitions:
+            return 0
+        key = table.natural_key
+        kept = " AND ".join(f"t.{_q(c)} = k.{_q(c)}" for c in key)
+        covered = " AND ".join(f"t.{_q(c)} = p.{_q(c)}" for c in partition)
+        with translate_errors(self.uow.catalog):
+            self._stage_keys(table, "depot_keep", key, keep)
+            self._stage_keys(table, "depot_partitions", partition,
+                             [dict(zip(partition, p, strict=True)) for p in partitions])
+            return self.connection.exec_driver_sql(
+                f"DELETE FROM {_q(table.name)} t WHERE EXISTS (SELECT 1 FROM depot_partitions p WHERE {covered}) "
+                f"AND NOT EXISTS (SELECT 1 FROM depot_keep k WHERE {kept}) AND {self._weaker(table, 't')}",
+                {"priority": priority}).rowcount
+
     def begin_batch(self, batch: Row) -> BatchLease:
         batches = self.uow.metadata.tables["ingest_batches"]
         connection = self.uow.engine.connect()
