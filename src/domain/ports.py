@@ -50,8 +50,9 @@ class AbstractRepository(abc.ABC):
         updated_at = now. Return every matching row as stored."""
 
     @abc.abstractmethod
-    def delete(self, where: Where | None) -> list[Row]:
-        """Delete matching rows and return them. ReferenceViolation if a hard reference still points at one."""
+    def delete(self, where: Where | None, now: dt.datetime | None = None) -> list[Row]:
+        """Delete matching rows and return them. ReferenceViolation if a hard reference still points at one.
+        `now` is the time of the delete, as the table's history records it."""
 
     def fetch(self, fetch: Fetch) -> list[Row]:
         """The flat rows of one read statement (see Fetch): filtered, restricted `within`, grouped

@@ -238,6 +238,9 @@ class Table:
     description: str | None = None
     unique: tuple[tuple[str, ...], ...] = ()  # further unique column sets (NULLs distinct, as in SQL)
     system: SystemColumns = DEFAULT_SYSTEM_COLUMNS  # the names of the columns depot adds
+    history: bool = False  # depot keeps every version of every row in the derived table history_name
+    history_of: str | None = None  # on a derived history table: the table whose versions it keeps
+    row_key: tuple[str, ...] = ()  # on a derived history table: that table's primary key
     _by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -289,6 +292,57 @@ class Table:
     def key_of(self, row: dict) -> tuple:
         return tuple(row[c] for c in self.primary_key)
 
+    @property
+    def history_name(self) -> str:
+        return f"{self.name}{HISTORY_SUFFIX}"
+
+
+# --- history: the derived table that keeps every version of a row ----------------------------------
+
+HISTORY_SUFFIX = "_history"
+HISTORY_ID = "history_id"
+HISTORY_OPERATION = "operation"
+HISTORY_VALID_TO = "valid_to"
+# What changed a row. insert/update/delete come from every write path; retire and revert from the
+# ingest dispositions that add them; all share the one writer of each adapter (history.py).
+OPERATIONS = ("insert", "update", "delete", "retire", "revert")
+
+
+def history_table(spec: Table) -> Table:
+    """The history table of `spec`, derived from it and never declared.
+
+    One row per change of a row of `spec`: its columns hold the row's values *after* the change
+    (for a delete or retire, the values it had, with `updated_at` set to the time it went), so the
+    row's state from `updated_at` (valid_from) until `valid_to` (null while current) is one history
+    row: the range tstzrange(updated_at, valid_to). The copies carry no checks and no references:
+    history outlives the rows and the rules it was written under. Each column keeps its name, so the
+    read language, the COPY fast path and `as_of` work on it as on the table itself.
+    """
+    columns = [
+        Column(HISTORY_ID, ColumnType.BIGINT, generated=True, description="The order of the changes."),
+        Column(HISTORY_OPERATION, ColumnType.TEXT, default="insert", choices=OPERATIONS,
+               description="What the change was: " + ", ".join(OPERATIONS) + "."),
+        *(dataclasses.replace(
+            c, generated=False, system=False, pattern=None, choices=None, ge=None, le=None, gt=None, lt=None,
+            reference=None, default=MISSING, renamed_from=None,
+            nullable=c.nullable or (c.system and c.name == spec.system.batch_id),
+        ) for c in spec.columns),
+        Column(HISTORY_VALID_TO, ColumnType.TIMESTAMPTZ, nullable=True,
+               description="When the next change replaced these values; null while they are current."),
+    ]
+    return Table(
+        name=spec.history_name,
+        group=INTERNAL_GROUP,
+        columns=tuple(columns),
+        primary_key=(HISTORY_ID,),
+        natural_key=(HISTORY_ID,),
+        read_only=True,
+        description=f"Every version of every row of {spec.name}: written by depot, never by hand.",
+        system=spec.system,
+        history_of=spec.name,
+        row_key=spec.primary_key,
+    )
+
 
 # --- the catalog and its decorator ---------------------------------------------------------------
 
@@ -322,13 +376,25 @@ class Catalog:
             self.add(t)
 
     def add(self, spec: Table) -> Table:
+        if spec.history_of is not None:  # derived with its table, below (extend() copies both)
+            return spec
         if spec.name in self._tables:
             raise ValueError(f"table {spec.name!r} is declared twice")
         for fk in spec.foreign_keys:
             if fk.target != spec.name and fk.target not in self._tables:
                 raise ValueError(f"{spec.name}.{fk.name} references undeclared table {fk.target!r}")
         self._tables[spec.name] = spec
+        if spec.history:
+            derived = history_table(spec)
+            if derived.name in self._tables:
+                raise ValueError(f"table {derived.name!r} is declared, and is also {spec.name}'s history table")
+            self._tables[derived.name] = derived
         return spec
+
+    def history_of(self, name: str) -> Table | None:
+        """The history table of `name`, if it keeps one."""
+        spec = self._tables[name]
+        return self._tables[spec.history_name] if spec.history else None
 
     def extend(self) -> Catalog:
         """A copy to declare more tables in (tests use it for throwaway tables)."""
@@ -336,10 +402,10 @@ class Catalog:
 
     @property
     def user_tables(self) -> tuple[Table, ...]:
-        """The tables the catalog declares itself: all but depot's system tables."""
+        """The tables the catalog declares itself: all but depot's system tables and the derived ones."""
         from domain.system import SYSTEM_TABLES
 
-        return tuple(t for t in self if t.name not in SYSTEM_TABLES)
+        return tuple(t for t in self if t.name not in SYSTEM_TABLES and t.history_of is None)
 
     def __getitem__(self, name: str) -> Table:
         return self._tables[name]
@@ -373,13 +439,15 @@ class Catalog:
         read_only: bool = False,
         unique: tuple[tuple[str, ...], ...] = (),
         system_columns: SystemColumns | str | None = None,
+        history: bool | None = None,
     ) -> Callable[[type], type]:
         """Declare a table from a dataclass. Field order is column order.
 
         `surrogate_id` adds a generated bigint `id` primary key; the natural key then stays unique.
         `provenance` adds `source` and `batch_id`; every table of SYSTEM_GROUPS also gets
         `version`, `created_at` and `updated_at`. `system_columns` renames those for this table
-        (a prefix or a SystemColumns), over the catalog's setting.
+        (a prefix or a SystemColumns), over the catalog's setting. `history` (default: the tables of
+        SYSTEM_GROUPS) derives the table `{name}_history`, which keeps every version of every row.
         """
         names = self.system_columns if system_columns is None else SystemColumns.of(system_columns)
 
@@ -414,6 +482,7 @@ class Catalog:
                 description=(doc or "").strip() or None,
                 unique=tuple(tuple(u) for u in unique),
                 system=names,
+                history=group in SYSTEM_GROUPS if history is None else history,
             )
             _check(spec)
             self.add(spec)

@@ -224,10 +224,11 @@ def update_row(
 
 
 @retry_transient
-def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where, *, singular: bool = False) -> list[Row]:
+def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where, *, singular: bool = False,
+                clock: Clock = utcnow) -> list[Row]:
     table = table_of(uow, table_name, writing=True)
     with uow:
-        rows = uow.repository(table.name).delete(where)
+        rows = uow.repository(table.name).delete(where, clock())
         _refuse_manual_source(table, rows)
         _one_if_singular(rows, singular)
         uow.commit()
@@ -236,13 +237,14 @@ def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where, *, singu
 
 @retry_transient
 def delete_row(
-    uow: AbstractUnitOfWork, table_name: str, key_text: str, *, expected_version: int | None = None
+    uow: AbstractUnitOfWork, table_name: str, key_text: str, *, expected_version: int | None = None,
+    clock: Clock = utcnow,
 ) -> Row:
     table = table_of(uow, table_name, writing=True)
     key = parse_key(table, key_text)
     with uow:
         repo = uow.repository(table.name)
-        rows = repo.delete(_guarded(table, key, expected_version))
+        rows = repo.delete(_guarded(table, key, expected_version), clock())
         if not rows:
             _missing_or_stale(repo.get(key), table, key_text)
         _refuse_manual_source(table, rows)

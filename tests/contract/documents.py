@@ -62,15 +62,16 @@ def postgres_documents(request: pytest.FixtureRequest) -> Iterator[Callable[[], 
 
     engine = request.getfixturevalue("pg_engine")
     request.getfixturevalue("pg_uow")  # a clean database with the catalog migrated
-    table = build_metadata(DOCUMENTS).tables["documents"]
-    table.drop(engine, checkfirst=True)
-    table.create(engine)
+    metadata = build_metadata(DOCUMENTS)
+    tables = [metadata.tables[n] for n in ("documents", "documents_history") if n in metadata.tables]
+    metadata.drop_all(engine, tables=tables, checkfirst=True)
+    metadata.create_all(engine, tables=tables)
     try:
         factory = lambda: SqlAlchemyUnitOfWork(engine, DOCUMENTS)  # noqa: E731
         services.create_rows(factory(), "documents", ROWS)
         yield factory
     finally:
-        table.drop(engine)
+        metadata.drop_all(engine, tables=tables)
 
 
 @pytest.fixture(params=["memory", "postgres"])

@@ -13,7 +13,7 @@ from adapters.memory.evaluate import JSON_NULL, RelatedCheck, group_rows, matche
 from domain.errors import BadRequest, DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
 from domain.ports import KEPT_ON_UPDATE, AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Fetch, JsonPath, Lookup, Query, Related, Where, keyset_where, name_of
-from domain.schema import Catalog, ForeignKey, Table
+from domain.schema import HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, Catalog, ForeignKey, Table
 from domain.validation import ValueRefused, coercer
 
 
@@ -277,13 +277,14 @@ class InMemoryRepository(AbstractRepository):
         targets = [r for r in self.data.rows.values() if matches(where)(r)]
         return [self._apply(old, changes, now) for old in targets]
 
-    def delete(self, where: Where | None) -> list[Row]:
+    def delete(self, where: Where | None, now: dt.datetime | None = None) -> list[Row]:
         targets = [r for r in self.data.rows.values() if matches(where)(r)]
         for row in targets:
             self._check_not_referenced(row)
+        at = now or dt.datetime.now(dt.UTC)
         for row in targets:
             self.data.remove(self.table.key_of(row))
-            self.uow.log(self.data, row, None)
+            self.uow.log(self.data, row, None, at=at)
         return [dict(r) for r in targets]
 
 
@@ -318,8 +319,40 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
             self._depth -= 1
             self.store.lock.release()
 
-    def log(self, table: MemoryTable, old: Row | None, new: Row | None) -> None:
+    def log(self, table: MemoryTable, old: Row | None, new: Row | None, *, at: dt.datetime | None = None,
+            operation: str | None = None) -> None:
+        """Every write of the store comes here: into the undo log, and into the table's history.
+        `at` is the time of a delete (an insert or update carries its own updated_at); `operation`
+        names a change other than the insert, update or delete it looks like (a revert's)."""
         self._undo.append((table, old, new))
+        if table.spec.history:
+            self._record(table.spec, old, new, at, operation)
+
+    def _record(self, spec: Table, old: Row | None, new: Row | None, at: dt.datetime | None,
+                operation: str | None) -> None:
+        """One version more in the history table, as adapters.postgres.history writes it: the current
+        version of the row's key (the last one recorded) is closed, and the new one added."""
+        history = self.store.tables[spec.history_name]
+        current = history.index_for(spec.primary_key)  # key -> its last version: put() keeps the last
+        row = new if new is not None else old
+        assert row is not None
+        when = at if new is None or at is not None else new[spec.system.updated_at]
+        if old is not None and new is not None and spec.key_of(old) != spec.key_of(new):
+            self._record(spec, old, None, when, None)  # a key changed: the old key's row is gone
+            old = None
+        pk = current.get(spec.key_of(row))
+        if pk is not None and history.rows[pk][HISTORY_VALID_TO] is None:
+            before = history.rows[pk]
+            closed = {**before, HISTORY_VALID_TO: when}
+            history.remove(pk)
+            history.put(closed)
+            self._undo.append((history, before, closed))
+        entry = {HISTORY_ID: next(history.ids),
+                 HISTORY_OPERATION: operation or ("delete" if new is None else "update" if old else "insert"),
+                 **row, spec.system.updated_at: when, HISTORY_VALID_TO: None}
+        entry = {c.name: entry[c.name] for c in history.spec.columns}
+        history.put(entry)
+        self._undo.append((history, None, entry))
 
     def repository(self, table: str) -> InMemoryRepository:
         if table not in self.store.tables:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg2
 import sqlalchemy as sa
 
+from adapters.postgres.history import history_items
 from adapters.postgres.repository import translate_errors
 from domain.ingestion import MergeCounts, data_columns
 from domain.ports import AbstractIngestRepository, BatchLease, Row
@@ -43,6 +44,8 @@ _LOCK = "SELECT pg_advisory_lock(%s, mod(%s, 2147483647)::int)"
 _UNLOCK = "SELECT pg_advisory_unlock(%s, mod(%s, 2147483647)::int)"
 # A staged row's place in its chunk, for tables with a surrogate id; no declared column can be named so.
 _ARRIVAL = '"depot:arrival"'
+# Whether the merge inserted a row, beside the row's own columns in its RETURNING.
+_INSERTED = '"depot:inserted"'
 
 
 def _q(name: str) -> str:
@@ -166,8 +169,10 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             system = ["source", "batch_id", *system]
             extra = (source, batch_id, *extra)
         savepoint = self.connection.begin_nested()
+        # The same CSV into the history table, as the rows' first versions (operation defaults to insert).
+        targets = [_q(table.name), *([_q(table.history_name)] if table.history else [])]
         try:
-            self._copy(table, _q(table.name), [*columns, *system], columns, rows, extra)
+            self._copy(table, targets, [*columns, *system], columns, rows, extra)
         except (sa.exc.DBAPIError, psycopg2.Error):  # the COPY runs on the driver's own cursor
             savepoint.rollback()
             return False
@@ -182,12 +187,13 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             f"CREATE TEMP TABLE depot_stage ON COMMIT DROP AS SELECT {names}"
             f"{', 0::bigint AS ' + _ARRIVAL if numbered else ''} FROM {_q(table.name)} WITH NO DATA"
         )
-        self._copy(table, "depot_stage", columns, columns, rows, (), numbered=numbered)
+        self._copy(table, ["depot_stage"], columns, columns, rows, (), numbered=numbered)
 
-    def _copy(self, table: Table, target: str, names: Sequence[str], columns: tuple[str, ...],
+    def _copy(self, table: Table, targets: Sequence[str], names: Sequence[str], columns: tuple[str, ...],
               rows: Sequence[Row], extra: tuple[Any, ...], *, numbered: bool = False) -> None:
-        """COPY the rows' `columns`, then the same `extra` values on every row, into `target`'s `names`.
-        `numbered` adds each row's place in `rows` as the staging table's arrival column."""
+        """COPY the rows' `columns`, then the same `extra` values on every row, into each target's `names`
+        (the CSV is written once). `numbered` adds each row's place in `rows` as the staging table's
+        arrival column."""
         buffer = io.StringIO()
         # The same `extra` fields end every record: written once, as the writer's line terminator
         # (a newline inside a quoted value is not one), not formatted again for each row.
@@ -206,11 +212,12 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             writer.writerows((*_copy_values(values(r), as_text), n) for n, r in enumerate(rows))
         else:
             writer.writerows(_copy_values(values(r), as_text) for r in rows)
-        buffer.seek(0)
         cursor = self.connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            targets = ", ".join([*map(_q, names), *([_ARRIVAL] if numbered else [])])
-            cursor.copy_expert(f"COPY {target} ({targets}) FROM STDIN WITH (FORMAT csv)", buffer, size=_COPY_BLOCK)
+            listed = ", ".join([*map(_q, names), *([_ARRIVAL] if numbered else [])])
+            for target in targets:
+                buffer.seek(0)
+                cursor.copy_expert(f"COPY {target} ({listed}) FROM STDIN WITH (FORMAT csv)", buffer, size=_COPY_BLOCK)
         finally:
             cursor.close()
 
@@ -238,9 +245,15 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             sql += f" ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)} WHERE {' AND '.join(conditions)} "
         else:
             sql += f" ON CONFLICT ({key}) DO NOTHING "
+        returning = f"RETURNING (t.xmax = 0) AS {_INSERTED}"
+        recorded = ""
+        if table.history:
+            returning += ", t.*"
+            operation = f"CASE WHEN c.{_INSERTED} THEN 'insert' ELSE 'update' END"
+            recorded = ", " + history_items(table, "merged", operation=operation)
         sql = (
-            f"WITH {drawn}merged AS ({sql} RETURNING (t.xmax = 0) AS inserted) "
-            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"
+            f"WITH {drawn}merged AS ({sql} {returning}){recorded} "
+            f"SELECT count(*) FILTER (WHERE {_INSERTED}), count(*) FILTER (WHERE NOT {_INSERTED}) FROM merged"
         )
         inserted, updated = self.connection.exec_driver_sql(sql, {**params, "priority": priority}).one()
         return int(inserted), int(updated)
@@ -254,8 +267,12 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         drawn, sql, params = self._insert_sql(table, columns, source, batch_id, now)
         key = ", ".join(map(_q, table.natural_key))
         match = " AND ".join(f"m.{_q(c)} = s.{_q(c)}" for c in table.natural_key)
+        returning, recorded = key, ""
+        if table.history:
+            returning = "t.*"
+            recorded = ", " + history_items(table, "merged", operation="'insert'")
         sql = (
-            f"WITH {drawn}merged AS ({sql} ON CONFLICT ({key}) DO NOTHING RETURNING {key}) "
+            f"WITH {drawn}merged AS ({sql} ON CONFLICT ({key}) DO NOTHING RETURNING {returning}){recorded} "
             f"SELECT {', '.join(f's.{_q(c)}' for c in table.natural_key)} FROM depot_stage s "
             f"WHERE NOT EXISTS (SELECT 1 FROM merged m WHERE {match})"
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from adapters.postgres.compile import fetch_statement, order_by, where_clause
 from adapters.postgres.db import read_engine
+from adapters.postgres.history import record_rows
 from adapters.postgres.tables import build_metadata, checks_of
 from domain.errors import (
     BadRequest,
@@ -133,7 +134,15 @@ class SqlAlchemyRepository(AbstractRepository):
         if not rows:
             return []
         statement = sa.insert(self.sa_table).returning(*self.sa_table.c)
-        return _rows(self._run(statement, list(rows)))
+        written = _rows(self._run(statement, list(rows)))
+        if self.table.history:  # a write stamps its rows with one time (services.stamp_new)
+            self._record(written, "insert", written[0][self.table.system.updated_at])
+        return written
+
+    def _record(self, rows: list[Row], operation: str | Callable[[Row], str], at: dt.datetime) -> None:
+        """Keep the versions these rows now have in the table's history (adapters.postgres.history)."""
+        with translate_errors(self.uow.catalog):
+            record_rows(self.connection, self.uow.metadata, self.table, rows, operation, at)
 
     def upsert(self, rows: Sequence[Row], conflict: tuple[str, ...], *, update: bool, now: dt.datetime) -> list[Row]:
         """Rows come one per conflict key, in arrival order, and are written in key order: concurrent
@@ -161,6 +170,11 @@ class SqlAlchemyRepository(AbstractRepository):
             statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
         statement = statement.returning(*self.sa_table.c)
         result = _rows(self._run(statement, by_key))
+        if self.table.history:
+            created, updated = self.table.system.created_at, self.table.system.updated_at
+            # The rows this upsert wrote carry its time; the others it matched and left as they were.
+            self._record([r for r in result if r[updated] == now],
+                         lambda r: "insert" if r[created] == now else "update", now)
         # (a key PostgreSQL gave back in another form than sent, were there one, would keep its place)
         return sorted(result, key=lambda r: arrival.get(tuple(r[c] for c in conflict), len(arrival)))
 
@@ -252,14 +266,20 @@ class SqlAlchemyRepository(AbstractRepository):
         )
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
-        return _rows(self._run(statement.returning(*self.sa_table.c)))
+        rows = _rows(self._run(statement.returning(*self.sa_table.c)))
+        if self.table.history:
+            self._record([r for r in rows if r[self.table.system.updated_at] == now], "update", now)
+        return rows
 
-    def delete(self, where: Where | None) -> list[Row]:
+    def delete(self, where: Where | None, now: dt.datetime | None = None) -> list[Row]:
         self._writing()
         statement = sa.delete(self.sa_table)
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
-        return _rows(self._run(statement.returning(*self.sa_table.c)))
+        rows = _rows(self._run(statement.returning(*self.sa_table.c)))
+        if self.table.history:
+            self._record(rows, "delete", now or dt.datetime.now(dt.UTC))
+        return rows
 
 
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):

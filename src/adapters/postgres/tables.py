@@ -152,10 +152,20 @@ def _sa_table(spec: Table, metadata: sa.MetaData) -> sa.Table:
     for fk in spec.foreign_keys:
         if _index_worthy(spec, fk.columns):
             items.append(sa.Index(None, *fk.columns))
+    if spec.history_of is not None:
+        items.extend(_history_indexes(spec))
     for column in spec.columns:
         for name, sql in checks_of(column):
             items.append(sa.CheckConstraint(_escape_colons(sql), name=name))
     return sa.Table(spec.name, metadata, *items, comment=spec.description)
+
+
+def _history_indexes(spec: Table) -> list[sa.Index]:
+    """A history table is looked up by its row's key (a row's versions; the current version, which a
+    change closes) and by batch (what a batch did; its revert). Two indexes and its primary key, each
+    written on every change: the cost of history on an ingest, kept to these three."""
+    by_batch = [sa.Index(None, spec.system.batch_id)] if spec.has_provenance else []
+    return [sa.Index(None, *spec.row_key), *by_batch]
 
 
 @cache
