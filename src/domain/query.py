@@ -6,6 +6,7 @@ never see the client's text.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -255,6 +256,7 @@ class Read:
     limit: int | None = None
     offset: int = 0
     after: tuple | None = None
+    as_of: dt.datetime | None = None  # the table (and its embeds) as it stood then, from its history
 
     @property
     def aggregates(self) -> tuple[Aggregate, ...]:
@@ -358,3 +360,4 @@ class Fetch:
     after: tuple | None = None
     offset: int = 0
     limit: int | None = None
+    as_of: dt.datetime | None = None  # read the rows (and every table it looks into) as they stood then

@@ -306,6 +306,15 @@ HISTORY_VALID_TO = "valid_to"
 # What changed a row. insert/update/delete come from every write path; retire and revert from the
 # ingest dispositions that add them; all share the one writer of each adapter (history.py).
 OPERATIONS = ("insert", "update", "delete", "retire", "revert")
+GONE = ("delete", "retire")  # the operations after which the row is not in its table
+
+
+def version_at(spec: Table, entry: dict, moment: typing.Any) -> bool:
+    """Whether a history entry of `spec` is its row's version at `moment` (the memory adapter's as_of;
+    adapters.postgres.history.current_at is the same condition in SQL)."""
+    valid_to = entry[HISTORY_VALID_TO]
+    return (entry[spec.system.updated_at] <= moment and (valid_to is None or valid_to > moment)
+            and entry[HISTORY_OPERATION] not in GONE)
 
 
 def history_table(spec: Table) -> Table:

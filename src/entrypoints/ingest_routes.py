@@ -26,7 +26,7 @@ from entrypoints.http import HttpError, JSONResponse, media_type
 from entrypoints.reading import content_range
 from entrypoints.settings import Settings
 from entrypoints.streams import CsvStream, JsonArrayStream, NdjsonStream
-from service_layer import ingest
+from service_layer import history, ingest
 from service_layer.ingest import Chunk, IngestRequest
 
 UoW = Annotated[AbstractUnitOfWork, Depends(get_uow)]
@@ -194,6 +194,21 @@ def ingest_router() -> APIRouter:
     ) -> Response:
         listing = ingest.list_rejections(uow, batch_id, limit=_page(limit, settings), offset=offset,
                                          unresolved=unresolved)
+        return JSONResponse(listing.rows, headers={
+            "Content-Range": content_range(offset, len(listing.rows), listing.total)})
+
+    @router.get("/batches/{batch_id}/changes", operation_id="ingest_batch_changes", responses={
+        200: _json({"type": "array", "items": {"type": "object"}},
+                   "What the batch did, row by row, in its order: each row's key, `change` (inserted, updated, "
+                   "deleted, retired, reverted), its time, version and source; `new` values of an inserted "
+                   "row, `old` values of a deleted one, and for an updated one each changed column's old "
+                   "and new value; `current`: whether that version is still the row's.", _CONTENT_RANGE),
+        404: _error("No such batch.")})
+    def batch_changes(
+        batch_id: int, uow: UoW, settings: Config, limit: Annotated[int | None, Query(ge=0)] = None,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Response:
+        listing = history.batch_changes(uow, batch_id, limit=_page(limit, settings), offset=offset)
         return JSONResponse(listing.rows, headers={
             "Content-Range": content_range(offset, len(listing.rows), listing.total)})
 

@@ -14,7 +14,8 @@ from starlette.types import Receive, Scope, Send
 
 from domain.errors import BadRequest, NotSingular, UnknownTable
 from domain.ports import AbstractUnitOfWork
-from domain.schema import Catalog, Table
+from domain.query import key_condition
+from domain.schema import HISTORY_ID, HISTORY_SUFFIX, Catalog, Table
 from entrypoints.dependencies import get_settings, get_uow
 from entrypoints.http import (
     HttpError,
@@ -69,6 +70,9 @@ def _read_parameters(table: Table) -> list[dict[str, Any]]:
         {"name": "offset", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
         {"name": "after", "in": "query", "required": False, "schema": {"type": "string"},
          "description": "Keyset cursor: the after= of the previous page's Link: rel=next header."},
+        *([{"name": "as_of", "in": "query", "required": False, "schema": {"type": "string", "format": "date-time"},
+            "description": "Read the table as it stood at this instant (from its history), embeds too: "
+                           "2026-11-01T00:00:00Z."}] if table.history else []),
     ]
 
 
@@ -126,7 +130,7 @@ def _required_filter(table: Table, request: Request, verb: str):
     return where
 
 
-def table_router(table: Table) -> APIRouter:
+def table_router(table: Table, catalog: Catalog) -> APIRouter:
     """Every route of one table, documented with its own columns."""
     router = APIRouter(prefix=f"/api/{table.name}", tags=[table.group])
     names = schema_names(table)
@@ -207,6 +211,26 @@ def table_router(table: Table) -> APIRouter:
     if table.key_column is None:
         return router
     key = table.key_column
+
+    if table.history:
+        history = f"{name}{HISTORY_SUFFIX}"
+
+        # Before /{key:path}, which would take "AA/history" for a key.
+        @router.get(
+            "/{key:path}/history",
+            operation_id=f"history_{name}",
+            summary=f"The versions of one {name} row",
+            description="Every version of the row, newest first: its values from `updated_at` until "
+                        "`valid_to` (null: the current one), the `operation` that made it, its source and "
+                        f"batch. Read, filtered and paged like /api/{history}; a deleted row's versions stay.",
+            responses={200: _rows_response(schema_names(catalog[history])["row"], "The row's versions"),
+                       400: _error("Malformed query or key")},
+            openapi_extra={"parameters": _read_parameters(catalog[history])},
+        )
+        async def row_history(key: str, request: Request, uow: UoW, settings: Config) -> Response:
+            within = key_condition(table.primary_key, services.parse_key(table, key))
+            return await read_response(request, uow.catalog, uow.catalog[history], uow, settings.max_rows,
+                                       within=within, defaults=(("order", f"{HISTORY_ID}.desc"),))
 
     @router.get(
         "/{key:path}",
@@ -304,7 +328,7 @@ def api_routes(routes: list[BaseRoute]) -> list[BaseRoute]:
 
 def install_table_routes(app: FastAPI, catalog: Catalog) -> None:
     for table in catalog:
-        app.router.routes.append(TableRoutes(f"/api/{table.name}", table_router(table).routes))
+        app.router.routes.append(TableRoutes(f"/api/{table.name}", table_router(table, catalog).routes))
 
     async def unknown_table(table: str, request: Request) -> Response:
         if table not in catalog:

@@ -101,3 +101,83 @@ def test_ingest_with_surrogate_ids_keys_history_by_id(uow):
     (flight,) = services.list_rows(uow, "flights", Query()).rows
     assert summary(versions(uow, "flights", id=flight["id"]), "dep_delay", "version") == [
         ("insert", 1.0, 1), ("update", 9.0, 2)]
+
+
+# --- as_of: the table as it stood then -------------------------------------------------------------
+
+
+def read_at(uow, table, moment, **read):
+    from domain.query import Read
+    from service_layer import reads
+
+    return reads.read_page(uow, table, Read(as_of=moment, **read)).rows
+
+
+def strip(rows, *columns):
+    return sorted(tuple(r[c] for c in columns) for r in rows)
+
+
+def test_as_of_gives_the_table_as_rebuilt_by_hand_at_each_instant(uow):
+    clock = ticking()
+    by_hand = {}  # instant -> {carrier: name}, kept alongside every write
+    table: dict[str, str] = {}
+
+    def write(action, *args, **kwargs):
+        action(uow, "airlines", *args, clock=clock, **kwargs)
+        by_hand[T0 + dt.timedelta(minutes=len(by_hand), seconds=30)] = dict(table)
+
+    table.update(AA="American", UA="United")
+    write(services.create_rows, [{"carrier": "AA", "name": "American"}, {"carrier": "UA", "name": "United"}])
+    table["AA"] = "American Airlines"
+    write(services.update_row, "AA", {"name": "American Airlines"})
+    del table["UA"]
+    write(services.delete_row, "UA")
+    table.update(UA="United again", DL="Delta")
+    write(services.create_rows, [{"carrier": "UA", "name": "United again"}, {"carrier": "DL", "name": "Delta"}])
+    assert read_at(uow, "airlines", T0 - dt.timedelta(days=1)) == []
+    for moment, expected in by_hand.items():
+        assert strip(read_at(uow, "airlines", moment), "carrier", "name") == sorted(expected.items()), moment
+    # the read language works on it: filters, select, order, page
+    from domain.query import Field
+
+    at = T0 + dt.timedelta(minutes=1, seconds=30)
+    rows = read_at(uow, "airlines", at, items=(Field("name"),), where=Condition("carrier", "neq", "DL"),
+                   order=(OrderBy("carrier", descending=True),), limit=1)
+    assert rows == [{"name": "United"}]
+
+
+def test_as_of_embeds_read_the_same_instant(uow):
+    from domain.query import Embed, Field
+
+    clock = ticking()
+    services.create_rows(uow, "airlines", [{"carrier": "AA", "name": "Old name"}], clock=clock)
+    services.create_rows(uow, "airports", [{"faa": f, "name": f, "lat": 0, "lon": 0, "alt": 0} for f in ("JFK", "LGA")],
+                         clock=clock)
+    flight = {"year": 2013, "month": 1, "day": 1, "carrier": "AA", "flight": 1, "origin": "JFK", "dest": "LGA",
+              "sched_dep_time": 500, "sched_arr_time": 800, "distance": 100, "hour": 5, "minute": 0,
+              "time_hour": "2013-01-01T05:00:00Z"}
+    services.create_rows(uow, "flights", [flight], clock=clock)
+    services.update_row(uow, "airlines", "AA", {"name": "New name"}, clock=clock)
+    embed = Embed(key="airlines", target="airlines", columns=("carrier",), target_columns=("carrier",),
+                  many=False, items=(Field("name"),))
+    items = (Field("flight"), embed)
+    before = read_at(uow, "flights", T0 + dt.timedelta(minutes=2, seconds=30), items=items)
+    after = read_at(uow, "flights", T0 + dt.timedelta(minutes=3, seconds=30), items=items)
+    assert before == [{"flight": 1, "airlines": {"name": "Old name"}}]
+    assert after == [{"flight": 1, "airlines": {"name": "New name"}}]
+
+
+# --- what a batch changed ----------------------------------------------------------------------------
+
+
+def test_batch_changes_tell_inserted_and_updated_rows_with_old_and_new_values(uow):
+    from service_layer import history
+
+    run(uow, "airlines", [], source="low", chunks=[Chunk([["AA", "a"], ["UA", "u"]], AIRLINES)])
+    second = run(uow, "airlines", [], source="high", chunks=[Chunk([["AA", "a2"], ["UA", "u"], ["DL", "d"]], AIRLINES)])
+    listing = history.batch_changes(uow, second.batch_id, limit=10, offset=0)
+    assert listing.total == 2
+    changes = {c["key"]["carrier"]: c for c in listing.rows}
+    assert changes["AA"]["change"] == "updated" and changes["AA"]["columns"] == {"name": {"old": "a", "new": "a2"}}
+    assert changes["DL"]["change"] == "inserted" and changes["DL"]["new"] == {"carrier": "DL", "name": "d"}
+    assert all(c["current"] and c["source"] == "high" for c in listing.rows)

@@ -7,13 +7,13 @@ import datetime as dt
 import itertools
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from adapters.memory.evaluate import JSON_NULL, RelatedCheck, group_rows, matches, sort_rows, walk
 from domain.errors import BadRequest, DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
 from domain.ports import KEPT_ON_UPDATE, AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Fetch, JsonPath, Lookup, Query, Related, Where, keyset_where, name_of
-from domain.schema import HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, Catalog, ForeignKey, Table
+from domain.schema import HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, Catalog, ForeignKey, Table, version_at
 from domain.validation import ValueRefused, coercer
 
 
@@ -192,13 +192,21 @@ class InMemoryRepository(AbstractRepository):
         end = None if query.limit is None else query.offset + query.limit
         return [dict(r) for r in ordered[query.offset:end]]
 
-    def _related_check(self) -> RelatedCheck:
+    def _rows_at(self, name: str, as_of: dt.datetime | None) -> Iterable[Row]:
+        """A table's rows: as they are, or (as_of) each row's version of that instant, from its history."""
+        spec = self.store.catalog[name]
+        if as_of is None or not spec.history:
+            return self.store.tables[name].rows.values()
+        history = self.store.tables[spec.history_name].rows.values()
+        return [{c.name: h[c.name] for c in spec.columns} for h in history if version_at(spec, h, as_of)]
+
+    def _related_check(self, as_of: dt.datetime | None = None) -> RelatedCheck:
         """EXISTS as a hash semi-join: each Related's matching keys are collected once per statement."""
         found: dict[int, tuple[Related, set[tuple]]] = {}
 
         def check(related: Related, row: Row) -> bool:
             if id(related) not in found:
-                target = self.store.tables[related.target].rows.values()
+                target = self._rows_at(related.target, as_of)
                 keep = matches(related.where, check)
                 keys = {tuple(r[c] for c in related.target_columns) for r in target if keep(r)}
                 found[id(related)] = (related, keys)  # the object is kept so its id is not reused
@@ -213,33 +221,37 @@ class InMemoryRepository(AbstractRepository):
         refs = [*fetch.columns, *(o.column for o in fetch.order)]
         return list(dict.fromkeys(r for r in refs if not isinstance(r, str)))
 
-    def _attach(self, rows, refs: list):
+    def _attach(self, rows, refs: list, as_of: dt.datetime | None = None):
         """Each row with its derived values under their names, as PostgreSQL computes them per row."""
-        lookups: dict[Lookup, tuple[dict[tuple, tuple], MemoryTable, Callable]] = {}
+        lookups: dict[Lookup, tuple[dict[tuple, Row], Callable]] = {}
         for ref in refs:
             if isinstance(ref, Lookup):
-                target = self.store.tables[ref.target]
-                lookups[ref] = (target.index_for(ref.target_columns), target, matches(ref.where, self._related_check()))
+                if as_of is None:
+                    target = self.store.tables[ref.target]
+                    by_key = {k: target.rows[pk] for k, pk in target.index_for(ref.target_columns).items()}
+                else:
+                    by_key = {tuple(r[c] for c in ref.target_columns): r for r in self._rows_at(ref.target, as_of)}
+                lookups[ref] = (by_key, matches(ref.where, self._related_check(as_of)))
 
         def value(ref, row: Row):
             if isinstance(ref, JsonPath):
                 return walk(ref, row.get(ref.column))
-            index, target, keep = lookups[ref]
-            pk = index.get(tuple(row[c] for c in ref.columns))
-            found = target.rows[pk] if pk is not None else None
+            by_key, keep = lookups[ref]
+            found = by_key.get(tuple(row[c] for c in ref.columns))
             return found[ref.column] if found is not None and keep(found) else None
 
         for row in rows:
             yield {**row, **{name_of(ref): value(ref, row) for ref in refs}}
 
     def _fetched(self, fetch: Fetch) -> list[Row]:
-        rows = filter(matches(fetch.where, self._related_check()), self.data.rows.values())
+        rows = filter(matches(fetch.where, self._related_check(fetch.as_of)),
+                      self._rows_at(self.table.name, fetch.as_of))
         if fetch.within is not None:
             columns, keys = fetch.within
             rows = (r for r in rows if tuple(r[c] for c in columns) in keys)
         derived = self._derived(fetch)
         if derived:
-            rows = self._attach(rows, derived)
+            rows = self._attach(rows, derived, fetch.as_of)
         if fetch.aggregates:
             result = group_rows(rows, fetch.columns, fetch.aggregates)
         else:

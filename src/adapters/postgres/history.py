@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import sqlalchemy as sa
 
 from domain.ports import Row
-from domain.schema import HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, Table
+from domain.schema import GONE, HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, Table
 
 
 def _q(name: str) -> str:
@@ -75,3 +75,21 @@ def record_rows(connection: sa.Connection, metadata: sa.MetaData, table: Table, 
 def history_columns(table: Table) -> list[str]:
     """The columns of the history table a COPY into it names: the table's own, in its order."""
     return [c.name for c in table.columns if c.name != HISTORY_ID]
+
+
+def current_at(history: sa.Table, table: Table, moment: sa.ColumnElement | dt.datetime) -> sa.ColumnElement[bool]:
+    """The condition on a history table's rows that picks each row's version at `moment`."""
+    valid_to = history.c[HISTORY_VALID_TO]
+    return sa.and_(history.c[table.system.updated_at] <= moment,
+                   sa.or_(valid_to.is_(None), valid_to > moment),
+                   history.c[HISTORY_OPERATION].not_in(GONE))
+
+
+def as_of_view(metadata: sa.MetaData, table: Table, moment: dt.datetime) -> sa.FromClause:
+    """The table as it stood at `moment`, with its own columns and name: each row's version of that
+    instant, from its history. A table without history is read as it is now."""
+    if not table.history:
+        return metadata.tables[table.name]
+    history = metadata.tables[table.history_name]
+    return (sa.select(*(history.c[c.name] for c in table.columns))
+            .where(current_at(history, table, moment)).subquery(table.name))

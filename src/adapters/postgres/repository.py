@@ -220,12 +220,12 @@ class SqlAlchemyRepository(AbstractRepository):
         return out
 
     def fetch(self, fetch: Fetch) -> list[Row]:
-        result = self._run(fetch_statement(self.sa_table, self.table, fetch))
+        result = self._run(fetch_statement(self.sa_table, self.table, fetch, catalog=self.uow.catalog))
         return self._fetched_rows(fetch, result.keys(), result.all())
 
     def fetch_batches(self, fetch: Fetch, size: int) -> Iterator[list[Row]]:
         """A server-side cursor, read `size` rows at a time: memory stays flat however many rows match."""
-        statement = fetch_statement(self.sa_table, self.table, fetch)
+        statement = fetch_statement(self.sa_table, self.table, fetch, catalog=self.uow.catalog)
         with translate_errors(self.uow.catalog):
             result = self.connection.execution_options(stream_results=True, max_row_buffer=size).execute(statement)
             try:
@@ -236,7 +236,7 @@ class SqlAlchemyRepository(AbstractRepository):
                 result.close()
 
     def total(self, fetch: Fetch, *, planned: bool = False) -> int:
-        inner = fetch_statement(self.sa_table, self.table, fetch, paged=False)
+        inner = fetch_statement(self.sa_table, self.table, fetch, paged=False, catalog=self.uow.catalog)
         if not fetch.aggregates:
             inner = inner.with_only_columns(sa.literal(1), maintain_column_froms=True)
         statement = sa.select(sa.func.count()).select_from(inner.subquery())

@@ -1,0 +1,86 @@
+"""The history use cases: what one batch changed, and its undo (revert)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from domain.errors import BadRequest
+from domain.ports import AbstractUnitOfWork, Row
+from domain.query import BoolExpr, Condition, OrderBy, Query, Where, conjunction, key_condition
+from domain.schema import GONE, HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, Table
+from service_layer.ingest import Listing, get_batch
+
+# A batch's change as /ingest/batches/{id}/changes tells it: the operation as the batch saw it.
+_KIND = {"insert": "inserted", "update": "updated", "delete": "deleted", "retire": "retired", "revert": "reverted"}
+
+
+def history_of(uow: AbstractUnitOfWork, table: Table) -> Table:
+    if not table.history:
+        raise BadRequest(f"The table '{table.name}' keeps no history",
+                         hint="Declare it with history=True (the default for its data tables).")
+    return uow.catalog[table.history_name]
+
+
+def keys_condition(columns: tuple[str, ...], keys: list[tuple]) -> Where:
+    """Rows whose `columns` hold one of `keys`."""
+    if len(columns) == 1:
+        return Condition(columns[0], "in", tuple(k[0] for k in keys))
+    return BoolExpr("or", tuple(key_condition(columns, k) for k in keys))
+
+
+def batch_changes(uow: AbstractUnitOfWork, batch_id: int, *, limit: int, offset: int) -> Listing:
+    """What one batch did, row by row, in the order it did it: each change with the row's key, what
+    kind it was, and its values (for an update, each column that changed with its old and new value,
+    from the version before)."""
+    batch = get_batch(uow, batch_id)
+    table = uow.catalog[batch["table"]] if batch["table"] in uow.catalog else None
+    if table is None or not table.history:
+        return Listing([], offset, 0)
+    history = uow.catalog[table.history_name]
+    where = Condition(table.system.batch_id, "eq", batch_id)
+    with uow.reading():
+        repo = uow.repository(history.name)
+        entries = repo.list(Query(where=where, order=(OrderBy(HISTORY_ID),), limit=limit, offset=offset))
+        total = repo.count(where)
+        before = _versions_before(repo, table, entries)
+    return Listing([_change(table, e, before.get(e[HISTORY_ID])) for e in entries], offset, total)
+
+
+def _versions_before(repo, table: Table, entries: list[Row]) -> dict[int, Row]:
+    """Each entry's previous version of its row (by history id), read in one statement: every version
+    of the entries' keys older than the newest entry, grouped by key."""
+    if not entries:
+        return {}
+    keys = list(dict.fromkeys(table.key_of(e) for e in entries))
+    newest = max(e[HISTORY_ID] for e in entries)
+    where = conjunction([keys_condition(table.primary_key, keys), Condition(HISTORY_ID, "lt", newest)])
+    by_key: dict[tuple, list[Row]] = defaultdict(list)
+    for version in repo.list(Query(where=where, order=(OrderBy(HISTORY_ID),))):
+        by_key[table.key_of(version)].append(version)
+    found = {}
+    for entry in entries:
+        older = [v for v in by_key[table.key_of(entry)] if v[HISTORY_ID] < entry[HISTORY_ID]]
+        if older:
+            found[entry[HISTORY_ID]] = older[-1]
+    return found
+
+
+def _change(table: Table, entry: Row, before: Row | None) -> Row:
+    data = [c.name for c in table.writable_columns]
+    change: Row = {
+        HISTORY_ID: entry[HISTORY_ID],
+        "key": {k: entry[k] for k in table.primary_key},
+        "change": _KIND.get(entry[HISTORY_OPERATION], entry[HISTORY_OPERATION]),
+        "at": entry[table.system.updated_at],
+        "version": entry[table.system.version],
+    }
+    if table.has_provenance:
+        change["source"] = entry[table.system.source]
+    if entry[HISTORY_OPERATION] in GONE:
+        change["old"] = {c: entry[c] for c in data}
+    elif before is None or before[HISTORY_OPERATION] in GONE:
+        change["new"] = {c: entry[c] for c in data}
+    else:
+        change["columns"] = {c: {"old": before[c], "new": entry[c]} for c in data if before[c] != entry[c]}
+    change["current"] = entry[HISTORY_VALID_TO] is None
+    return change
