@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from domain.ingestion import MergeCounts
+from domain.ingestion import MergeCounts, Reverted
 from domain.query import Fetch, Query, Where
 from domain.schema import Catalog, Table
 
@@ -153,6 +153,14 @@ class AbstractIngestRepository(abc.ABC):
         and the timestamps. Returns how many rows were inserted, updated, unchanged, superseded;
         with on_conflict=error, a row whose key is stored when it is written (say, by a concurrent
         batch since the service looked) is not written: its index is in `clashed`."""
+
+    def revert(self, table: Table, batch_id: int, *, revert_batch: int, now: dt.datetime, force: bool) -> Reverted:
+        """Set every row that batch `batch_id` changed in `table` back to its version before it, from
+        the table's history, set-based: a row the batch inserted is deleted, one it updated is set back,
+        one it deleted or retired is inserted again. A row changed since by another write is left as it
+        is and reported as a conflict, unless `force`. Each change is stamped with `revert_batch` and
+        `now`, and recorded in the history as a `revert`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot revert")
 
     @abc.abstractmethod
     def begin_batch(self, batch: Row) -> BatchLease:

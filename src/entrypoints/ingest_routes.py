@@ -212,6 +212,16 @@ def ingest_router() -> APIRouter:
         return JSONResponse(listing.rows, headers={
             "Content-Range": content_range(offset, len(listing.rows), listing.total)})
 
+    @router.post("/batches/{batch_id}/revert", operation_id="ingest_revert_batch", responses={
+        200: _json({"type": "object"},
+                   "The revert's report (a new batch): `updated` rows set back, `inserted` rows it had deleted, "
+                   "`deleted` rows it had inserted, and `conflicts`: rows changed again since, left as they "
+                   "are (each with its key, the batch's version and the current one) unless force=true."),
+        404: _error("No such batch."), 409: _error("Reverted already, or still running.")})
+    def revert(batch_id: int, uow: UoW, force: Annotated[bool, Query(
+            description="Set back the rows changed again since the batch, too.")] = False) -> Response:
+        return JSONResponse(history.revert_batch(uow, batch_id, force=force))
+
     @router.post("/batches/{batch_id}/replay", operation_id="ingest_replay_batch", responses={
         200: _json(REPORT_SCHEMA, "The replay's report (a new batch): accepted rows written, and resolved."),
         404: _error("No such batch.")})

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from domain.errors import BadRequest
+from domain.errors import BadRequest, Conflict, DuplicateKey
 from domain.ports import AbstractUnitOfWork, Row
 from domain.query import BoolExpr, Condition, OrderBy, Query, Where, conjunction, key_condition
 from domain.schema import GONE, HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, Table
-from service_layer.ingest import Listing, get_batch
+from service_layer.ingest import IngestRequest, Listing, _BatchRun, check_request, get_batch
+from service_layer.services import Clock, utcnow
 
 # A batch's change as /ingest/batches/{id}/changes tells it: the operation as the batch saw it.
 _KIND = {"insert": "inserted", "update": "updated", "delete": "deleted", "retire": "retired", "revert": "reverted"}
@@ -84,3 +85,46 @@ def _change(table: Table, entry: Row, before: Row | None) -> Row:
         change["columns"] = {c: {"old": before[c], "new": entry[c]} for c in data if before[c] != entry[c]}
     change["current"] = entry[HISTORY_VALID_TO] is None
     return change
+
+
+def revert_batch(uow: AbstractUnitOfWork, batch_id: int, *, force: bool = False, clock: Clock = utcnow) -> Row:
+    """Undo one batch: every row it inserted, updated, retired or deleted is set back to its version
+    before it (AbstractIngestRepository.revert), in one transaction. The revert is a batch itself
+    (same table and source, idempotency key `revert:<id>`), so its changes have history and can be
+    reverted in turn. A row changed again since is a `conflict`, left as it is unless `force`.
+    The answer: the revert batch's report, with `reverts`, `deleted` and the `conflicts`."""
+    original = get_batch(uow, batch_id)
+    if original["table"] not in uow.catalog:
+        raise BadRequest(f"The batch {batch_id} wrote to '{original['table']}', which the catalog no longer has")
+    table = uow.catalog[original["table"]]
+    history_of(uow, table)
+    if original["status"] == "running":
+        raise Conflict(f"The batch {batch_id} is still running", hint="Revert it once it has finished.")
+    now = clock()
+    # The key makes a second plain revert of one batch a 409; a forced one may follow a plain one.
+    key = f"revert:{batch_id}" + (f":force:{now.isoformat()}" if force else "")
+    request = IngestRequest(table.name, original["source"], "atomic", "update", key)
+    run = _BatchRun(uow, request, check_request(uow, request), clock)
+    try:
+        run.begin()
+    except DuplicateKey:
+        raise Conflict(f"The batch {batch_id} was reverted already",
+                       hint="Add ?force=true to revert it again over the changes made since.") from None
+    try:
+        with uow:
+            ingestion = uow.ingestion()
+            done = ingestion.revert(table, batch_id, revert_batch=run.report.batch_id, now=now, force=force)
+            run.report.received = done.restored + done.reinserted + done.deleted + done.conflicted
+            run.report.updated = done.restored
+            run.report.inserted = done.reinserted
+            run.report.superseded = 0 if force else done.conflicted
+            run._finish(ingestion, "completed", None)
+            uow.commit()
+    except BaseException:
+        run._fail()
+        raise
+    finally:
+        if run.lease is not None:
+            run.lease.release()
+    return {**run.report.as_dict(), "reverts": batch_id, "deleted": done.deleted,
+            "conflicted": done.conflicted, "conflicts": done.conflicts}

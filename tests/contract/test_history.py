@@ -181,3 +181,74 @@ def test_batch_changes_tell_inserted_and_updated_rows_with_old_and_new_values(uo
     assert changes["AA"]["change"] == "updated" and changes["AA"]["columns"] == {"name": {"old": "a", "new": "a2"}}
     assert changes["DL"]["change"] == "inserted" and changes["DL"]["new"] == {"carrier": "DL", "name": "d"}
     assert all(c["current"] and c["source"] == "high" for c in listing.rows)
+
+
+# --- revert ------------------------------------------------------------------------------------------
+
+
+def table_of(uow, name="airlines"):
+    return {r["carrier"]: (r["name"], r["source"]) for r in services.list_rows(uow, name, Query()).rows}
+
+
+def test_revert_sets_every_row_back_and_is_a_batch_with_history(uow):
+    from service_layer import history
+
+    run(uow, "airlines", [], source="low", chunks=[Chunk([["AA", "a"], ["UA", "u"]], AIRLINES)])
+    before = table_of(uow)
+    wild = run(uow, "airlines", [], source="high", chunks=[Chunk([["AA", "wild"], ["UA", "u"], ["DL", "d"]],
+                                                                 AIRLINES)])
+    report = history.revert_batch(uow, wild.batch_id)
+    assert (report["updated"], report["inserted"], report["deleted"], report["conflicted"]) == (1, 0, 1, 0)
+    assert report["status"] == "completed" and report["reverts"] == wild.batch_id
+    assert table_of(uow) == before
+    aa = versions(uow, "airlines", carrier="AA")
+    assert summary(aa, "name", "version", "batch_id") == [
+        ("insert", "a", 1, aa[0]["batch_id"]), ("update", "wild", 2, wild.batch_id),
+        ("revert", "a", 3, report["batch_id"])]
+    assert chained(aa)
+    assert summary(versions(uow, "airlines", carrier="DL"), "name") == [("insert", "d"), ("revert", "d")]
+    changes = history.batch_changes(uow, report["batch_id"], limit=10, offset=0).rows
+    assert sorted(c["change"] for c in changes) == ["reverted", "reverted"]
+    # a revert is undone like any batch: the inserted row comes back, the name goes wild again
+    again = history.revert_batch(uow, report["batch_id"])
+    assert (again["updated"], again["inserted"], again["deleted"]) == (1, 1, 0)
+    assert table_of(uow) == {"AA": ("wild", "high"), "UA": ("u", "low"), "DL": ("d", "high")}
+
+
+def test_revert_leaves_rows_changed_since_as_conflicts_unless_forced(uow):
+    from domain.errors import Conflict
+    from service_layer import history
+
+    run(uow, "airlines", [], source="low", chunks=[Chunk([["AA", "a"], ["UA", "u"]], AIRLINES)])
+    wild = run(uow, "airlines", [], source="low", chunks=[Chunk([["AA", "wild"], ["UA", "wild"]], AIRLINES)])
+    run(uow, "airlines", [], source="high", chunks=[Chunk([["UA", "later"]], AIRLINES)])
+    report = history.revert_batch(uow, wild.batch_id)
+    assert (report["updated"], report["conflicted"]) == (1, 1)
+    (conflict,) = report["conflicts"]
+    assert conflict["key"] == {"carrier": "UA"}
+    assert (conflict["batch_version"]["name"], conflict["current"]["name"]) == ("wild", "later")
+    assert table_of(uow) == {"AA": ("a", "low"), "UA": ("later", "high")}
+    with pytest.raises(Conflict):
+        history.revert_batch(uow, wild.batch_id)
+    forced = history.revert_batch(uow, wild.batch_id, force=True)
+    assert (forced["updated"], forced["conflicted"]) == (1, 2)  # AA changed since, by the first revert
+    assert table_of(uow) == {"AA": ("a", "low"), "UA": ("u", "low")}
+
+
+def test_revert_of_a_batch_on_a_table_with_surrogate_ids_deletes_and_restores_by_id(uow):
+    from service_layer import history
+
+    services.create_rows(uow, "airlines", [{"carrier": "AA", "name": "American"}])
+    services.create_rows(uow, "airports", [{"faa": f, "name": f, "lat": 0, "lon": 0, "alt": 0} for f in ("JFK", "LGA")])
+    columns = ["year", "month", "day", "carrier", "flight", "origin", "dest", "sched_dep_time", "sched_arr_time",
+               "distance", "hour", "minute", "time_hour", "dep_delay"]
+    base = ["2013", "1", "1", "AA", "1", "JFK", "LGA", "500", "800", "100", "5", "0", "2013-01-01T05:00:00Z"]
+    run(uow, "flights", [], source="low", chunks=[Chunk([[*base, "1"]], columns)])
+    first = services.list_rows(uow, "flights", Query()).rows
+    second = run(uow, "flights", [], source="high", chunks=[Chunk([[*base, "9"], [*base[:4], "2", *base[5:], "3"]],
+                                                                  columns)])
+    assert second.inserted == 1 and second.updated == 1
+    history.revert_batch(uow, second.batch_id)
+    (back,) = services.list_rows(uow, "flights", Query()).rows
+    data = [c for c in first[0] if c not in ("version", "updated_at", "batch_id")]
+    assert {c: back[c] for c in data} == {c: first[0][c] for c in data}

@@ -61,3 +61,21 @@ def test_openapi_documents_the_history_routes(client):
     assert "/ingest/batches/{batch_id}/changes" in spec["paths"]
     names = [p["name"] for p in spec["paths"]["/api/airlines"]["get"]["parameters"]]
     assert "as_of" in names
+
+
+def test_revert_over_http(client):
+    csv = {"content-type": "text/csv"}
+    client.post("/ingest/airlines", content="carrier,name\nAA,x\n", headers=csv)
+    wild = client.post("/ingest/airlines", content="carrier,name\nAA,wild\nUA,y\n", headers=csv).json()
+    reverted = client.post(f"/ingest/batches/{wild['batch_id']}/revert")
+    assert reverted.status_code == 200
+    body = reverted.json()
+    assert (body["updated"], body["deleted"], body["conflicts"]) == (1, 1, [])
+    assert client.get("/api/airlines").json()[0]["name"] == "x"
+    again = client.post(f"/ingest/batches/{wild['batch_id']}/revert")
+    assert again.status_code == 409 and "force=true" in again.json()["hint"]
+    assert client.post(f"/ingest/batches/{wild['batch_id']}/revert?force=true").status_code == 200
+    assert client.post("/ingest/batches/999/revert").status_code == 404
+    assert client.post(f"/ingest/batches/{wild['batch_id']}/revert?force=maybe").status_code in (400, 422)
+    spec = client.get("/openapi.json").json()
+    assert "/ingest/batches/{batch_id}/revert" in spec["paths"]

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
-from domain.ingestion import MergeCounts, Outcome, data_columns, merge_outcome
+from domain.ingestion import (
+    REPORTED_CONFLICTS,
+    MergeCounts,
+    Outcome,
+    Reverted,
+    conflict_of,
+    data_columns,
+    merge_outcome,
+)
 from domain.ports import AbstractIngestRepository, BatchLease, Row
-from domain.schema import MISSING, Table
+from domain.schema import GONE, HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, MISSING, Table
 
 if TYPE_CHECKING:
     from adapters.memory.repository import InMemoryUnitOfWork
@@ -73,6 +83,52 @@ class InMemoryIngestRepository(AbstractIngestRepository):
                 new = {**stored, **incoming, **stamp, "version": stored["version"] + 1, "updated_at": now}
                 repo._replace(stored, new)
         return counts
+
+    def revert(self, table: Table, batch_id: int, *, revert_batch: int, now: dt.datetime, force: bool) -> Reverted:
+        """The PostgreSQL statements' rules (adapters.postgres.history.revert_sql), key by key."""
+        repo = self.uow.repository(table.name)
+        data = self.store.tables[table.name]
+        system = table.system
+        versions: dict[tuple, list[Row]] = defaultdict(list)
+        for entry in sorted(self.store.tables[table.history_name].rows.values(), key=itemgetter(HISTORY_ID)):
+            versions[table.key_of(entry)].append(entry)
+        touched = []
+        for key, entries in versions.items():
+            mine = [e for e in entries if e.get(system.batch_id) == batch_id]
+            if mine:
+                touched.append((mine[-1][HISTORY_ID], key, mine[0][HISTORY_ID], mine[-1]))
+        done = Reverted()
+        restored = [c.name for c in table.columns if not c.system and not c.generated]
+        restored += [system.source] if table.has_provenance else []
+        stamp = {system.updated_at: now, **({system.batch_id: revert_batch} if table.has_provenance else {})}
+        for _, key, first, last in sorted(touched, key=itemgetter(0)):
+            entries = versions[key]
+            before = next((e for e in reversed(entries) if e[HISTORY_ID] < first), None)
+            current = next((e for e in reversed(entries) if e[HISTORY_VALID_TO] is None), None)
+            if current is not last:
+                done.conflicted += 1
+                if len(done.conflicts) < REPORTED_CONFLICTS:
+                    done.conflicts.append(conflict_of(table, dict(last), dict(current) if current else None))
+                if not force:
+                    continue
+            stored = data.rows.get(key)
+            if before is None or before[HISTORY_OPERATION] in GONE:
+                if stored is not None:
+                    repo._check_not_referenced(stored)
+                    data.remove(key)
+                    self.uow.log(data, stored, None, at=now, operation="revert", batch=revert_batch)
+                    done.deleted += 1
+            elif stored is not None:
+                if any(stored[c] != before[c] for c in restored):
+                    new = {**stored, **{c: before[c] for c in restored}, **stamp,
+                           system.version: stored[system.version] + 1}
+                    repo._replace(stored, new, operation="revert")
+                    done.restored += 1
+            else:
+                row = {c.name: before[c.name] for c in table.columns}
+                repo._insert({**row, **stamp, system.version: before[system.version] + 1}, operation="revert")
+                done.reinserted += 1
+        return done
 
     def begin_batch(self, batch: Row) -> BatchLease:
         # Committed at once: written past the unit of work's undo log, as PostgreSQL's own connection does.

@@ -129,7 +129,7 @@ class InMemoryRepository(AbstractRepository):
                             f'is still referenced from table "{referrer.name}".',
                 )
 
-    def _insert(self, row: Row) -> Row:
+    def _insert(self, row: Row, *, operation: str | None = None) -> Row:
         # In the table's column order, as PostgreSQL returns a row; generated ids drawn here.
         row = {c.name: next(self.data.ids) if c.generated and row.get(c.name) is None else row.get(c.name)
                for c in self.table.columns}
@@ -137,10 +137,10 @@ class InMemoryRepository(AbstractRepository):
         self._check_unique(row)
         self._check_references(row)
         self.data.put(row)
-        self.uow.log(self.data, None, row)
+        self.uow.log(self.data, None, row, operation=operation)
         return dict(row)
 
-    def _replace(self, old: Row, new: Row) -> None:
+    def _replace(self, old: Row, new: Row, *, operation: str | None = None) -> None:
         pk = self.table.key_of(old)
         if new == old:
             return
@@ -152,7 +152,7 @@ class InMemoryRepository(AbstractRepository):
         self._check_references(new)
         self.data.remove(pk)
         self.data.put(new)
-        self.uow.log(self.data, old, new)
+        self.uow.log(self.data, old, new, operation=operation)
 
     def _check_not_referenced_on_change(self, old: Row, new: Row) -> None:
         for _, fk in self.store.catalog.referencing(self.table.name):
@@ -332,16 +332,17 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
             self.store.lock.release()
 
     def log(self, table: MemoryTable, old: Row | None, new: Row | None, *, at: dt.datetime | None = None,
-            operation: str | None = None) -> None:
+            operation: str | None = None, batch: int | None = None) -> None:
         """Every write of the store comes here: into the undo log, and into the table's history.
         `at` is the time of a delete (an insert or update carries its own updated_at); `operation`
-        names a change other than the insert, update or delete it looks like (a revert's)."""
+        names a change other than the insert, update or delete it looks like (a revert's); `batch`
+        the batch of a delete, when one made it."""
         self._undo.append((table, old, new))
         if table.spec.history:
-            self._record(table.spec, old, new, at, operation)
+            self._record(table.spec, old, new, at, operation, batch)
 
     def _record(self, spec: Table, old: Row | None, new: Row | None, at: dt.datetime | None,
-                operation: str | None) -> None:
+                operation: str | None, batch: int | None = None) -> None:
         """One version more in the history table, as adapters.postgres.history writes it: the current
         version of the row's key (the last one recorded) is closed, and the new one added."""
         history = self.store.tables[spec.history_name]
@@ -361,7 +362,8 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
             self._undo.append((history, before, closed))
         entry = {HISTORY_ID: next(history.ids),
                  HISTORY_OPERATION: operation or ("delete" if new is None else "update" if old else "insert"),
-                 **row, spec.system.updated_at: when, HISTORY_VALID_TO: None}
+                 **row, spec.system.updated_at: when, HISTORY_VALID_TO: None,
+                 **({spec.system.batch_id: batch} if batch is not None else {})}
         entry = {c.name: entry[c.name] for c in history.spec.columns}
         history.put(entry)
         self._undo.append((history, None, entry))

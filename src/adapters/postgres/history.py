@@ -28,11 +28,12 @@ def _q(name: str) -> str:
 
 
 def history_items(table: Table, changed: str, *, operation: str, at: str | None = None,
-                  only: str | None = None) -> str:
+                  only: str | None = None, batch: str | None = None) -> str:
     """`closed AS (...), recorded AS (...)`: record the rows of the relation `changed` (the table's
     columns, as the write left them) as new versions. `operation` and `at` (the time of the change;
     default the row's own updated_at) are SQL over `c`, a row of `changed`; `only`, if given, picks
-    the rows that changed (a write that matched a row may have left it as it was).
+    the rows that changed (a write that matched a row may have left it as it was). `batch`, if
+    given, is the batch recorded for the change instead of the row's own batch_id (a delete's).
 
     Both items run on one snapshot: the UPDATE does not see the rows the INSERT adds, so it closes
     the versions that were current before this statement, and only those."""
@@ -41,7 +42,8 @@ def history_items(table: Table, changed: str, *, operation: str, at: str | None 
     where = f" AND ({only})" if only else ""
     match = " AND ".join(f"h.{_q(k)} = c.{_q(k)}" for k in table.primary_key)
     columns = [c.name for c in table.columns]
-    values = [at if name == table.system.updated_at else f"c.{_q(name)}" for name in columns]
+    given = {table.system.updated_at: at, **({table.system.batch_id: batch} if batch else {})}
+    values = [given.get(name, f"c.{_q(name)}") for name in columns]
     return (
         f"closed AS (UPDATE {history} h SET {_q(HISTORY_VALID_TO)} = {at} FROM {changed} c "
         f"WHERE {match} AND h.{_q(HISTORY_VALID_TO)} IS NULL{where} RETURNING 1), "
@@ -93,3 +95,73 @@ def as_of_view(metadata: sa.MetaData, table: Table, moment: dt.datetime) -> sa.F
     history = metadata.tables[table.history_name]
     return (sa.select(*(history.c[c.name] for c in table.columns))
             .where(current_at(history, table, moment)).subquery(table.name))
+
+
+def revert_sql(table: Table, force: bool) -> tuple[str, list[str], str, str]:
+    """(plan, [statements], conflicts, count): the SQL of a revert (see AbstractIngestRepository.revert).
+
+    `plan` makes the temporary table depot_revert: for each key the batch changed, its last version by
+    the batch, its version before the batch, and its current version (a conflict when those differ).
+    The statements then delete, set back and insert again, each recording its changes in the history
+    in the same statement; `conflicts` reads the history ids of the first conflicts' two versions, `count` counts them.
+    Parameters: batch, revert_batch, now, limit."""
+    history = _q(table.history_name)
+    target = _q(table.name)
+    keys = [_q(k) for k in table.primary_key]
+    key_list = ", ".join(keys)
+    match = lambda a, b: " AND ".join(f"{a}.{k} = {b}.{k}" for k in keys)  # noqa: E731
+    gone = ", ".join(f"'{g}'" for g in GONE)
+    plan = (
+        "CREATE TEMP TABLE depot_revert ON COMMIT DROP AS "
+        f"WITH touched AS (SELECT {key_list}, min({_q(HISTORY_ID)}) AS first_id, max({_q(HISTORY_ID)}) AS last_id "
+        f"FROM {history} WHERE {_q(table.system.batch_id)} = %(batch)s GROUP BY {key_list}) "
+        f"SELECT {', '.join(f't.{k}' for k in keys)}, t.last_id, "
+        f"(SELECT p.{_q(HISTORY_ID)} FROM {history} p WHERE {match('p', 't')} AND p.{_q(HISTORY_ID)} < t.first_id "
+        f"ORDER BY p.{_q(HISTORY_ID)} DESC LIMIT 1) AS before_id, "
+        f"(SELECT c.{_q(HISTORY_ID)} FROM {history} c WHERE {match('c', 't')} AND c.{_q(HISTORY_VALID_TO)} IS NULL "
+        f"ORDER BY c.{_q(HISTORY_ID)} DESC LIMIT 1) AS current_id FROM touched t"
+    )
+    ok = "true" if force else "r.current_id = r.last_id"
+    items = lambda name: history_items(table, name, operation="'revert'", at="%(now)s",  # noqa: E731
+                                       batch="%(revert_batch)s")
+    data = [c.name for c in table.columns if not c.system and not c.generated]
+    system = table.system
+    provenance = [system.source] if table.has_provenance else []
+    deleted = (
+        f"WITH changed AS (DELETE FROM {target} t USING depot_revert r LEFT JOIN {history} p "
+        f"ON p.{_q(HISTORY_ID)} = r.before_id WHERE {match('t', 'r')} AND {ok} "
+        f"AND (p.{_q(HISTORY_ID)} IS NULL OR p.{_q(HISTORY_OPERATION)} IN ({gone})) RETURNING t.*), "
+        f"{items('changed')} SELECT count(*) FROM changed"
+    )
+    restored_columns = [*data, *provenance]
+    sets = [f"{_q(c)} = p.{_q(c)}" for c in restored_columns]
+    sets += [f"{_q(system.version)} = t.{_q(system.version)} + 1", f"{_q(system.updated_at)} = %(now)s"]
+    if table.has_provenance:
+        sets.append(f"{_q(system.batch_id)} = %(revert_batch)s")
+    differs = (f"ROW({', '.join(f't.{_q(c)}' for c in restored_columns)}) IS DISTINCT FROM "
+               f"ROW({', '.join(f'p.{_q(c)}' for c in restored_columns)})")
+    restored = (
+        f"WITH changed AS (UPDATE {target} t SET {', '.join(sets)} FROM depot_revert r JOIN {history} p "
+        f"ON p.{_q(HISTORY_ID)} = r.before_id WHERE {match('t', 'r')} AND {ok} "
+        f"AND p.{_q(HISTORY_OPERATION)} NOT IN ({gone}) AND {differs} RETURNING t.*), "
+        f"{items('changed')} SELECT count(*) FROM changed"
+    )
+    every = [c.name for c in table.columns]
+    values = {c: f"p.{_q(c)}" for c in every}
+    values[system.version] = f"p.{_q(system.version)} + 1"
+    values[system.updated_at] = "%(now)s"
+    if table.has_provenance:
+        values[system.batch_id] = "%(revert_batch)s"
+    reinserted = (
+        f"WITH changed AS (INSERT INTO {target} ({', '.join(map(_q, every))}) "
+        f"SELECT {', '.join(values[c] for c in every)} FROM depot_revert r JOIN {history} p "
+        f"ON p.{_q(HISTORY_ID)} = r.before_id WHERE {ok} AND p.{_q(HISTORY_OPERATION)} NOT IN ({gone}) "
+        f"AND NOT EXISTS (SELECT 1 FROM {target} t WHERE {match('t', 'r')}) ORDER BY {key_list} RETURNING *), "
+        f"{items('changed')} SELECT count(*) FROM changed"
+    )
+    conflicts = (
+        "SELECT r.last_id, r.current_id FROM depot_revert r "
+        "WHERE r.current_id IS DISTINCT FROM r.last_id ORDER BY r.last_id LIMIT %(limit)s"
+    )
+    count = "SELECT count(*) FROM depot_revert r WHERE r.current_id IS DISTINCT FROM r.last_id"
+    return plan, [deleted, restored, reinserted], conflicts, count

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 import psycopg2
 import sqlalchemy as sa
 
-from adapters.postgres.history import history_items
+from adapters.postgres.history import history_items, revert_sql
 from adapters.postgres.repository import translate_errors
-from domain.ingestion import MergeCounts, data_columns
+from domain.ingestion import REPORTED_CONFLICTS, MergeCounts, Reverted, conflict_of, data_columns
 from domain.ports import AbstractIngestRepository, BatchLease, Row
-from domain.schema import ColumnType, Table
+from domain.schema import HISTORY_ID, ColumnType, Table
 
 if TYPE_CHECKING:
     from adapters.postgres.repository import SqlAlchemyUnitOfWork
@@ -337,6 +337,24 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             'JOIN "sources" src ON src."code" = t."source" WHERE src."priority" > %(priority)s'
         )
         return int(self.connection.exec_driver_sql(sql, {"priority": priority}).scalar_one())
+
+    def revert(self, table: Table, batch_id: int, *, revert_batch: int, now: dt.datetime, force: bool) -> Reverted:
+        plan, statements, conflicts, count = revert_sql(table, force)
+        params = {"batch": batch_id, "revert_batch": revert_batch, "now": now, "limit": REPORTED_CONFLICTS}
+        run = self.connection.exec_driver_sql
+        with translate_errors(self.uow.catalog):
+            run("DROP TABLE IF EXISTS pg_temp.depot_revert")
+            run(plan, params)
+            run("ANALYZE depot_revert")  # its row count and keys, for the joins below
+            deleted, restored, reinserted = (int(run(sql, params).scalar_one()) for sql in statements)
+            pairs = run(conflicts, params).all()
+            conflicted = int(run(count).scalar_one())
+            history = self.uow.metadata.tables[table.history_name]
+            ids = [i for pair in pairs for i in pair if i is not None]
+            versions = {r[HISTORY_ID]: dict(r) for r in self.connection.execute(
+                sa.select(history).where(history.c[HISTORY_ID].in_(ids))).mappings()} if ids else {}
+        return Reverted(restored, reinserted, deleted, conflicted, [
+            conflict_of(table, versions[last], versions.get(current)) for last, current in pairs])
 
     def begin_batch(self, batch: Row) -> BatchLease:
         batches = self.uow.metadata.tables["ingest_batches"]
