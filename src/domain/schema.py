@@ -241,6 +241,7 @@ class Table:
     history: bool = False  # depot keeps every version of every row in the derived table history_name
     history_of: str | None = None  # on a derived history table: the table whose versions it keeps
     row_key: tuple[str, ...] = ()  # on a derived history table: that table's primary key
+    claims_of: str | None = None  # on a derived claims table: the table whose losing values it keeps
     _by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -296,10 +297,21 @@ class Table:
     def history_name(self) -> str:
         return f"{self.name}{HISTORY_SUFFIX}"
 
+    @property
+    def claims_name(self) -> str:
+        return f"{self.name}{CLAIMS_SUFFIX}"
+
+    @property
+    def keeps_claims(self) -> bool:
+        """Whether the values of a source that lost on priority are kept (history tables with provenance)."""
+        return self.history and self.has_provenance
+
 
 # --- history: the derived table that keeps every version of a row ----------------------------------
 
 HISTORY_SUFFIX = "_history"
+CLAIMS_SUFFIX = "_claims"
+CLAIMED_AT = "claimed_at"
 HISTORY_ID = "history_id"
 HISTORY_OPERATION = "operation"
 HISTORY_VALID_TO = "valid_to"
@@ -353,6 +365,32 @@ def history_table(spec: Table) -> Table:
     )
 
 
+def claims_table(spec: Table) -> Table:
+    """The claims table of `spec`, derived: one row per (natural key, source) holding the values
+    that source last sent for a row it lost on priority (`superseded`), so that they are not thrown
+    away. A source's claim goes when its values become the stored row."""
+    key = spec.natural_key
+    kept = [c for c in spec.columns if c.name in key or c.writable]
+    columns = [
+        *(dataclasses.replace(c, system=False, reference=None, renamed_from=None, description=None, pattern=None,
+                              choices=None, ge=None, le=None, gt=None, lt=None, default=MISSING) for c in kept),
+        Column(spec.system.source, ColumnType.TEXT, description="The source whose claim this is."),
+        Column(spec.system.batch_id, ColumnType.BIGINT, nullable=True, description="The batch that sent it."),
+        Column(CLAIMED_AT, ColumnType.TIMESTAMPTZ, description="When the source sent these values."),
+    ]
+    return Table(
+        name=spec.claims_name,
+        group=INTERNAL_GROUP,
+        columns=tuple(columns),
+        primary_key=(*key, spec.system.source),
+        natural_key=(*key, spec.system.source),
+        read_only=True,
+        description=f"What each source that lost on priority claims about rows of {spec.name}.",
+        system=spec.system,
+        claims_of=spec.name,
+    )
+
+
 # --- the catalog and its decorator ---------------------------------------------------------------
 
 
@@ -385,7 +423,7 @@ class Catalog:
             self.add(t)
 
     def add(self, spec: Table) -> Table:
-        if spec.history_of is not None:  # derived with its table, below (extend() copies both)
+        if spec.history_of is not None or spec.claims_of is not None:  # derived with their table, below
             return spec
         if spec.name in self._tables:
             raise ValueError(f"table {spec.name!r} is declared twice")
@@ -393,11 +431,12 @@ class Catalog:
             if fk.target != spec.name and fk.target not in self._tables:
                 raise ValueError(f"{spec.name}.{fk.name} references undeclared table {fk.target!r}")
         self._tables[spec.name] = spec
-        if spec.history:
-            derived = history_table(spec)
-            if derived.name in self._tables:
-                raise ValueError(f"table {derived.name!r} is declared, and is also {spec.name}'s history table")
-            self._tables[derived.name] = derived
+        derived = [history_table(spec)] if spec.history else []
+        derived += [claims_table(spec)] if spec.keeps_claims else []
+        for table in derived:
+            if table.name in self._tables:
+                raise ValueError(f"table {table.name!r} is declared, and is also one {spec.name} derives")
+            self._tables[table.name] = table
         return spec
 
     def history_of(self, name: str) -> Table | None:
@@ -414,7 +453,7 @@ class Catalog:
         """The tables the catalog declares itself: all but depot's system tables and the derived ones."""
         from domain.system import SYSTEM_TABLES
 
-        return tuple(t for t in self if t.name not in SYSTEM_TABLES and t.history_of is None)
+        return tuple(t for t in self if t.name not in SYSTEM_TABLES and t.history_of is None and t.claims_of is None)
 
     def __getitem__(self, name: str) -> Table:
         return self._tables[name]

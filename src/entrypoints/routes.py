@@ -32,7 +32,7 @@ from entrypoints.openapi import ref, schema_names
 from entrypoints.query_string import parse_filters
 from entrypoints.reading import OBJECT_MEDIA, read_response
 from entrypoints.settings import Settings
-from service_layer import services
+from service_layer import history, services
 
 UoW = Annotated[AbstractUnitOfWork, Depends(get_uow)]
 Config = Annotated[Settings, Depends(get_settings)]
@@ -213,7 +213,7 @@ def table_router(table: Table, catalog: Catalog) -> APIRouter:
     key = table.key_column
 
     if table.history:
-        history = f"{name}{HISTORY_SUFFIX}"
+        history_name = f"{name}{HISTORY_SUFFIX}"
 
         # Before /{key:path}, which would take "AA/history" for a key.
         @router.get(
@@ -222,15 +222,42 @@ def table_router(table: Table, catalog: Catalog) -> APIRouter:
             summary=f"The versions of one {name} row",
             description="Every version of the row, newest first: its values from `updated_at` until "
                         "`valid_to` (null: the current one), the `operation` that made it, its source and "
-                        f"batch. Read, filtered and paged like /api/{history}; a deleted row's versions stay.",
-            responses={200: _rows_response(schema_names(catalog[history])["row"], "The row's versions"),
+                        f"batch. Read, filtered and paged like /api/{history_name}; a deleted row's versions stay.",
+            responses={200: _rows_response(schema_names(catalog[history_name])["row"], "The row's versions"),
                        400: _error("Malformed query or key")},
-            openapi_extra={"parameters": _read_parameters(catalog[history])},
+            openapi_extra={"parameters": _read_parameters(catalog[history_name])},
         )
         async def row_history(key: str, request: Request, uow: UoW, settings: Config) -> Response:
             within = key_condition(table.primary_key, services.parse_key(table, key))
-            return await read_response(request, uow.catalog, uow.catalog[history], uow, settings.max_rows,
+            return await read_response(request, uow.catalog, uow.catalog[history_name], uow, settings.max_rows,
                                        within=within, defaults=(("order", f"{HISTORY_ID}.desc"),))
+
+    if table.keeps_claims:
+        @router.get(
+            "/{key:path}/claims",
+            operation_id=f"claims_{name}",
+            summary=f"What each source claims about one {name} row",
+            description="Every source's current claim on the row, strongest first: the stored row's "
+                        "(`stored: true`), then the values each source that lost on priority last sent, "
+                        "each with its priority, batch and time.",
+            responses={200: {"description": "The claims", "content": {"application/json": {
+                "schema": {"type": "array", "items": {"type": "object"}}}}}, 404: _error("No such row")},
+        )
+        async def row_claims(key: str, uow: UoW) -> Response:
+            return JSONResponse(await run_in_threadpool(history.list_claims, uow, name, key))
+
+        @router.post(
+            "/{key:path}/claims/{source}/promote",
+            operation_id=f"promote_claim_{name}",
+            summary=f"Store a source's claim as the {name} row",
+            description="The claim's values and source become the row's (an update, in its history); the "
+                        "values it replaces become their source's claim.",
+            responses={200: {"description": "The row as stored now", "content": {"application/json": {
+                "schema": ref(names["row"])}}}, 404: _error("No such row, or no claim of that source")},
+        )
+        async def promote_claim(key: str, source: str, uow: UoW) -> Response:
+            row = await run_in_threadpool(history.promote_claim, uow, name, key, source)
+            return JSONResponse(row, headers={"etag": etag(row)})
 
     @router.get(
         "/{key:path}",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from domain.errors import BadRequest, Conflict, DuplicateKey
+from domain.errors import BadRequest, Conflict, DuplicateKey, NotFound
 from domain.ports import AbstractUnitOfWork, Row
 from domain.query import BoolExpr, Condition, OrderBy, Query, Where, conjunction, key_condition
-from domain.schema import GONE, HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, Table
+from domain.schema import CLAIMED_AT, GONE, HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, Table
 from service_layer.ingest import IngestRequest, Listing, _BatchRun, check_request, get_batch
-from service_layer.services import Clock, utcnow
+from service_layer.services import Clock, get_row, parse_key, table_of, utcnow
 
 # A batch's change as /ingest/batches/{id}/changes tells it: the operation as the batch saw it.
 _KIND = {"insert": "inserted", "update": "updated", "delete": "deleted", "retire": "retired", "revert": "reverted"}
@@ -128,3 +128,72 @@ def revert_batch(uow: AbstractUnitOfWork, batch_id: int, *, force: bool = False,
             run.lease.release()
     return {**run.report.as_dict(), "reverts": batch_id, "deleted": done.deleted,
             "conflicted": done.conflicted, "conflicts": done.conflicts}
+
+
+# --- claims: what each source says about a row ----------------------------------------------------
+
+
+def _claims_table(uow: AbstractUnitOfWork, table: Table) -> Table:
+    if not table.keeps_claims:
+        raise BadRequest(f"The table '{table.name}' keeps no claims",
+                         hint="Claims are kept on tables with history and provenance.")
+    return uow.catalog[table.claims_name]
+
+
+def _claim_view(table: Table, values: Row, priority: int | None, *, stored: bool) -> Row:
+    system = table.system
+    return {
+        "source": values[system.source], "priority": priority, "stored": stored,
+        "batch_id": values[system.batch_id],
+        "at": values[system.updated_at] if stored else values[CLAIMED_AT],
+        "values": {c.name: values[c.name] for c in table.writable_columns},
+    }
+
+
+def list_claims(uow: AbstractUnitOfWork, table_name: str, key_text: str) -> list[Row]:
+    """Every source's current claim on one row, strongest first: the stored row's (stored: true),
+    then each source that lost on priority, with the values it last sent."""
+    table = uow.catalog[table_name] if table_name in uow.catalog else None
+    row = get_row(uow, table_name, key_text)  # 404s first
+    assert table is not None
+    claims = _claims_table(uow, table)
+    with uow.reading():
+        others = uow.repository(claims.name).list(Query(where=key_condition(
+            table.natural_key, tuple(row[k] for k in table.natural_key))))
+        priorities = {s["code"]: s["priority"] for s in uow.repository("sources").list(Query())}
+    views = [_claim_view(table, row, priorities.get(row[table.system.source]), stored=True)]
+    views += [_claim_view(table, c, priorities.get(c[table.system.source]), stored=False) for c in others]
+    return sorted(views, key=lambda v: (-(v["priority"] or 0), not v["stored"], v["source"]))
+
+
+def promote_claim(uow: AbstractUnitOfWork, table_name: str, key_text: str, source: str, *,
+                  clock: Clock = utcnow) -> Row:
+    """Make a source's claim the stored row (whatever the priorities: this is a person's decision).
+    The values it replaces become their source's claim in turn; the change is in the row's history
+    as an update. Returns the row as stored."""
+    table = table_of(uow, table_name, writing=True)
+    claims = _claims_table(uow, table)
+    key = parse_key(table, key_text)
+    system = table.system
+    with uow:
+        repo = uow.repository(table.name)
+        row = repo.get(key)
+        if row is None:
+            raise NotFound(f"No row of '{table.name}' has {table.key_column} = {key_text!r}")
+        natural = tuple(row[k] for k in table.natural_key)
+        claim_key = key_condition(claims.primary_key, (*natural, source))
+        claim_repo = uow.repository(claims.name)
+        found = claim_repo.list(Query(where=claim_key))
+        if not found:
+            raise NotFound(f"The source {source!r} has no claim on this row of '{table.name}'",
+                           hint=f"GET /api/{table.name}/{key_text}/claims lists them.")
+        (claim,) = found
+        now = clock()
+        claim_repo.delete(claim_key, now)
+        displaced = {c.name: row[c.name] for c in claims.columns if c.name != CLAIMED_AT}
+        claim_repo.add([{**displaced, CLAIMED_AT: row[system.updated_at]}])
+        changes = {c.name: claim[c.name] for c in table.writable_columns if c.name not in table.natural_key}
+        changes |= {system.source: claim[system.source], system.batch_id: claim[system.batch_id]}
+        (promoted,) = repo.update(key_condition(table.primary_key, key), changes, now)
+        uow.commit()
+    return promoted

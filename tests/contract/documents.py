@@ -63,7 +63,8 @@ def postgres_documents(request: pytest.FixtureRequest) -> Iterator[Callable[[], 
     engine = request.getfixturevalue("pg_engine")
     request.getfixturevalue("pg_uow")  # a clean database with the catalog migrated
     metadata = build_metadata(DOCUMENTS)
-    tables = [metadata.tables[n] for n in ("documents", "documents_history") if n in metadata.tables]
+    derived = ("documents", "documents_history", "documents_claims")
+    tables = [metadata.tables[n] for n in derived if n in metadata.tables]
     metadata.drop_all(engine, tables=tables, checkfirst=True)
     metadata.create_all(engine, tables=tables)
     try:

@@ -252,3 +252,44 @@ def test_revert_of_a_batch_on_a_table_with_surrogate_ids_deletes_and_restores_by
     (back,) = services.list_rows(uow, "flights", Query()).rows
     data = [c for c in first[0] if c not in ("version", "updated_at", "batch_id")]
     assert {c: back[c] for c in data} == {c: first[0][c] for c in data}
+
+
+# --- claims ---------------------------------------------------------------------------------------------
+
+
+def claims(uow, carrier="AA"):
+    from service_layer import history
+
+    return [(c["source"], c["priority"], c["stored"], c["values"]["name"])
+            for c in history.list_claims(uow, "airlines", carrier)]
+
+
+def test_claims_after_two_then_three_sources_disagree(uow):
+    services.create_rows(uow, "sources", [{"code": "mid", "name": "Mid", "priority": 3}])
+    run(uow, "airlines", [], source="high", chunks=[Chunk([["AA", "from high"]], AIRLINES)])
+    lost = run(uow, "airlines", [], source="low", chunks=[Chunk([["AA", "from low"]], AIRLINES)])
+    assert lost.superseded == 1
+    assert claims(uow) == [("high", 5, True, "from high"), ("low", 1, False, "from low")]
+    run(uow, "airlines", [], source="mid", chunks=[Chunk([["AA", "from mid"]], AIRLINES)])
+    run(uow, "airlines", [], source="low", chunks=[Chunk([["AA", "low again"]], AIRLINES)])  # replaces its claim
+    assert claims(uow) == [("high", 5, True, "from high"), ("mid", 3, False, "from mid"),
+                           ("low", 1, False, "low again")]
+    # a claim is spent when its source's values are stored
+    services.update_row(uow, "sources", "low", {"priority": 9})
+    run(uow, "airlines", [], source="low", chunks=[Chunk([["AA", "low wins"]], AIRLINES)])
+    assert claims(uow) == [("low", 9, True, "low wins"), ("mid", 3, False, "from mid")]
+
+
+def test_promoting_a_claim_stores_it_and_keeps_the_displaced_values_as_a_claim(uow):
+    from domain.errors import NotFound
+    from service_layer import history
+
+    run(uow, "airlines", [], source="high", chunks=[Chunk([["AA", "from high"]], AIRLINES)])
+    run(uow, "airlines", [], source="low", chunks=[Chunk([["AA", "from low"]], AIRLINES)])
+    row = history.promote_claim(uow, "airlines", "AA", "low")
+    assert (row["name"], row["source"], row["version"]) == ("from low", "low", 2)
+    assert claims(uow) == [("high", 5, False, "from high"), ("low", 1, True, "from low")]
+    assert summary(versions(uow, "airlines", carrier="AA"), "name", "source") == [
+        ("insert", "from high", "high"), ("update", "from low", "low")]
+    with pytest.raises(NotFound):
+        history.promote_claim(uow, "airlines", "AA", "nobody")

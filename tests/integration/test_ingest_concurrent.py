@@ -77,7 +77,7 @@ def readings_uow(pg_uow, pg_engine):
 
     catalog = readings_catalog()
     metadata = build_metadata(catalog)
-    tables = [metadata.tables[n] for n in ("readings", "readings_history") if n in metadata.tables]
+    tables = [metadata.tables[n] for n in ("readings", "readings_history", "readings_claims") if n in metadata.tables]
     metadata.create_all(pg_engine, tables=tables)
     yield lambda: SqlAlchemyUnitOfWork(pg_engine, catalog)
     metadata.drop_all(pg_engine, tables=tables)

@@ -30,7 +30,7 @@ def write(folder: Path, name: str, source: str) -> Path:
 
 def test_a_file_path_loads_its_catalog_with_depots_system_tables(tmp_path: Path):
     loaded = load_catalog(str(write(tmp_path, "catalog.py", SMALL)))
-    assert loaded.catalog.names == (*SYSTEM_TABLES, "notes", "notes_history")  # history: derived
+    assert loaded.catalog.names == (*SYSTEM_TABLES, "notes", "notes_history", "notes_claims")  # derived
     assert [t.name for t in loaded.catalog.user_tables] == ["notes"]
     assert loaded.migrations_dir == (tmp_path / "migrations").resolve()
 

@@ -18,7 +18,7 @@ from domain.ingestion import (
     merge_outcome,
 )
 from domain.ports import AbstractIngestRepository, BatchLease, Row
-from domain.schema import GONE, HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, MISSING, Table
+from domain.schema import CLAIMED_AT, GONE, HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, MISSING, Table
 
 if TYPE_CHECKING:
     from adapters.memory.repository import InMemoryUnitOfWork
@@ -82,7 +82,26 @@ class InMemoryIngestRepository(AbstractIngestRepository):
                 assert stored is not None
                 new = {**stored, **incoming, **stamp, "version": stored["version"] + 1, "updated_at": now}
                 repo._replace(stored, new)
+            if table.keeps_claims and outcome in (Outcome.SUPERSEDED, Outcome.INSERTED, Outcome.UPDATED):
+                self._claim(table, incoming, source, batch_id, now, keep=outcome is Outcome.SUPERSEDED)
         return counts
+
+    def _claim(self, table: Table, incoming: Row, source: str, batch_id: int, now: dt.datetime, *,
+               keep: bool) -> None:
+        """Keep a superseded row's values as its source's claim on the key (keep), or drop the claim
+        of a source whose values were just stored (as the PostgreSQL merge does)."""
+        claims = self.store.tables[table.claims_name]
+        key = (*(incoming[k] for k in table.natural_key), source)
+        old = claims.rows.get(key)
+        if old is not None:
+            claims.remove(key)
+        new = None
+        if keep:
+            new = {c.name: incoming.get(c.name) for c in claims.spec.columns}
+            new |= {table.system.source: source, table.system.batch_id: batch_id, CLAIMED_AT: now}
+            claims.put(new)
+        if old is not None or new is not None:
+            self.uow.log(claims, old, new)
 
     def revert(self, table: Table, batch_id: int, *, revert_batch: int, now: dt.datetime, force: bool) -> Reverted:
         """The PostgreSQL statements' rules (adapters.postgres.history.revert_sql), key by key."""

@@ -29,7 +29,7 @@ from adapters.postgres.history import history_items, revert_sql
 from adapters.postgres.repository import translate_errors
 from domain.ingestion import REPORTED_CONFLICTS, MergeCounts, Reverted, conflict_of, data_columns
 from domain.ports import AbstractIngestRepository, BatchLease, Row
-from domain.schema import HISTORY_ID, ColumnType, Table
+from domain.schema import CLAIMED_AT, HISTORY_ID, ColumnType, Table
 
 if TYPE_CHECKING:
     from adapters.postgres.repository import SqlAlchemyUnitOfWork
@@ -117,7 +117,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
                 return MergeCounts(unchanged=unchanged)
             inserted, updated = self._upsert(table, columns, source, priority, batch_id, now, on_conflict)
             accounted = inserted + updated + unchanged == len(rows)  # then nothing is left to tell apart
-            superseded = self._superseded(table, priority) if on_conflict == "update" and not accounted else 0
+            superseded = self._superseded(table, priority, source, batch_id, now) \
+                if on_conflict == "update" and not accounted else 0
         return MergeCounts(inserted, updated, len(rows) - inserted - updated - superseded, superseded)
 
     def _drop_unchanged(self, table: Table, columns: tuple[str, ...], priority: int) -> int:
@@ -251,6 +252,10 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             returning += ", t.*"
             operation = f"CASE WHEN c.{_INSERTED} THEN 'insert' ELSE 'update' END"
             recorded = ", " + history_items(table, "merged", operation=operation)
+        if table.keeps_claims:  # this source's values are the row's now: its claim on the key is spent
+            match = " AND ".join(f"c.{_q(k)} = m.{_q(k)}" for k in table.natural_key)
+            recorded += (f", spent AS (DELETE FROM {_q(table.claims_name)} c USING merged m "
+                         f"WHERE {match} AND c.{_q(table.system.source)} = %(source)s)")
         sql = (
             f"WITH {drawn}merged AS ({sql} {returning}){recorded} "
             f"SELECT count(*) FILTER (WHERE {_INSERTED}), count(*) FILTER (WHERE NOT {_INSERTED}) FROM merged"
@@ -328,15 +333,31 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         )
         return drawn, sql, {**params, "table": target, "surrogate": surrogate}
 
-    def _superseded(self, table: Table, priority: int) -> int:
+    def _superseded(self, table: Table, priority: int, source: str, batch_id: int, now: dt.datetime) -> int:
+        """Count the staged rows whose stored row's source has the higher priority; where the table
+        keeps claims, keep their values as this source's claim on the key (one per key and source),
+        in the same statement."""
         if not table.has_provenance:
             return 0
         join = " AND ".join(f"t.{_q(c)} = s.{_q(c)}" for c in table.natural_key)
-        sql = (
-            f"SELECT count(*) FROM depot_stage s JOIN {_q(table.name)} t ON {join} "
-            'JOIN "sources" src ON src."code" = t."source" WHERE src."priority" > %(priority)s'
+        lost = (
+            f"FROM depot_stage s JOIN {_q(table.name)} t ON {join} "
+            f'JOIN "sources" src ON src."code" = t.{_q(table.system.source)} WHERE src."priority" > %(priority)s'
         )
-        return int(self.connection.exec_driver_sql(sql, {"priority": priority}).scalar_one())
+        params = {"priority": priority, "source": source, "batch_id": batch_id, "now": now}
+        if not table.keeps_claims:
+            return int(self.connection.exec_driver_sql(f"SELECT count(*) {lost}", params).scalar_one())
+        claims = self.uow.catalog[table.claims_name]
+        values = [c.name for c in claims.columns if table.has_column(c.name) and not table.column(c.name).system]
+        names = [*values, table.system.source, table.system.batch_id, CLAIMED_AT]
+        sets = [f"{_q(c)} = EXCLUDED.{_q(c)}" for c in names if c not in claims.primary_key]
+        sql = (
+            f"WITH claimed AS (INSERT INTO {_q(claims.name)} ({', '.join(map(_q, names))}) "
+            f"SELECT {', '.join(f's.{_q(c)}' for c in values)}, %(source)s, %(batch_id)s, %(now)s {lost} "
+            f"ON CONFLICT ({', '.join(map(_q, claims.primary_key))}) DO UPDATE SET {', '.join(sets)} RETURNING 1) "
+            "SELECT count(*) FROM claimed"
+        )
+        return int(self.connection.exec_driver_sql(sql, params).scalar_one())
 
     def revert(self, table: Table, batch_id: int, *, revert_batch: int, now: dt.datetime, force: bool) -> Reverted:
         plan, statements, conflicts, count = revert_sql(table, force)
