@@ -162,6 +162,11 @@ class AbstractIngestRepository(abc.ABC):
         `now`, and recorded in the history as a `revert`."""
         raise NotImplementedError(f"{type(self).__name__} cannot revert")
 
+    def prune_history(self, table: Table, before: dt.datetime, limit: int) -> int:
+        """Delete at most `limit` of the history rows of `table` whose version ended before `before`
+        (current versions stay, so every row keeps its history from its last change on); how many."""
+        raise NotImplementedError(f"{type(self).__name__} cannot prune history")
+
     @abc.abstractmethod
     def begin_batch(self, batch: Row) -> BatchLease:
         """Insert an ingest_batches row and commit it at once, outside this transaction, so that the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 
 from domain.errors import BadRequest, Conflict, DuplicateKey, NotFound
@@ -197,3 +198,29 @@ def promote_claim(uow: AbstractUnitOfWork, table_name: str, key_text: str, sourc
         (promoted,) = repo.update(key_condition(table.primary_key, key), changes, now)
         uow.commit()
     return promoted
+
+
+# --- retention -------------------------------------------------------------------------------------
+
+PRUNE_CHUNK = 10_000
+
+
+def prune_history(uow: AbstractUnitOfWork, days: int, *, clock: Clock = utcnow,
+                  chunk: int = PRUNE_CHUNK) -> dict[str, int]:
+    """Delete the history versions that ended more than `days` ago, in every table, a chunk per
+    transaction (no long locks; a concurrent write waits for one chunk at most). Current versions
+    stay. Returns how many rows went, by history table."""
+    if days < 0:
+        raise BadRequest("The days of history to keep are 0 or more")
+    before = clock() - dt.timedelta(days=days)
+    pruned: dict[str, int] = {}
+    for table in [t for t in uow.catalog if t.history]:
+        pruned[table.history_name] = 0
+        while True:
+            with uow:
+                gone = uow.ingestion().prune_history(table, before, chunk)
+                uow.commit()
+            pruned[table.history_name] += gone
+            if gone < chunk:
+                break
+    return pruned

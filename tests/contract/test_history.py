@@ -293,3 +293,24 @@ def test_promoting_a_claim_stores_it_and_keeps_the_displaced_values_as_a_claim(u
         ("insert", "from high", "high"), ("update", "from low", "low")]
     with pytest.raises(NotFound):
         history.promote_claim(uow, "airlines", "AA", "nobody")
+
+
+# --- retention -------------------------------------------------------------------------------------------
+
+
+def test_prune_deletes_versions_that_ended_before_the_cutoff_in_chunks_and_keeps_current_ones(uow):
+    from service_layer import history
+
+    clock = ticking()
+    services.create_rows(uow, "airlines", [{"carrier": "AA", "name": "v0"}, {"carrier": "UA", "name": "u"}],
+                         clock=clock)
+    for n in range(1, 6):
+        services.update_row(uow, "airlines", "AA", {"name": f"v{n}"}, clock=clock)
+    # now = T0 + 3 days: keeping 0 days prunes every ended version, in chunks of 2
+    pruned = history.prune_history(uow, 0, clock=lambda: T0 + dt.timedelta(days=3), chunk=2)
+    assert pruned["airlines_history"] == 5
+    assert summary(versions(uow, "airlines", carrier="AA"), "name") == [("update", "v5")]
+    assert summary(versions(uow, "airlines", carrier="UA"), "name") == [("insert", "u")]
+    # keeping a day more than has passed prunes nothing
+    services.update_row(uow, "airlines", "AA", {"name": "v6"}, clock=clock)
+    assert history.prune_history(uow, 1, clock=lambda: T0 + dt.timedelta(hours=1))["airlines_history"] == 0

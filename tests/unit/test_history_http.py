@@ -79,3 +79,31 @@ def test_revert_over_http(client):
     assert client.post(f"/ingest/batches/{wild['batch_id']}/revert?force=maybe").status_code in (400, 422)
     spec = client.get("/openapi.json").json()
     assert "/ingest/batches/{batch_id}/revert" in spec["paths"]
+
+
+def test_claims_over_http(client):
+    client.post("/api/sources", json=[{"code": "strong", "name": "S", "priority": 5},
+                                      {"code": "weak", "name": "W", "priority": 1}])
+    csv = {"content-type": "text/csv"}
+    client.post("/ingest/airlines?source=strong", content="carrier,name\nAA,strong\n", headers=csv)
+    client.post("/ingest/airlines?source=weak", content="carrier,name\nAA,weak\n", headers=csv)
+    listed = client.get("/api/airlines/AA/claims")
+    assert listed.status_code == 200
+    assert [(c["source"], c["stored"], c["values"]["name"]) for c in listed.json()] == [
+        ("strong", True, "strong"), ("weak", False, "weak")]
+    promoted = client.post("/api/airlines/AA/claims/weak/promote")
+    assert promoted.status_code == 200 and promoted.json()["name"] == "weak" and promoted.headers["etag"]
+    assert client.post("/api/airlines/AA/claims/nobody/promote").status_code == 404
+    assert client.get("/api/airlines/ZZ/claims").status_code == 404
+    assert client.get("/api/sources/manual/claims").status_code in (404, 405)  # sources keep no claims
+    assert "/api/airlines/{key}/claims/{source}/promote" in client.get("/openapi.json").json()["paths"]
+
+
+def test_history_prune_without_days_keeps_everything(monkeypatch):
+    from typer.testing import CliRunner
+
+    from entrypoints.cli import app
+
+    monkeypatch.delenv("DEPOT_HISTORY_DAYS", raising=False)
+    result = CliRunner().invoke(app, ["history", "prune"])
+    assert result.exit_code == 2 and "keep everything" in result.output

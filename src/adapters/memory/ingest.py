@@ -149,6 +149,14 @@ class InMemoryIngestRepository(AbstractIngestRepository):
                 done.reinserted += 1
         return done
 
+    def prune_history(self, table: Table, before: dt.datetime, limit: int) -> int:
+        history = self.store.tables[table.history_name]
+        ended = [pk for pk, r in history.rows.items()
+                 if r[HISTORY_VALID_TO] is not None and r[HISTORY_VALID_TO] < before][:limit]
+        for pk in ended:
+            self.uow.log(history, history.remove(pk), None)
+        return len(ended)
+
     def begin_batch(self, batch: Row) -> BatchLease:
         # Committed at once: written past the unit of work's undo log, as PostgreSQL's own connection does.
         data = self.store.tables["ingest_batches"]

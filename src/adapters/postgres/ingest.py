@@ -29,7 +29,7 @@ from adapters.postgres.history import history_items, revert_sql
 from adapters.postgres.repository import translate_errors
 from domain.ingestion import REPORTED_CONFLICTS, MergeCounts, Reverted, conflict_of, data_columns
 from domain.ports import AbstractIngestRepository, BatchLease, Row
-from domain.schema import CLAIMED_AT, HISTORY_ID, ColumnType, Table
+from domain.schema import CLAIMED_AT, HISTORY_ID, HISTORY_VALID_TO, ColumnType, Table
 
 if TYPE_CHECKING:
     from adapters.postgres.repository import SqlAlchemyUnitOfWork
@@ -376,6 +376,14 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
                 sa.select(history).where(history.c[HISTORY_ID].in_(ids))).mappings()} if ids else {}
         return Reverted(restored, reinserted, deleted, conflicted, [
             conflict_of(table, versions[last], versions.get(current)) for last, current in pairs])
+
+    def prune_history(self, table: Table, before: dt.datetime, limit: int) -> int:
+        # One chunk: the ids first (LIMIT), so each transaction holds few row locks and is short.
+        history = _q(table.history_name)
+        sql = (f"DELETE FROM {history} WHERE {_q(HISTORY_ID)} IN (SELECT {_q(HISTORY_ID)} FROM {history} "
+               f"WHERE {_q(HISTORY_VALID_TO)} < %(before)s LIMIT %(limit)s)")
+        with translate_errors(self.uow.catalog):
+            return self.connection.exec_driver_sql(sql, {"before": before, "limit": limit}).rowcount
 
     def begin_batch(self, batch: Row) -> BatchLease:
         batches = self.uow.metadata.tables["ingest_batches"]
