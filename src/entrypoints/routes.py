@@ -203,9 +203,10 @@ def table_router(table: Table, catalog: Catalog) -> APIRouter:
                    400: _error("No filter")},
         openapi_extra={"parameters": _filter_parameters(table)},
     )
-    def delete_rows(request: Request, uow: UoW) -> Response:
+    def delete_rows(request: Request, uow: UoW, settings: Config) -> Response:
         where = _required_filter(table, request, "DELETE")
-        rows = services.delete_rows(uow, name, where, singular=_singular(request))
+        rows = services.delete_rows(uow, name, where, singular=_singular(request),
+                                    promote_claims=settings.promote_claims)
         return _written(request, rows, 200)
 
     if table.key_column is None:
@@ -301,8 +302,9 @@ def table_router(table: Table, catalog: Catalog) -> APIRouter:
         status_code=204,
         responses={204: {"description": "Deleted"}, 412: _error("Stale If-Match"), 404: _error("No such row")},
     )
-    def delete_row(key: str, request: Request, uow: UoW) -> Response:
-        row = services.delete_row(uow, name, key, expected_version=if_match_version(request))
+    def delete_row(key: str, request: Request, uow: UoW, settings: Config) -> Response:
+        row = services.delete_row(uow, name, key, expected_version=if_match_version(request),
+                                  promote_claims=settings.promote_claims)
         return _written(request, [row], 200)
 
     return router

@@ -7,8 +7,9 @@ from collections import defaultdict
 
 from domain.errors import BadRequest, Conflict, DuplicateKey, NotFound
 from domain.ports import AbstractUnitOfWork, Row
-from domain.query import BoolExpr, Condition, OrderBy, Query, Where, conjunction, key_condition
+from domain.query import Condition, OrderBy, Query, conjunction, key_condition
 from domain.schema import CLAIMED_AT, GONE, HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, Table
+from service_layer.claims import keys_condition
 from service_layer.ingest import IngestRequest, Listing, _BatchRun, check_request, get_batch
 from service_layer.services import Clock, get_row, parse_key, table_of, utcnow
 
@@ -21,13 +22,6 @@ def history_of(uow: AbstractUnitOfWork, table: Table) -> Table:
         raise BadRequest(f"The table '{table.name}' keeps no history",
                          hint="Declare it with history=True (the default for its data tables).")
     return uow.catalog[table.history_name]
-
-
-def keys_condition(columns: tuple[str, ...], keys: list[tuple]) -> Where:
-    """Rows whose `columns` hold one of `keys`."""
-    if len(columns) == 1:
-        return Condition(columns[0], "in", tuple(k[0] for k in keys))
-    return BoolExpr("or", tuple(key_condition(columns, k) for k in keys))
 
 
 def batch_changes(uow: AbstractUnitOfWork, batch_id: int, *, limit: int, offset: int) -> Listing:

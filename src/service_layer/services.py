@@ -24,6 +24,7 @@ from domain.ports import AbstractUnitOfWork, Row
 from domain.query import Condition, Query, Where, conjunction, key_condition
 from domain.schema import Table
 from domain.validation import RowInvalid, RowValidator, ValueRefused, coerce_value, validate_rows
+from service_layer.claims import promote_strongest_claims
 from service_layer.retry import retry_transient
 
 Clock = Callable[[], dt.datetime]
@@ -225,10 +226,15 @@ def update_row(
 
 @retry_transient
 def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where, *, singular: bool = False,
-                clock: Clock = utcnow) -> list[Row]:
+                clock: Clock = utcnow, promote_claims: bool = False) -> list[Row]:
+    """DELETE with filters. `promote_claims` (DEPOT_PROMOTE_CLAIMS): the strongest claim on a
+    deleted row's key takes its place (service_layer.claims)."""
     table = table_of(uow, table_name, writing=True)
     with uow:
-        rows = uow.repository(table.name).delete(where, clock())
+        now = clock()
+        rows = uow.repository(table.name).delete(where, now)
+        if promote_claims:
+            promote_strongest_claims(uow, table, rows, now)
         _refuse_manual_source(table, rows)
         _one_if_singular(rows, singular)
         uow.commit()
@@ -238,13 +244,16 @@ def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where, *, singu
 @retry_transient
 def delete_row(
     uow: AbstractUnitOfWork, table_name: str, key_text: str, *, expected_version: int | None = None,
-    clock: Clock = utcnow,
+    clock: Clock = utcnow, promote_claims: bool = False,
 ) -> Row:
     table = table_of(uow, table_name, writing=True)
     key = parse_key(table, key_text)
     with uow:
         repo = uow.repository(table.name)
-        rows = repo.delete(_guarded(table, key, expected_version), clock())
+        now = clock()
+        rows = repo.delete(_guarded(table, key, expected_version), now)
+        if promote_claims:
+            promote_strongest_claims(uow, table, rows, now)
         if not rows:
             _missing_or_stale(repo.get(key), table, key_text)
         _refuse_manual_source(table, rows)

@@ -314,3 +314,19 @@ def test_prune_deletes_versions_that_ended_before_the_cutoff_in_chunks_and_keeps
     # keeping a day more than has passed prunes nothing
     services.update_row(uow, "airlines", "AA", {"name": "v6"}, clock=clock)
     assert history.prune_history(uow, 1, clock=lambda: T0 + dt.timedelta(hours=1))["airlines_history"] == 0
+
+
+def test_with_promote_claims_a_deleted_rows_strongest_claim_takes_its_place(uow):
+    services.create_rows(uow, "sources", [{"code": "mid", "name": "Mid", "priority": 3}])
+    run(uow, "airlines", [], source="high", chunks=[Chunk([["AA", "from high"], ["UA", "alone"]], AIRLINES)])
+    run(uow, "airlines", [], source="low", chunks=[Chunk([["AA", "from low"]], AIRLINES)])
+    run(uow, "airlines", [], source="mid", chunks=[Chunk([["AA", "from mid"]], AIRLINES)])
+    services.delete_rows(uow, "airlines", Condition("carrier", "in", ("AA", "UA")), promote_claims=True)
+    (row,) = services.list_rows(uow, "airlines", Query()).rows
+    assert (row["carrier"], row["name"], row["source"], row["version"]) == ("AA", "from mid", "mid", 2)
+    assert claims(uow) == [("mid", 3, True, "from mid"), ("low", 1, False, "from low")]
+    assert summary(versions(uow, "airlines", carrier="AA"), "name") == [
+        ("insert", "from high"), ("delete", "from high"), ("insert", "from mid")]
+    # without the setting, a deleted row stays deleted
+    services.delete_row(uow, "airlines", "AA")
+    assert services.list_rows(uow, "airlines", Query()).rows == []

@@ -107,3 +107,15 @@ def test_history_prune_without_days_keeps_everything(monkeypatch):
     monkeypatch.delenv("DEPOT_HISTORY_DAYS", raising=False)
     result = CliRunner().invoke(app, ["history", "prune"])
     assert result.exit_code == 2 and "keep everything" in result.output
+
+
+def test_depot_promote_claims_over_http():
+    with TestClient(create_app(memory_container(promote_claims=True))) as client:
+        client.post("/api/sources", json=[{"code": "strong", "name": "S", "priority": 5},
+                                          {"code": "weak", "name": "W", "priority": 1}])
+        csv = {"content-type": "text/csv"}
+        client.post("/ingest/airlines?source=strong", content="carrier,name\nAA,strong\n", headers=csv)
+        client.post("/ingest/airlines?source=weak", content="carrier,name\nAA,weak\n", headers=csv)
+        assert client.delete("/api/airlines/AA").status_code == 204
+        row = client.get("/api/airlines/AA").json()
+        assert (row["name"], row["source"]) == ("weak", "weak")
