@@ -77,6 +77,30 @@ def merge_outcome(
 
 
 @dataclass
+class Reverted:
+    """What a revert did to the rows one batch had changed: each set back to its version before the
+    batch (`restored`: updated back; `reinserted`: the batch had deleted or retired it; `deleted`: the
+    batch had inserted it), or left as it is (`conflicted`: changed again since, and not forced), with
+    the first of those conflicts: each row's key, the batch's version and the current one."""
+
+    restored: int = 0
+    reinserted: int = 0
+    deleted: int = 0
+    conflicted: int = 0
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+
+
+REPORTED_CONFLICTS = 20
+
+
+def conflict_of(table: Table, batch_version: Row, current: Row | None) -> dict[str, Any]:
+    """A revert's conflict as reported: the row's key, the batch's version of it, and the current one
+    (history rows, by the history's own names: operation, updated_at, valid_to, ...)."""
+    return {"key": {k: batch_version[k] for k in table.primary_key},
+            "batch_version": batch_version, "current": current}
+
+
+@dataclass
 class MergeCounts:
     inserted: int = 0
     updated: int = 0

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from domain.ingestion import MergeCounts
+from domain.ingestion import MergeCounts, Reverted
 from domain.query import Fetch, Query, Where
 from domain.schema import Catalog, Table
 
@@ -46,8 +46,9 @@ class AbstractRepository(abc.ABC):
         updated_at = now. Return every matching row as stored."""
 
     @abc.abstractmethod
-    def delete(self, where: Where | None) -> list[Row]:
-        """Delete matching rows and return them. ReferenceViolation if a hard reference still points at one."""
+    def delete(self, where: Where | None, now: dt.datetime | None = None) -> list[Row]:
+        """Delete matching rows and return them. ReferenceViolation if a hard reference still points at one.
+        `now` is the time of the delete, as the table's history records it."""
 
     def fetch(self, fetch: Fetch) -> list[Row]:
         """The flat rows of one read statement (see Fetch): filtered, restricted `within`, grouped
@@ -154,18 +155,34 @@ class AbstractIngestRepository(abc.ABC):
         with on_conflict=error, a row whose key is stored when it is written (say, by a concurrent
         batch since the service looked) is not written: its index is in `clashed`."""
 
+    def revert(self, table: Table, batch_id: int, *, revert_batch: int, now: dt.datetime, force: bool) -> Reverted:
+        """Set every row that batch `batch_id` changed in `table` back to its version before it, from
+        the table's history, set-based: a row the batch inserted is deleted, one it updated is set back,
+        one it deleted or retired is inserted again. A row changed since by another write is left as it
+        is and reported as a conflict, unless `force`. Each change is stamped with `revert_batch` and
+        `now`, and recorded in the history as a `revert`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot revert")
+
+    def prune_history(self, table: Table, before: dt.datetime, limit: int) -> int:
+        """Delete at most `limit` of the history rows of `table` whose version ended before `before`
+        (current versions stay, so every row keeps its history from its last change on); how many."""
+        raise NotImplementedError(f"{type(self).__name__} cannot prune history")
+
     @abc.abstractmethod
-    def delete_keys(self, table: Table, keys: Sequence[Row], *, priority: int) -> tuple[int, int]:
+    def delete_keys(self, table: Table, keys: Sequence[Row], *, priority: int, batch_id: int,
+                    now: dt.datetime) -> tuple[int, int]:
         """disposition=delete, in one set-based statement: delete the stored rows of these natural keys
         (rows holding the key columns, one per key) whose source has no higher priority than
-        `priority`. Returns (deleted, superseded: stored under a stronger source, kept)."""
+        `priority`, recording each in the table's history (operation delete, by `batch_id`, at `now`).
+        Returns (deleted, superseded: stored under a stronger source, kept)."""
 
     @abc.abstractmethod
     def retire_partitions(self, table: Table, partition: tuple[str, ...], partitions: set[tuple],
-                          keep: Sequence[Row], *, priority: int) -> int:
+                          keep: Sequence[Row], *, priority: int, batch_id: int, now: dt.datetime) -> int:
         """disposition=replace_partition, in one set-based statement: delete the stored rows whose
         `partition` values are one of `partitions` and whose natural key is not among `keep` (rows
-        holding the key columns), when their source has no higher priority. Returns how many."""
+        holding the key columns), when their source has no higher priority, recording each in the
+        table's history (operation retire). Returns how many."""
 
     @abc.abstractmethod
     def begin_batch(self, batch: Row) -> BatchLease:

@@ -6,6 +6,7 @@ never see the client's text.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -308,6 +309,7 @@ class Read:
     after: tuple | None = None
     having: Where | None = None  # conditions on the aggregates' keys (HAVING), with aggregates only
     distinct: bool = False  # each combination of the fields' values once (the fields are then the key)
+    as_of: dt.datetime | None = None  # the table (and its embeds) as it stood then, from its history
 
     @property
     def aggregates(self) -> tuple[Aggregate, ...]:
@@ -413,3 +415,4 @@ class Fetch:
     limit: int | None = None
     having: Where | None = None  # on the aggregates' labels, after grouping
     distinct: bool = False  # grouped by `columns` without aggregates: each combination once
+    as_of: dt.datetime | None = None  # read the rows (and every table it looks into) as they stood then

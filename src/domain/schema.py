@@ -263,6 +263,10 @@ class Table:
     # Citus: the column that shards the table, or a reference table copied to every node (citus.py).
     distribute_by: str | None = None
     reference: bool = False
+    history: bool = False  # depot keeps every version of every row in the derived table history_name
+    history_of: str | None = None  # on a derived history table: the table whose versions it keeps
+    row_key: tuple[str, ...] = ()  # on a derived history table: that table's primary key
+    claims_of: str | None = None  # on a derived claims table: the table whose losing values it keeps
     _by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -360,6 +364,104 @@ class Table:
             _by_name={},  # a lookup of its own, filled from the new columns
         )
 
+    @property
+    def history_name(self) -> str:
+        return f"{self.name}{HISTORY_SUFFIX}"
+
+    @property
+    def claims_name(self) -> str:
+        return f"{self.name}{CLAIMS_SUFFIX}"
+
+    @property
+    def keeps_claims(self) -> bool:
+        """Whether the values of a source that lost on priority are kept (history tables with provenance)."""
+        return self.history and self.has_provenance
+
+
+# --- history: the derived table that keeps every version of a row ----------------------------------
+
+HISTORY_SUFFIX = "_history"
+CLAIMS_SUFFIX = "_claims"
+CLAIMED_AT = "claimed_at"
+HISTORY_ID = "history_id"
+HISTORY_OPERATION = "operation"
+HISTORY_VALID_TO = "valid_to"
+# What changed a row. insert/update/delete come from every write path; retire and revert from the
+# ingest dispositions that add them; all share the one writer of each adapter (history.py).
+OPERATIONS = ("insert", "update", "delete", "retire", "revert")
+GONE = ("delete", "retire")  # the operations after which the row is not in its table
+
+
+def version_at(spec: Table, entry: dict, moment: typing.Any) -> bool:
+    """Whether a history entry of `spec` is its row's version at `moment` (the memory adapter's as_of;
+    adapters.postgres.history.current_at is the same condition in SQL)."""
+    valid_to = entry[HISTORY_VALID_TO]
+    return (entry[spec.system.updated_at] <= moment and (valid_to is None or valid_to > moment)
+            and entry[HISTORY_OPERATION] not in GONE)
+
+
+def history_table(spec: Table) -> Table:
+    """The history table of `spec`, derived from it and never declared.
+
+    One row per change of a row of `spec`: its columns hold the row's values *after* the change
+    (for a delete or retire, the values it had, with `updated_at` set to the time it went), so the
+    row's state from `updated_at` (valid_from) until `valid_to` (null while current) is one history
+    row: the range tstzrange(updated_at, valid_to). The copies carry no checks and no references:
+    history outlives the rows and the rules it was written under. Each column keeps its name, so the
+    read language, the COPY fast path and `as_of` work on it as on the table itself.
+    """
+    columns = [
+        Column(HISTORY_ID, ColumnType.BIGINT, generated=True, description="The order of the changes."),
+        Column(HISTORY_OPERATION, ColumnType.TEXT, default="insert", choices=OPERATIONS,
+               description="What the change was: " + ", ".join(OPERATIONS) + "."),
+        *(dataclasses.replace(
+            c, generated=False, system=False, pattern=None, choices=None, ge=None, le=None, gt=None, lt=None,
+            reference=None, default=MISSING, renamed_from=None, searchable=None,
+            nullable=c.nullable or (c.system and c.name == spec.system.batch_id),
+        ) for c in spec.columns),
+        Column(HISTORY_VALID_TO, ColumnType.TIMESTAMPTZ, nullable=True,
+               description="When the next change replaced these values; null while they are current."),
+    ]
+    return Table(
+        name=spec.history_name,
+        group=INTERNAL_GROUP,
+        columns=tuple(columns),
+        primary_key=(HISTORY_ID,),
+        natural_key=(HISTORY_ID,),
+        read_only=True,
+        description=f"Every version of every row of {spec.name}: written by depot, never by hand.",
+        system=spec.system,
+        history_of=spec.name,
+        row_key=spec.primary_key,
+    )
+
+
+def claims_table(spec: Table) -> Table:
+    """The claims table of `spec`, derived: one row per (natural key, source) holding the values
+    that source last sent for a row it lost on priority (`superseded`), so that they are not thrown
+    away. A source's claim goes when its values become the stored row."""
+    key = spec.natural_key
+    kept = [c for c in spec.columns if c.name in key or c.writable]
+    columns = [
+        *(dataclasses.replace(c, system=False, reference=None, renamed_from=None, description=None, pattern=None,
+                              choices=None, ge=None, le=None, gt=None, lt=None, default=MISSING, searchable=None)
+          for c in kept),
+        Column(spec.system.source, ColumnType.TEXT, description="The source whose claim this is."),
+        Column(spec.system.batch_id, ColumnType.BIGINT, nullable=True, description="The batch that sent it."),
+        Column(CLAIMED_AT, ColumnType.TIMESTAMPTZ, description="When the source sent these values."),
+    ]
+    return Table(
+        name=spec.claims_name,
+        group=INTERNAL_GROUP,
+        columns=tuple(columns),
+        primary_key=(*key, spec.system.source),
+        natural_key=(*key, spec.system.source),
+        read_only=True,
+        description=f"What each source that lost on priority claims about rows of {spec.name}.",
+        system=spec.system,
+        claims_of=spec.name,
+    )
+
 
 # --- the catalog and its decorator ---------------------------------------------------------------
 
@@ -409,12 +511,20 @@ class Catalog:
             self.add(t)
 
     def add(self, spec: Table) -> Table:
+        if spec.history_of is not None or spec.claims_of is not None:  # derived with their table, below
+            return spec
         if spec.name in self._tables:
             raise ValueError(f"table {spec.name!r} is declared twice")
         for fk in spec.foreign_keys:
             if fk.target != spec.name and fk.target not in self._tables:
                 raise ValueError(f"{spec.name}.{fk.name} references undeclared table {fk.target!r}")
         self._tables[spec.name] = spec
+        derived = [history_table(spec)] if spec.history else []
+        derived += [claims_table(spec)] if spec.keeps_claims else []
+        for table in derived:
+            if table.name in self._tables:
+                raise ValueError(f"table {table.name!r} is declared, and is also one {spec.name} derives")
+            self._tables[table.name] = table
         return spec
 
     def with_system_columns(self, setting: SystemColumns | str | None) -> Catalog:
@@ -422,7 +532,12 @@ class Catalog:
         names = SystemColumns.of(setting)
         own = {t.name for t in self.user_tables}
         return Catalog([t.with_system_columns(names) if t.name in own else t for t in self],
-                       system=False, system_columns=names)
+                       system=False, system_columns=names, schema=self.schema)
+
+    def history_of(self, name: str) -> Table | None:
+        """The history table of `name`, if it keeps one."""
+        spec = self._tables[name]
+        return self._tables[spec.history_name] if spec.history else None
 
     def extend(self) -> Catalog:
         """A copy to declare more tables in (tests use it for throwaway tables)."""
@@ -430,10 +545,10 @@ class Catalog:
 
     @property
     def user_tables(self) -> tuple[Table, ...]:
-        """The tables the catalog declares itself: all but depot's system tables."""
+        """The tables the catalog declares itself: all but depot's system tables and the derived ones."""
         from domain.system import SYSTEM_TABLES
 
-        return tuple(t for t in self if t.name not in SYSTEM_TABLES)
+        return tuple(t for t in self if t.name not in SYSTEM_TABLES and t.history_of is None and t.claims_of is None)
 
     def __getitem__(self, name: str) -> Table:
         return self._tables[name]
@@ -469,6 +584,7 @@ class Catalog:
         system_columns: SystemColumns | str | None = None,
         distribute_by: str | None = None,
         reference: bool = False,
+        history: bool | None = None,
     ) -> Callable[[type], type]:
         """Declare a table from a dataclass. Field order is column order.
 
@@ -478,7 +594,9 @@ class Catalog:
         (a prefix or a SystemColumns), over the catalog's setting.
 
         On Citus, `distribute_by` shards the table by a column and `reference=True` copies it to
-        every node; what Citus cannot hold is refused here (check_distribution).
+        every node; what Citus cannot hold is refused here (check_distribution). `history` (default:
+        the tables of SYSTEM_GROUPS) derives the table `{name}_history`, which keeps every version of
+        every row.
         """
         names = self.system_columns if system_columns is None else SystemColumns.of(system_columns)
 
@@ -513,6 +631,7 @@ class Catalog:
                 description=(doc or "").strip() or None,
                 unique=tuple(tuple(u) for u in unique),
                 system=names,
+                history=group in SYSTEM_GROUPS if history is None else history,
                 distribute_by=distribute_by,
                 reference=reference,
             )

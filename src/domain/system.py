@@ -17,7 +17,8 @@ from domain.schema import BigInt, Catalog, OneOf, Pattern, References
 SYSTEM = Catalog(system=False)
 
 
-@SYSTEM.table("sources", group="primary", natural_key=("code",), provenance=False)
+# No history: sources are depot's configuration, edited by hand, and their priority is read as it is now.
+@SYSTEM.table("sources", group="primary", natural_key=("code",), provenance=False, history=False)
 class Source:
     """Where rows come from. Higher priority wins when two sources write the same natural key."""
 

@@ -522,6 +522,33 @@ def restore(
     typer.echo(f"restored {file}")
 
 
+history_app = typer.Typer(help="The history tables: what every row was, and when.", no_args_is_help=True)
+app.add_typer(history_app, name="history")
+
+
+@history_app.command("prune")
+def history_prune(
+    days: Annotated[int | None, typer.Option(help="Days to keep (default DEPOT_HISTORY_DAYS).", min=0)] = None,
+    catalog: CatalogOption = None,
+) -> None:
+    """Delete the versions that ended more than DAYS ago, in chunks; current versions stay."""
+    from entrypoints.app import prepare_storage
+    from service_layer.history import prune_history
+
+    container = _container(storage="postgres", catalog=catalog)
+    keep = days if days is not None else container.settings().history_days
+    if keep is None:
+        typer.echo("nothing to prune: DEPOT_HISTORY_DAYS is unset (keep everything); or give --days", err=True)
+        container.shutdown_resources()
+        raise typer.Exit(2)
+    with _store_refusals(container):
+        prepare_storage(container)
+    pruned = prune_history(container.uow(), keep)
+    container.shutdown_resources()
+    for table, count in pruned.items():
+        typer.echo(f"{table}: {count} pruned")
+
+
 def main() -> None:
     app()
 

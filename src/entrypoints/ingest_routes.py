@@ -30,7 +30,7 @@ from entrypoints.reading import content_range
 from entrypoints.security import BodyTooLarge
 from entrypoints.settings import Settings
 from entrypoints.streams import Inflate, parser_for
-from service_layer import ingest
+from service_layer import history, ingest
 from service_layer.ingest import Chunk, IngestRequest
 
 UoW = Annotated[AbstractUnitOfWork, Depends(get_uow)]
@@ -227,6 +227,31 @@ def ingest_router() -> APIRouter:
                                          unresolved=unresolved)
         return JSONResponse(listing.rows, headers={
             "Content-Range": content_range(offset, len(listing.rows), listing.total)})
+
+    @router.get("/batches/{batch_id}/changes", operation_id="ingest_batch_changes", responses={
+        200: _json({"type": "array", "items": {"type": "object"}},
+                   "What the batch did, row by row, in its order: each row's key, `change` (inserted, updated, "
+                   "deleted, retired, reverted), its time, version and source; `new` values of an inserted "
+                   "row, `old` values of a deleted one, and for an updated one each changed column's old "
+                   "and new value; `current`: whether that version is still the row's.", _CONTENT_RANGE),
+        404: _error("No such batch.")})
+    def batch_changes(
+        batch_id: int, uow: UoW, settings: Config, limit: Annotated[int | None, Query(ge=0)] = None,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Response:
+        listing = history.batch_changes(uow, batch_id, limit=_page(limit, settings), offset=offset)
+        return JSONResponse(listing.rows, headers={
+            "Content-Range": content_range(offset, len(listing.rows), listing.total)})
+
+    @router.post("/batches/{batch_id}/revert", operation_id="ingest_revert_batch", responses={
+        200: _json({"type": "object"},
+                   "The revert's report (a new batch): `updated` rows set back, `inserted` rows it had deleted, "
+                   "`deleted` rows it had inserted, and `conflicts`: rows changed again since, left as they "
+                   "are (each with its key, the batch's version and the current one) unless force=true."),
+        404: _error("No such batch."), 409: _error("Reverted already, or still running.")})
+    def revert(batch_id: int, uow: UoW, force: Annotated[bool, Query(
+            description="Set back the rows changed again since the batch, too.")] = False) -> Response:
+        return JSONResponse(history.revert_batch(uow, batch_id, force=force))
 
     @router.post("/batches/{batch_id}/replay", operation_id="ingest_replay_batch", responses={
         200: _json(REPORT_SCHEMA, "The replay's report (a new batch): accepted rows written, and resolved."),

@@ -39,9 +39,10 @@ from domain.query import (
     output_keys,
 )
 from domain.schema import NUMBER_TYPES, Catalog, Column, ColumnType, Table
-from domain.validation import ValueRefused, parse_value
+from domain.validation import ValueRefused, coerce_value, parse_value
 
-RESERVED = frozenset({"select", "order", "limit", "offset", "on_conflict", "columns", "after", "having", "distinct"})
+RESERVED = frozenset({"select", "order", "limit", "offset", "on_conflict", "columns", "after", "having", "distinct",
+                      "as_of"})
 LOGIC = {"or": ("or", False), "and": ("and", False), "not.or": ("or", True), "not.and": ("and", True)}
 _LIKE_TYPES = frozenset({ColumnType.TEXT})
 # Arrays are compared whole (eq, neq, in, is.null): no order, which PostgreSQL defines item by item
@@ -948,7 +949,7 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
     """The whole read a query string asks for. `max_rows` None: no cap (CSV export)."""
     values: dict[str, str] = {}
     for name, value in params:
-        if name in values and name in ("select", "order", "limit", "offset", "after"):
+        if name in values and name in ("select", "order", "limit", "offset", "after", "as_of"):
             raise BadRequest(f"{name}= is given more than once")
         values[name] = value
     items = parse_select(catalog, table, values["select"]) if "select" in values else ()
@@ -986,6 +987,8 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
                              hint="after= already says where the page starts.")
         keyset = read.keyset_order(table)
         read = dataclasses.replace(read, offset=0, after=decode_cursor(table, keyset, values["after"], catalog))
+    if "as_of" in values:
+        read = dataclasses.replace(read, as_of=parse_as_of(table, values["as_of"]))
     return read
 
 
@@ -1061,6 +1064,18 @@ def parse_having(table: Table, aggregates: list[Aggregate], texts: list[str]) ->
         else:
             conditions.append(Condition(key, op, _aggregate_value(table, aggregate, value, where), negated))
     return conjunction(conditions)
+
+
+def parse_as_of(table: Table, text: str) -> dt.datetime:
+    """`as_of=2026-11-01T00:00:00Z`: an instant with its offset, on a table that keeps history."""
+    if not table.history:
+        raise BadRequest(f"as_of= reads a table's history, and '{table.name}' keeps none",
+                         hint="Declare the table with history=True (the default for its data tables).")
+    try:
+        return coerce_value(Column("as_of", ColumnType.TIMESTAMPTZ), text)
+    except ValueRefused:
+        raise BadRequest("as_of= takes an instant with its UTC offset", details=_shown(text),
+                         hint="For example as_of=2026-11-01T00:00:00Z") from None
 
 
 def parse_query(table: Table, params: list[tuple[str, str]], range_header: str | None, max_rows: int) -> Query:

@@ -4,6 +4,7 @@ Prefer: count, and the Link to the next page with its opaque after= cursor."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import decimal
 import io
@@ -22,7 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from domain import query as query_model
 from domain.errors import NotAcceptable, NotSingular
 from domain.ports import AbstractUnitOfWork
-from domain.query import Read
+from domain.query import Read, Where, conjunction
 from domain.schema import Catalog, Table
 from entrypoints.http import HttpError, JSONResponse, prefer, preference_applied
 from entrypoints.parquet import PARQUET_MEDIA, ParquetEncoder
@@ -97,13 +98,24 @@ def _strip_nulls(row: dict) -> dict:
     return {k: v for k, v in row.items() if v is not None}
 
 
+def _within(read: Read, where: Where | None) -> Read:
+    if where is None:
+        return read
+    return dataclasses.replace(read, where=conjunction([where, *([read.where] if read.where else [])]))
+
+
 async def read_response(request: Request, catalog: Catalog, table: Table, uow: AbstractUnitOfWork,
-                        max_rows: int, *, head: bool = False) -> Response:
-    """GET (or HEAD: the same status and headers, no body) of a table's rows."""
+                        max_rows: int, *, head: bool = False, within: Where | None = None,
+                        defaults: tuple[tuple[str, str], ...] = ()) -> Response:
+    """GET (or HEAD: the same status and headers, no body) of a table's rows. A route that reads a
+    part of a table (a row's history) gives the condition `within`, and query parameters it takes
+    by default (an order) as `defaults`."""
     kind, stripped = representation(request)
     params = request.query_params.multi_items()
+    given = {name for name, _ in params}
+    params += [(name, value) for name, value in defaults if name not in given]
     if kind in ("csv", "parquet"):
-        read = parse_read(catalog, table, params, request.headers.get("range"), None)
+        read = _within(parse_read(catalog, table, params, request.headers.get("range"), None), within)
         media = "text/csv; charset=utf-8" if kind == "csv" else PARQUET_MEDIA
         if head:
             return Response(media_type=media)
@@ -118,7 +130,7 @@ async def read_response(request: Request, catalog: Catalog, table: Table, uow: A
             # are in memory already) so a slow client does not hold every other request up.
             return await _streamed(table, encoder, media, lambda: iter(list(batches())))
         return await _streamed(table, encoder, media, batches)
-    read = parse_read(catalog, table, params, request.headers.get("range"), max_rows)
+    read = _within(parse_read(catalog, table, params, request.headers.get("range"), max_rows), within)
     prefs = prefer(request) if "prefer" in request.headers else {}
     method = prefs.get("count")
     counting = method if method in COUNT_METHODS else None

@@ -14,7 +14,8 @@ from starlette.types import Receive, Scope, Send
 
 from domain.errors import BadRequest, NotSingular, UnknownColumn, UnknownTable
 from domain.ports import AbstractUnitOfWork
-from domain.schema import Catalog, Table
+from domain.query import key_condition
+from domain.schema import HISTORY_ID, HISTORY_SUFFIX, Catalog, Table
 from entrypoints.dependencies import get_settings, get_uow
 from entrypoints.http import (
     HttpError,
@@ -33,7 +34,7 @@ from entrypoints.openapi import ref, schema_names
 from entrypoints.query_string import parse_filters, resolve_embed
 from entrypoints.reading import OBJECT_MEDIA, read_response
 from entrypoints.settings import Settings
-from service_layer import nested, services
+from service_layer import history, nested, services
 
 UoW = Annotated[AbstractUnitOfWork, Depends(get_uow)]
 Config = Annotated[Settings, Depends(get_settings)]
@@ -71,6 +72,9 @@ def _read_parameters(table: Table) -> list[dict[str, Any]]:
         {"name": "offset", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
         {"name": "after", "in": "query", "required": False, "schema": {"type": "string"},
          "description": "Keyset cursor: the after= of the previous page's Link: rel=next header."},
+        *([{"name": "as_of", "in": "query", "required": False, "schema": {"type": "string", "format": "date-time"},
+            "description": "Read the table as it stood at this instant (from its history), embeds too: "
+                           "2026-11-01T00:00:00Z."}] if table.history else []),
     ]
 
 
@@ -166,7 +170,7 @@ def _required_filter(table: Table, request: Request, verb: str):
     return where
 
 
-def table_router(table: Table) -> APIRouter:
+def table_router(table: Table, catalog: Catalog) -> APIRouter:
     """Every route of one table, documented with its own columns."""
     router = APIRouter(prefix=f"/api/{table.name}", tags=[table.group])
     names = schema_names(table)
@@ -266,16 +270,64 @@ def table_router(table: Table) -> APIRouter:
                    400: _error("No filter")},
         openapi_extra={"parameters": _filter_parameters(table)},
     )
-    def delete_rows(request: Request, uow: UoW) -> Response:
+    def delete_rows(request: Request, uow: UoW, settings: Config) -> Response:
         where = _required_filter(table, request, "DELETE")
         prefs = prefer(request)
         rows = services.delete_rows(uow, name, where, singular=_singular(request), max_affected=max_affected(prefs),
-                                    dry_run=_dry_run(prefs))
+                                    dry_run=_dry_run(prefs),
+                                    promote_claims=settings.promote_claims)
         return _written(request, rows, 200, _FILTERED_PREFERENCES)
 
     if table.key_column is None:
         return router
     key = table.key_column
+
+    if table.history:
+        history_name = f"{name}{HISTORY_SUFFIX}"
+
+        # Before /{key:path}, which would take "AA/history" for a key.
+        @router.get(
+            "/{key:path}/history",
+            operation_id=f"history_{name}",
+            summary=f"The versions of one {name} row",
+            description="Every version of the row, newest first: its values from `updated_at` until "
+                        "`valid_to` (null: the current one), the `operation` that made it, its source and "
+                        f"batch. Read, filtered and paged like /api/{history_name}; a deleted row's versions stay.",
+            responses={200: _rows_response(schema_names(catalog[history_name])["row"], "The row's versions"),
+                       400: _error("Malformed query or key")},
+            openapi_extra={"parameters": _read_parameters(catalog[history_name])},
+        )
+        async def row_history(key: str, request: Request, uow: UoW, settings: Config) -> Response:
+            within = key_condition(table.primary_key, services.parse_key(table, key))
+            return await read_response(request, uow.catalog, uow.catalog[history_name], uow, settings.max_rows,
+                                       within=within, defaults=(("order", f"{HISTORY_ID}.desc"),))
+
+    if table.keeps_claims:
+        @router.get(
+            "/{key:path}/claims",
+            operation_id=f"claims_{name}",
+            summary=f"What each source claims about one {name} row",
+            description="Every source's current claim on the row, strongest first: the stored row's "
+                        "(`stored: true`), then the values each source that lost on priority last sent, "
+                        "each with its priority, batch and time.",
+            responses={200: {"description": "The claims", "content": {"application/json": {
+                "schema": {"type": "array", "items": {"type": "object"}}}}}, 404: _error("No such row")},
+        )
+        async def row_claims(key: str, uow: UoW) -> Response:
+            return JSONResponse(await run_in_threadpool(history.list_claims, uow, name, key))
+
+        @router.post(
+            "/{key:path}/claims/{source}/promote",
+            operation_id=f"promote_claim_{name}",
+            summary=f"Store a source's claim as the {name} row",
+            description="The claim's values and source become the row's (an update, in its history); the "
+                        "values it replaces become their source's claim.",
+            responses={200: {"description": "The row as stored now", "content": {"application/json": {
+                "schema": ref(names["row"])}}}, 404: _error("No such row, or no claim of that source")},
+        )
+        async def promote_claim(key: str, source: str, uow: UoW) -> Response:
+            row = await run_in_threadpool(history.promote_claim, uow, name, key, source)
+            return JSONResponse(row, headers={"etag": etag(row)})
 
     @router.get(
         "/{key:path}",
@@ -325,9 +377,9 @@ def table_router(table: Table) -> APIRouter:
         status_code=204,
         responses={204: {"description": "Deleted"}, 412: _error("Stale If-Match"), 404: _error("No such row")},
     )
-    def delete_row(key: str, request: Request, uow: UoW) -> Response:
+    def delete_row(key: str, request: Request, uow: UoW, settings: Config) -> Response:
         row = services.delete_row(uow, name, key, expected_version=if_match_version(request),
-                                  dry_run=_dry_run(prefer(request)))
+                                  dry_run=_dry_run(prefer(request)), promote_claims=settings.promote_claims)
         return _written(request, [row], 200)
 
     return router
@@ -380,7 +432,7 @@ def api_routes(routes: list[BaseRoute]) -> list[BaseRoute]:
 
 def install_table_routes(app: FastAPI, catalog: Catalog) -> None:
     for table in catalog:
-        app.router.routes.append(TableRoutes(f"/api/{table.name}", table_router(table).routes))
+        app.router.routes.append(TableRoutes(f"/api/{table.name}", table_router(table, catalog).routes))
 
     async def unknown_table(table: str, request: Request) -> Response:
         if table not in catalog:

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     max_rows: int = Field(default=10_000, ge=1, description="The most rows one JSON response holds.")
     max_body_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 disables the timeout.")
+    promote_claims: bool = Field(default=False, description=(
+        "When a row is deleted, the strongest claim on its key (from a source that lost on priority) takes its place."))
+    history_days: int | None = Field(default=None, ge=0, description=(
+        "Days of history `depot history prune` keeps (versions that ended earlier go); unset: keep everything."))
     api_keys: str = Field(default="", repr=False, description="KEY:ROLE,... with roles read, write and metrics.")
     log_level: str = "info"
     start_timeout_seconds: float = Field(

@@ -427,7 +427,8 @@ class _BatchRun:
         if self.doomed or not rows:
             return rejected
         unique = one_per_key(rows, self.table.natural_key, keep_last=True)
-        deleted, superseded = ingestion.delete_keys(self.table, unique.rows, priority=self.priority)
+        deleted, superseded = ingestion.delete_keys(self.table, unique.rows, priority=self.priority,
+                                                    batch_id=self.report.batch_id, now=self.clock())
         self.report.deleted += deleted
         self.report.superseded += superseded
         self.report.unchanged += len(rows) - deleted - superseded
@@ -452,7 +453,8 @@ class _BatchRun:
             return
         keep = [k for keys in self.snapshot.values() for k in keys]
         self.report.retired += ingestion.retire_partitions(
-            self.table, self.request.partition, set(self.snapshot), keep, priority=self.priority)
+            self.table, self.request.partition, set(self.snapshot), keep, priority=self.priority,
+            batch_id=self.report.batch_id, now=self.clock())
 
     def _validate(self, chunk: Chunk) -> Validated:
         rejected: dict[int, list[dict[str, str]]] = {}

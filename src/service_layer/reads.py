@@ -4,6 +4,7 @@ through the repositories, one statement for the rows and one per embed level (no
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ def plan(table: Table, read: Read, *, within: tuple[tuple[str, ...], frozenset[t
         limit=read.limit,
         having=having,
         distinct=read.distinct,
+        as_of=read.as_of,
     )
     return _Plan(table, items, fetch, labels)
 
@@ -90,13 +92,14 @@ def _empty_aggregates(items: tuple[SelectItem, ...]) -> Row:
     return {i.key: (0 if i.function == "count" else None) for i in items if isinstance(i, Aggregate)}
 
 
-def _embed(uow: AbstractUnitOfWork, embed: Embed, parents: Sequence[Row]) -> tuple[list, list[int]]:
+def _embed(uow: AbstractUnitOfWork, embed: Embed, parents: Sequence[Row],
+           as_of: dt.datetime | None) -> tuple[list, list[int]]:
     """The embed's value for each parent row, from one statement over all of them, and the rows
     each value adds to the response (what a to-many embed nests, whatever its depth)."""
     keys = frozenset(k for k in (tuple(p[c] for c in embed.columns) for p in parents) if None not in k)
     target = uow.catalog[embed.target]
     child = plan(target, Read(items=embed.items, where=embed.where, order=embed.order, limit=embed.limit,
-                              offset=embed.offset), within=(embed.target_columns, keys))
+                              offset=embed.offset, as_of=as_of), within=(embed.target_columns, keys))
     flat = uow.repository(target.name).fetch(child.fetch) if keys else []
     shaped, weights = _shape(uow, child, flat)
     grouped: dict[tuple, list[tuple[Row, int]]] = defaultdict(list)
@@ -120,7 +123,8 @@ def _embed(uow: AbstractUnitOfWork, embed: Embed, parents: Sequence[Row]) -> tup
 
 
 def _shape(uow: AbstractUnitOfWork, planned: _Plan, flat: Sequence[Row]) -> tuple[list[Row], list[int]]:
-    embeds = {i.key: _embed(uow, i, flat) for i in planned.items if isinstance(i, Embed) and not i.hidden}
+    embeds = {i.key: _embed(uow, i, flat, planned.fetch.as_of)
+              for i in planned.items if isinstance(i, Embed) and not i.hidden}
     # Where each output key comes from, in the select's order, worked out once rather than per row
     # (this loop is the read's hot path): a fetched name to copy, or an embed's values.
     steps: list[tuple[str, str | None, tuple[list, list[int]] | None, tuple[str, ...] | None]] = []

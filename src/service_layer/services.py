@@ -27,6 +27,7 @@ from domain.profiles import check_profile
 from domain.query import Condition, Query, Where, conjunction, key_condition
 from domain.schema import Table
 from domain.validation import RowInvalid, RowValidator, ValueRefused, coerce_value, validate_rows
+from service_layer.claims import promote_strongest_claims
 from service_layer.retry import retry_transient
 
 Clock = Callable[[], dt.datetime]
@@ -245,10 +246,16 @@ def update_row(
 
 @retry_transient
 def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where, *, singular: bool = False,
-                max_affected: int | None = None, dry_run: bool = False) -> list[Row]:
+                max_affected: int | None = None, dry_run: bool = False, clock: Clock = utcnow,
+                promote_claims: bool = False) -> list[Row]:
+    """DELETE with filters. `promote_claims` (DEPOT_PROMOTE_CLAIMS): the strongest claim on a
+    deleted row's key takes its place (service_layer.claims)."""
     table = table_of(uow, table_name, writing=True)
     with uow:
-        rows = uow.repository(table.name).delete(where)
+        now = clock()
+        rows = uow.repository(table.name).delete(where, now)
+        if promote_claims:
+            promote_strongest_claims(uow, table, rows, now)
         _refuse_manual_source(table, rows)
         _end(uow, rows, singular=singular, max_affected=max_affected, dry_run=dry_run)
     return rows
@@ -257,13 +264,16 @@ def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where, *, singu
 @retry_transient
 def delete_row(
     uow: AbstractUnitOfWork, table_name: str, key_text: str, *, expected_version: int | None = None,
-    dry_run: bool = False,
+    dry_run: bool = False, clock: Clock = utcnow, promote_claims: bool = False,
 ) -> Row:
     table = table_of(uow, table_name, writing=True)
     key = parse_key(table, key_text)
     with uow:
         repo = uow.repository(table.name)
-        rows = repo.delete(_guarded(table, key, expected_version))
+        now = clock()
+        rows = repo.delete(_guarded(table, key, expected_version), now)
+        if promote_claims:
+            promote_strongest_claims(uow, table, rows, now)
         if not rows:
             _missing_or_stale(repo.get(key), table, key_text)
         _refuse_manual_source(table, rows)

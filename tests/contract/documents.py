@@ -71,15 +71,17 @@ def postgres_documents(request: pytest.FixtureRequest) -> Iterator[Callable[[], 
 
     engine = request.getfixturevalue("pg_engine")
     request.getfixturevalue("pg_uow")  # a clean database with the catalog migrated
-    table = build_metadata(DOCUMENTS).tables["documents"]
-    table.drop(engine, checkfirst=True)
-    table.create(engine)
+    metadata = build_metadata(DOCUMENTS)
+    derived = ("documents", "documents_history", "documents_claims")
+    tables = [metadata.tables[n] for n in derived if n in metadata.tables]
+    metadata.drop_all(engine, tables=tables, checkfirst=True)
+    metadata.create_all(engine, tables=tables)
     try:
         factory = lambda: SqlAlchemyUnitOfWork(engine, DOCUMENTS)  # noqa: E731
         services.create_rows(factory(), "documents", ROWS)
         yield factory
     finally:
-        table.drop(engine)
+        metadata.drop_all(engine, tables=tables)
 
 
 @pytest.fixture(params=["memory", "postgres"])

@@ -76,10 +76,11 @@ def readings_uow(pg_uow, pg_engine):
     from tests.contract.test_ingest_ids import readings_catalog
 
     catalog = readings_catalog()
-    table = build_metadata(catalog).tables["readings"]
-    table.create(pg_engine)
+    metadata = build_metadata(catalog)
+    tables = [metadata.tables[n] for n in ("readings", "readings_history", "readings_claims") if n in metadata.tables]
+    metadata.create_all(pg_engine, tables=tables)
     yield lambda: SqlAlchemyUnitOfWork(pg_engine, catalog)
-    table.drop(pg_engine)
+    metadata.drop_all(pg_engine, tables=tables)
 
 
 def test_batches_drawing_ids_in_arrival_order_still_lock_in_key_order(readings_uow, pg_engine):

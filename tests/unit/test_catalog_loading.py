@@ -30,7 +30,7 @@ def write(folder: Path, name: str, source: str) -> Path:
 
 def test_a_file_path_loads_its_catalog_with_depots_system_tables(tmp_path: Path):
     loaded = load_catalog(str(write(tmp_path, "catalog.py", SMALL)))
-    assert loaded.catalog.names == (*SYSTEM_TABLES, "notes")
+    assert loaded.catalog.names == (*SYSTEM_TABLES, "notes", "notes_history", "notes_claims")  # derived
     assert [t.name for t in loaded.catalog.user_tables] == ["notes"]
     assert loaded.migrations_dir == (tmp_path / "migrations").resolve()
 
@@ -41,8 +41,8 @@ def test_a_module_name_loads_and_a_suffix_picks_the_catalog(tmp_path: Path, monk
     (package / "__init__.py").write_text("")
     write(package, "tables.py", SMALL.replace("CATALOG", "MINE"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert load_catalog("shopmod.tables").catalog.names[-1] == "notes"  # the only Catalog in the module
-    assert load_catalog("shopmod.tables:MINE").catalog.names[-1] == "notes"
+    assert load_catalog("shopmod.tables").catalog.user_tables[-1].name == "notes"  # the only Catalog in the module
+    assert load_catalog("shopmod.tables:MINE").catalog.user_tables[-1].name == "notes"
     with pytest.raises(CatalogNotFound, match="'OTHER' is not a Catalog"):
         load_catalog("shopmod.tables:OTHER")
     assert load_catalog("shopmod.tables", tmp_path / "elsewhere").migrations_dir == (tmp_path / "elsewhere").resolve()
@@ -76,4 +76,4 @@ def test_catalog_py_in_the_working_folder_is_the_default(tmp_path: Path, monkeyp
     assert load_catalog().name == DEFAULT_CATALOG  # no catalog.py here: the bundled example
     write(tmp_path, "catalog.py", SMALL)
     loaded = load_catalog()
-    assert loaded.name == "./catalog.py" and loaded.catalog.names[-1] == "notes"
+    assert loaded.name == "./catalog.py" and loaded.catalog.user_tables[-1].name == "notes"

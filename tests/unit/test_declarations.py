@@ -19,7 +19,7 @@ def test_a_catalog_starts_with_depots_system_tables_then_its_own_in_declaration_
     for position, table in enumerate(CATALOG):
         for fk in table.foreign_keys:
             assert fk.target == table.name or names.index(fk.target) < position
-    assert [t.name for t in CATALOG.user_tables] == list(names[3:])
+    assert [t.name for t in CATALOG.user_tables] == [n for n in names[3:] if not n.endswith(("_history", "_claims"))]
     assert Catalog().names == names[:3]
 
 

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
-from domain.ingestion import MergeCounts, Outcome, data_columns, merge_outcome
+from domain.ingestion import (
+    REPORTED_CONFLICTS,
+    MergeCounts,
+    Outcome,
+    Reverted,
+    conflict_of,
+    data_columns,
+    merge_outcome,
+)
 from domain.ports import AbstractIngestRepository, BatchLease, Row
-from domain.schema import MISSING, Table
+from domain.schema import CLAIMED_AT, GONE, HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, MISSING, Table
 
 if TYPE_CHECKING:
     from adapters.memory.repository import InMemoryUnitOfWork
@@ -72,6 +82,8 @@ class InMemoryIngestRepository(AbstractIngestRepository):
                 assert stored is not None
                 provenance = {c: stamp[c] for c in (table.system.source, table.system.batch_id) if c in stamp}
                 repo._replace(stored, {**stored, **incoming, **provenance, **table.changed_stamp(stored, now)})
+            if table.keeps_claims and outcome in (Outcome.SUPERSEDED, Outcome.INSERTED, Outcome.UPDATED):
+                self._claim(table, incoming, source, batch_id, now, keep=outcome is Outcome.SUPERSEDED)
         return counts
 
     def _stored_priority(self, table: Table, stored: Row) -> int:
@@ -79,7 +91,8 @@ class InMemoryIngestRepository(AbstractIngestRepository):
             return 0
         return self.store.tables["sources"].rows[(stored[table.system.source],)]["priority"]
 
-    def delete_keys(self, table: Table, keys: Sequence[Row], *, priority: int) -> tuple[int, int]:
+    def delete_keys(self, table: Table, keys: Sequence[Row], *, priority: int, batch_id: int,
+                    now: dt.datetime) -> tuple[int, int]:
         data = self.store.tables[table.name]
         index = data.index_for(table.natural_key)
         doomed, superseded = [], 0
@@ -92,28 +105,99 @@ class InMemoryIngestRepository(AbstractIngestRepository):
                 superseded += 1
             else:
                 doomed.append(stored)
-        self._delete(table, doomed)
+        self._delete(table, doomed, "delete", batch_id, now)
         return len(doomed), superseded
 
     def retire_partitions(self, table: Table, partition: tuple[str, ...], partitions: set[tuple],
-                          keep: Sequence[Row], *, priority: int) -> int:
+                          keep: Sequence[Row], *, priority: int, batch_id: int, now: dt.datetime) -> int:
         kept = {tuple(k[c] for c in table.natural_key) for k in keep}
         doomed = [
             r for r in self.store.tables[table.name].rows.values()
             if tuple(r[c] for c in partition) in partitions and tuple(r[c] for c in table.natural_key) not in kept
             and self._stored_priority(table, r) <= priority
         ]
-        self._delete(table, doomed)
+        self._delete(table, doomed, "retire", batch_id, now)
         return len(doomed)
 
-    def _delete(self, table: Table, rows: list[Row]) -> None:
+    def _delete(self, table: Table, rows: list[Row], operation: str, batch_id: int, now: dt.datetime) -> None:
         repo = self.uow.repository(table.name)
         for row in rows:
             repo._check_not_referenced(row)  # as the foreign keys refuse it on PostgreSQL
         data = self.store.tables[table.name]
         for row in rows:
             data.remove(table.key_of(row))
-            self.uow.log(data, row, None)
+            self.uow.log(data, row, None, at=now, operation=operation, batch=batch_id)
+
+    def _claim(self, table: Table, incoming: Row, source: str, batch_id: int, now: dt.datetime, *,
+               keep: bool) -> None:
+        """Keep a superseded row's values as its source's claim on the key (keep), or drop the claim
+        of a source whose values were just stored (as the PostgreSQL merge does)."""
+        claims = self.store.tables[table.claims_name]
+        key = (*(incoming[k] for k in table.natural_key), source)
+        old = claims.rows.get(key)
+        if old is not None:
+            claims.remove(key)
+        new = None
+        if keep:
+            new = {c.name: incoming.get(c.name) for c in claims.spec.columns}
+            new |= {table.system.source: source, table.system.batch_id: batch_id, CLAIMED_AT: now}
+            claims.put(new)
+        if old is not None or new is not None:
+            self.uow.log(claims, old, new)
+
+    def revert(self, table: Table, batch_id: int, *, revert_batch: int, now: dt.datetime, force: bool) -> Reverted:
+        """The PostgreSQL statements' rules (adapters.postgres.history.revert_sql), key by key."""
+        repo = self.uow.repository(table.name)
+        data = self.store.tables[table.name]
+        system = table.system
+        versions: dict[tuple, list[Row]] = defaultdict(list)
+        for entry in sorted(self.store.tables[table.history_name].rows.values(), key=itemgetter(HISTORY_ID)):
+            versions[table.key_of(entry)].append(entry)
+        touched = []
+        for key, entries in versions.items():
+            mine = [e for e in entries if e.get(system.batch_id) == batch_id]
+            if mine:
+                touched.append((mine[-1][HISTORY_ID], key, mine[0][HISTORY_ID], mine[-1]))
+        done = Reverted()
+        restored = [c.name for c in table.columns if not c.system and not c.generated]
+        restored += [system.source] if table.has_provenance else []
+        stamp = {system.updated_at: now, **({system.batch_id: revert_batch} if table.has_provenance else {})}
+        for _, key, first, last in sorted(touched, key=itemgetter(0)):
+            entries = versions[key]
+            before = next((e for e in reversed(entries) if e[HISTORY_ID] < first), None)
+            current = next((e for e in reversed(entries) if e[HISTORY_VALID_TO] is None), None)
+            if current is not last:
+                done.conflicted += 1
+                if len(done.conflicts) < REPORTED_CONFLICTS:
+                    done.conflicts.append(conflict_of(table, dict(last), dict(current) if current else None))
+                if not force:
+                    continue
+            stored = data.rows.get(key)
+            if before is None or before[HISTORY_OPERATION] in GONE:
+                if stored is not None:
+                    repo._check_not_referenced(stored)
+                    data.remove(key)
+                    self.uow.log(data, stored, None, at=now, operation="revert", batch=revert_batch)
+                    done.deleted += 1
+            elif stored is not None:
+                if any(stored[c] != before[c] for c in restored):
+                    new = {**stored, **{c: before[c] for c in restored}, **stamp,
+                           system.version: stored[system.version] + 1}
+                    repo._replace(stored, new, operation="revert")
+                    done.restored += 1
+            else:
+                row = {c.name: before[c.name] for c in table.columns}
+                repo._insert({**row, **stamp, system.version: before[system.version] + 1}, operation="revert")
+                done.reinserted += 1
+        return done
+
+    def prune_history(self, table: Table, before: dt.datetime, limit: int) -> int:
+        history = self.store.tables[table.history_name]
+        ended = [pk for pk, r in history.rows.items()
+                 if r[HISTORY_VALID_TO] is not None and r[HISTORY_VALID_TO] < before][:limit]
+        for pk in ended:
+            self.uow.log(history, history.remove(pk), None)
+        return len(ended)
 
     def begin_batch(self, batch: Row) -> BatchLease:
         # Committed at once: written past the unit of work's undo log, as PostgreSQL's own connection does.

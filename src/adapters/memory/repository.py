@@ -7,13 +7,13 @@ import datetime as dt
 import itertools
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from adapters.memory.evaluate import JSON_NULL, RelatedCheck, cast, group_rows, matches, sort_rows, walk
 from domain.errors import BadRequest, DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
 from domain.ports import AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Cast, Fetch, JsonPath, Lookup, Query, Related, Where, keyset_where, name_of
-from domain.schema import Catalog, ForeignKey, Table
+from domain.schema import HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, Catalog, ForeignKey, Table, version_at
 from domain.validation import ValueRefused, coercer
 
 
@@ -148,7 +148,7 @@ class InMemoryRepository(AbstractRepository):
                             f'is still referenced from table "{referrer.name}".',
                 )
 
-    def _insert(self, row: Row) -> Row:
+    def _insert(self, row: Row, *, operation: str | None = None) -> Row:
         # In the table's column order, as PostgreSQL returns a row; generated ids drawn here.
         row = {c.name: next(self.data.ids) if c.generated and row.get(c.name) is None else row.get(c.name)
                for c in self.table.columns}
@@ -156,10 +156,10 @@ class InMemoryRepository(AbstractRepository):
         self._check_unique(row)
         self._check_references(row)
         self.data.put(row)
-        self.uow.log(self.data, None, row)
+        self.uow.log(self.data, None, row, operation=operation)
         return dict(row)
 
-    def _replace(self, old: Row, new: Row) -> None:
+    def _replace(self, old: Row, new: Row, *, operation: str | None = None) -> None:
         pk = self.table.key_of(old)
         if new == old:
             return
@@ -171,7 +171,7 @@ class InMemoryRepository(AbstractRepository):
         self._check_references(new)
         self.data.remove(pk)
         self.data.put(new)
-        self.uow.log(self.data, old, new)
+        self.uow.log(self.data, old, new, operation=operation)
 
     def _check_not_referenced_on_change(self, old: Row, new: Row) -> None:
         for _, fk in self.store.catalog.referencing(self.table.name):
@@ -219,13 +219,21 @@ class InMemoryRepository(AbstractRepository):
             self.uow.log(self.data, None, row)
         return False
 
-    def _related_check(self) -> RelatedCheck:
+    def _rows_at(self, name: str, as_of: dt.datetime | None) -> Iterable[Row]:
+        """A table's rows: as they are, or (as_of) each row's version of that instant, from its history."""
+        spec = self.store.catalog[name]
+        if as_of is None or not spec.history:
+            return self.store.tables[name].rows.values()
+        history = self.store.tables[spec.history_name].rows.values()
+        return [{c.name: h[c.name] for c in spec.columns} for h in history if version_at(spec, h, as_of)]
+
+    def _related_check(self, as_of: dt.datetime | None = None) -> RelatedCheck:
         """EXISTS as a hash semi-join: each Related's matching keys are collected once per statement."""
         found: dict[int, tuple[Related, set[tuple]]] = {}
 
         def check(related: Related, row: Row) -> bool:
             if id(related) not in found:
-                target = self.store.tables[related.target].rows.values()
+                target = self._rows_at(related.target, as_of)
                 keep = matches(related.where, check)
                 keys = {tuple(r[c] for c in related.target_columns) for r in target if keep(r)}
                 found[id(related)] = (related, keys)  # the object is kept so its id is not reused
@@ -240,13 +248,21 @@ class InMemoryRepository(AbstractRepository):
         refs = [*fetch.columns, *(o.column for o in fetch.order)]
         return list(dict.fromkeys(r for r in refs if not isinstance(r, str)))
 
-    def _attach(self, rows, refs: list):
+    def _attach(self, rows, refs: list, as_of: dt.datetime | None = None):
         """Each row with its derived values under their names, as PostgreSQL computes them per row."""
-        lookups: dict[Lookup, tuple[dict[tuple, tuple], MemoryTable, Callable]] = {}
+        lookups: dict[Lookup, tuple[Callable[[tuple], Row | None], Callable]] = {}
         for ref in refs:
             if isinstance(ref, Lookup):
-                target = self.store.tables[ref.target]
-                lookups[ref] = (target.index_for(ref.target_columns), target, matches(ref.where, self._related_check()))
+                if as_of is None:  # through the target's index: no copy of the table per statement
+                    target = self.store.tables[ref.target]
+                    index = target.index_for(ref.target_columns)
+
+                    def get(key: tuple, index=index, target=target) -> Row | None:
+                        pk = index.get(key)
+                        return target.rows[pk] if pk is not None else None
+                else:
+                    get = {tuple(r[c] for c in ref.target_columns): r for r in self._rows_at(ref.target, as_of)}.get
+                lookups[ref] = (get, matches(ref.where, self._related_check(as_of)))
 
         def value(ref, row: Row):
             if isinstance(ref, JsonPath):
@@ -254,22 +270,22 @@ class InMemoryRepository(AbstractRepository):
             if isinstance(ref, Cast):
                 inner = value(ref.ref, row) if isinstance(ref.ref, JsonPath) else row.get(ref.ref)
                 return cast(ref.target, ref.source, inner)  # the JSON value null too: its text is 'null'
-            index, target, keep = lookups[ref]
-            pk = index.get(tuple(row[c] for c in ref.columns))
-            found = target.rows[pk] if pk is not None else None
+            get, keep = lookups[ref]
+            found = get(tuple(row[c] for c in ref.columns))
             return found[ref.column] if found is not None and keep(found) else None
 
         for row in rows:
             yield {**row, **{name_of(ref): value(ref, row) for ref in refs}}
 
     def _fetched(self, fetch: Fetch) -> list[Row]:
-        rows = filter(matches(fetch.where, self._related_check()), self.data.rows.values())
+        rows = filter(matches(fetch.where, self._related_check(fetch.as_of)),
+                      self._rows_at(self.table.name, fetch.as_of))
         if fetch.within is not None:
             columns, keys = fetch.within
             rows = (r for r in rows if tuple(r[c] for c in columns) in keys)
         derived = self._derived(fetch)
         if derived:
-            rows = self._attach(rows, derived)
+            rows = self._attach(rows, derived, fetch.as_of)
         if fetch.aggregates or fetch.distinct:
             result = group_rows(rows, fetch.columns, fetch.aggregates)
             if fetch.having is not None:
@@ -309,13 +325,14 @@ class InMemoryRepository(AbstractRepository):
         targets = [r for r in self.data.rows.values() if matches(where)(r)]
         return [self._apply(old, changes, now) for old in targets]
 
-    def delete(self, where: Where | None) -> list[Row]:
+    def delete(self, where: Where | None, now: dt.datetime | None = None) -> list[Row]:
         targets = [r for r in self.data.rows.values() if matches(where)(r)]
         for row in targets:
             self._check_not_referenced(row)
+        at = now or dt.datetime.now(dt.UTC)
         for row in targets:
             self.data.remove(self.table.key_of(row))
-            self.uow.log(self.data, row, None)
+            self.uow.log(self.data, row, None, at=at)
         return [dict(r) for r in targets]
 
 
@@ -351,8 +368,42 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
             self._depth -= 1
             self.store.lock.release()
 
-    def log(self, table: MemoryTable, old: Row | None, new: Row | None) -> None:
+    def log(self, table: MemoryTable, old: Row | None, new: Row | None, *, at: dt.datetime | None = None,
+            operation: str | None = None, batch: int | None = None) -> None:
+        """Every write of the store comes here: into the undo log, and into the table's history.
+        `at` is the time of a delete (an insert or update carries its own updated_at); `operation`
+        names a change other than the insert, update or delete it looks like (a revert's); `batch`
+        the batch of a delete, when one made it."""
         self._undo.append((table, old, new))
+        if table.spec.history:
+            self._record(table.spec, old, new, at, operation, batch)
+
+    def _record(self, spec: Table, old: Row | None, new: Row | None, at: dt.datetime | None,
+                operation: str | None, batch: int | None = None) -> None:
+        """One version more in the history table, as adapters.postgres.history writes it: the current
+        version of the row's key (the last one recorded) is closed, and the new one added."""
+        history = self.store.tables[spec.history_name]
+        current = history.index_for(spec.primary_key)  # key -> its last version: put() keeps the last
+        row = new if new is not None else old
+        assert row is not None
+        when = at if new is None or at is not None else new[spec.system.updated_at]
+        if old is not None and new is not None and spec.key_of(old) != spec.key_of(new):
+            self._record(spec, old, None, when, None)  # a key changed: the old key's row is gone
+            old = None
+        pk = current.get(spec.key_of(row))
+        if pk is not None and history.rows[pk][HISTORY_VALID_TO] is None:
+            before = history.rows[pk]
+            closed = {**before, HISTORY_VALID_TO: when}
+            history.remove(pk)
+            history.put(closed)
+            self._undo.append((history, before, closed))
+        entry = {HISTORY_ID: next(history.ids),
+                 HISTORY_OPERATION: operation or ("delete" if new is None else "update" if old else "insert"),
+                 **row, spec.system.updated_at: when, HISTORY_VALID_TO: None,
+                 **({spec.system.batch_id: batch} if batch is not None else {})}
+        entry = {c.name: entry[c.name] for c in history.spec.columns}
+        history.put(entry)
+        self._undo.append((history, None, entry))
 
     def repository(self, table: str) -> InMemoryRepository:
         if table not in self.store.tables:

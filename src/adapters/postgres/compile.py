@@ -4,12 +4,14 @@ quoted literals so that one path is one expression wherever the statement repeat
 
 from __future__ import annotations
 
+import datetime as dt
 from contextvars import ContextVar
 from types import SimpleNamespace
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB, REGCONFIG
 
+from adapters.postgres.history import as_of_view
 from domain.query import (
     CAST_TYPES,
     Aggregate,
@@ -26,7 +28,7 @@ from domain.query import (
     keyset_where,
     name_of,
 )
-from domain.schema import ColumnType, Table, search_column
+from domain.schema import Catalog, ColumnType, Table, search_column
 
 _TSQUERY = {"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery",
             "wfts": "websearch_to_tsquery"}
@@ -56,7 +58,7 @@ def _lookup(table: sa.FromClause, lookup: Lookup) -> sa.ColumnElement:
     joined = _joined.get()
     if joined is not None and lookup in joined:
         return joined[lookup]
-    target = _metadata(table).tables[lookup.target].alias()
+    target = _target(table, lookup.target)
     joined = [target.c[tc] == table.c[c] for c, tc in zip(lookup.columns, lookup.target_columns, strict=True)]
     if lookup.where is not None:
         joined.append(where_clause(target, lookup.where))
@@ -172,11 +174,25 @@ def _metadata(table: sa.FromClause) -> sa.MetaData:
     return table.metadata if isinstance(table, sa.Table) else table.element.metadata  # type: ignore[attr-defined]
 
 
+# The instant a read looks at (Fetch.as_of) while fetch_statement builds it, with the catalog's
+# metadata: every table it looks into (lookups, filters on embeds) is read as it stood then.
+_as_of: ContextVar[tuple[Catalog, sa.MetaData, dt.datetime] | None] = ContextVar("as_of", default=None)
+
+
+def _target(table: sa.FromClause, name: str) -> sa.FromClause:
+    """A table a condition or a lookup reaches, aliased: as it stands now, or at the read's instant."""
+    as_of = _as_of.get()
+    if as_of is None:
+        return _metadata(table).tables[name].alias()
+    catalog, metadata, moment = as_of
+    return as_of_view(metadata, catalog[name], moment).alias()
+
+
 def _related(table: sa.FromClause, related: Related) -> sa.ColumnElement[bool]:
     """EXISTS over the embed's rows that point at (or are pointed at by) this row, correlated.
 
     The target is aliased, so an embed of a table into itself correlates with the outer row."""
-    target = _metadata(table).tables[related.target].alias()
+    target = _target(table, related.target)
     joined = [target.c[tc] == table.c[c] for c, tc in zip(related.columns, related.target_columns, strict=True)]
     if related.where is not None:
         joined.append(where_clause(target, related.where))
@@ -267,7 +283,7 @@ def _join_lookups(table: sa.Table, fetch: Fetch) -> tuple[sa.FromClause, dict[Lo
     for ref in [*fetch.columns, *(o.column for o in fetch.order)]:
         if not isinstance(ref, Lookup) or ref in joined:
             continue
-        target = _metadata(table).tables[ref.target].alias()
+        target = _target(table, ref.target)
         on = [target.c[tc] == table.c[c] for c, tc in zip(ref.columns, ref.target_columns, strict=True)]
         if ref.where is not None:
             on.append(where_clause(target, ref.where))
@@ -276,13 +292,25 @@ def _join_lookups(table: sa.Table, fetch: Fetch) -> tuple[sa.FromClause, dict[Lo
     return source, joined
 
 
-def fetch_statement(table: sa.Table, spec: Table, fetch: Fetch, *, paged: bool = True) -> sa.Select:
-    source, joined = _join_lookups(table, fetch)
-    token = _joined.set(joined or None)
+def fetch_statement(table: sa.Table, spec: Table, fetch: Fetch, *, paged: bool = True,
+                    catalog: Catalog | None = None) -> sa.Select:
+    """The statement of a Fetch on `table`; one with `as_of` reads it (and what it looks into) from
+    the history tables, which needs the `catalog`."""
+    as_of = None
+    if fetch.as_of is not None:
+        assert catalog is not None, "an as_of read needs the catalog"
+        as_of = _as_of.set((catalog, table.metadata, fetch.as_of))
+        table = as_of_view(table.metadata, spec, fetch.as_of)  # type: ignore[assignment]
     try:
-        return _fetch_statement(table, source, spec, fetch, paged=paged)
+        source, joined = _join_lookups(table, fetch)
+        token = _joined.set(joined or None)
+        try:
+            return _fetch_statement(table, source, spec, fetch, paged=paged)
+        finally:
+            _joined.reset(token)
     finally:
-        _joined.reset(token)
+        if as_of is not None:
+            _as_of.reset(as_of)
 
 
 def _fetch_statement(table: sa.Table, source: sa.FromClause, spec: Table, fetch: Fetch, *, paged: bool) -> sa.Select:

@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 import psycopg2
 import sqlalchemy as sa
 
+from adapters.postgres.history import history_items, revert_sql
 from adapters.postgres.repository import translate_errors
-from domain.ingestion import MergeCounts, data_columns
+from domain.ingestion import REPORTED_CONFLICTS, MergeCounts, Reverted, conflict_of, data_columns
 from domain.ports import AbstractIngestRepository, BatchLease, Row
-from domain.schema import ColumnType, Table
+from domain.schema import CLAIMED_AT, HISTORY_ID, HISTORY_VALID_TO, ColumnType, Table
 
 if TYPE_CHECKING:
     from adapters.postgres.repository import SqlAlchemyUnitOfWork
@@ -43,6 +44,8 @@ _LOCK = "SELECT pg_advisory_lock(%s, mod(%s, 2147483647)::int)"
 _UNLOCK = "SELECT pg_advisory_unlock(%s, mod(%s, 2147483647)::int)"
 # A staged row's place in its chunk, for tables with a surrogate id; no declared column can be named so.
 _ARRIVAL = '"depot:arrival"'
+# Whether the merge inserted a row, beside the row's own columns in its RETURNING.
+_INSERTED = '"depot:inserted"'
 
 
 def _q(name: str) -> str:
@@ -114,7 +117,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
                 return MergeCounts(unchanged=unchanged)
             inserted, updated = self._upsert(table, columns, source, priority, batch_id, now, on_conflict)
             accounted = inserted + updated + unchanged == len(rows)  # then nothing is left to tell apart
-            superseded = self._superseded(table, priority) if on_conflict == "update" and not accounted else 0
+            superseded = self._superseded(table, priority, source, batch_id, now) \
+                if on_conflict == "update" and not accounted else 0
         return MergeCounts(inserted, updated, len(rows) - inserted - updated - superseded, superseded)
 
     def _drop_unchanged(self, table: Table, columns: tuple[str, ...], priority: int) -> int:
@@ -162,8 +166,10 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         stamp = table.inserted_stamp(now, source, batch_id)
         system, extra = list(stamp), tuple(stamp.values())
         savepoint = self.connection.begin_nested()
+        # The same CSV into the history table, as the rows' first versions (operation defaults to insert).
+        targets = [_q(table.name), *([_q(table.history_name)] if table.history else [])]
         try:
-            self._copy(table, _q(table.name), [*columns, *system], columns, rows, extra)
+            self._copy(table, targets, [*columns, *system], columns, rows, extra)
         except (sa.exc.DBAPIError, psycopg2.Error):  # the COPY runs on the driver's own cursor
             savepoint.rollback()
             return False
@@ -178,12 +184,13 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             f"CREATE TEMP TABLE depot_stage ON COMMIT DROP AS SELECT {names}"
             f"{', 0::bigint AS ' + _ARRIVAL if numbered else ''} FROM {_q(table.name)} WITH NO DATA"
         )
-        self._copy(table, "depot_stage", columns, columns, rows, (), numbered=numbered)
+        self._copy(table, ["depot_stage"], columns, columns, rows, (), numbered=numbered)
 
-    def _copy(self, table: Table, target: str, names: Sequence[str], columns: tuple[str, ...],
+    def _copy(self, table: Table, targets: Sequence[str], names: Sequence[str], columns: tuple[str, ...],
               rows: Sequence[Row], extra: tuple[Any, ...], *, numbered: bool = False) -> None:
-        """COPY the rows' `columns`, then the same `extra` values on every row, into `target`'s `names`.
-        `numbered` adds each row's place in `rows` as the staging table's arrival column."""
+        """COPY the rows' `columns`, then the same `extra` values on every row, into each target's `names`
+        (the CSV is written once). `numbered` adds each row's place in `rows` as the staging table's
+        arrival column."""
         buffer = io.StringIO()
         # The same `extra` fields end every record: written once, as the writer's line terminator
         # (a newline inside a quoted value is not one), not formatted again for each row.
@@ -202,11 +209,12 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             writer.writerows((*_copy_values(values(r), as_text), n) for n, r in enumerate(rows))
         else:
             writer.writerows(_copy_values(values(r), as_text) for r in rows)
-        buffer.seek(0)
         cursor = self.connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            targets = ", ".join([*map(_q, names), *([_ARRIVAL] if numbered else [])])
-            cursor.copy_expert(f"COPY {target} ({targets}) FROM STDIN WITH (FORMAT csv)", buffer, size=_COPY_BLOCK)
+            listed = ", ".join([*map(_q, names), *([_ARRIVAL] if numbered else [])])
+            for target in targets:
+                buffer.seek(0)
+                cursor.copy_expert(f"COPY {target} ({listed}) FROM STDIN WITH (FORMAT csv)", buffer, size=_COPY_BLOCK)
         finally:
             cursor.close()
 
@@ -235,9 +243,19 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             sql += f" ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)} WHERE {' AND '.join(conditions)} "
         else:
             sql += f" ON CONFLICT ({key}) DO NOTHING "
+        returning = f"RETURNING (t.xmax = 0) AS {_INSERTED}"
+        recorded = ""
+        if table.history:
+            returning += ", t.*"
+            operation = f"CASE WHEN c.{_INSERTED} THEN 'insert' ELSE 'update' END"
+            recorded = ", " + history_items(table, "merged", operation=operation)
+        if table.keeps_claims:  # this source's values are the row's now: its claim on the key is spent
+            match = " AND ".join(f"c.{_q(k)} = m.{_q(k)}" for k in table.natural_key)
+            recorded += (f", spent AS (DELETE FROM {_q(table.claims_name)} c USING merged m "
+                         f"WHERE {match} AND c.{_q(table.system.source)} = %(source)s)")
         sql = (
-            f"WITH {drawn}merged AS ({sql} RETURNING (t.xmax = 0) AS inserted) "
-            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"
+            f"WITH {drawn}merged AS ({sql} {returning}){recorded} "
+            f"SELECT count(*) FILTER (WHERE {_INSERTED}), count(*) FILTER (WHERE NOT {_INSERTED}) FROM merged"
         )
         inserted, updated = self.connection.exec_driver_sql(sql, {**params, "priority": priority}).one()
         return int(inserted), int(updated)
@@ -251,8 +269,12 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         drawn, sql, params = self._insert_sql(table, columns, source, batch_id, now)
         key = ", ".join(map(_q, table.natural_key))
         match = " AND ".join(f"m.{_q(c)} = s.{_q(c)}" for c in table.natural_key)
+        returning, recorded = key, ""
+        if table.history:
+            returning = "t.*"
+            recorded = ", " + history_items(table, "merged", operation="'insert'")
         sql = (
-            f"WITH {drawn}merged AS ({sql} ON CONFLICT ({key}) DO NOTHING RETURNING {key}) "
+            f"WITH {drawn}merged AS ({sql} ON CONFLICT ({key}) DO NOTHING RETURNING {returning}){recorded} "
             f"SELECT {', '.join(f's.{_q(c)}' for c in table.natural_key)} FROM depot_stage s "
             f"WHERE NOT EXISTS (SELECT 1 FROM merged m WHERE {match})"
         )
@@ -307,15 +329,57 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         )
         return drawn, sql, {**params, "table": target, "surrogate": surrogate}
 
-    def _superseded(self, table: Table, priority: int) -> int:
+    def _superseded(self, table: Table, priority: int, source: str, batch_id: int, now: dt.datetime) -> int:
+        """Count the staged rows whose stored row's source has the higher priority; where the table
+        keeps claims, keep their values as this source's claim on the key (one per key and source),
+        in the same statement."""
         if not table.has_provenance:
             return 0
         join = " AND ".join(f"t.{_q(c)} = s.{_q(c)}" for c in table.natural_key)
-        sql = (
-            f"SELECT count(*) FROM depot_stage s JOIN {_q(table.name)} t ON {join} "
+        lost = (
+            f"FROM depot_stage s JOIN {_q(table.name)} t ON {join} "
             f"WHERE {_stored_priority(table)} > %(priority)s"
         )
-        return int(self.connection.exec_driver_sql(sql, {"priority": priority}).scalar_one())
+        params = {"priority": priority, "source": source, "batch_id": batch_id, "now": now}
+        if not table.keeps_claims:
+            return int(self.connection.exec_driver_sql(f"SELECT count(*) {lost}", params).scalar_one())
+        claims = self.uow.catalog[table.claims_name]
+        values = [c.name for c in claims.columns if table.has_column(c.name) and not table.column(c.name).system]
+        names = [*values, table.system.source, table.system.batch_id, CLAIMED_AT]
+        sets = [f"{_q(c)} = EXCLUDED.{_q(c)}" for c in names if c not in claims.primary_key]
+        sql = (
+            f"WITH claimed AS (INSERT INTO {_q(claims.name)} ({', '.join(map(_q, names))}) "
+            f"SELECT {', '.join(f's.{_q(c)}' for c in values)}, %(source)s, %(batch_id)s, %(now)s {lost} "
+            f"ON CONFLICT ({', '.join(map(_q, claims.primary_key))}) DO UPDATE SET {', '.join(sets)} RETURNING 1) "
+            "SELECT count(*) FROM claimed"
+        )
+        return int(self.connection.exec_driver_sql(sql, params).scalar_one())
+
+    def revert(self, table: Table, batch_id: int, *, revert_batch: int, now: dt.datetime, force: bool) -> Reverted:
+        plan, statements, conflicts, count = revert_sql(table, force)
+        params = {"batch": batch_id, "revert_batch": revert_batch, "now": now, "limit": REPORTED_CONFLICTS}
+        run = self.connection.exec_driver_sql
+        with translate_errors(self.uow.catalog):
+            run("DROP TABLE IF EXISTS pg_temp.depot_revert")
+            run(plan, params)
+            run("ANALYZE depot_revert")  # its row count and keys, for the joins below
+            deleted, restored, reinserted = (int(run(sql, params).scalar_one()) for sql in statements)
+            pairs = run(conflicts, params).all()
+            conflicted = int(run(count).scalar_one())
+            history = self.uow.metadata.tables[table.history_name]
+            ids = [i for pair in pairs for i in pair if i is not None]
+            versions = {r[HISTORY_ID]: dict(r) for r in self.connection.execute(
+                sa.select(history).where(history.c[HISTORY_ID].in_(ids))).mappings()} if ids else {}
+        return Reverted(restored, reinserted, deleted, conflicted, [
+            conflict_of(table, versions[last], versions.get(current)) for last, current in pairs])
+
+    def prune_history(self, table: Table, before: dt.datetime, limit: int) -> int:
+        # One chunk: the ids first (LIMIT), so each transaction holds few row locks and is short.
+        history = _q(table.history_name)
+        sql = (f"DELETE FROM {history} WHERE {_q(HISTORY_ID)} IN (SELECT {_q(HISTORY_ID)} FROM {history} "
+               f"WHERE {_q(HISTORY_VALID_TO)} < %(before)s LIMIT %(limit)s)")
+        with translate_errors(self.uow.catalog):
+            return self.connection.exec_driver_sql(sql, {"before": before, "limit": limit}).rowcount
 
     def _stage_keys(self, table: Table, name: str, columns: tuple[str, ...], rows: Sequence[Row]) -> None:
         """A temporary table `name` of the rows' `columns`, typed as the table's, filled by COPY."""
@@ -326,21 +390,29 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         if rows:
             self._copy(table, name, columns, columns, rows, ())
 
-    def _weaker(self, table: Table, alias: str) -> str:
-        """The priority rule as SQL: the stored row's source has no higher priority than the batch's."""
-        if not table.has_provenance:
-            return "true"
-        return (f'(SELECT src."priority" FROM "sources" src WHERE src."code" = {alias}.{_q(table.system.source)})'
-                " <= %(priority)s")
+    def _weaker(self, table: Table) -> str:
+        """The priority rule as SQL on the stored row `t`: its source has no higher priority than the batch's."""
+        return f"{_stored_priority(table)} <= %(priority)s" if table.has_provenance else "true"
 
-    def delete_keys(self, table: Table, keys: Sequence[Row], *, priority: int) -> tuple[int, int]:
+    def _deleting(self, table: Table, delete: str, operation: str, params: dict[str, Any]) -> int:
+        """Run `delete` (a DELETE ... RETURNING t.*) and record the rows it took in the table's history
+        in the same statement, set-based (adapters.postgres.history). Returns how many it took."""
+        if not table.history:
+            return self.connection.exec_driver_sql(delete, params).rowcount
+        items = history_items(table, "changed", operation=f"'{operation}'", at="%(now)s", batch="%(batch_id)s")
+        return int(self.connection.exec_driver_sql(
+            f"WITH changed AS ({delete}), {items} SELECT count(*) FROM changed", params).scalar_one())
+
+    def delete_keys(self, table: Table, keys: Sequence[Row], *, priority: int, batch_id: int,
+                    now: dt.datetime) -> tuple[int, int]:
         key = table.natural_key
         join = " AND ".join(f"t.{_q(c)} = k.{_q(c)}" for c in key)
+        params = {"priority": priority, "batch_id": batch_id, "now": now}
         with translate_errors(self.uow.catalog):
             self._stage_keys(table, "depot_keys", key, keys)
-            deleted = self.connection.exec_driver_sql(
-                f"DELETE FROM {_q(table.name)} t USING depot_keys k WHERE {join} AND {self._weaker(table, 't')}",
-                {"priority": priority}).rowcount
+            deleted = self._deleting(
+                table, f"DELETE FROM {_q(table.name)} t USING depot_keys k WHERE {join} AND {self._weaker(table)} "
+                       "RETURNING t.*", "delete", params)
             superseded = 0
             if table.has_provenance:
                 superseded = self.connection.exec_driver_sql(
@@ -349,7 +421,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         return deleted, int(superseded)
 
     def retire_partitions(self, table: Table, partition: tuple[str, ...], partitions: set[tuple],
-                          keep: Sequence[Row], *, priority: int) -> int:
+                          keep: Sequence[Row], *, priority: int, batch_id: int, now: dt.datetime) -> int:
         if not partitions:
             return 0
         key = table.natural_key
@@ -359,10 +431,10 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             self._stage_keys(table, "depot_keep", key, keep)
             self._stage_keys(table, "depot_partitions", partition,
                              [dict(zip(partition, p, strict=True)) for p in partitions])
-            return self.connection.exec_driver_sql(
-                f"DELETE FROM {_q(table.name)} t WHERE EXISTS (SELECT 1 FROM depot_partitions p WHERE {covered}) "
-                f"AND NOT EXISTS (SELECT 1 FROM depot_keep k WHERE {kept}) AND {self._weaker(table, 't')}",
-                {"priority": priority}).rowcount
+            delete = (f"DELETE FROM {_q(table.name)} t WHERE EXISTS (SELECT 1 FROM depot_partitions p WHERE {covered}) "
+                      f"AND NOT EXISTS (SELECT 1 FROM depot_keep k WHERE {kept}) AND {self._weaker(table)} "
+                      "RETURNING t.*")
+            return self._deleting(table, delete, "retire", {"priority": priority, "batch_id": batch_id, "now": now})
 
     def begin_batch(self, batch: Row) -> BatchLease:
         batches = self.uow.metadata.tables["ingest_batches"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from adapters.postgres.compile import fetch_statement, order_by, where_clause
 from adapters.postgres.db import read_engine, read_from_primary
+from adapters.postgres.history import record_rows
 from adapters.postgres.tables import checks_of, relations_metadata, stored_columns
 from domain.errors import (
     BadRequest,
@@ -148,7 +149,15 @@ class SqlAlchemyRepository(AbstractRepository):
         if not rows:
             return []
         statement = sa.insert(self.sa_table).returning(*stored_columns(self.sa_table))
-        return _rows(self._run(statement, list(rows)))
+        written = _rows(self._run(statement, list(rows)))
+        if self.table.history:  # a write stamps its rows with one time (services.stamp_new)
+            self._record(written, "insert", written[0][self.table.system.updated_at])
+        return written
+
+    def _record(self, rows: list[Row], operation: str | Callable[[Row], str], at: dt.datetime) -> None:
+        """Keep the versions these rows now have in the table's history (adapters.postgres.history)."""
+        with translate_errors(self.uow.catalog):
+            record_rows(self.connection, self.uow.metadata, self.table, rows, operation, at)
 
     def upsert(self, rows: Sequence[Row], conflict: tuple[str, ...], *, update: bool, now: dt.datetime) -> list[Row]:
         """Rows come one per conflict key, in arrival order, and are written in key order: concurrent
@@ -174,6 +183,11 @@ class SqlAlchemyRepository(AbstractRepository):
             statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
         statement = statement.returning(*stored_columns(self.sa_table))
         result = _rows(self._run(statement, by_key))
+        if self.table.history:
+            created, updated = self.table.system.created_at, self.table.system.updated_at
+            # The rows this upsert wrote carry its time; the others it matched and left as they were.
+            self._record([r for r in result if r[updated] == now],
+                         lambda r: "insert" if r[created] == now else "update", now)
         # (a key PostgreSQL gave back in another form than sent, were there one, would keep its place)
         return sorted(result, key=lambda r: arrival.get(tuple(r[c] for c in conflict), len(arrival)))
 
@@ -219,12 +233,12 @@ class SqlAlchemyRepository(AbstractRepository):
         return out
 
     def fetch(self, fetch: Fetch) -> list[Row]:
-        result = self._run(fetch_statement(self.sa_table, self.table, fetch))
+        result = self._run(fetch_statement(self.sa_table, self.table, fetch, catalog=self.uow.catalog))
         return self._fetched_rows(fetch, result.keys(), result.all())
 
     def fetch_batches(self, fetch: Fetch, size: int) -> Iterator[list[Row]]:
         """A server-side cursor, read `size` rows at a time: memory stays flat however many rows match."""
-        statement = fetch_statement(self.sa_table, self.table, fetch)
+        statement = fetch_statement(self.sa_table, self.table, fetch, catalog=self.uow.catalog)
         with translate_errors(self.uow.catalog):
             result = self.connection.execution_options(stream_results=True, max_row_buffer=size).execute(statement)
             try:
@@ -235,7 +249,7 @@ class SqlAlchemyRepository(AbstractRepository):
                 result.close()
 
     def total(self, fetch: Fetch, *, planned: bool = False) -> int:
-        inner = fetch_statement(self.sa_table, self.table, fetch, paged=False)
+        inner = fetch_statement(self.sa_table, self.table, fetch, paged=False, catalog=self.uow.catalog)
         if not fetch.aggregates:
             inner = inner.with_only_columns(sa.literal(1), maintain_column_froms=True)
         statement = sa.select(sa.func.count()).select_from(inner.subquery())
@@ -261,7 +275,10 @@ class SqlAlchemyRepository(AbstractRepository):
         statement = sa.update(self.sa_table).values({**changes, **self._bumped(changed, now)})
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
-        return _rows(self._run(statement.returning(*stored_columns(self.sa_table))))
+        rows = _rows(self._run(statement.returning(*stored_columns(self.sa_table))))
+        if self.table.history:
+            self._record([r for r in rows if r[self.table.system.updated_at] == now], "update", now)
+        return rows
 
     def _bumped(self, changed: sa.ColumnElement[bool], now: dt.datetime) -> dict[str, sa.ColumnElement]:
         """The version and updated_at of a written row: moved on only when a value really changed."""
@@ -269,12 +286,15 @@ class SqlAlchemyRepository(AbstractRepository):
         return {s.version: sa.case((changed, t[s.version] + 1), else_=t[s.version]),
                 s.updated_at: sa.case((changed, sa.literal(now, t[s.updated_at].type)), else_=t[s.updated_at])}
 
-    def delete(self, where: Where | None) -> list[Row]:
+    def delete(self, where: Where | None, now: dt.datetime | None = None) -> list[Row]:
         self._writing()
         statement = sa.delete(self.sa_table)
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
-        return _rows(self._run(statement.returning(*stored_columns(self.sa_table))))
+        rows = _rows(self._run(statement.returning(*stored_columns(self.sa_table))))
+        if self.table.history:
+            self._record(rows, "delete", now or dt.datetime.now(dt.UTC))
+        return rows
 
 
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):

@@ -152,6 +152,8 @@ def _sa_table(spec: Table, metadata: sa.MetaData) -> sa.Table:
     for fk in spec.foreign_keys:
         if _index_worthy(spec, fk.columns):
             items.append(sa.Index(None, *fk.columns))
+    if spec.history_of is not None:
+        items.extend(_history_indexes(spec))
     for column in spec.columns:
         for name, sql in checks_of(column):
             items.append(sa.CheckConstraint(_escape_colons(sql), name=name))
@@ -184,6 +186,14 @@ def stored_columns(table: sa.Table) -> tuple[sa.Column, ...]:
     """The columns a row is read back with: the declared ones, without derived storage (a
     Searchable column's tsvector)."""
     return tuple(c for c in table.c if "search_of" not in c.info)
+
+
+def _history_indexes(spec: Table) -> list[sa.Index]:
+    """A history table is looked up by its row's key (a row's versions; the current version, which a
+    change closes) and by batch (what a batch did; its revert). Two indexes and its primary key, each
+    written on every change: the cost of history on an ingest, kept to these three."""
+    by_batch = [sa.Index(None, spec.system.batch_id)] if spec.has_provenance else []
+    return [sa.Index(None, *spec.row_key), *by_batch]
 
 
 @cache
