@@ -327,7 +327,7 @@ def table_router(table: Table, catalog: Catalog) -> APIRouter:
         )
         async def promote_claim(key: str, source: str, uow: UoW) -> Response:
             row = await run_in_threadpool(history.promote_claim, uow, name, key, source)
-            return JSONResponse(row, headers={"etag": etag(row)})
+            return JSONResponse(row, headers={"etag": etag(table, row)})
 
     @router.get(
         "/{key:path}",
