@@ -127,3 +127,15 @@ def test_contains_contained_by_and_overlaps_on_json(client, live_server):
     assert client.from_("rejected_rows").select("row_number").overlaps("payload->tags", ["night", "day"]).execute() \
         .data == [{"row_number": 1}]
     assert client.from_("rejected_rows").select("row_number").contains("payload->tags", ["day"]).execute().data == []
+
+
+def test_as_of_travels_in_the_clients_params(client):
+    """The history's as_of= read through the client's own query parameters."""
+    latest = client.from_("flights").select("updated_at").order("updated_at", desc=True).limit(1).execute()
+    now = latest.data[0]["updated_at"]
+    query = client.from_("flights").select("flight").eq("carrier", "AA").order("flight")
+    query.request.params = query.request.params.add("as_of", now)
+    assert query.execute().data == [{"flight": 1}, {"flight": 2}]
+    query = client.from_("flights").select("flight")
+    query.request.params = query.request.params.add("as_of", "2000-01-01T00:00:00Z")
+    assert query.execute().data == []
