@@ -416,7 +416,7 @@ def history_table(spec: Table) -> Table:
                description="What the change was: " + ", ".join(OPERATIONS) + "."),
         *(dataclasses.replace(
             c, generated=False, system=False, pattern=None, choices=None, ge=None, le=None, gt=None, lt=None,
-            reference=None, default=MISSING, renamed_from=None, searchable=None,
+            reference=None, default=MISSING, searchable=None,  # renamed_from kept: the history renames with its table
             nullable=c.nullable or (c.system and c.name == spec.system.batch_id),
         ) for c in spec.columns),
         Column(HISTORY_VALID_TO, ColumnType.TIMESTAMPTZ, nullable=True,
@@ -443,7 +443,7 @@ def claims_table(spec: Table) -> Table:
     key = spec.natural_key
     kept = [c for c in spec.columns if c.name in key or c.writable]
     columns = [
-        *(dataclasses.replace(c, system=False, reference=None, renamed_from=None, description=None, pattern=None,
+        *(dataclasses.replace(c, system=False, reference=None, description=None, pattern=None,
                               choices=None, ge=None, le=None, gt=None, lt=None, default=MISSING, searchable=None)
           for c in kept),
         Column(spec.system.source, ColumnType.TEXT, description="The source whose claim this is."),

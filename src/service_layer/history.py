@@ -93,6 +93,8 @@ def revert_batch(uow: AbstractUnitOfWork, batch_id: int, *, force: bool = False,
         raise BadRequest(f"The batch {batch_id} wrote to '{original['table']}', which the catalog no longer has")
     table = uow.catalog[original["table"]]
     history_of(uow, table)
+    if not table.has_provenance:  # its history has no batch_id to find the batch's rows by
+        raise BadRequest(f"The table '{table.name}' keeps no provenance: its batches cannot be reverted")
     if original["status"] == "running":
         raise Conflict(f"The batch {batch_id} is still running", hint="Revert it once it has finished.")
     now = clock()

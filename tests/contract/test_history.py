@@ -314,6 +314,9 @@ def test_prune_deletes_versions_that_ended_before_the_cutoff_in_chunks_and_keeps
     # keeping a day more than has passed prunes nothing
     services.update_row(uow, "airlines", "AA", {"name": "v6"}, clock=clock)
     assert history.prune_history(uow, 1, clock=lambda: T0 + dt.timedelta(hours=1))["airlines_history"] == 0
+    # the versions left are still chained: the next change closed the current one
+    after = versions(uow, "airlines", carrier="AA")
+    assert summary(after, "name") == [("update", "v5"), ("update", "v6")] and chained(after)
 
 
 def test_with_promote_claims_a_deleted_rows_strongest_claim_takes_its_place(uow):

@@ -180,3 +180,15 @@ def test_distinct_having_and_batch_on_a_real_database(live_server):
         ])
         assert failed.status_code == 409 and failed.json()["message"].startswith("Operation 1 failed")
         assert http.get("/api/airlines?carrier=eq.XX").json() == []
+
+
+def test_as_of_travels_in_the_clients_params(client):
+    """The history's as_of= read through the client's own query parameters."""
+    latest = client.from_("flights").select("updated_at").order("updated_at", desc=True).limit(1).execute()
+    now = latest.data[0]["updated_at"]
+    query = client.from_("flights").select("flight").eq("carrier", "AA").order("flight")
+    query.request.params = query.request.params.add("as_of", now)
+    assert query.execute().data == [{"flight": 1}, {"flight": 2}]
+    query = client.from_("flights").select("flight")
+    query.request.params = query.request.params.add("as_of", "2000-01-01T00:00:00Z")
+    assert query.execute().data == []

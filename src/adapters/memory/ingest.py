@@ -197,6 +197,11 @@ class InMemoryIngestRepository(AbstractIngestRepository):
                  if r[HISTORY_VALID_TO] is not None and r[HISTORY_VALID_TO] < before][:limit]
         for pk in ended:
             self.uow.log(history, history.remove(pk), None)
+        if ended and table.primary_key in history.indexes:
+            # remove() dropped each pruned key's entry in the index of the rows' last versions
+            # (InMemoryUnitOfWork._record): rebuilt from the versions left, the newest of a key last.
+            history.indexes[table.primary_key] = {
+                table.key_of(r): pk for pk, r in sorted(history.rows.items(), key=lambda item: item[1][HISTORY_ID])}
         return len(ended)
 
     def begin_batch(self, batch: Row) -> BatchLease:

@@ -23,7 +23,16 @@ from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 
 from adapters.postgres.tables import render_item
-from domain.schema import MISSING, Column, ColumnType, ForeignKey, References, SystemColumns
+from domain.schema import (
+    CLAIMS_SUFFIX,
+    HISTORY_SUFFIX,
+    MISSING,
+    Column,
+    ColumnType,
+    ForeignKey,
+    References,
+    SystemColumns,
+)
 
 # --- what the database has ------------------------------------------------------------------------
 
@@ -891,7 +900,12 @@ def adoption_migration(adoption: Adoption, found: list[FoundTable], metadata: sa
         adopt_code.append(render_steps([f"# {d.name}", *steps]))
     views = ["# the views, made again as they were", *create_views] if create_views else []
     adopt_code += [render_steps(views)] if views else []
-    tables = [metadata.tables[d.name] for d in adoption.adopted]
+    # The tables the catalog derives from the adopted ones (history, claims) are new either way.
+    derived = [t for d in adoption.adopted for suffix in (HISTORY_SUFFIX, CLAIMS_SUFFIX)
+               if (t := metadata.tables.get(f"{d.name}{suffix}")) is not None]
+    if derived:
+        adopt_code.append(render_steps(["# the derived tables", *creation_steps(derived)]))
+    tables = [*(metadata.tables[d.name] for d in adoption.adopted), *derived]
     return MIGRATION_TEMPLATE.format(
         message=message, revision=revision, created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
         depends_on=depends_on, adopted=tuple(d.name for d in adoption.adopted),

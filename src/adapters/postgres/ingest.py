@@ -303,11 +303,13 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         target = _q(table.name)
         names = ", ".join(map(_q, columns))
         key = ", ".join(map(_q, table.natural_key))
-        # The stamp's values go in as parameters named by their role, whatever the columns are called.
-        stamp = table.inserted_stamp(now, source, batch_id)
-        system = [_q(c) for c in stamp]
-        system_values = [f"%(sys_{table.system.role_of(c)})s" for c in stamp]
-        params: dict[str, Any] = {f"sys_{table.system.role_of(c)}": v for c, v in stamp.items()}
+        # The system columns a new row gets (Table.inserted_stamp), as SQL by their role, whatever their names.
+        by_role = {"source": "%(source)s", "batch_id": "%(batch_id)s", "version": "1", "created_at": "%(now)s",
+                   "updated_at": "%(now)s"}
+        stamped = list(table.inserted_stamp(now, source, batch_id))
+        system = [_q(c) for c in stamped]
+        system_values = [by_role[table.system.role_of(c)] for c in stamped]  # type: ignore[index]
+        params: dict[str, Any] = {"source": source, "batch_id": batch_id, "now": now}
         surrogate = table.surrogate
         if surrogate is None:
             return "", (

@@ -331,7 +331,8 @@ def _old_name(spec: Table, new: str, dropped: list[str]) -> str | None:
     the catalog's `system_columns` setting gives, the one dropped column named for the same role
     (`version` becoming `_depot_version`, or back)."""
     column = spec.column(new)
-    if not column.system:
+    derived = spec.history_of is not None or spec.claims_of is not None  # copies of the system columns, by name
+    if not (column.system or derived) or spec.system.role_of(new) is None:
         return column.renamed_from
     role = spec.system.role_of(new)
     same_role = [name for name in dropped if role is not None and name.endswith(role)]
