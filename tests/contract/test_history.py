@@ -11,6 +11,7 @@ from domain.query import Condition, OrderBy, Query
 from service_layer import services
 from service_layer.ingest import Chunk
 from tests.ingesting import run
+from tests.system_columns import by_role
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
@@ -34,7 +35,9 @@ def uow(uow_factory):
 def versions(uow, table, **key):
     (column, value), = key.items()
     where = Condition(column, "eq", value)
-    return services.list_rows(uow, f"{table}_history", Query(where=where, order=(OrderBy("history_id"),))).rows
+    history = uow.catalog[f"{table}_history"]
+    rows = services.list_rows(uow, history.name, Query(where=where, order=(OrderBy("history_id"),))).rows
+    return [by_role(history, r) for r in rows]
 
 
 def summary(rows, *columns):
@@ -186,8 +189,13 @@ def test_batch_changes_tell_inserted_and_updated_rows_with_old_and_new_values(uo
 # --- revert ------------------------------------------------------------------------------------------
 
 
+def rows_of(uow, name):
+    """The table's rows, their system columns under their roles' names (as the catalog may prefix them)."""
+    return [by_role(uow.catalog[name], r) for r in services.list_rows(uow, name, Query()).rows]
+
+
 def table_of(uow, name="airlines"):
-    return {r["carrier"]: (r["name"], r["source"]) for r in services.list_rows(uow, name, Query()).rows}
+    return {r["carrier"]: (r["name"], r["source"]) for r in rows_of(uow, name)}
 
 
 def test_revert_sets_every_row_back_and_is_a_batch_with_history(uow):
@@ -244,12 +252,12 @@ def test_revert_of_a_batch_on_a_table_with_surrogate_ids_deletes_and_restores_by
                "distance", "hour", "minute", "time_hour", "dep_delay"]
     base = ["2013", "1", "1", "AA", "1", "JFK", "LGA", "500", "800", "100", "5", "0", "2013-01-01T05:00:00Z"]
     run(uow, "flights", [], source="low", chunks=[Chunk([[*base, "1"]], columns)])
-    first = services.list_rows(uow, "flights", Query()).rows
+    first = rows_of(uow, "flights")
     second = run(uow, "flights", [], source="high", chunks=[Chunk([[*base, "9"], [*base[:4], "2", *base[5:], "3"]],
                                                                   columns)])
     assert second.inserted == 1 and second.updated == 1
     history.revert_batch(uow, second.batch_id)
-    (back,) = services.list_rows(uow, "flights", Query()).rows
+    (back,) = rows_of(uow, "flights")
     data = [c for c in first[0] if c not in ("version", "updated_at", "batch_id")]
     assert {c: back[c] for c in data} == {c: first[0][c] for c in data}
 
@@ -286,7 +294,7 @@ def test_promoting_a_claim_stores_it_and_keeps_the_displaced_values_as_a_claim(u
 
     run(uow, "airlines", [], source="high", chunks=[Chunk([["AA", "from high"]], AIRLINES)])
     run(uow, "airlines", [], source="low", chunks=[Chunk([["AA", "from low"]], AIRLINES)])
-    row = history.promote_claim(uow, "airlines", "AA", "low")
+    row = by_role(uow.catalog["airlines"], history.promote_claim(uow, "airlines", "AA", "low"))
     assert (row["name"], row["source"], row["version"]) == ("from low", "low", 2)
     assert claims(uow) == [("high", 5, False, "from high"), ("low", 1, True, "from low")]
     assert summary(versions(uow, "airlines", carrier="AA"), "name", "source") == [
@@ -325,7 +333,7 @@ def test_with_promote_claims_a_deleted_rows_strongest_claim_takes_its_place(uow)
     run(uow, "airlines", [], source="low", chunks=[Chunk([["AA", "from low"]], AIRLINES)])
     run(uow, "airlines", [], source="mid", chunks=[Chunk([["AA", "from mid"]], AIRLINES)])
     services.delete_rows(uow, "airlines", Condition("carrier", "in", ("AA", "UA")), promote_claims=True)
-    (row,) = services.list_rows(uow, "airlines", Query()).rows
+    (row,) = rows_of(uow, "airlines")
     assert (row["carrier"], row["name"], row["source"], row["version"]) == ("AA", "from mid", "mid", 2)
     assert claims(uow) == [("mid", 3, True, "from mid"), ("low", 1, False, "from low")]
     assert summary(versions(uow, "airlines", carrier="AA"), "name") == [
