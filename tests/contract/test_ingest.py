@@ -160,9 +160,10 @@ def test_reference_to_an_earlier_row_of_the_batch(uow, request):
         from adapters.postgres.repository import SqlAlchemyUnitOfWork
         from adapters.postgres.tables import build_metadata
 
-        engine = request.getfixturevalue("pg_engine")
+        engine = uow.engine  # the database of this parameter's catalog
         create_schema(engine, catalog)
-        request.addfinalizer(lambda: build_metadata(catalog).tables["employees"].drop(engine))
+        added = [t for name, t in build_metadata(catalog).tables.items() if name.startswith("employees")]
+        request.addfinalizer(lambda: [t.drop(engine) for t in reversed(added)])
         other = SqlAlchemyUnitOfWork(engine, catalog)
     chunks = [Chunk([{"name": "ada"}, {"name": "bob", "manager": "ada"}]),
               Chunk([{"name": "cy", "manager": "bob"}, {"name": "dee", "manager": "zed"}])]

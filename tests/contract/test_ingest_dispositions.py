@@ -27,7 +27,8 @@ def uow(uow_factory):
 
 
 def routes(uow):
-    return {(r["carrier"], r["origin"], r["dest"]): (r["distance"], r["source"])
+    source = uow.catalog["routes"].system.source  # `source`, or the name the catalog gives it
+    return {(r["carrier"], r["origin"], r["dest"]): (r["distance"], r[source])
             for r in services.list_rows(uow, "routes", Query()).rows}
 
 

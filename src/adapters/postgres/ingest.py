@@ -390,7 +390,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             f"CREATE TEMP TABLE {name} ON COMMIT DROP AS SELECT {', '.join(map(_q, columns))} "
             f"FROM {_q(table.name)} WITH NO DATA")
         if rows:
-            self._copy(table, name, columns, columns, rows, ())
+            self._copy(table, [name], columns, columns, rows, ())
 
     def _weaker(self, table: Table) -> str:
         """The priority rule as SQL on the stored row `t`: its source has no higher priority than the batch's."""
