@@ -11,6 +11,7 @@ refused naming the view.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -294,8 +295,6 @@ def _key_of(table: Declaration) -> tuple[str, ...]:
 
 
 def _with(column: Column, **changes: object) -> Column:
-    import dataclasses
-
     return dataclasses.replace(column, **changes)
 
 
