@@ -13,7 +13,7 @@ from adapters.memory.evaluate import JSON_NULL, RelatedCheck, group_rows, matche
 from domain.errors import BadRequest, DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
 from domain.ports import KEPT_ON_UPDATE, AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Fetch, JsonPath, Lookup, Query, Related, Where, keyset_where, name_of
-from domain.schema import Catalog, ForeignKey, Table
+from domain.schema import MISSING, Catalog, ForeignKey, Table
 from domain.validation import ValueRefused, coercer
 
 
@@ -58,9 +58,12 @@ class MemoryStore:
         self.lock = threading.RLock()
         if seed and "sources" in self.tables:
             epoch = dt.datetime.now(dt.UTC)
+            spec = self.tables["sources"].spec
+            # every column, so a column the system catalog gains later (profile) is there, at its default
+            defaults = {c.name: None if c.default is MISSING else c.default for c in spec.columns}
             self.tables["sources"].put({
-                "code": "manual", "name": "Manual entry", "priority": 0, "url": None,
-                "version": 1, "created_at": epoch, "updated_at": epoch,
+                **defaults, "code": "manual", "name": "Manual entry", "priority": 0,
+                spec.system.version: 1, spec.system.created_at: epoch, spec.system.updated_at: epoch,
             })
 
 
