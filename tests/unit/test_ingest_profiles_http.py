@@ -152,3 +152,8 @@ def test_odd_overrides_are_400_never_500(client):
                    {"columns": "[1, 2]"}, {"columns": '{"a": 1}'}, {"set": "{oops"}, {"match": "fuzzy"},
                    {"decimal_comma": "maybe"}, {"invalid": "x"}):
         assert post(client, "airlines", body, "text/csv", **params).status_code == 400, params
+
+
+def test_the_manual_source_reads_back_with_every_column(client):
+    (manual,) = client.get("/api/sources", params={"code": "eq.manual", "select": "code,profile"}).json()
+    assert manual == {"code": "manual", "profile": None}

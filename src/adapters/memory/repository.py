@@ -13,7 +13,16 @@ from adapters.memory.evaluate import JSON_NULL, RelatedCheck, cast, group_rows, 
 from domain.errors import BadRequest, DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
 from domain.ports import AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Cast, Fetch, JsonPath, Lookup, Query, Related, Where, keyset_where, name_of
-from domain.schema import HISTORY_ID, HISTORY_OPERATION, HISTORY_VALID_TO, Catalog, ForeignKey, Table, version_at
+from domain.schema import (
+    HISTORY_ID,
+    HISTORY_OPERATION,
+    HISTORY_VALID_TO,
+    MISSING,
+    Catalog,
+    ForeignKey,
+    Table,
+    version_at,
+)
 from domain.validation import ValueRefused, coercer
 
 
@@ -58,7 +67,9 @@ class MemoryStore:
         self.lock = threading.RLock()
         if seed and "sources" in self.tables:
             sources = self.tables["sources"]
-            sources.put({"code": "manual", "name": "Manual entry", "priority": 0, "url": None,
+            # every column, so a column the system catalog gains later (profile) is there, at its default
+            defaults = {c.name: None if c.default is MISSING else c.default for c in sources.spec.columns}
+            sources.put({**defaults, "code": "manual", "name": "Manual entry", "priority": 0,
                          **sources.spec.inserted_stamp(dt.datetime.now(dt.UTC))})
 
     def view_rows(self, spec: Table) -> list[Row]:
