@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints import dependencies
+from entrypoints.catalog_route import install_catalog_route
 from entrypoints.container import Container
 from entrypoints.http import JSONResponse, install_error_handlers
 from entrypoints.ingest_routes import install_ingest_routes
@@ -118,6 +119,11 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     install_table_routes(app, catalog)
     install_ingest_routes(app)
+    install_catalog_route(app, catalog)
+    if settings.console:
+        from entrypoints.console import install_console
+
+        install_console(app, VERSION)
 
     def openapi() -> dict:
         if app.openapi_schema is None:

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 disables the timeout.")
     api_keys: str = Field(default="", repr=False, description="KEY:ROLE,... with roles read and write.")
     log_level: str = "info"
+    console: bool = Field(default=True, description="Serve the web console at /console (and redirect / there).")
 
     @field_validator("api_keys")
     @classmethod
