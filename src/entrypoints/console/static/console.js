@@ -51,8 +51,9 @@ export class ApiError extends Error {
 export async function api(path, { method = "GET", headers = {}, body, raw = false } = {}) {
   const response = await fetch(path, { method, body, headers: { ...authHeaders(), ...headers } });
   if (response.status === 401) {
+    const had = sessionStorage.getItem(KEY_STORE);
     sessionStorage.removeItem(KEY_STORE);
-    askForKey("That key was refused; enter a valid one.");
+    askForKey(had ? "That key was refused; enter a valid one." : null);
     throw new ApiError(401, { message: "An API key is needed" });
   }
   if (raw) return response;
@@ -129,7 +130,9 @@ function askForKey(message) {
     h("form", { class: "controls", onsubmit: (e) => {
       e.preventDefault();
       sessionStorage.setItem(KEY_STORE, input.value.trim());
-      start();
+      // For scripts and tests: redraw the page, or add one (the same hooks as above).
+window.depotConsole = { route, registerPage, rowSections, batchSections, api };
+start();
     } }, h("label", { for: "key" }, "Key", input), h("button", { class: "primary", type: "submit" }, "Use this key")));
   input.focus();
 }
@@ -165,7 +168,7 @@ async function route() {
   const render = pages[name] || pages.tables;
   try {
     const content = await render(parts.slice(1), query);
-    main.replaceChildren(...[content].flat());
+    main.replaceChildren(...[content].flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
   } catch (error) {
     if (error.status === 401) return;
     main.replaceChildren(h("h1", { tabindex: "-1" }, "Something went wrong"), errorBox(error));
@@ -344,7 +347,7 @@ registerPage("browse", async ([name], query) => {
     const dir = sortedBy[0] === c.name ? sortedBy[1] || "asc" : null;
     const nextOrder = dir === null ? `${c.name}.asc` : dir === "asc" ? `${c.name}.desc` : null;
     return h("th", { scope: "col", "aria-sort": dir ? (dir === "asc" ? "ascending" : "descending") : "none" },
-      h("button", { type: "button", title: `Sort by ${c.name}`, onclick: () => {
+      h("button", { type: "button", "aria-label": `Sort by ${c.name}`, onclick: () => {
         const q = new URLSearchParams(query);
         q.delete("after");
         if (nextOrder) q.set("order", nextOrder); else q.delete("order");
@@ -497,7 +500,7 @@ function editForm(ctx) {
     } catch (error) {
       if (error.status !== 412) { result.replaceChildren(errorBox(error)); return; }
       const { data: now, headers } = await api(`/api/${name}/${encodeURIComponent(key)}`);
-      const changed = t.columns.filter((c) => asText(now[c.name]) !== asText(ctx.row[c.name]));
+      const changed = t.columns.filter((c) => asText(now[c.name]) !== asText(ctx.row[c.name]) || c.name in changes);
       result.replaceChildren(h("div", { class: "notice bad", role: "alert", id: "conflict" },
         h("strong", {}, "This row changed since you opened it. Nothing was saved."),
         table_([{ label: "column" }, { label: "when you opened it" }, { label: "now" }, { label: "your edit" }], changed, {
@@ -512,11 +515,11 @@ function editForm(ctx) {
         } }, "Load the new values")));
     }
   } },
-  columns.map((c) => {
+  h("div", { class: "fields-grid" }, columns.map((c) => {
     const id = `edit-${c.name}`;
     inputs[c.name] = h("input", { id, name: c.name, autocomplete: "off" });
     return h("label", { for: id }, `${c.name} (${c.type}${c.nullable ? ", empty for null" : ""})`, inputs[c.name]);
-  }),
+  })),
   h("div", { class: "controls" }, h("button", { class: "primary", type: "submit" }, "Save")), result);
   fill(ctx.row);
   return form;
@@ -642,7 +645,6 @@ registerPage("rejections", async (_parts, query) => {
   const { data: rows, headers } = await api(`/api/rejected_rows?${q}&limit=${PAGE}`);
   const next = /<([^>]*)>;\s*rel="next"/.exec(headers.get("link") || "");
   const correction = canWrite() && correctionRoute();
-  const batches = [...new Set(rows.map((r) => r.batch_id))];
   const toggle = new URLSearchParams(query);
   toggle.delete("after");
   if (showAll) toggle.delete("all"); else { toggle.set("all", "1"); toggle.delete("resolved_at"); }
@@ -662,8 +664,7 @@ registerPage("rejections", async (_parts, query) => {
         h("div", {}, h("h3", {}, "Payload"), h("pre", {}, JSON.stringify(r.payload, null, 2))),
         h("div", {}, h("h3", {}, "Errors"), h("ul", {}, (r.errors || []).map((e) => h("li", {},
           h("strong", {}, e.field || "row"), ` ${e.code}: ${e.message}`))))),
-    ))),
-    batches.length ? null : null,
+    )),
     h("div", { class: "pager" }, next ? h("button", { type: "button", onclick: () => {
       const n = new URLSearchParams(query);
       n.set("after", new URL(next[1], location.origin).searchParams.get("after"));
@@ -762,4 +763,6 @@ async function start() {
   document.body.dataset.ready = "true"; // for the browser tests: the first page is drawn
 }
 
+// For scripts and tests: redraw the page, or add one (the same hooks as above).
+window.depotConsole = { route, registerPage, rowSections, batchSections, api };
 start();
