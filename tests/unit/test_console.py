@@ -16,6 +16,7 @@ def test_console_shell_and_assets_are_served_from_the_package(client):
     assert shell.status_code == 200 and shell.headers["content-type"].startswith("text/html")
     assert "/console/static/console.js" in shell.text
     assert "http://" not in shell.text and "https://" not in shell.text  # offline: nothing from elsewhere
+    assert "script-src 'self'" in shell.headers["content-security-policy"]
     script = client.get("/console/static/console.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert client.get("/console/static/console.css").status_code == 200

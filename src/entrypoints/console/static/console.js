@@ -111,7 +111,7 @@ function parseHash() {
 function table_(columns, rows, { caption, cellFor } = {}) {
   return h("div", { class: "scroll", role: "region", "aria-label": caption || "table", tabindex: "0" },
     h("table", { class: "grid" },
-      caption ? h("caption", { class: "muted", style: "text-align:left;padding:.3em .6em" }, caption) : null,
+      caption ? h("caption", { class: "muted" }, caption) : null,
       h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c.label || c)))),
       h("tbody", {}, rows.map((r) => h("tr", {}, columns.map((c) => {
         const v = cellFor ? cellFor(c, r) : r[c];
@@ -234,8 +234,8 @@ registerPage("tables", async () => {
     Object.entries(groups).map(([group, tables]) => h("section", { "aria-labelledby": `g-${group}` },
       h("h2", { id: `g-${group}` }, group),
       h("div", { class: "cards" }, tables.map((t) => h("article", { class: "card" },
-        h("h3", { style: "margin:0" }, h("a", { href: `#/browse/${t.name}` }, t.name)),
-        h("p", { class: "muted", style: "margin:.2em 0" },
+        h("h3", {}, h("a", { href: `#/browse/${t.name}` }, t.name)),
+        h("p", { class: "muted" },
           counts[t.name] === null ? "rows: unknown"
             : `${counts[t.name] >= state.catalog.max_rows ? "about " : ""}${fmt(counts[t.name])} rows`,
           ` · ${t.columns.length} columns`),
@@ -317,7 +317,7 @@ function filterForm(t, query, name) {
     go(`#/browse/${name}?${q}`);
   } },
   h("label", { for: "f-col" }, "Column", column),
-  h("label", { for: "f-not", style: "flex-direction:row;align-items:center;gap:.3em" }, not, "not"),
+  h("label", { for: "f-not", class: "inline" }, not, "not"),
   h("label", { for: "f-op" }, "Operator", op), valueSlot,
   h("button", { type: "submit" }, "Add filter"));
 }
@@ -658,7 +658,7 @@ registerPage("rejections", async (_parts, query) => {
       replayButton(query.get("batch_id").replace(/^eq\./, ""), () => route())) : null,
     rows.length ? null : h("p", {}, "No rejected rows."),
     rows.map((r) => h("article", { class: "rejection", "aria-labelledby": `rj-${r.id}` },
-      h("h2", { id: `rj-${r.id}`, style: "margin-top:0" }, `Row ${r.row_number} of `,
+      h("h2", { id: `rj-${r.id}` }, `Row ${r.row_number} of `,
         h("a", { href: `#/batches/${r.batch_id}` }, `batch ${r.batch_id}`), r.resolved_at ? h("span", { class: "ok" }, " · resolved") : ""),
       h("div", { class: "side" },
         h("div", {}, h("h3", {}, "Payload"), h("pre", {}, JSON.stringify(r.payload, null, 2))),
