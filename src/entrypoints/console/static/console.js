@@ -84,7 +84,14 @@ function cell(value) {
   return String(value);
 }
 
+// Tables whose rows have a page of their own in the console; a read-only table has no
+// /api/{table}/{key} route, so its rows are otherwise shown as a filtered grid.
+const ROW_PAGES = { ingest_batches: (key) => `#/batches/${encodeURIComponent(key)}` };
+
 function rowHref(tableName, key) {
+  if (ROW_PAGES[tableName]) return ROW_PAGES[tableName](key);
+  const t = table(tableName);
+  if (t && t.read_only) return `#/browse/${tableName}?${new URLSearchParams({ [t.key_column]: `eq.${key}` })}`;
   return `#/row/${encodeURIComponent(tableName)}/${encodeURIComponent(key)}`;
 }
 
@@ -166,6 +173,15 @@ async function route() {
   });
   const main = document.getElementById("main");
   const render = pages[name] || pages.tables;
+  // Keyboard users keep their place when only the query changed (a sort, a filter, a page):
+  // the control they used is found again by its id or label; a new page focuses its heading.
+  const path = parts.join("/");
+  const active = document.activeElement;
+  const samePage = route.lastPath === path;
+  const focusKey = active && main.contains(active)
+    ? (active.id ? `#${CSS.escape(active.id)}` : active.getAttribute("aria-label")
+      ? `[aria-label="${CSS.escape(active.getAttribute("aria-label"))}"]` : null) : null;
+  route.lastPath = path;
   try {
     const content = await render(parts.slice(1), query);
     main.replaceChildren(...[content].flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
@@ -175,7 +191,9 @@ async function route() {
   }
   const heading = main.querySelector("h1");
   document.title = `${heading ? heading.textContent : "depot"} · depot console`;
-  if (route.moved && heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
+  const again = samePage && focusKey ? main.querySelector(focusKey) : null;
+  if (again && !again.disabled) again.focus();
+  else if (route.moved && heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
   route.moved = true;
   document.body.dataset.shown = location.hash; // what the browser tests wait for
 }
@@ -404,6 +422,7 @@ registerPage("browse", async ([name], query) => {
         if (prev) q.set("after", prev);
         go(`#/browse/${name}?${q}`);
       } }, "Previous"),
+      here && !trail.length ? h("button", { type: "button", onclick: () => go(`#/browse/${name}?${base}`) }, "First page") : null,
       h("button", { type: "button", disabled: !next, onclick: () => {
         trail.push(here);
         const after = new URL(next[1], location.origin).searchParams.get("after");
