@@ -4,6 +4,7 @@
 //   registerPage(name, render)          a page at #/name/...
 //   rowSections.push({title, render})   a section of the row page (history and claims go here)
 //   batchSections.push({title, render}) a section of a batch's page (revert and changes go here)
+//   rejectionActions.push({when, render}) a control on each unresolved rejected row
 //   navLinks                            the header's links are plain <a data-page> in the shell
 
 const KEY_STORE = "depot.key"; // sessionStorage: the key lives as long as the tab
@@ -138,7 +139,7 @@ function askForKey(message) {
       e.preventDefault();
       sessionStorage.setItem(KEY_STORE, input.value.trim());
       // For scripts and tests: redraw the page, or add one (the same hooks as above).
-window.depotConsole = { route, registerPage, rowSections, batchSections, api };
+window.depotConsole = { route, registerPage, rowSections, batchSections, rejectionActions, api };
 start();
     } }, h("label", { for: "key" }, "Key", input), h("button", { class: "primary", type: "submit" }, "Use this key")));
   input.focus();
@@ -648,29 +649,71 @@ async function batchPage(id) {
 
 // 5. Rejections -----------------------------------------------------------------------------------
 
-// Correcting a payload in place needs PATCH /ingest/rejections/{id} (the sources issue); the
-// console offers it as soon as the API document lists it.
-function correctionRoute() {
+// Acting on one rejected row (correcting its payload, dismissing it) needs routes of the sources
+// issue: PATCH /ingest/rejections/{id} with the corrected payload as the body, and
+// POST /ingest/rejections/{id}/dismiss with {"reason"}. Each action appears once /openapi.json
+// lists its route; until then the page says how to do without. More actions: rejectionActions.push.
+function hasRoute(method, pattern) {
   const paths = (state.openapi && state.openapi.paths) || {};
-  return Object.keys(paths).find((p) => /^\/ingest\/rejections\/\{[^}]+\}$/.test(p) && paths[p].patch) || null;
+  return Object.keys(paths).some((p) => pattern.test(p) && paths[p][method]);
 }
+
+export const rejectionActions = [
+  {
+    when: () => hasRoute("patch", /^\/ingest\/rejections\/\{[^}]+\}$/),
+    render: (r) => {
+      const id = `fix-${r.id}`;
+      const text = h("textarea", { id, rows: "6" }, JSON.stringify(r.payload, null, 2));
+      return h("form", { class: "stack", onsubmit: async (e) => {
+        e.preventDefault();
+        let payload;
+        try { payload = JSON.parse(text.value); } catch { say("The payload is not JSON."); return; }
+        try {
+          await api(`/ingest/rejections/${r.id}`, { method: "PATCH", headers: { "Content-Type": "application/json" },
+            body: JSON.stringify(payload) });
+          say(`Row ${r.row_number} corrected: replay batch ${r.batch_id} to load it.`);
+        } catch (error) { e.target.append(errorBox(error)); }
+      } }, h("label", { for: id }, "Corrected payload (JSON)", text),
+      h("div", { class: "controls" }, h("button", { type: "submit" }, "Save correction")));
+    },
+  },
+  {
+    when: () => hasRoute("post", /^\/ingest\/rejections\/\{[^}]+\}\/dismiss$/),
+    render: (r) => {
+      const id = `dismiss-${r.id}`;
+      const reason = h("input", { id, required: true, autocomplete: "off" });
+      return h("form", { class: "controls", onsubmit: async (e) => {
+        e.preventDefault();
+        try {
+          await api(`/ingest/rejections/${r.id}/dismiss`, { method: "POST", headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ reason: reason.value }) });
+          route();
+        } catch (error) { e.target.append(errorBox(error)); }
+      } }, h("label", { for: id }, "Reason to dismiss", reason), h("button", { type: "submit" }, "Dismiss"));
+    },
+  },
+];
 
 registerPage("rejections", async (_parts, query) => {
   const q = new URLSearchParams(query);
   if (!q.has("order")) q.set("order", "id.desc");
-  if (!q.has("resolved_at") && !q.has("all")) q.set("resolved_at", "is.null");
+  if (!q.has("resolved_at") && !q.has("all")) {
+    q.set("resolved_at", "is.null");
+    // once rows can be dismissed (the sources issue), a dismissed row is no longer waiting either
+    if (table("rejected_rows").columns.some((c) => c.name === "dismissed_at")) q.set("dismissed_at", "is.null");
+  }
   const showAll = q.has("all");
   q.delete("all");
   const { data: rows, headers } = await api(`/api/rejected_rows?${q}&limit=${PAGE}`);
   const next = /<([^>]*)>;\s*rel="next"/.exec(headers.get("link") || "");
-  const correction = canWrite() && correctionRoute();
+  const actions = canWrite() ? rejectionActions.filter((a) => a.when()) : [];
   const toggle = new URLSearchParams(query);
   toggle.delete("after");
   if (showAll) toggle.delete("all"); else { toggle.set("all", "1"); toggle.delete("resolved_at"); }
   return [h("h1", {}, "Rejections"),
     h("p", {}, showAll ? "All rejected rows, newest first. " : "Unresolved rejected rows, newest first. ",
       h("a", { href: `#/rejections?${toggle}` }, showAll ? "Show unresolved only" : "Show resolved ones too")),
-    correction ? null : h("p", { class: "notice" },
+    actions.length || !canWrite() ? null : h("p", { class: "notice" },
       "Correcting a payload here needs the API's PATCH /ingest/rejections/{id}, which this depot does not have yet. ",
       "Fix the data at its source and ingest it again, or replay a batch once the rows it references exist."),
     canWrite() && query.get("batch_id") ? h("div", { class: "controls" },
@@ -683,6 +726,7 @@ registerPage("rejections", async (_parts, query) => {
         h("div", {}, h("h3", {}, "Payload"), h("pre", {}, JSON.stringify(r.payload, null, 2))),
         h("div", {}, h("h3", {}, "Errors"), h("ul", {}, (r.errors || []).map((e) => h("li", {},
           h("strong", {}, e.field || "row"), ` ${e.code}: ${e.message}`))))),
+      r.resolved_at ? null : actions.map((a) => a.render(r)),
     )),
     h("div", { class: "pager" }, next ? h("button", { type: "button", onclick: () => {
       const n = new URLSearchParams(query);
@@ -783,5 +827,5 @@ async function start() {
 }
 
 // For scripts and tests: redraw the page, or add one (the same hooks as above).
-window.depotConsole = { route, registerPage, rowSections, batchSections, api };
+window.depotConsole = { route, registerPage, rowSections, batchSections, rejectionActions, api };
 start();
