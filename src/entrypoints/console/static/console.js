@@ -449,7 +449,8 @@ registerPage("browse", async ([name], query) => {
 function parseInput(column, text) {
   if (text === "" && column.nullable) return null;
   if (column.type === "boolean") return text === "true" ? true : text === "false" ? false : null;
-  if (kindOf(column.type) === "number") return text === "" ? null : Number(text);
+  // Not a number: sent as typed, so the API's 422 says what is wrong (NaN would become null).
+  if (kindOf(column.type) === "number") return text === "" ? null : Number.isNaN(Number(text)) ? text : Number(text);
   if (column.type === "json" || column.type.endsWith("[]")) { try { return JSON.parse(text); } catch { return text; } }
   return text;
 }
