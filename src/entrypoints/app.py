@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints import dependencies, metrics
 from entrypoints.batch import install_batch_route
+from entrypoints.catalog_route import install_catalog_route
 from entrypoints.container import Container
 from entrypoints.docs import install_offline_docs
 from entrypoints.health import Readiness, install_probes
@@ -148,6 +149,11 @@ def create_app(container: Container | None = None) -> FastAPI:
     install_batch_route(app)  # before the table routes, whose /api/{table} would take /api/_batch
     install_table_routes(app, catalog)
     install_ingest_routes(app)
+    install_catalog_route(app, catalog)
+    if settings.console:
+        from entrypoints.console import install_console
+
+        install_console(app, VERSION)
 
     def openapi() -> dict:
         if app.openapi_schema is None:

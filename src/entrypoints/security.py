@@ -27,7 +27,10 @@ METRICS_PATH = "/metrics"
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Open without a key: the liveness probe, and the API description (it shows table and column
 # names, never rows; Swagger UI has to load it before anyone can press "Authorize").
-PUBLIC_PATHS = frozenset({"/health", "/live", "/ready", "/openapi.json"}) | DOC_PATHS
+PUBLIC_PATHS = frozenset({"/health", "/live", "/ready", "/openapi.json", "/", "/console"}) | DOC_PATHS
+# The console's shell and its static files hold no data: the page asks for a key, then every read
+# it makes goes through /api and /ingest with that key like any client's.
+PUBLIC_PREFIXES = ("/console/",)
 _KEY_TEXT = re.compile(r"^[!-~]+$")  # printable ASCII, no spaces: what fits a bearer token
 
 
@@ -62,6 +65,10 @@ def parse_api_keys(text: str) -> list[ApiKey]:
             raise ConfigurationError(f"DEPOT_API_KEYS entry {position} repeats a key with another role")
         keys[digest] = role  # type: ignore[assignment]
     return [ApiKey(digest, role) for digest, role in keys.items()]
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
 def _digest(token: str) -> bytes:
@@ -124,7 +131,7 @@ class ApiKeyMiddleware:
         self.keys = parse_api_keys(api_keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or not self.keys or is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
         role = self._role(scope)

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     orphan_sweep_seconds: float = Field(
         default=60.0, ge=0,
         description="How often running batches whose process died are marked failed; 0: at start only.")
+    console: bool = Field(default=True, description="Serve the web console at /console (and redirect / there).")
 
     @field_validator("api_keys")
     @classmethod
