@@ -86,11 +86,46 @@ def pg_uow(pg_engine: sa.Engine, catalog: Catalog) -> Iterator[UowFactory]:
     yield lambda: SqlAlchemyUnitOfWork(pg_engine, catalog)
 
 
-@pytest.fixture(params=["memory", "postgres"])
+# The bundled catalog with depot's system columns moved aside, as a catalog whose data has its own
+# `version` or `source` declares it: the contract suite runs on it too, so no layer names them literally.
+PREFIXED = CATALOG.with_system_columns("_depot_")
+
+
+@pytest.fixture(scope="session")
+def prefixed_engine(pg_server: str) -> Iterator[sa.Engine]:
+    """A database of its own whose tables are the prefixed catalog's, made from its metadata."""
+    from adapters.postgres.db import create_schema, make_engine
+
+    admin = psycopg2.connect(_with_database(pg_server, "postgres").replace("+psycopg2", ""))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute('DROP DATABASE IF EXISTS "depot_prefixed" WITH (FORCE)')
+        cursor.execute('CREATE DATABASE "depot_prefixed"')
+    engine = make_engine(_with_database(pg_server, "depot_prefixed"), pool_size=5)
+    create_schema(engine, PREFIXED)
+    yield engine
+    engine.dispose()
+    with admin.cursor() as cursor:
+        cursor.execute('DROP DATABASE "depot_prefixed" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture
+def prefixed_uow(prefixed_engine: sa.Engine) -> UowFactory:
+    from adapters.postgres.repository import SqlAlchemyUnitOfWork
+
+    truncate_all(prefixed_engine, PREFIXED)
+    return lambda: SqlAlchemyUnitOfWork(prefixed_engine, PREFIXED)
+
+
+@pytest.fixture(params=["memory", "postgres", "postgres_prefixed"])
 def uow_factory(request: pytest.FixtureRequest) -> UowFactory:
-    """The contract suite's parameter: every test runs on both adapters."""
+    """The contract suite's parameter: every test runs on both adapters, and on PostgreSQL once more
+    with the system columns named `_depot_source`, `_depot_version`, ..."""
     if request.param == "memory":
         return request.getfixturevalue("memory_uow")
+    if request.param == "postgres_prefixed":
+        return request.getfixturevalue("prefixed_uow")
     return request.getfixturevalue("pg_uow")
 
 

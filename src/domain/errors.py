@@ -95,3 +95,9 @@ class Unavailable(DepotError):
     """The store could not answer now (timeout, serialization failure after retries)."""
 
     code = "57014"
+
+
+class NotAllowed(DepotError):
+    """The method does not apply to this resource: a write to a view, a refresh of a plain view (405)."""
+
+    code = "PGRST117"

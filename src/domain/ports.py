@@ -13,10 +13,6 @@ from domain.schema import Catalog, Table
 
 Row = dict[str, Any]
 
-# What an upsert never overwrites on an existing row: its identity and its history.
-KEPT_ON_UPDATE = frozenset({"id", "version", "created_at", "updated_at"})
-
-
 class AbstractRepository(abc.ABC):
     """Rows of one table. Values in and out are typed Python values (int, Decimal, datetime, ...).
 
@@ -68,6 +64,11 @@ class AbstractRepository(abc.ABC):
         """How many rows fetch() would return without offset and limit (after the cursor, if any).
         planned=True: the planner's estimate where the store has one, cheaper on big tables."""
         raise NotImplementedError
+
+    def refresh(self) -> bool:
+        """Refresh a materialized view from its definition, as of now; True when readers were not
+        blocked meanwhile (CONCURRENTLY, where the view has a unique index to do it by)."""
+        raise NotImplementedError(f"{type(self).__name__} refreshes no views")
 
     def get(self, key: tuple) -> Row | None:
         from domain.query import key_condition

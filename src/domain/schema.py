@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import re
 import types
 import typing
 import uuid
@@ -238,6 +239,8 @@ class Table:
     description: str | None = None
     unique: tuple[tuple[str, ...], ...] = ()  # further unique column sets (NULLs distinct, as in SQL)
     system: SystemColumns = DEFAULT_SYSTEM_COLUMNS  # the names of the columns depot adds
+    kind: str = "table"  # or VIEW / MATERIALIZED: a relation the database defines, read-only to depot
+    definition: ViewRows | None = field(default=None, compare=False)  # a view's rows in memory (Catalog.view)
     # Citus: the column that shards the table, or a reference table copied to every node (citus.py).
     distribute_by: str | None = None
     reference: bool = False
@@ -261,13 +264,42 @@ class Table:
         return tuple(c for c in self.columns if c.writable)
 
     @property
+    def is_view(self) -> bool:
+        """A view or a materialized view: depot reads it, never writes, creates nor alters it."""
+        return self.kind != "table"
+
+    @property
+    def materialized(self) -> bool:
+        return self.kind == MATERIALIZED
+
+    @property
     def has_provenance(self) -> bool:
-        return self.has_column(self.system.source)
+        # A view's column named `source` or `version` is the view's data: depot keeps nothing on a view.
+        return not self.is_view and self.has_column(self.system.source)
 
     @property
     def has_versions(self) -> bool:
         """Whether depot keeps `version`, `created_at` and `updated_at` on this table (SYSTEM_GROUPS)."""
-        return self.has_column(self.system.version)
+        return not self.is_view and self.has_column(self.system.version)
+
+    def inserted_stamp(self, now: dt.datetime, source: str = "manual", batch_id: int | None = None) -> dict:
+        """The system columns' values of a row about to be inserted: depot sets them, never the caller."""
+        s, stamp = self.system, {}
+        if self.has_provenance:
+            stamp |= {s.source: source, s.batch_id: batch_id}
+        if self.has_versions:
+            stamp |= {s.version: 1, s.created_at: now, s.updated_at: now}
+        return stamp
+
+    def changed_stamp(self, stored: dict, now: dt.datetime) -> dict:
+        """The version and updated_at of a stored row whose values change."""
+        return {self.system.version: stored[self.system.version] + 1, self.system.updated_at: now}
+
+    @property
+    def kept_on_update(self) -> frozenset[str]:
+        """What an upsert never overwrites on an existing row: its identity and its history."""
+        s = self.system
+        return frozenset(c for c in (self.surrogate, s.version, s.created_at, s.updated_at) if c is not None)
 
     @property
     def surrogate(self) -> str | None:
@@ -292,9 +324,33 @@ class Table:
     def key_of(self, row: dict) -> tuple:
         return tuple(row[c] for c in self.primary_key)
 
+    def with_system_columns(self, names: SystemColumns) -> Table:
+        """The same declaration with depot's columns called `names`: what the table becomes when its
+        catalog's `system_columns` setting changes (a migration then renames the columns)."""
+        rename = {getattr(self.system, role): getattr(names, role) for role in SystemColumns.ROLES}
+
+        def renamed(column: str) -> str:
+            return rename.get(column, column) if self.column(column).system else column
+
+        return Table(
+            name=self.name, group=self.group,
+            columns=tuple(dataclasses.replace(c, name=renamed(c.name)) for c in self.columns),
+            primary_key=self.primary_key, natural_key=self.natural_key,
+            foreign_keys=tuple(dataclasses.replace(fk, columns=tuple(map(renamed, fk.columns)))
+                               for fk in self.foreign_keys),
+            read_only=self.read_only, description=self.description, unique=self.unique, system=names,
+        )
+
 
 # --- the catalog and its decorator ---------------------------------------------------------------
 
+VIEW = "view"
+MATERIALIZED = "materialized view"
+VIEW_GROUP = "views"  # the group (OpenAPI tag) of every view
+
+# What a view's rows are in the memory adapter: a function of a reader of the other relations'
+# rows (`read("orders")` is a list of dicts), as the view's SQL is of its tables in PostgreSQL.
+ViewRows = Callable[[Callable[[str], list[dict]]], typing.Iterable[dict]]
 
 SYSTEM_GROUPS = ("primary", "secondary", "instances")  # the groups whose tables get the system columns
 INTERNAL_GROUP = "ingestion"  # depot's own bookkeeping tables, which declare their columns themselves
@@ -310,12 +366,21 @@ class Catalog:
 
     `system_columns` names the columns depot adds to every table (a prefix such as ``"_depot_"``, or a
     SystemColumns); a table's own `system_columns=` overrides it.
+
+    `schema` is the PostgreSQL schema the catalog's tables and views live in (`public` by default).
+    depot puts it first on the search_path of every connection it opens, so its migrations make the
+    tables there and its reads and writes find them there; another catalog in another schema of the
+    same database is another depot process, with its own tables and history.
     """
 
     def __init__(self, tables: typing.Iterable[Table] = (), *, system: bool = True,
-                 system_columns: SystemColumns | str | None = None) -> None:
+                 system_columns: SystemColumns | str | None = None, schema: str = "public") -> None:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+            raise ValueError(f"schema {schema!r}: lower-case letters, digits and underscores, as PostgreSQL "
+                             "keeps a name unquoted")
         self._tables: dict[str, Table] = {}
         self.system_columns = SystemColumns.of(system_columns)
+        self.schema = schema
         tables = list(tables)
         if system and not any(t.name == "sources" for t in tables):
             from domain.system import SYSTEM  # here, not at the top: domain.system declares with Catalog
@@ -333,9 +398,16 @@ class Catalog:
         self._tables[spec.name] = spec
         return spec
 
+    def with_system_columns(self, setting: SystemColumns | str | None) -> Catalog:
+        """This catalog with every one of its own tables' system columns named by `setting`."""
+        names = SystemColumns.of(setting)
+        own = {t.name for t in self.user_tables}
+        return Catalog([t.with_system_columns(names) if t.name in own else t for t in self],
+                       system=False, system_columns=names)
+
     def extend(self) -> Catalog:
         """A copy to declare more tables in (tests use it for throwaway tables)."""
-        return Catalog(self._tables.values(), system=False, system_columns=self.system_columns)
+        return Catalog(self._tables.values(), system=False, system_columns=self.system_columns, schema=self.schema)
 
     @property
     def user_tables(self) -> tuple[Table, ...]:
@@ -432,6 +504,54 @@ class Catalog:
             return cls
 
         return wrap
+
+    def view(
+        self,
+        name: str,
+        *,
+        key: tuple[str, ...],
+        materialized: bool = False,
+        references: tuple[ForeignKey, ...] = (),
+        rows: ViewRows | None = None,
+    ) -> Callable[[type], type]:
+        """Declare a view (or materialized view) that the database already has, from a dataclass of its columns.
+
+        depot serves it read-only at /api/{name} with the whole read language, and never creates,
+        alters nor drops it: the view's SQL is the database's (its start-up check only sees that it
+        exists with these columns). `key` is a set of columns that tells its rows apart (the order
+        that pages rely on ends with it). A column's `References("orders")` (always soft: a view has
+        no constraints) says that it comes straight from that table's key or foreign key, which makes
+        the embeds both ways; `depot adopt` finds these from the view's definition. `rows` is what
+        the view holds in the memory adapter (see ViewRows); without it the view is empty there.
+        """
+        def wrap(cls: type) -> type:
+            doc = cls.__dict__.get("__doc__")
+            if not dataclasses.is_dataclass(cls):
+                cls = dataclass(frozen=True, kw_only=True)(cls)
+            hints = typing.get_type_hints(cls, include_extras=True)
+            columns = [_column_from_field(f, hints) for f in dataclasses.fields(cls)]
+            # Every reference of a view is soft: PostgreSQL has no foreign key on a view, only lineage.
+            columns = [dataclasses.replace(c, reference=dataclasses.replace(c.reference, soft=True))
+                       if c.reference is not None else c for c in columns]
+            fks = [ForeignKey((c.name,), c.reference.table, (c.reference.column or "",), True)
+                   for c in columns if c.reference is not None]
+            fks += [dataclasses.replace(fk, soft=True) for fk in references]
+            spec = Table(
+                name=name, group=VIEW_GROUP, columns=tuple(columns), primary_key=tuple(key),
+                natural_key=tuple(key), foreign_keys=tuple(self._resolve(fk, name, tuple(key)) for fk in fks),
+                read_only=True, description=(doc or "").strip() or None,
+                system=self.system_columns, kind=MATERIALIZED if materialized else VIEW, definition=rows,
+            )
+            _check(spec)
+            self.add(spec)
+            cls.__depot_table__ = spec  # type: ignore[attr-defined]
+            return cls
+
+        return wrap
+
+    @property
+    def views(self) -> tuple[Table, ...]:
+        return tuple(t for t in self if t.is_view)
 
     def _resolve(self, fk: ForeignKey, own_name: str, own_key: tuple[str, ...]) -> ForeignKey:
         """Fill in the referenced columns: the target's natural key when not named."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +21,10 @@ from adapters.postgres.adopt import (
     inspect_schema,
     other_relations,
 )
+from adapters.postgres.adopt_views import ViewDeclaration, create_views, declare_views, drop_views, inspect_views
 from adapters.postgres.db import SYSTEM_LINEAGE, make_engine
 from adapters.postgres.tables import build_metadata
-from domain.schema import MISSING, Column, ColumnType
+from domain.schema import MISSING, Column, ColumnType, SystemColumns
 from domain.system import SYSTEM_TABLES
 from entrypoints.catalogs import CatalogNotFound, load_catalog
 
@@ -40,7 +42,7 @@ Edit it as your own: it is. Each table got its group by a rule of thumb, which y
   primary    references no other table (independent reference data);
   secondary  references other tables;
   instances  has a surrogate `id` and a timestamp column (time-stamped observations).
-depot adds its system columns (source, batch_id, version, created_at, updated_at) to every table;
+depot adds its system columns ({system}) to every table;
 the first migration in migrations/ adds them to the tables as they are, keeping every row.
 Comments starting "# not mapped" or "# not adopted" are what depot could not declare; it stays in
 the database as it is. `depot adopt` printed them too.
@@ -48,9 +50,10 @@ the database as it is. `depot adopt` printed them too.
 '''
 
 
-def render_catalog(adoption: Adoption, *, source: str, date: str) -> str:
-    """catalog.py: the imports it needs, then each table in foreign-key order."""
-    bodies = [_render_table(d) for d in adoption.declarations]
+def render_catalog(adoption: Adoption, *, source: str, date: str, views: Sequence[ViewDeclaration] = (),
+                   schema: str = "public") -> str:
+    """catalog.py: the imports it needs, then each table in foreign-key order, then the views."""
+    bodies = [_render_table(d) for d in adoption.declarations] + [_render_view(v) for v in views]
     text = "\n\n".join(bodies)
     names = sorted({m for m in re.findall(r"\b(BigInt|Doc|ForeignKey|Ge|Gt|Le|Lt|MaxLen|Naive|Numeric|OneOf|"
                                           r"Pattern|References)\(", _code_only(text))})
@@ -61,8 +64,15 @@ def render_catalog(adoption: Adoption, *, source: str, date: str) -> str:
         imports.append("from typing import Annotated")
     imports += ["", f"from depot import {', '.join(['Catalog', *names])}"]
     notes = "".join(f"# {line}\n" for line in adoption.notes)
-    return (HEADER.format(source=source, date=date) + "\n" + "\n".join(imports) + "\n\n" + notes
-            + ("\n" if notes else "") + "CATALOG = Catalog()\n\n\n" + text)
+    prefix = adoption.system_columns
+    args = [f"system_columns={_py(prefix)}"] if prefix is not None else []
+    args += [f"schema={_py(schema)}"] if schema != "public" else []
+    catalog = f"CATALOG = Catalog({', '.join(args)})" if prefix is None else (
+        "# Some tables have columns named like depot's system columns: depot's take a prefix instead.\n"
+        f"CATALOG = Catalog({', '.join(args)})")
+    header = HEADER.format(source=source, date=date, system=", ".join(SystemColumns.of(prefix).names))
+    return (header + "\n" + "\n".join(imports) + "\n\n" + notes
+            + ("\n" if notes else "") + catalog + "\n\n\n" + text)
 
 
 def _code_only(text: str) -> str:
@@ -94,6 +104,27 @@ def _render_table(d: Declaration) -> str:
         body.append("    pass")
     if not d.adopted:
         body = ["# " + line if line else "#" for line in body]
+    return "\n".join([*lines, *body]) + "\n"
+
+
+def _render_view(v: ViewDeclaration) -> str:
+    """@CATALOG.view(...): read-only, never created by depot; its References are the lineage adopt found."""
+    lines = [f"# {note}" for note in v.notes]
+    args = [_py(v.name), f"key={_py(v.key)}"] + (["materialized=True"] if v.materialized else [])
+    if v.references:
+        refs = ", ".join(f"ForeignKey({_py(fk.columns)}, {_py(fk.target)}, {_py(fk.target_columns)})"
+                         for fk in v.references)
+        args.append(f"references=({refs},)")
+    decorator = f"@CATALOG.view({', '.join(args)})"
+    if len(decorator) > 110:
+        decorator = f"@CATALOG.view(\n    {args[0]},\n" + "".join(f"    {a},\n" for a in args[1:]) + ")"
+    body = [*decorator.splitlines(), f"class {_class_name(v.name)}:"]
+    if v.description:
+        body += [f"    {_docstring(v.description)}", ""]
+    for column in v.columns:
+        body += _render_column(column)
+    if not v.declared and not v.description:
+        body.append("    pass")
     return "\n".join([*lines, *body]) + "\n"
 
 
@@ -191,6 +222,7 @@ class AdoptResult:
     migration: Path
     adopted: tuple[str, ...]
     unmapped: tuple[str, ...]
+    views: tuple[str, ...] = ()
 
 
 def parse_natural_keys(values: list[str]) -> dict[str, tuple[str, ...]]:
@@ -210,11 +242,17 @@ def adopt(database_url: str, out: Path, *, schema: str = "public",
     """Read the database, write out/catalog.py and out/migrations/<first revision>; touch nothing in the database."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise AdoptRefused(f"{out} is not empty; adopt writes catalog.py and migrations/ into an empty or new folder")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise AdoptRefused(f"--schema {schema!r}: depot serves schemas named in lower-case letters, digits and "
+                           "underscores (rename it: ALTER SCHEMA ... RENAME TO ...)")
     engine = make_engine(database_url, pool_size=1)
     try:
         with engine.connect() as connection:
             found = inspect_schema(connection, schema)
-            others = other_relations(connection, schema)
+            views = inspect_views(connection, schema)
+            # The views are adopted (adopt_views.py): other_relations' notes stay for foreign tables.
+            others = [n for n in other_relations(connection, schema)
+                      if n.split(":", 1)[0] not in {v.name for v in views}]
     except sa.exc.SQLAlchemyError as error:
         raise AdoptRefused(f"cannot read the database: {str(error.orig or error).strip()}") from None
     finally:
@@ -224,19 +262,20 @@ def adopt(database_url: str, out: Path, *, schema: str = "public",
     adoption = declare(found, natural_keys, SYSTEM_TABLES)
     adoption.notes.extend(others)
     if schema != "public":
-        # depot names its tables without a schema, as the migration does: PostgreSQL finds them by search_path.
-        adoption.notes.append(f"the tables are in schema {schema!r}: put it first on the database's search_path "
-                              f"before `depot migrate` (ALTER DATABASE <name> SET search_path = {schema}, public); "
-                              "depot's own tables then go there too")
+        adoption.notes.append(f"the tables are in schema {schema!r}: Catalog(schema={schema!r}) puts it first on the "
+                              "search_path of depot's connections; depot's own tables (sources, ingest_batches, "
+                              "rejected_rows) are made there too, beside them")
     if not adoption.adopted:
         raise AdoptRefused("no table can be adopted:\n  " + "\n  ".join(adoption.unmapped()))
+    view_declarations = declare_views(views, adoption.declarations)
     now = dt.datetime.now(dt.UTC)
     source = re.sub(r"//[^@/]*@", "//", database_url)  # never write a password into a file
     out.mkdir(parents=True, exist_ok=True)
     (out / "migrations").mkdir()
     catalog_path = out / "catalog.py"
     catalog_path.write_text(render_catalog(adoption, source=f"{source} (schema {schema})",
-                                           date=now.strftime("%Y-%m-%d")), encoding="utf-8")
+                                           date=now.strftime("%Y-%m-%d"), views=view_declarations, schema=schema),
+                            encoding="utf-8")
     # The migration derives from the catalog just written, as `depot migrate` will read it: names,
     # types and checks then agree by construction.
     try:
@@ -249,6 +288,8 @@ def adopt(database_url: str, out: Path, *, schema: str = "public",
     migration.write_text(adoption_migration(
         # depot_0001 makes sources and ingest_batches, which the system columns reference.
         adoption, found, metadata, revision=revision, depends_on=f"{SYSTEM_LINEAGE}_0001",
-        message=f"adopt the existing tables of {schema}"), encoding="utf-8")
+        message=f"adopt the existing tables of {schema}", drop_views=drop_views(views),
+        create_views=create_views(views)), encoding="utf-8")
     return AdoptResult(catalog_path, migration, tuple(d.name for d in adoption.adopted),
-                       tuple(adoption.unmapped()))
+                       tuple(adoption.unmapped()) + tuple(f"{v.name}: {n}" for v in view_declarations for n in v.notes),
+                       tuple(v.name for v in view_declarations))

@@ -229,7 +229,7 @@ def makemigration(
     summary: list[str] = []
     with tempfile.TemporaryDirectory(prefix="depot-makemigration-") as scratch:
         server = start_embedded(scratch)
-        engine = make_engine(server.url)
+        engine = make_engine(server.url, schema=history.catalog.schema)
         try:
             with _store_refusals(container):
                 written = generate_migration(engine, history, message, system=system, allow_drop=allow_drop,
@@ -346,6 +346,8 @@ def adopt(
         typer.echo(f"depot: {refused}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"adopted {len(result.adopted)} tables: {', '.join(result.adopted)}")
+    if result.views:
+        typer.echo(f"and {len(result.views)} views (read-only): {', '.join(result.views)}")
     typer.echo(f"wrote {result.catalog}\nwrote {result.migration}")
     if result.unmapped:
         typer.echo(f"to read ({len(result.unmapped)}; also comments in catalog.py, where they belong):", err=True)

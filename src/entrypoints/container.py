@@ -19,9 +19,10 @@ def database_url(settings: Settings) -> str:
     return start_embedded(settings.data_dir).url
 
 
-def _engine(settings: Settings):
+def _engine(settings: Settings, catalog):  # noqa: ANN001
     engine = make_engine(database_url(settings), pool_size=settings.pool_size,
-                         statement_timeout_ms=settings.statement_timeout_ms, read_url=settings.read_database_url)
+                         statement_timeout_ms=settings.statement_timeout_ms, schema=catalog.schema,
+                         read_url=settings.read_database_url)
     yield engine
     engine.dispose()
 
@@ -35,7 +36,7 @@ class Container(containers.DeclarativeContainer):
     history = providers.Callable(lambda loaded: loaded.history, loaded_catalog)
     storage = providers.Callable(lambda s: s.storage, settings)
 
-    engine = providers.Resource(_engine, settings)
+    engine = providers.Resource(_engine, settings, catalog)
     memory_store = providers.Singleton(MemoryStore, catalog)
 
     uow = providers.Selector(

@@ -21,6 +21,7 @@ from domain.errors import (
     DepotError,
     InvalidRows,
     NotAcceptable,
+    NotAllowed,
     NotFound,
     PreconditionFailed,
     Unavailable,
@@ -34,6 +35,7 @@ log = logging.getLogger("depot.http")
 STATUS: list[tuple[type[DepotError], int]] = [
     (UnknownTable, 404),
     (NotFound, 404),
+    (NotAllowed, 405),
     (BadRequest, 400),
     (NotAcceptable, 406),
     (Conflict, 409),
@@ -128,8 +130,9 @@ def prefer(request: Request) -> dict[str, str]:
     return result
 
 
-def etag(row: dict[str, Any]) -> str:
-    return f'"{row["version"]}"'
+def etag(table: Table, row: dict[str, Any]) -> str:
+    """A row's entity tag: its version, which depot moves on at every change of its values."""
+    return f'"{row[table.system.version]}"'
 
 
 def none_match(request: Request, tag: str) -> bool:

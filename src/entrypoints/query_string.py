@@ -473,7 +473,8 @@ def resolve_embed(catalog: Catalog, table: Table, name: str, hint: str | None, k
     if not candidates:
         raise BadRequest(f"Could not find a relationship between '{table.name}' and '{_shown(name)}'"
                          + (f" through {_shown(hint)!r}" if hint else ""),
-                         code="PGRST200", details=f"in {_shown(where)}")
+                         code="PGRST200", details=f"in {_shown(where)}",
+                         hint=_no_lineage_hint(catalog, table, name))
     if len(candidates) > 1:
         options = [f"{name}!{c[4]}" for c in candidates]
         raise BadRequest(
@@ -486,6 +487,16 @@ def resolve_embed(catalog: Catalog, table: Table, name: str, hint: str | None, k
         return Embed(key, target, columns, target_columns, many, (), hidden=True)
     items = parse_select(catalog, catalog[target], items_text, where, depth + 1)
     return Embed(key, target, columns, target_columns, many, items)
+
+
+def _no_lineage_hint(catalog: Catalog, table: Table, name: str) -> str | None:
+    """Where a view is one end, why it has no relationship: its columns' lineage was not found."""
+    views = [t for t in (table, catalog[name] if name in catalog else None) if t is not None and t.is_view]
+    if not views:
+        return None
+    return (f"'{views[0].name}' is a {views[0].kind}: depot embeds through a view only along columns that come "
+            "straight from a table's key or foreign key (References on the view's columns, which depot adopt "
+            "finds from the view's definition). None of its columns leads there.")
 
 
 def _embeddable(catalog: Catalog, table: Table) -> list[str]:

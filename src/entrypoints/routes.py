@@ -136,7 +136,8 @@ def table_router(table: Table) -> APIRouter:
         "",
         operation_id=f"list_{name}",
         summary=f"Read {name}",
-        description=f"Rows of {name}, filtered, ordered and paged PostgREST-style.",
+        description=(f"Rows of the {table.kind} {name} (read-only), " if table.is_view else f"Rows of {name}, ")
+        + "filtered, ordered and paged PostgREST-style.",
         responses={200: _rows_response(names["row"], f"Rows of {name}"), 400: _error("Malformed query")},
         openapi_extra={"parameters": _read_parameters(table)},
     )
@@ -146,6 +147,21 @@ def table_router(table: Table) -> APIRouter:
     @router.head("", include_in_schema=False)
     async def head_rows(request: Request, uow: UoW, settings: Config) -> Response:
         return await read_response(request, uow.catalog, table, uow, settings.max_rows, head=True)
+
+    if table.materialized:
+        @router.post(
+            "/refresh",
+            operation_id=f"refresh_{name}",
+            summary=f"Refresh the materialized view {name}",
+            description="REFRESH MATERIALIZED VIEW, CONCURRENTLY (readers not blocked) where the view has a "
+                        "unique index. Needs a write key.",
+            responses={200: {"description": "Refreshed", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"view": {"type": "string"}, "concurrently": {"type": "boolean"}}}}}},
+                405: _error("Not a materialized view")},
+        )
+        def refresh(uow: UoW) -> Response:
+            concurrently = services.refresh_view(uow, name)
+            return JSONResponse({"view": name, "concurrently": concurrently})
 
     if table.read_only:
         return router
@@ -218,7 +234,7 @@ def table_router(table: Table) -> APIRouter:
     )
     async def read_row(key: str, request: Request, uow: UoW) -> Response:
         row = await run_in_threadpool(services.get_row, uow, name, key)  # the request's one thread hop
-        tag = etag(row)
+        tag = etag(table, row)
         if none_match(request, tag):
             return Response(status_code=304, headers={"etag": tag})
         return JSONResponse(row, headers={"etag": tag})
@@ -241,7 +257,7 @@ def table_router(table: Table) -> APIRouter:
         expected = if_match_version(request)
         changes = parse_json(await read_body(request))
         row = await run_in_threadpool(services.update_row, uow, name, key, changes, expected_version=expected)
-        return JSONResponse(row, headers={"etag": etag(row)})
+        return JSONResponse(row, headers={"etag": etag(table, row)})
 
     @router.delete(
         "/{key:path}",
@@ -313,6 +329,10 @@ def install_table_routes(app: FastAPI, catalog: Catalog) -> None:
                 hint=f"Known tables: {', '.join(catalog.names)}",
             )
         spec = catalog[table]
+        if spec.is_view:
+            if request.path_params.get("key") == "refresh" and request.method == "POST":
+                raise services.not_refreshable(spec)  # a materialized view's own route took it otherwise
+            raise services.view_is_read_only(spec)
         if "key" in request.path_params and spec.key_column is None:
             raise HttpError(404, f"The table '{table}' has a composite key and no /{{key}} route", code="PGRST125",
                             hint=f"Filter instead: /api/{table}?" + "&".join(f"{c}=eq.…" for c in spec.primary_key))

@@ -1,7 +1,8 @@
 """The table use cases: create, read, update, delete and upsert rows of any table of the catalog.
 
 Each takes plain values and a unit of work, opens `with uow:`, and commits explicitly. depot,
-not the caller, sets the system columns: `source`, `version`, `created_at`, `updated_at`.
+not the caller, sets the system columns (`source`, `version`, `created_at`, `updated_at`, or the
+names the catalog gives them).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from domain.errors import (
     BadRequest,
     Conflict,
     InvalidRows,
+    NotAllowed,
     NotFound,
     NotSingular,
     PreconditionFailed,
@@ -42,6 +44,8 @@ def table_of(uow: AbstractUnitOfWork, name: str, *, writing: bool = False) -> Ta
             hint=f"Known tables: {', '.join(uow.catalog.names)}",
         )
     spec = uow.catalog[name]
+    if writing and spec.is_view:
+        raise view_is_read_only(spec)
     if writing and spec.read_only:
         raise BadRequest(
             f"The table '{name}' is read-only through the table API",
@@ -51,19 +55,22 @@ def table_of(uow: AbstractUnitOfWork, name: str, *, writing: bool = False) -> Ta
     return spec
 
 
+def view_is_read_only(spec: Table) -> NotAllowed:
+    return NotAllowed(f"The {spec.kind} '{spec.name}' is read-only: depot does not write to views",
+                      hint=f"Write to the tables it reads from; GET /api/{spec.name} reads it."
+                           + (f" POST /api/{spec.name}/refresh refreshes it." if spec.materialized else ""))
+
+
+def not_refreshable(spec: Table) -> NotAllowed:
+    return NotAllowed(f"'{spec.name}' is not a materialized view: there is nothing to refresh",
+                      hint="A plain view shows its tables as they are at each read." if spec.is_view else None)
+
+
 def stamp_new(
     table: Table, row: Row, now: dt.datetime, source: str = MANUAL_SOURCE, batch_id: int | None = None
 ) -> Row:
-    """The system columns of a row about to be inserted."""
-    stamped = dict(row)
-    if table.has_provenance:
-        stamped["source"] = source
-        stamped["batch_id"] = batch_id
-    if table.has_column("version"):
-        stamped["version"] = 1
-        stamped["created_at"] = now
-        stamped["updated_at"] = now
-    return stamped
+    """The row with the system columns of a row about to be inserted."""
+    return {**row, **table.inserted_stamp(now, source, batch_id)}
 
 
 def parse_key(table: Table, text: str) -> tuple:
@@ -260,15 +267,15 @@ def _guarded(table: Table, key: tuple, expected_version: int | None) -> Where:
     where = key_condition(table.primary_key, key)
     if expected_version is None:
         return where
-    return conjunction([where, Condition("version", "eq", expected_version)])  # type: ignore[return-value]
+    return conjunction([where, Condition(table.system.version, "eq", expected_version)])  # type: ignore[return-value]
 
 
 def _missing_or_stale(current: Row | None, table: Table, key_text: str) -> None:
     if current is None:
         raise NotFound(f"No row of '{table.name}' has {table.key_column} = {key_text!r}")
     raise PreconditionFailed(
-        f"The row changed since you read it: it is at version {current['version']}",
-        details={"version": current["version"]},
+        f"The row changed since you read it: it is at version {current[table.system.version]}",
+        details={"version": current[table.system.version]},
         hint="GET it again and retry with its new ETag.",
     )
 
@@ -282,3 +289,14 @@ def count_rows(uow: AbstractUnitOfWork) -> dict[str, int]:
     """Every table with its row count (for `depot tables`)."""
     with uow:
         return {t.name: uow.repository(t.name).count(None) for t in uow.catalog}
+
+
+def refresh_view(uow: AbstractUnitOfWork, view_name: str) -> bool:
+    """REFRESH MATERIALIZED VIEW, in a transaction of its own; True when it ran CONCURRENTLY."""
+    spec = table_of(uow, view_name)
+    if not spec.materialized:
+        raise not_refreshable(spec)
+    with uow:
+        concurrently = uow.repository(spec.name).refresh()
+        uow.commit()
+    return concurrently

@@ -13,6 +13,7 @@ from domain.schema import References
 from service_layer import ingest, services
 from service_layer.ingest import Chunk, IngestRequest
 from tests.ingesting import run
+from tests.system_columns import by_role
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def counts(report):
 
 
 def rows_of(uow, table):
-    return services.list_rows(uow, table, Query()).rows
+    return [by_role(uow.catalog[table], r) for r in services.list_rows(uow, table, Query()).rows]
 
 
 AIRPORTS = ["faa", "name", "lat", "lon", "alt", "tz", "dst", "tzone"]

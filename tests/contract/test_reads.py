@@ -100,7 +100,8 @@ def uow(uow_factory):
 
 
 def page(uow, query: str, table: str = "flights", *, count=None, max_rows: int | None = 100) -> reads.ReadPage:
-    read = parse_read(CATALOG, CATALOG[table], parse_qsl(query, keep_blank_values=True), None, max_rows)
+    catalog = uow().catalog  # the bundled one, or the same with its system columns prefixed
+    read = parse_read(catalog, catalog[table], parse_qsl(query, keep_blank_values=True), None, max_rows)
     return reads.read_page(uow(), table, read, count=count)
 
 
@@ -171,7 +172,7 @@ def test_logic_trees_nest_with_three_valued_logic(uow, query, expected):
 def test_select_with_aliases_and_star(uow):
     assert rows(uow, "select=num:flight,carrier&id=eq.1") == [{"num": 101, "carrier": "AA"}]
     full = rows(uow, "select=*&id=eq.1")[0]
-    assert list(full) == list(CATALOG["flights"].column_names)
+    assert list(full) == list(uow().catalog["flights"].column_names)
     assert full["time_hour"] == at(9) and full["dep_delay"] == 5.5
 
 

@@ -13,6 +13,7 @@ import pytest
 from domain.errors import DuplicateKey, InvalidRows, ReferenceViolation
 from domain.query import BoolExpr, Condition, OrderBy, Query
 from service_layer.services import stamp_new
+from tests.system_columns import by_role
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 LATER = NOW + dt.timedelta(hours=1)
@@ -32,7 +33,12 @@ def add(uow_factory, table: str, *rows: dict) -> list[dict]:
 
 def read(uow_factory, table: str, query: Query = Query()) -> list[dict]:
     with uow_factory() as uow:
-        return uow.repository(table).list(query)
+        return roles(uow_factory, table, uow.repository(table).list(query))
+
+
+def roles(uow_factory, table: str, rows: list[dict]) -> list[dict]:
+    spec = uow_factory().catalog[table]
+    return [by_role(spec, r) for r in rows]
 
 
 AIRPORTS = [
@@ -62,7 +68,8 @@ def test_added_rows_come_back_typed_with_their_system_columns(uow_factory, airpo
 def test_stored_rows_come_back_in_the_declared_column_order(uow_factory, airports):
     written = add(uow_factory, "flights", flight(1))
     assert tuple(written[0]) == uow_factory().catalog["flights"].column_names
-    assert tuple(read(uow_factory, "flights")[0]) == uow_factory().catalog["flights"].column_names
+    with uow_factory() as uow:
+        assert tuple(uow.repository("flights").list(Query())[0]) == uow.catalog["flights"].column_names
 
 
 def test_generated_ids_are_assigned_in_order(uow_factory, airports):
@@ -148,6 +155,7 @@ def test_update_bumps_version_only_when_a_value_changes(uow_factory, airports):
         same = repo.update(Condition("carrier", "eq", "AA"), {"name": "American Airlines Inc."}, LATER)
         changed = repo.update(Condition("carrier", "eq", "UA"), {"name": "United"}, LATER)
         uow.commit()
+    same, changed = roles(uow_factory, "airlines", same), roles(uow_factory, "airlines", changed)
     assert (same[0]["version"], same[0]["updated_at"]) == (1, NOW)
     assert (changed[0]["version"], changed[0]["updated_at"], changed[0]["name"]) == (2, LATER, "United")
 
@@ -168,7 +176,7 @@ def test_upsert_merges_on_the_natural_key(uow_factory, airports):
     with uow_factory() as uow:
         written = uow.repository("airlines").upsert(rows, ("carrier",), update=True, now=LATER)
         uow.commit()
-    by_carrier = {r["carrier"]: r for r in written}
+    by_carrier = {r["carrier"]: r for r in roles(uow_factory, "airlines", written)}
     assert by_carrier["AA"]["name"] == "American" and by_carrier["AA"]["version"] == 2
     assert by_carrier["AA"]["created_at"] == NOW and by_carrier["AA"]["updated_at"] == LATER
     assert by_carrier["DL"]["version"] == 1
@@ -179,6 +187,7 @@ def test_upsert_with_identical_values_does_not_bump_version(uow_factory, airport
     with uow_factory() as uow:
         written = uow.repository("airlines").upsert(rows, ("carrier",), update=True, now=LATER)
         uow.commit()
+    written = roles(uow_factory, "airlines", written)
     assert (written[0]["version"], written[0]["updated_at"]) == (1, NOW)
 
 

@@ -360,3 +360,30 @@ def test_a_table_still_referenced_from_outside_the_change_is_not_dropped_half_wa
     with project.engine.connect() as connection, pytest.raises(ChangeRefused) as refused:
         refine(ops.UpgradeOps([drop]), connection, catalog, build_metadata(catalog))
     assert str(refused.value).startswith("table authors cannot be dropped: fan_mail still references it")
+
+
+def test_moving_the_system_columns_aside_is_a_migration_that_keeps_their_values(project: Project):
+    project.change(books("pages: int"))
+    project.sql("INSERT INTO books (isbn, pages, version, source) VALUES ('a', 304, 7, 'manual')")
+    prefixed = ('\n    CATALOG = Catalog(system_columns="_depot_")\n'
+                + books("pages: int\n        version: str | None = None"))
+
+    written, summary = project.change(prefixed, "move depot's columns aside")
+    text = written.read_text().split("def downgrade")[0]
+    assert "new_column_name='_depot_version'" in text and "drop_column" not in text
+    assert "books.version: renamed to _depot_version" in summary and "add column books.version" in summary
+    assert project.sql("SELECT isbn, _depot_version, _depot_source, version FROM books") == [("a", 7, "manual", None)]
+    with project.engine.connect() as connection:
+        assert differences(connection, project.history.catalog) == []  # keys, indexes and references follow
+
+
+def test_system_columns_renamed_there_and_back_keep_their_values(project: Project):
+    project.change(books("pages: int"))
+    project.sql("INSERT INTO books (isbn, pages, version) VALUES ('a', 304, 7)")
+    project.change('\n    CATALOG = Catalog(system_columns="sys_")\n' + books("pages: int"), "prefix")
+    assert project.sql("SELECT sys_version, sys_source FROM books") == [(7, "manual")]
+    written, _ = project.change(books("pages: int"), "and back")
+    assert "drop_column" not in written.read_text().split("def downgrade")[0]
+    assert project.sql("SELECT version, source FROM books") == [(7, "manual")]
+    with project.engine.connect() as connection:
+        assert differences(connection, project.history.catalog) == []

@@ -172,7 +172,6 @@ def shop() -> list[FoundTable]:
         table("visits", [col("id", "integer", default="nextval('visits_id_seq'::regclass)", serial=True),
                          col("at", "timestamp with time zone")], [pk("visits", "id")]),
         table("log", [col("line"), col("at", "timestamp with time zone")]),  # no key at all
-        table("legacy", [col("code"), col("created_at", "timestamp without time zone")], [pk("legacy", "code")]),
     ]
 
 
@@ -218,10 +217,9 @@ def test_what_cannot_be_declared_is_said_never_dropped():
     assert "stock.note: not mapped: type interval" in said
     assert "authors.born: not mapped: authors_born_check CHECK ((born > '1000-01-01'::date))" in said
     assert "log: not adopted: no primary key and no unique key" in said and "--natural-key log=" in said
-    assert "legacy: not adopted: created_at is a name of depot's system columns" in said and "#15" in said
     assert "--natural-key nowhere=...: the schema has no table 'nowhere'" in said
     by = {d.name: d for d in adoption.declarations}
-    assert not by["log"].adopted and not by["legacy"].adopted
+    assert not by["log"].adopted
 
 
 def test_depot_own_tables_and_an_alembic_history_are_named():
@@ -276,8 +274,29 @@ def test_the_unmapped_are_comments_where_they_belong(tmp_path: Path):
     assert lines[note + 1] == "    # note: interval"  # the column's place in its table
     born = next(i for i, line in enumerate(lines) if line.startswith("    born:"))
     assert "authors_born_check" in lines[born - 1] and lines[born - 1].startswith("    # not mapped:")
-    assert "# @CATALOG.table(\"legacy\"" in text and "#     created_at: Annotated[dt.datetime, Naive()]" in text
-    assert text.count("# not adopted:") == 2  # log and legacy, each above its commented table
+    assert "# @CATALOG.table(\"log\"" in text
+    assert text.count("# not adopted:") == 1  # log, above its commented table
+    assert "CATALOG = Catalog()" in text  # no table has a column named like depot's
+
+
+def test_a_table_with_columns_named_like_depots_moves_depots_aside_for_the_catalog(tmp_path: Path):
+    packages = table("packages", [col("name"), col("version"), col("source", nullable=True),
+                                  col("created_at", "timestamp with time zone"), col("_depot_source")],
+                     [pk("packages", "name")])
+    adoption = declare([*shop(), packages], system_tables=SYSTEM_TABLES)
+    assert adoption.system_columns == "_depot2_"  # _depot_ is not free: the table has a _depot_source
+    assert [d.name for d in adoption.adopted if d.name == "packages"] == ["packages"]
+    said = "\n".join(adoption.unmapped())
+    assert "packages.created_at, packages.source, packages.version: named like depot's system columns" in said
+    text = render_catalog(adoption, source="postgresql:///shop", date="2026-11-27")
+    assert 'CATALOG = Catalog(system_columns="_depot2_")' in text
+    assert "depot adds its system columns (_depot2_source, _depot2_batch_id, _depot2_version" in text
+    path = tmp_path / "catalog.py"
+    path.write_text(text)
+    spec = load_catalog(str(path)).catalog["packages"]
+    assert spec.column_names == ("name", "version", "source", "created_at", "_depot_source", "_depot2_source",
+                                 "_depot2_batch_id", "_depot2_version", "_depot2_created_at", "_depot2_updated_at")
+    assert not spec.column("version").system and spec.column("_depot2_version").system
 
 
 def test_natural_key_options_are_read_or_refused():

@@ -267,3 +267,15 @@ def test_a_clash_with_the_default_names_says_how_to_move_them_aside():
         class Package:
             name: str
             version: str
+
+
+def test_a_catalog_with_other_system_column_names_moves_only_its_own_tables_columns():
+    prefixed = CATALOG.with_system_columns("_depot_")
+    flights, sources = prefixed["flights"], prefixed["sources"]
+    assert flights.system.version == "_depot_version" and flights.column("_depot_version").system
+    assert ("_depot_source",) in [fk.columns for fk in flights.foreign_keys]
+    assert not flights.has_column("source") and flights.has_provenance
+    assert [c.name for c in flights.columns if not c.system] == [c.name for c in CATALOG["flights"].columns
+                                                                 if not c.system]
+    assert sources == CATALOG["sources"]  # depot's own tables keep their names
+    assert prefixed.names == CATALOG.names

@@ -61,17 +61,17 @@ class InMemoryIngestRepository(AbstractIngestRepository):
                 continue
             stored_priority = priority
             if stored is not None and table.has_provenance:
-                stored_priority = sources[(stored["source"],)]["priority"]
+                stored_priority = sources[(stored[table.system.source],)]["priority"]
             outcome = merge_outcome(stored, incoming, stored_priority=stored_priority, priority=priority,
                                     on_conflict=on_conflict, columns=columns)
             counts.add(outcome)
-            stamp = {"source": source, "batch_id": batch_id} if table.has_provenance else {}
+            stamp = table.inserted_stamp(now, source, batch_id)
             if outcome is Outcome.INSERTED:
-                repo._insert({**incoming, **stamp, "version": 1, "created_at": now, "updated_at": now})
+                repo._insert({**incoming, **stamp})
             elif outcome is Outcome.UPDATED:
                 assert stored is not None
-                new = {**stored, **incoming, **stamp, "version": stored["version"] + 1, "updated_at": now}
-                repo._replace(stored, new)
+                provenance = {c: stamp[c] for c in (table.system.source, table.system.batch_id) if c in stamp}
+                repo._replace(stored, {**stored, **incoming, **provenance, **table.changed_stamp(stored, now)})
         return counts
 
     def begin_batch(self, batch: Row) -> BatchLease:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from adapters.memory.evaluate import JSON_NULL, RelatedCheck, group_rows, matches, sort_rows, walk
 from domain.errors import BadRequest, DuplicateKey, InvalidRows, ReferenceViolation, UnknownTable
-from domain.ports import KEPT_ON_UPDATE, AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
+from domain.ports import AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Fetch, JsonPath, Lookup, Query, Related, Where, keyset_where, name_of
 from domain.schema import Catalog, ForeignKey, Table
 from domain.validation import ValueRefused, coercer
@@ -57,11 +57,30 @@ class MemoryStore:
         self.tables = {t.name: MemoryTable(t) for t in catalog}
         self.lock = threading.RLock()
         if seed and "sources" in self.tables:
-            epoch = dt.datetime.now(dt.UTC)
-            self.tables["sources"].put({
-                "code": "manual", "name": "Manual entry", "priority": 0, "url": None,
-                "version": 1, "created_at": epoch, "updated_at": epoch,
-            })
+            sources = self.tables["sources"]
+            sources.put({"code": "manual", "name": "Manual entry", "priority": 0, "url": None,
+                         **sources.spec.inserted_stamp(dt.datetime.now(dt.UTC))})
+
+    def view_rows(self, spec: Table) -> list[Row]:
+        """A view's rows from its Python definition (Catalog.view's `rows=`) over the store as it is
+        now, each with the view's columns in order; none without a definition."""
+        if spec.definition is None:
+            return []
+
+        def read(name: str) -> list[Row]:
+            return [dict(r) for r in self.tables[name].rows.values()]
+
+        return [{c.name: row.get(c.name) for c in spec.columns} for row in spec.definition(read)]
+
+    def recompute_views(self) -> None:
+        """Plain views show their tables as they are, as PostgreSQL runs a view's query at each read:
+        recomputed when a unit of work begins (the memory adapter's read of the view). Materialized
+        views keep what their last refresh put in them."""
+        for spec in self.catalog.views:
+            if not spec.materialized and spec.definition is not None:
+                table = self.tables[spec.name] = MemoryTable(spec)
+                for row in self.view_rows(spec):
+                    table.put(row)
 
 
 class InMemoryRepository(AbstractRepository):
@@ -173,15 +192,14 @@ class InMemoryRepository(AbstractRepository):
                 written.append(self._insert(row))
             elif update:
                 old = self.data.rows[pk]
-                changes = {k: v for k, v in row.items() if k not in KEPT_ON_UPDATE}
+                changes = {k: v for k, v in row.items() if k not in self.table.kept_on_update}
                 written.append(self._apply(old, changes, now))
         return written
 
     def _apply(self, old: Row, changes: Row, now: dt.datetime) -> Row:
         new = {**old, **changes}
         if any(old[k] != new[k] for k in changes):
-            new["version"] = old["version"] + 1
-            new["updated_at"] = now
+            new |= self.table.changed_stamp(old, now)
             self._replace(old, new)
             return dict(new)
         return dict(old)
@@ -191,6 +209,15 @@ class InMemoryRepository(AbstractRepository):
         ordered = sort_rows(selected, query.order, self.table.primary_key)
         end = None if query.limit is None else query.offset + query.limit
         return [dict(r) for r in ordered[query.offset:end]]
+
+    def refresh(self) -> bool:
+        # Logged as writes, so a unit of work that does not commit leaves the old rows in place.
+        for pk in list(self.data.rows):
+            self.uow.log(self.data, self.data.remove(pk), None)
+        for row in self.store.view_rows(self.table):
+            self.data.put(row)
+            self.uow.log(self.data, None, row)
+        return False
 
     def _related_check(self) -> RelatedCheck:
         """EXISTS as a hash semi-join: each Related's matching keys are collected once per statement."""
@@ -307,6 +334,7 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
 
     def __enter__(self) -> InMemoryUnitOfWork:
         self.store.lock.acquire()
+        self.store.recompute_views()
         self._depth += 1
         self.committed = False
         return self

@@ -14,7 +14,7 @@ import datetime as dt
 import decimal
 import keyword
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -23,7 +23,7 @@ from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 
 from adapters.postgres.tables import render_item
-from domain.schema import MISSING, Column, ColumnType, ForeignKey, References, reserved_names
+from domain.schema import MISSING, Column, ColumnType, ForeignKey, References, SystemColumns
 
 # --- what the database has ------------------------------------------------------------------------
 
@@ -220,6 +220,7 @@ class Declaration:
 class Adoption:
     declarations: list[Declaration]
     notes: list[str]  # about the database as a whole (alembic_version, cycles)
+    system_columns: str | None = None  # the prefix of depot's system columns, when a table has their names
 
     @property
     def adopted(self) -> list[Declaration]:
@@ -232,9 +233,6 @@ class Adoption:
             lines += [f"{d.name}: {n}" for n in d.notes]
             lines += [f"{d.name}.{c.column.name}: {n}" for c in d.columns for n in c.notes]
         return lines
-
-
-SYSTEM_COLUMNS = reserved_names("primary", surrogate_id=False)  # source, batch_id, version, created_at, updated_at
 
 
 @dataclass(frozen=True)
@@ -462,7 +460,25 @@ def declare(found: Iterable[FoundTable], natural_keys: dict[str, tuple[str, ...]
             _attach_references(d, next(t for t in found if t.name == d.name), declarations, declared)
             d.group = _group(d, next(t for t in found if t.name == d.name))
             declared.add(d.name)
-    return Adoption(ordered, notes)
+    prefix = system_column_prefix([t for t in found if t.name in declared])
+    if prefix is not None:
+        clashing = sorted({f"{t.name}.{c.name}" for t in found if t.name in declared
+                           for c in t.columns if c.name in SystemColumns().names})
+        notes.append(f"{', '.join(clashing)}: named like depot's system columns, so depot's are "
+                     f"{', '.join(SystemColumns.prefixed(prefix).names)} here (Catalog(system_columns="
+                     f"{prefix!r})); every value of the tables' own columns is kept")
+    return Adoption(ordered, notes, prefix)
+
+
+def system_column_prefix(found: Iterable[FoundTable]) -> str | None:
+    """None when depot's system column names are free in every table; else the first prefix that is.
+
+    One naming for the whole catalog, not per table: a client then finds `_depot_source` on every table."""
+    taken = {c.name for t in found for c in t.columns}
+    if not taken & set(SystemColumns().names):
+        return None
+    candidates = ("_depot_", *(f"_depot{n}_" for n in range(2, 100)))
+    return next(p for p in candidates if not taken & set(SystemColumns.prefixed(p).names))
 
 
 def _declare_table(table: FoundTable, chosen_key: tuple[str, ...] | None) -> Declaration:
@@ -476,13 +492,6 @@ def _declare_table(table: FoundTable, chosen_key: tuple[str, ...] | None) -> Dec
         d.columns.append(_declare_column(column, table))
     if key is None:
         return d
-    clashes = [c.name for c in table.columns if c.name in SYSTEM_COLUMNS]
-    if clashes:  # the table is shown, commented out, with its columns: the reader sees what to rename
-        for c in d.columns:
-            c.notes = []
-        return _refuse(d, f"{', '.join(clashes)} {'is a name' if len(clashes) == 1 else 'are names'} of "
-                          f"depot's system columns ({', '.join(SYSTEM_COLUMNS)}); adopting a table that has "
-                          "one waits for depot to let them be renamed (issue #15), or rename it in the database")
     for check in table.of_kind("c"):
         _map_table_check(check, d)
     for exclusion in table.of_kind("x"):
@@ -870,16 +879,21 @@ def downgrade() -> None:
 
 
 def adoption_migration(adoption: Adoption, found: list[FoundTable], metadata: sa.MetaData, *, revision: str,
-                       depends_on: str, message: str) -> str:
-    """The text of the catalog history's first revision (see MIGRATION_TEMPLATE)."""
+                       depends_on: str, message: str, drop_views: Sequence[str] = (),
+                       create_views: Sequence[str] = ()) -> str:
+    """The text of the catalog history's first revision (see MIGRATION_TEMPLATE). `drop_views` and
+    `create_views` (adopt_views.py) are lines that set the schema's views aside while the tables change
+    and make them again after, as they were; on an empty database, after the tables are made."""
     by_name = {t.name: t for t in found}
-    adopt_code = []
+    adopt_code = [render_steps(["# the views, set aside while their tables change", *drop_views])] if drop_views else []
     for d in adoption.adopted:
         steps = adoption_steps(d, by_name[d.name], metadata.tables[d.name])
         adopt_code.append(render_steps([f"# {d.name}", *steps]))
+    views = ["# the views, made again as they were", *create_views] if create_views else []
+    adopt_code += [render_steps(views)] if views else []
     tables = [metadata.tables[d.name] for d in adoption.adopted]
     return MIGRATION_TEMPLATE.format(
         message=message, revision=revision, created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
         depends_on=depends_on, adopted=tuple(d.name for d in adoption.adopted),
-        adopt="".join(adopt_code) or "    pass\n", create=render_steps(creation_steps(tables)),
+        adopt="".join(adopt_code) or "    pass\n", create=render_steps([*creation_steps(tables), *views]),
     )

@@ -42,7 +42,7 @@ SEED_SQL = (
 
 
 def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int | None = None,
-                read_url: str | None = None) -> Engine:
+                schema: str = "public", read_url: str | None = None) -> Engine:
     """The engine of one process, for units of work that write. Its readers' engine is read_engine(it).
 
     Settings that hold for every statement travel in the connection's startup packet (`options`),
@@ -54,12 +54,17 @@ def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int | No
     Readers do without it, where it was a quarter of a get-by-key: a read that meets a dropped
     connection fails, SQLAlchemy invalidates every pooled connection opened before it, and the
     read runs again once on a fresh one (SqlAlchemyRepository._run).
+
+    `schema` (a catalog's, Catalog.schema) goes first on the search_path, `public` after it: depot's
+    SQL names tables unqualified, so it then reads, writes and migrates that schema's tables.
     """
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg2://" + url.split("://", 1)[1]
     options = "-c timezone=UTC"
     if statement_timeout_ms:
         options += f" -c statement_timeout={int(statement_timeout_ms)}"
+    if schema != "public":  # a plain identifier (Catalog checks it): no quoting inside `options`
+        options += f" -c search_path={schema},public"
     connect_args = {"options": options, "application_name": "depot"}
     engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
                               connect_args=connect_args)
@@ -145,6 +150,11 @@ def migrate(engine: Engine, history: History) -> None:
             # migration, must not be cut off by DEPOT_STATEMENT_TIMEOUT_MS.
             connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            if history.catalog.schema != "public":  # else current_schema() is the next one on the path
+                connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{history.catalog.schema}"')
+                # The dialect read current_schema() once, at the engine's first connection, maybe before
+                # the schema existed; Alembic's and the inspector's unqualified names go by it.
+                connection.dialect.default_schema_name = history.catalog.schema
             config = alembic_config(history, connection)
             _carry_legacy_history(connection, ScriptDirectory.from_config(config))
             command.upgrade(config, "heads")

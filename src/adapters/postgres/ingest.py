@@ -133,8 +133,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             new = ", ".join(f"s.{_q(c)}" for c in changing)
             conditions.append(f"ROW({old}) IS NOT DISTINCT FROM ROW({new})")
         if table.has_provenance:
-            conditions.append(
-                '(SELECT src."priority" FROM "sources" src WHERE src."code" = t."source") <= %(priority)s')
+            conditions.append(f"{_stored_priority(table)} <= %(priority)s")
         sql = f"DELETE FROM depot_stage s USING {_q(table.name)} t WHERE {' AND '.join(conditions)}"
         return self.connection.exec_driver_sql(sql, {"priority": priority}).rowcount
 
@@ -160,11 +159,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         without a surrogate id come here, so no id depends on that order.)
         """
         rows = sorted(rows, key=itemgetter(*table.natural_key))
-        system = ["version", "created_at", "updated_at"]
-        extra: tuple[Any, ...] = (1, now, now)
-        if table.has_provenance:
-            system = ["source", "batch_id", *system]
-            extra = (source, batch_id, *extra)
+        stamp = table.inserted_stamp(now, source, batch_id)
+        system, extra = list(stamp), tuple(stamp.values())
         savepoint = self.connection.begin_nested()
         try:
             self._copy(table, _q(table.name), [*columns, *system], columns, rows, extra)
@@ -223,12 +219,13 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         if on_conflict == "update":
             changing = [c for c in columns if c not in table.natural_key]
             sets = [f"{_q(c)} = EXCLUDED.{_q(c)}" for c in changing]
+            s = table.system
             if table.has_provenance:
-                sets += ['"source" = EXCLUDED."source"', '"batch_id" = EXCLUDED."batch_id"']
-            sets += ['"version" = t."version" + 1', '"updated_at" = EXCLUDED."updated_at"']
+                sets += [f"{_q(c)} = EXCLUDED.{_q(c)}" for c in (s.source, s.batch_id)]
+            sets += [f"{_q(s.version)} = t.{_q(s.version)} + 1", f"{_q(s.updated_at)} = EXCLUDED.{_q(s.updated_at)}"]
             conditions = []
             if table.has_provenance:
-                conditions.append('(SELECT s."priority" FROM "sources" s WHERE s."code" = t."source") <= %(priority)s')
+                conditions.append(f"{_stored_priority(table)} <= %(priority)s")
             if changing:
                 old = ", ".join(f"t.{_q(c)}" for c in changing)
                 new = ", ".join(f"EXCLUDED.{_q(c)}" for c in changing)
@@ -284,12 +281,11 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         target = _q(table.name)
         names = ", ".join(map(_q, columns))
         key = ", ".join(map(_q, table.natural_key))
-        system = ["version", "created_at", "updated_at"]
-        system_values = ["1", "%(now)s", "%(now)s"]
-        if table.has_provenance:
-            system = ["source", "batch_id", *system]
-            system_values = ["%(source)s", "%(batch_id)s", *system_values]
-        params: dict[str, Any] = {"source": source, "batch_id": batch_id, "now": now}
+        # The stamp's values go in as parameters named by their role, whatever the columns are called.
+        stamp = table.inserted_stamp(now, source, batch_id)
+        system = [_q(c) for c in stamp]
+        system_values = [f"%(sys_{table.system.role_of(c)})s" for c in stamp]
+        params: dict[str, Any] = {f"sys_{table.system.role_of(c)}": v for c, v in stamp.items()}
         surrogate = table.surrogate
         if surrogate is None:
             return "", (
@@ -317,7 +313,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         join = " AND ".join(f"t.{_q(c)} = s.{_q(c)}" for c in table.natural_key)
         sql = (
             f"SELECT count(*) FROM depot_stage s JOIN {_q(table.name)} t ON {join} "
-            'JOIN "sources" src ON src."code" = t."source" WHERE src."priority" > %(priority)s'
+            f"WHERE {_stored_priority(table)} > %(priority)s"
         )
         return int(self.connection.exec_driver_sql(sql, {"priority": priority}).scalar_one())
 
@@ -383,3 +379,8 @@ def _copy_values(values: tuple[Any, ...], as_text: dict[int, Callable[[Any], str
     if None not in values:
         return values
     return [_NULL if v is None else v for v in values]
+
+
+def _stored_priority(table: Table) -> str:
+    """SQL for the priority of the source that wrote the stored row `t`."""
+    return f'(SELECT src."priority" FROM "sources" src WHERE src."code" = t.{_q(table.system.source)})'

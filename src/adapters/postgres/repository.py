@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from adapters.postgres.compile import fetch_statement, order_by, where_clause
 from adapters.postgres.db import read_engine, read_from_primary
-from adapters.postgres.tables import build_metadata, checks_of
+from adapters.postgres.tables import checks_of, relations_metadata
 from domain.errors import (
     BadRequest,
     Conflict,
@@ -24,7 +24,7 @@ from domain.errors import (
     Unavailable,
     UnknownTable,
 )
-from domain.ports import KEPT_ON_UPDATE, AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
+from domain.ports import AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Fetch, Query, Where
 from domain.schema import Catalog, ColumnType, Table
 
@@ -124,6 +124,21 @@ class SqlAlchemyRepository(AbstractRepository):
         rows = _rows(self._run(sql, dict(zip(names, key, strict=True))))
         return rows[0] if rows else None
 
+    def refresh(self) -> bool:
+        self._writing()
+        # CONCURRENTLY keeps the view readable meanwhile, but PostgreSQL allows it only on a view
+        # that has data already and a unique index on plain columns (the rows are matched by it).
+        concurrently = bool(self._run(sa.text(
+            "SELECT c.relispopulated AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid "
+            "AND x.indisunique AND x.indpred IS NULL AND x.indexprs IS NULL) FROM pg_class c WHERE c.oid = "
+            "CAST(:name AS regclass)"), {"name": self._quoted_name}).scalar())
+        self._run(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY ' if concurrently else ''}{self._quoted_name}")
+        return concurrently
+
+    @property
+    def _quoted_name(self) -> str:
+        return self.connection.dialect.identifier_preparer.format_table(self.sa_table)
+
     def _writing(self) -> None:
         if self.uow.read_only:  # a programming error: reading() runs statements without a transaction
             raise RuntimeError("a write in a unit of work opened with reading()")
@@ -151,11 +166,9 @@ class SqlAlchemyRepository(AbstractRepository):
         statement = pg_insert(self.sa_table)
         if update:
             t, excluded = self.sa_table.c, statement.excluded
-            written = [c for c in rows[0] if c not in KEPT_ON_UPDATE and c not in conflict]
+            written = [c for c in rows[0] if c not in self.table.kept_on_update and c not in conflict]
             changed = sa.or_(*(t[c].is_distinct_from(excluded[c]) for c in written)) if written else sa.false()
-            values: dict[str, Any] = {c: excluded[c] for c in written}
-            values["version"] = sa.case((changed, t.version + 1), else_=t.version)
-            values["updated_at"] = sa.case((changed, sa.literal(now, t.updated_at.type)), else_=t.updated_at)
+            values: dict[str, Any] = {**{c: excluded[c] for c in written}, **self._bumped(changed, now)}
             statement = statement.on_conflict_do_update(index_elements=list(conflict), set_=values)
         else:
             statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
@@ -245,14 +258,16 @@ class SqlAlchemyRepository(AbstractRepository):
         t = self.sa_table.c
         changed = sa.or_(*(t[c].is_distinct_from(sa.bindparam(f"new_{c}", v, type_=t[c].type))
                            for c, v in changes.items()))
-        statement = sa.update(self.sa_table).values(
-            {**changes,
-             "version": sa.case((changed, t.version + 1), else_=t.version),
-             "updated_at": sa.case((changed, sa.literal(now, t.updated_at.type)), else_=t.updated_at)}
-        )
+        statement = sa.update(self.sa_table).values({**changes, **self._bumped(changed, now)})
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
         return _rows(self._run(statement.returning(*self.sa_table.c)))
+
+    def _bumped(self, changed: sa.ColumnElement[bool], now: dt.datetime) -> dict[str, sa.ColumnElement]:
+        """The version and updated_at of a written row: moved on only when a value really changed."""
+        t, s = self.sa_table.c, self.table.system
+        return {s.version: sa.case((changed, t[s.version] + 1), else_=t[s.version]),
+                s.updated_at: sa.case((changed, sa.literal(now, t[s.updated_at].type)), else_=t[s.updated_at])}
 
     def delete(self, where: Where | None) -> list[Row]:
         self._writing()
@@ -273,7 +288,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     def __init__(self, engine: Engine, catalog: Catalog):
         self.engine = engine
         self.catalog = catalog
-        self.metadata = build_metadata(catalog)
+        self.metadata = relations_metadata(catalog)
         self.connection: Connection | None = None  # type: ignore[assignment]
         self._transaction: sa.Transaction | None = None
         self.read_only = False

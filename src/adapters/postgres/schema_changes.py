@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import conv
 
 from adapters.postgres.citus import citus_statements
-from domain.schema import Catalog
+from domain.schema import Catalog, Column, ColumnType, Table
 
 
 class ChangeRefused(Exception):
@@ -229,6 +229,7 @@ def refine(upgrade: ops.UpgradeOps, connection: Connection, catalog: Catalog, me
       the end, a referencing table before the one it references.
     """
     items = list(flat(upgrade))
+    items = _system_columns_taken_over(items, connection, catalog, metadata)
     items = _renames(items, catalog, compare_type, allow_drop)
     live_tables = set(sa.inspect(connection).get_table_names())
     kept = [n for n in metadata.tables if n in live_tables and n in catalog and owns(n)]
@@ -263,7 +264,7 @@ def _renames(items: list, catalog: Catalog, compare_type: Callable | None, allow
     drops = {(t, op.column_name): op for t, op in items if isinstance(op, ops.DropColumnOp)}
     replaced: dict[int, list] = {}
     for (table, new), add in adds.items():
-        old = catalog[table].column(new).renamed_from if table in catalog else None
+        old = _old_name(catalog[table], new, [c for t, c in drops if t == table]) if table in catalog else None
         drop = drops.get((table, old)) if old else None
         if drop is None:
             continue
@@ -290,6 +291,51 @@ def _renames(items: list, catalog: Catalog, compare_type: Callable | None, allow
         else:
             out.append((table, op))
     return out
+
+
+def _system_columns_taken_over(items: list, connection: Connection, catalog: Catalog, metadata: sa.MetaData) -> list:
+    """A system column moved aside so that the table can have a column of that name itself (`version`
+    becomes `_depot_version`, and the user declares a `version` of their own): Alembic sees the name
+    stay, with another type, and depot's values would land in the user's column. Instead the live
+    column is renamed to the new system name, keeping depot's values, and the user's is added."""
+    adds = [(t, op) for t, op in items if isinstance(op, ops.AddColumnOp) and t in catalog]
+    inspector = sa.inspect(connection)
+    replaced: dict[int, list] = {}
+    taken_over: set[tuple[str, str]] = set()
+    for table, add in adds:
+        spec, new = catalog[table], add.column.name
+        role = spec.system.role_of(new)
+        if role is None:
+            continue
+        live = [c["name"] for c in inspector.get_columns(table)]
+        old = [c for c in live if c.endswith(role) and spec.has_column(c) and not spec.column(c).system]
+        if len(old) != 1:
+            continue
+        replaced[id(add)] = [
+            ops.AlterColumnOp(table, old[0], modify_name=new, existing_type=add.column.type,
+                              existing_nullable=add.column.nullable),
+            ops.AddColumnOp.from_column_and_tablename(None, table, metadata.tables[table].c[old[0]]._copy()),
+        ]
+        taken_over.add((table, old[0]))
+    out = []
+    for table, op in items:
+        if id(op) in replaced:
+            out += [(table, step) for step in replaced[id(op)]]
+        elif not (isinstance(op, ops.AlterColumnOp) and (table, op.column_name) in taken_over):
+            out.append((table, op))
+    return out
+
+
+def _old_name(spec: Table, new: str, dropped: list[str]) -> str | None:
+    """What column `new` was called: its Renamed("old"); for one of depot's system columns, whose names
+    the catalog's `system_columns` setting gives, the one dropped column named for the same role
+    (`version` becoming `_depot_version`, or back)."""
+    column = spec.column(new)
+    if not column.system:
+        return column.renamed_from
+    role = spec.system.role_of(new)
+    same_role = [name for name in dropped if role is not None and name.endswith(role)]
+    return same_role[0] if len(same_role) == 1 else None
 
 
 def _refuse_likely_renames(adds: dict, drops: dict, replaced: dict) -> None:
@@ -476,6 +522,49 @@ def differences(connection: Connection, catalog: Catalog) -> list[str]:
     # leaves the ones the declaration language cannot say, and names them in catalog.py.
     found += [f"{table}: check {name} ({sql}) is not in the catalog" for (table, name), sql in live.items()
               if name.startswith(f"ck_{table}_")]
+    return found + view_differences(connection, catalog)
+
+
+def _any_text(column: Column, live: str) -> bool:
+    """A view's `str` column may be varchar of any length: depot reads it as text all the same."""
+    return column.type is ColumnType.TEXT and column.max_length is None and live.startswith("character varying")
+
+
+_RELKINDS = {"v": "view", "m": "materialized view", "r": "table", "p": "table", "f": "foreign table"}
+
+
+def view_differences(connection: Connection, catalog: Catalog) -> list[str]:
+    """Each declared view exists, of its kind, with its columns and their types. Views are the
+    database's own: nothing writes a migration for them, so this is all depot checks (an extra
+    column in the view is fine, depot does not read it)."""
+    from adapters.postgres.adopt import type_sql
+
+    views = catalog.views
+    if not views:
+        return []
+    rows = connection.execute(sa.text(
+        "SELECT c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_class c "
+        "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(:names)"),
+        {"names": [v.name for v in views]}).all()
+    kinds = {name: _RELKINDS.get(kind, kind) for name, kind, _, _ in rows}
+    types = {(name, column): type_ for name, _, column, type_ in rows}
+    found = []
+    for view in views:
+        if view.name not in kinds:
+            found.append(f"{view.name}: the {view.kind} is missing from the database (depot never creates one: "
+                         "create it with its SQL, or remove its declaration)")
+            continue
+        if kinds[view.name] != view.kind:
+            found.append(f"{view.name}: declared as a {view.kind}, the database has a {kinds[view.name]}")
+            continue
+        for column in view.columns:
+            live = types.get((view.name, column.name))
+            if live is None:
+                found.append(f"{view.name}: the {view.kind} has no column {column.name}")
+            elif live != type_sql(column) and not _any_text(column, live):
+                found.append(f"{view.name}.{column.name}: {live} in the database, "
+                             f"{type_sql(column)} in the catalog")
     return found
 
 

@@ -158,10 +158,29 @@ def _sa_table(spec: Table, metadata: sa.MetaData) -> sa.Table:
     return sa.Table(spec.name, metadata, *items, comment=spec.description)
 
 
+def _sa_view(spec: Table, metadata: sa.MetaData) -> sa.Table:
+    """A view as a relation to read from: its columns, and its declared key as the primary key that
+    reads order and look rows up by (never DDL: nothing creates a view from this)."""
+    return sa.Table(spec.name, metadata, *[sa.Column(c.name, sql_type(c)) for c in spec.columns],
+                    sa.PrimaryKeyConstraint(*spec.primary_key), info={"kind": spec.kind})
+
+
 @cache
 def build_metadata(catalog: Catalog) -> sa.MetaData:
+    """The catalog's tables: what migrations create and compare. Views are not in it, so that no
+    migration, create_all or drift comparison of tables can ever create, alter or drop one."""
     metadata = sa.MetaData(naming_convention=NAMING)
     for spec in catalog:
-        _sa_table(spec, metadata)
+        if not spec.is_view:
+            _sa_table(spec, metadata)
+    return metadata
+
+
+@cache
+def relations_metadata(catalog: Catalog) -> sa.MetaData:
+    """The catalog's tables and views: what reads select from and embed across."""
+    metadata = sa.MetaData(naming_convention=NAMING)
+    for spec in catalog:
+        (_sa_view if spec.is_view else _sa_table)(spec, metadata)
     return metadata
 
