@@ -70,16 +70,17 @@ def serve(
     catalog: CatalogOption = None,
 ) -> None:
     """Serve the HTTP API."""
-    import click
-
     from adapters.postgres.embedded import EmbeddedNotReady
     from entrypoints.failures import record_failure
 
+    # typer's own exits and usage errors (it vendors its click): answers, not failures.
+    expected = (typer.Exit, typer.Abort, KeyboardInterrupt,
+                *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
     container = _container(host=host, port=port, workers=workers, storage=storage, catalog=catalog)
     settings = container.settings()
     try:
         _serve(container, settings)
-    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+    except expected:
         raise
     except EmbeddedNotReady as not_ready:
         typer.echo(f"depot: {not_ready}", err=True)
