@@ -70,16 +70,17 @@ def serve(
     catalog: CatalogOption = None,
 ) -> None:
     """Serve the HTTP API."""
-    import click
-
     from adapters.postgres.embedded import EmbeddedNotReady
     from entrypoints.failures import record_failure
 
+    # typer's own exits and usage errors (it vendors its click): answers, not failures.
+    expected = (typer.Exit, typer.Abort, KeyboardInterrupt,
+                *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
     container = _container(host=host, port=port, workers=workers, storage=storage, catalog=catalog)
     settings = container.settings()
     try:
         _serve(container, settings)
-    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+    except expected:
         raise
     except EmbeddedNotReady as not_ready:
         typer.echo(f"depot: {not_ready}", err=True)
@@ -147,10 +148,21 @@ def _serve(container: Container, settings: Settings) -> None:
             log_level=settings.log_level,
             access_log=False,  # depot writes its own line per request (entrypoints/access_log.py)
             timeout_graceful_shutdown=30,
+            **_worker_healthcheck(uvicorn.run),
         )
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _worker_healthcheck(run: Callable[..., object]) -> dict[str, int]:
+    """uvicorn's supervisor kills a worker that does not answer its ping in 5 s, and a worker still
+    importing depot on a loaded machine does not: it was killed and started again, over and over,
+    and never served. 30 s, where this uvicorn has the setting (0.3x and later)."""
+    import inspect
+
+    return {"timeout_worker_healthcheck": 30} if "timeout_worker_healthcheck" in inspect.signature(run).parameters \
+        else {}
 
 
 def _metrics_dir_for_workers() -> None:
