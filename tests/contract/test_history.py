@@ -341,3 +341,12 @@ def test_with_promote_claims_a_deleted_rows_strongest_claim_takes_its_place(uow)
     # without the setting, a deleted row stays deleted
     services.delete_row(uow, "airlines", "AA")
     assert services.list_rows(uow, "airlines", Query()).rows == []
+
+
+def test_a_changed_key_ends_the_old_keys_history_and_starts_the_new_ones(uow):
+    clock = ticking()
+    services.create_rows(uow, "airlines", [{"carrier": "AA", "name": "American"}], clock=clock)
+    services.update_row(uow, "airlines", "AA", {"carrier": "AX", "name": "Renamed"}, clock=clock)
+    old = versions(uow, "airlines", carrier="AA")
+    assert summary(old, "name") == [("insert", "American"), ("delete", "American")] and chained(old)
+    assert summary(versions(uow, "airlines", carrier="AX"), "name", "version") == [("insert", "Renamed", 2)]

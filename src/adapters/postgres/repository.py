@@ -73,6 +73,9 @@ def domain_error(error: sa.exc.DBAPIError, catalog: Catalog) -> Exception:
     return error
 
 
+_OLD = "depot:old:"  # the label prefix of a row's values before an UPDATE, where they are returned
+
+
 def _rows(result: sa.CursorResult) -> list[Row]:
     """Plain dicts with plain str keys (SQLAlchemy's are a str subclass, which orjson refuses)."""
     keys = [str(k) for k in result.keys()]
@@ -275,9 +278,26 @@ class SqlAlchemyRepository(AbstractRepository):
         statement = sa.update(self.sa_table).values({**changes, **self._bumped(changed, now)})
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
-        rows = _rows(self._run(statement.returning(*stored_columns(self.sa_table))))
-        if self.table.history:
-            self._record([r for r in rows if r[self.table.system.updated_at] == now], "update", now)
+        returning = list(stored_columns(self.sa_table))
+        rekeyed = self.table.history and any(k in changes for k in self.table.primary_key)
+        if rekeyed:  # the rows as they were too (PostgreSQL 18's RETURNING old.*), for their old key's history
+            returning += [sa.literal_column(f'old."{c.name}"').label(f"{_OLD}{c.name}") for c in self.table.columns]
+        rows = _rows(self._run(statement.returning(*returning)))
+        if not self.table.history:
+            return rows
+        changed = [r for r in rows if r[self.table.system.updated_at] == now]
+        if not rekeyed:
+            self._record(changed, "update", now)
+            return rows
+        olds = [{c.name: r[f"{_OLD}{c.name}"] for c in self.table.columns} for r in changed]
+        rows = [{k: v for k, v in r.items() if not k.startswith(_OLD)} for r in rows]
+        new = [r for r in rows if r[self.table.system.updated_at] == now]
+        moved = [self.table.key_of(o) != self.table.key_of(n) for o, n in zip(olds, new, strict=True)]
+        # A row whose key changed is, to the history, the old key's row gone and the new key's come,
+        # as the memory adapter records it.
+        self._record([o for o, m in zip(olds, moved, strict=True) if m], "delete", now)
+        self._record(new, lambda r: "insert" if self.table.key_of(r) not in {
+            self.table.key_of(o) for o in olds} else "update", now)
         return rows
 
     def _bumped(self, changed: sa.ColumnElement[bool], now: dt.datetime) -> dict[str, sa.ColumnElement]:
