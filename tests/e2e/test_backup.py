@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from tests.e2e.depot_process import DEPOT, DepotProcess, clean_env, pg_connect, postmasters
+from tests.e2e.test_ingest_flights import SLICE, flights_lines, ingest, load_reference_data
 
 pytestmark = pytest.mark.postgres
 
@@ -49,20 +50,19 @@ def test_round_trip_into_a_fresh_data_dir_keeps_every_row(dirs, tmp_path):
     with first.client() as client:
         assert client.post("/api/sources", json={"code": "scraper", "name": "A scraper", "priority": 5}).status_code \
             == 201
-        report = client.post("/ingest/airlines?source=scraper", json=[
-            {"carrier": "AA", "name": "American"}, {"carrier": "B6", "name": "JetBlue"}, {"carrier": "x", "name": "?"},
-        ]).json()
-        assert report["inserted"] == 2 and report["rejected"] == 1
-        assert client.post("/api/airports", json=[
-            {"faa": "JFK", "name": "Kennedy", "lat": 40.6, "lon": -73.8, "alt": 13},
-            {"faa": "LGA", "name": "La Guardia", "lat": 40.8, "lon": -73.9, "alt": 22}]).status_code == 201
+    # The flights data: airlines and airports whole, then a slice of flights (rows, their history, and the
+    # rejections of the flights to airports the file lacks).
+    load_reference_data(first)
+    report = ingest(first, "flights", b"".join(flights_lines()[: SLICE + 1]), source="scraper").json()
+    assert report["inserted"] > 19_000 and report["rejected"] > 0
     dump = tmp_path / "depot.dump"
     result = depot("backup", str(dump), data_dir=first_dir)  # while depot serves: pg_dump is consistent
     assert result.returncode == 0, result.stderr
     assert dump.stat().st_size > 0 and not (tmp_path / "depot.dump.partial").exists()
     before = fingerprint(first.pgdata)
     first.stop()
-    assert before["airlines"][0] == 2 and before["rejected_rows"][0] == 1 and before["alembic_version"][0] >= 1
+    assert before["flights"][0] == report["inserted"] and before["flights_history"][0] == report["inserted"]
+    assert before["rejected_rows"][0] == report["rejected"] and before["alembic_version"][0] >= 1
 
     result = depot("restore", str(dump), data_dir=second_dir)
     assert result.returncode == 0, result.stderr
@@ -71,7 +71,8 @@ def test_round_trip_into_a_fresh_data_dir_keeps_every_row(dirs, tmp_path):
         second.wait_healthy()
         assert fingerprint(second.pgdata) == before
         with second.client() as client:
-            assert [r["carrier"] for r in client.get("/api/airlines?order=carrier").json()] == ["AA", "B6"]
+            counted = client.get("/api/flights?select=id&limit=1", headers={"Prefer": "count=exact"})
+            assert counted.headers["content-range"].endswith(f"/{report['inserted']}")
     finally:
         second.stop()
     assert "Traceback" not in second.log()
