@@ -350,3 +350,21 @@ def test_a_changed_key_ends_the_old_keys_history_and_starts_the_new_ones(uow):
     old = versions(uow, "airlines", carrier="AA")
     assert summary(old, "name") == [("insert", "American"), ("delete", "American")] and chained(old)
     assert summary(versions(uow, "airlines", carrier="AX"), "name", "version") == [("insert", "Renamed", 2)]
+
+
+def test_revert_leaves_a_row_older_than_its_history_as_it_is(uow):
+    """A row stored before its table kept history (the migration that added the history table came
+    later) has no version before the batch: the revert cannot know its old values, and must not delete it."""
+    from service_layer import history
+
+    run(uow, "airlines", [], source="low", chunks=[Chunk([["AA", "a"]], AIRLINES)])
+    with uow:  # AA as if it predated the history table
+        uow.repository("airlines_history").delete(Condition("carrier", "eq", "AA"))
+        uow.commit()
+    wild = run(uow, "airlines", [], source="high", chunks=[Chunk([["AA", "wild"], ["DL", "d"]], AIRLINES)])
+    report = history.revert_batch(uow, wild.batch_id)
+    assert (report["deleted"], report["updated"], report["conflicted"]) == (1, 0, 1)
+    assert [c["key"] for c in report["conflicts"]] == [{"carrier": "AA"}]
+    assert table_of(uow) == {"AA": ("wild", "high")}  # DL, which the batch inserted, is gone; AA is kept
+    forced = history.revert_batch(uow, wild.batch_id, force=True)
+    assert forced["deleted"] == 0 and table_of(uow) == {"AA": ("wild", "high")}

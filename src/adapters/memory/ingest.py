@@ -157,20 +157,23 @@ class InMemoryIngestRepository(AbstractIngestRepository):
         for key, entries in versions.items():
             mine = [e for e in entries if e.get(system.batch_id) == batch_id]
             if mine:
-                touched.append((mine[-1][HISTORY_ID], key, mine[0][HISTORY_ID], mine[-1]))
+                touched.append((mine[-1][HISTORY_ID], key, mine[0][HISTORY_ID], mine[-1], mine[0][HISTORY_OPERATION]))
         done = Reverted()
         restored = [c.name for c in table.columns if not c.system and not c.generated]
         restored += [system.source] if table.has_provenance else []
         stamp = {system.updated_at: now, **({system.batch_id: revert_batch} if table.has_provenance else {})}
-        for _, key, first, last in sorted(touched, key=itemgetter(0)):
+        for _, key, first, last, first_op in sorted(touched, key=itemgetter(0)):
             entries = versions[key]
             before = next((e for e in reversed(entries) if e[HISTORY_ID] < first), None)
             current = next((e for e in reversed(entries) if e[HISTORY_VALID_TO] is None), None)
-            if current is not last:
+            # A row the batch changed but did not insert, with no version before it, predates the table's
+            # history: its state before the batch is not known, so it is left as it is (never deleted).
+            unknown = before is None and first_op != "insert"
+            if current is not last or unknown:
                 done.conflicted += 1
                 if len(done.conflicts) < REPORTED_CONFLICTS:
                     done.conflicts.append(conflict_of(table, dict(last), dict(current) if current else None))
-                if not force:
+                if not force or unknown:
                     continue
             stored = data.rows.get(key)
             if before is None or before[HISTORY_OPERATION] in GONE:

@@ -119,7 +119,9 @@ def revert_sql(table: Table, force: bool) -> tuple[str, list[str], str, str]:
         f"(SELECT p.{_q(HISTORY_ID)} FROM {history} p WHERE {match('p', 't')} AND p.{_q(HISTORY_ID)} < t.first_id "
         f"ORDER BY p.{_q(HISTORY_ID)} DESC LIMIT 1) AS before_id, "
         f"(SELECT c.{_q(HISTORY_ID)} FROM {history} c WHERE {match('c', 't')} AND c.{_q(HISTORY_VALID_TO)} IS NULL "
-        f"ORDER BY c.{_q(HISTORY_ID)} DESC LIMIT 1) AS current_id FROM touched t"
+        f"ORDER BY c.{_q(HISTORY_ID)} DESC LIMIT 1) AS current_id, "
+        f"(SELECT f.{_q(HISTORY_OPERATION)} FROM {history} f WHERE f.{_q(HISTORY_ID)} = t.first_id) AS first_op "
+        "FROM touched t"
     )
     ok = "true" if force else "r.current_id = r.last_id"
     items = lambda name: history_items(table, name, operation="'revert'", at="%(now)s",  # noqa: E731
@@ -130,7 +132,8 @@ def revert_sql(table: Table, force: bool) -> tuple[str, list[str], str, str]:
     deleted = (
         f"WITH changed AS (DELETE FROM {target} t USING depot_revert r LEFT JOIN {history} p "
         f"ON p.{_q(HISTORY_ID)} = r.before_id WHERE {match('t', 'r')} AND {ok} "
-        f"AND (p.{_q(HISTORY_ID)} IS NULL OR p.{_q(HISTORY_OPERATION)} IN ({gone})) RETURNING t.*), "
+        f"AND ((p.{_q(HISTORY_ID)} IS NULL AND r.first_op = 'insert') OR p.{_q(HISTORY_OPERATION)} IN ({gone})) "
+        "RETURNING t.*), "
         f"{items('changed')} SELECT count(*) FROM changed"
     )
     restored_columns = [*data, *provenance]
@@ -159,9 +162,11 @@ def revert_sql(table: Table, force: bool) -> tuple[str, list[str], str, str]:
         f"AND NOT EXISTS (SELECT 1 FROM {target} t WHERE {match('t', 'r')}) ORDER BY {key_list} RETURNING *), "
         f"{items('changed')} SELECT count(*) FROM changed"
     )
+    # A conflict: the row changed since the batch, or its state before the batch is not known (the
+    # batch changed a row that predates the table's history: it is left as it is, never deleted).
+    conflicted = ("r.current_id IS DISTINCT FROM r.last_id OR (r.before_id IS NULL AND r.first_op <> 'insert')")
     conflicts = (
-        "SELECT r.last_id, r.current_id FROM depot_revert r "
-        "WHERE r.current_id IS DISTINCT FROM r.last_id ORDER BY r.last_id LIMIT %(limit)s"
+        f"SELECT r.last_id, r.current_id FROM depot_revert r WHERE {conflicted} ORDER BY r.last_id LIMIT %(limit)s"
     )
-    count = "SELECT count(*) FROM depot_revert r WHERE r.current_id IS DISTINCT FROM r.last_id"
+    count = f"SELECT count(*) FROM depot_revert r WHERE {conflicted}"
     return plan, [deleted, restored, reinserted], conflicts, count
