@@ -402,3 +402,12 @@ def test_a_searchable_column_gets_a_generated_tsvector_with_a_gin_index(project:
         assert differences(connection, project.history.catalog) == []
     again, _ = project.change(books("title: Annotated[str | None, Searchable()] = None"), "again")
     assert again is None  # a generated column and its index compare equal once migrated
+
+
+def test_a_history_table_added_to_a_table_with_rows_starts_with_their_current_values(project: Project):
+    project.change(books("pages: int").replace('natural_key=("isbn",))', 'natural_key=("isbn",), history=False)'))
+    project.sql("INSERT INTO books (isbn, pages) VALUES ('a', 304), ('b', 12)")
+    written, _ = project.change(books("pages: int"), "history")
+    assert "INSERT INTO \"books_history\"" in written.read_text().split("def downgrade")[0]
+    assert project.sql("SELECT operation, isbn, pages, version, valid_to FROM books_history ORDER BY isbn") == [
+        ("insert", "a", 304, 1, None), ("insert", "b", 12, 1, None)]

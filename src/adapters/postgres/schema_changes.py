@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import conv
 
 from adapters.postgres.citus import citus_statements
-from domain.schema import Catalog, Column, ColumnType, Table
+from domain.schema import HISTORY_OPERATION, Catalog, Column, ColumnType, Table
 
 
 class ChangeRefused(Exception):
@@ -232,6 +232,7 @@ def refine(upgrade: ops.UpgradeOps, connection: Connection, catalog: Catalog, me
     items = _system_columns_taken_over(items, connection, catalog, metadata)
     items = _renames(items, catalog, compare_type, allow_drop)
     live_tables = set(sa.inspect(connection).get_table_names())
+    items += _history_backfills(items, catalog, live_tables)
     kept = [n for n in metadata.tables if n in live_tables and n in catalog and owns(n)]
     check_drops, check_creates = check_changes(connection, metadata, kept)
     dropped = [op for _, op in items if isinstance(op, ops.DropTableOp)]
@@ -291,6 +292,24 @@ def _renames(items: list, catalog: Catalog, compare_type: Callable | None, allow
         else:
             out.append((table, op))
     return out
+
+
+def _history_backfills(items: list, catalog: Catalog, live_tables: set[str]) -> list:
+    """A history table made for a table that has rows already starts with each row's current values as
+    its first version: without them, the history would not know a row's state before its first change
+    (a revert of that change could not restore it)."""
+    backfills = []
+    for _, op in items:
+        spec = catalog[op.table_name] if isinstance(op, ops.CreateTableOp) and op.table_name in catalog else None
+        if spec is None or spec.history_of is None or spec.history_of not in live_tables:
+            continue
+        base = catalog[spec.history_of]
+        columns = ", ".join(f'"{c.name}"' for c in base.columns)
+        order = ", ".join(f'"{k}"' for k in base.primary_key)
+        backfills.append((spec.name, ops.ExecuteSQLOp(
+            f'INSERT INTO "{spec.name}" ("{HISTORY_OPERATION}", {columns}) SELECT \'insert\', {columns} '
+            f'FROM "{base.name}" ORDER BY {order}')))
+    return backfills
 
 
 def _system_columns_taken_over(items: list, connection: Connection, catalog: Catalog, metadata: sa.MetaData) -> list:

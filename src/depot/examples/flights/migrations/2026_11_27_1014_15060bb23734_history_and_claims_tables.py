@@ -329,6 +329,24 @@ def upgrade() -> None:
     op.create_index(op.f('ix_routes_history_carrier_origin_dest'), 'routes_history', ['carrier', 'origin', 'dest'], unique=False)
     op.create_index(op.f('ix_weather_history_batch_id'), 'weather_history', ['batch_id'], unique=False)
     op.create_index(op.f('ix_weather_history_id'), 'weather_history', ['id'], unique=False)
+    # The rows stored before this migration start their history with their current values, so a
+    # revert of their first change can set them back (adapters/postgres/schema_changes.py does the same).
+    op.execute('INSERT INTO "airlines_history" ("operation", "carrier", "name", "source", "batch_id", "version", "created_at", "updated_at") '
+               'SELECT \'insert\', "carrier", "name", "source", "batch_id", "version", "created_at", "updated_at" FROM "airlines" ORDER BY "carrier"')
+    op.execute('INSERT INTO "airports_history" ("operation", "faa", "name", "lat", "lon", "alt", "tz", "dst", "tzone", "source", "batch_id", "version", "created_at", "updated_at") '
+               'SELECT \'insert\', "faa", "name", "lat", "lon", "alt", "tz", "dst", "tzone", "source", "batch_id", "version", "created_at", "updated_at" FROM "airports" ORDER BY "faa"')
+    op.execute('INSERT INTO "manufacturers_history" ("operation", "name", "source", "batch_id", "version", "created_at", "updated_at") '
+               'SELECT \'insert\', "name", "source", "batch_id", "version", "created_at", "updated_at" FROM "manufacturers" ORDER BY "name"')
+    op.execute('INSERT INTO "planes_history" ("operation", "tailnum", "year", "type", "manufacturer", "model", "engines", "seats", "speed", "engine", "source", "batch_id", "version", "created_at", "updated_at") '
+               'SELECT \'insert\', "tailnum", "year", "type", "manufacturer", "model", "engines", "seats", "speed", "engine", "source", "batch_id", "version", "created_at", "updated_at" FROM "planes" ORDER BY "tailnum"')
+    op.execute('INSERT INTO "routes_history" ("operation", "carrier", "origin", "dest", "distance", "source", "batch_id", "version", "created_at", "updated_at") '
+               'SELECT \'insert\', "carrier", "origin", "dest", "distance", "source", "batch_id", "version", "created_at", "updated_at" FROM "routes" ORDER BY "carrier", "origin", "dest"')
+    op.execute('INSERT INTO "flights_history" ("operation", "id", "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time", "sched_arr_time", "arr_delay", "carrier", "flight", "tailnum", "origin", "dest", "air_time", "distance", "hour", "minute", "time_hour", "source", "batch_id", "version", "created_at", "updated_at") '
+               'SELECT \'insert\', "id", "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time", "sched_arr_time", "arr_delay", "carrier", "flight", "tailnum", "origin", "dest", "air_time", "distance", "hour", "minute", "time_hour", "source", "batch_id", "version", "created_at", "updated_at" FROM "flights" ORDER BY "id"')
+    op.execute('INSERT INTO "weather_history" ("operation", "id", "origin", "year", "month", "day", "hour", "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib", "time_hour", "source", "batch_id", "version", "created_at", "updated_at") '
+               'SELECT \'insert\', "id", "origin", "year", "month", "day", "hour", "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib", "time_hour", "source", "batch_id", "version", "created_at", "updated_at" FROM "weather" ORDER BY "id"')
+    op.execute('INSERT INTO "fares_history" ("operation", "id", "carrier", "origin", "dest", "departure_date", "cabin", "price", "currency", "observed_at", "source", "batch_id", "version", "created_at", "updated_at") '
+               'SELECT \'insert\', "id", "carrier", "origin", "dest", "departure_date", "cabin", "price", "currency", "observed_at", "source", "batch_id", "version", "created_at", "updated_at" FROM "fares" ORDER BY "id"')
     # ### end Alembic commands ###
 
 
