@@ -145,11 +145,10 @@ def wait_for_postmaster(pgdata: Path, timeout: float = START_TIMEOUT, interval: 
     said: str | None = None
     while True:
         state = _postmaster_state(pgdata)
-        if state is None or state[1] == "ready":
+        # A pid file says `ready` after its postmaster was killed too: stale, whatever its status says.
+        if state is None or remove_stale_postmaster_pid(pgdata) or state[1] == "ready":
             return
         pid, status = state
-        if remove_stale_postmaster_pid(pgdata):
-            return
         if time.monotonic() >= deadline:
             raise EmbeddedNotReady(
                 f"the embedded PostgreSQL of {pgdata} (pid {pid}) is still {status} after {bound or timeout:.0f}s; "
