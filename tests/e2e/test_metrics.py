@@ -3,9 +3,12 @@ counters of every worker added up by prometheus-client's multiprocess mode)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from entrypoints.metrics import SAMPLE_SECONDS
 from tests.e2e.depot_process import DepotProcess, postmasters
 
 pytestmark = pytest.mark.postgres
@@ -66,6 +69,14 @@ def test_counters_after_a_known_sequence(tmp_path, workers):
         assert value(found, "depot_statement_timeouts_total") == 0
         assert value(found, "depot_database_up", embedded="true") == 1
         assert value(found, "depot_db_pool_connections", pool="write", state="in_use") is not None
+        # Pool gauges are each worker's as of its last sample (every SAMPLE_SECONDS): with two workers, the
+        # one that served the reads may not have sampled since; it has within two periods.
+        deadline = time.monotonic() + 2 * SAMPLE_SECONDS + 1
+        while (value(found, "depot_db_pool_connections", pool="read", state="idle") or 0) < 1 \
+                and time.monotonic() < deadline:
+            time.sleep(0.5)
+            with depot.client(headers={"Authorization": f"Bearer {METRICS_KEY}"}) as client:
+                found = samples(client.get("/metrics").text)
         assert value(found, "depot_db_pool_connections", pool="read", state="idle") >= 1
     finally:
         depot.stop()
