@@ -319,6 +319,7 @@ def _system_columns_taken_over(items: list, connection: Connection, catalog: Cat
     column is renamed to the new system name, keeping depot's values, and the user's is added."""
     adds = [(t, op) for t, op in items if isinstance(op, ops.AddColumnOp) and t in catalog]
     inspector = sa.inspect(connection)
+    live: dict[str, list[str]] = {}  # a table's columns, read once however many system columns it gains
     replaced: dict[int, list] = {}
     taken_over: set[tuple[str, str]] = set()
     for table, add in adds:
@@ -326,8 +327,9 @@ def _system_columns_taken_over(items: list, connection: Connection, catalog: Cat
         role = spec.system.role_of(new)
         if role is None:
             continue
-        live = [c["name"] for c in inspector.get_columns(table)]
-        old = [c for c in live if c.endswith(role) and spec.has_column(c) and not spec.column(c).system]
+        if table not in live:
+            live[table] = [c["name"] for c in inspector.get_columns(table)]
+        old = [c for c in live[table] if c.endswith(role) and spec.has_column(c) and not spec.column(c).system]
         if len(old) != 1:
             continue
         replaced[id(add)] = [
