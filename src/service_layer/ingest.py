@@ -248,6 +248,9 @@ class _BatchRun:
         self.mapped_header: tuple[list[str], list[int]] | None = None  # the CSV header through the profile
         self.clock = clock
         self.atomic = request.mode == "atomic"
+        # One transaction for the whole batch: atomic's, and freeze's. An unknown column can turn up in
+        # any JSON row, and freeze promises that the batch then writes nothing, chunks before it included.
+        self.one_transaction = self.atomic or self.plan.unknown == "freeze"
         self.lease: BatchLease | None = None
         self.started = time.perf_counter()
         self.report = BatchReport(None, request.table, request.source, request.mode, self.on_conflict,
@@ -278,7 +281,7 @@ class _BatchRun:
         on_progress: Callable[[BatchReport], None] | None,
     ) -> BatchReport:
         try:
-            if self.atomic:
+            if self.one_transaction:
                 with self.uow:
                     for chunk, validated in self._validated_ahead(chunks):
                         self._chunk(self.uow.ingestion(), chunk, validated)

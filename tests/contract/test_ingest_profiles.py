@@ -97,6 +97,20 @@ def test_unknown_columns_reject_the_row_by_default_and_freeze_fails_the_batch(uo
     assert failed["status"] == "failed"
 
 
+def test_freeze_writes_nothing_when_the_unknown_column_turns_up_in_a_later_chunk(uow):
+    """JSON rows show their keys one by one: a batch under freeze is one transaction, so the chunks
+    written before the unknown column are undone with it (best_effort keeps its row rejections)."""
+    chunks = [Chunk([{"carrier": "UA", "name": "United"}, {"carrier": "bad carrier", "name": "B"}]),
+              Chunk([{"carrier": "DL", "name": "Delta", "colour": "red"}])]
+    with pytest.raises(BadRequest, match="unknown=freeze"):
+        run(uow, "airlines", [], chunks=chunks, overrides={"contract": {"unknown": "freeze"}})
+    assert rows_of(uow, "airlines") == []
+    failed = ingest.list_batches(uow, limit=1, offset=0).rows[0]
+    assert (failed["status"], failed["inserted"], failed["rejected"]) == ("failed", 0, 0)
+    assert failed["error"]["code"] == "PGRST204" and "colour" in failed["error"]["message"]
+    assert rows_of(uow, "rejected_rows") == []
+
+
 def test_invalid_values_are_discarded_where_the_column_is_nullable(uow):
     report = run(uow, "planes", [], overrides={"contract": {"invalid": "discard_value"}}, chunks=[Chunk([
         ["N1", "BOEING", "many"], ["N2", "NOBODY", "3"], ["N3", "BOEING", "-1"]],
