@@ -155,10 +155,13 @@ class JsonArrayStream:
     _STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)
     _SPACE = b" \t\r\n"
 
-    def __init__(self) -> None:
+    def __init__(self, *, embedded: bool = False) -> None:
         self.buf = b""
         self.pos = 0  # where scanning resumes
         self.state = "before"  # before the '[', inside, after the ']'
+        # inside a wrapping body (record_path): what follows the ']' is the wrapper's, kept in `rest`
+        self.embedded = embedded
+        self.rest = b""
         self.depth = 0  # nesting inside the current element
         self.start = 0  # where the current element (or the text since the last comma) begins
         self.emitted = False  # the current element was an object or array, already emitted
@@ -223,7 +226,9 @@ class JsonArrayStream:
                 self.start = i
                 self.emitted = False
         if self.state == "after":
-            if buf[i:].strip(self._SPACE):
+            if self.embedded:
+                self.rest += buf[i:]
+            elif buf[i:].strip(self._SPACE):
                 raise _malformed("Malformed JSON: text after the array's closing ']'")
             self.buf, self.pos, self.start = b"", 0, 0
             return out
@@ -266,39 +271,132 @@ class JsonArrayStream:
 
 
 class RecordPathStream:
-    """The rows of a JSON body that wraps them (`{"data": {"results": [...]}}`), at a profile's record_path.
+    """The rows of a JSON body that wraps them (`{"data": {"results": [...]}}`), at a profile's record_path,
+    decoded as they arrive, as a bare array's are.
 
-    The body is kept until its end and decoded at once by orjson: what sits around the rows is not
-    known to be an array until then. DEPOT_MAX_BODY_BYTES bounds it, as it bounds every body.
+    A scanner walks the wrapper down the path's keys and hands the array to a JsonArrayStream. Only the
+    wrapper (the text around the array) is kept: at the end it is checked as JSON with the array
+    emptied, so a malformed wrapper is refused as a malformed body is.
     """
+
+    _TOKENS = re.compile(rb'["{}\[\]:]')
+    _SPACE = JsonArrayStream._SPACE
+    _VALUE = re.compile(rb"[^ \t\r\n]")  # where a value starts
+    _KINDS = {ord("{"): "an object", ord('"'): "a string", ord("t"): "a boolean", ord("f"): "a boolean",
+              ord("n"): "null"}
 
     def __init__(self, record_path: str) -> None:
         self.path = record_path
         self.parts = record_path.split(".")
-        self.buf = bytearray()
+        self.wrapper = bytearray()  # the body without the rows' array
+        self.scanned = 0  # where scanning resumes in `wrapper`
+        # per open container of the wrapper: how many of the path's keys lead to it, or -1 off the path
+        self.stack: list[int] = []
+        self.key = b""  # the last string read: the key, when a ':' follows
+        self.leads = 0  # the next container opened is on the path, this deep (-1: it is not)
+        self.rows: JsonArrayStream | None = None
+        self.state = "seeking"  # seeking the array, reading its rows, after it
 
     def feed(self, data: bytes) -> list[Any]:
-        self.buf += data
+        if self.state == "rows":
+            out = self.rows.feed(data)
+            if self.rows.state == "after":
+                self.state = "after"
+                self._scan(self.rows.rest)
+            return out
+        return self._scan(data)
+
+    def _scan(self, data: bytes) -> list[Any]:
+        buf = self.wrapper
+        buf += data
+        if not self.scanned:
+            if BOM.startswith(bytes(buf[:3])) and len(buf) < 3:
+                return []
+            if buf.startswith(BOM):
+                del buf[:3]
+        i = self.scanned
+        if self.leads == 0:  # the body's first value: it must be an object to hold the path
+            first = self._VALUE.search(buf, i)
+            if first is None:
+                return []
+            if buf[first.start()] != 0x7B:
+                raise self._not_there(0)
+        while True:
+            m = self._TOKENS.search(buf, i)
+            if m is None:
+                break
+            j = m.start()
+            c = buf[j]
+            if c == 0x22:  # a string: skip to its closing quote, keep it as the key a ':' may make it
+                end = JsonArrayStream._STRING_REST.match(buf, j + 1)
+                if end is None:
+                    break
+                self.key, i = bytes(buf[j:end.end()]), end.end()
+                continue
+            if c == 0x3A:  # ':' — the value that follows belongs to self.key
+                value = self._VALUE.search(buf, j + 1)
+                if value is None:
+                    break  # the value's first byte decides what to do; wait for it
+                found = self._lead(value.start(), buf[value.start()])
+                i = j + 1
+                if found is not None:
+                    return found
+                continue
+            i = j + 1
+            if c in (0x7B, 0x5B):  # { [
+                self.stack.append(self.leads if c == 0x7B else -1)
+                self.leads = -1
+            elif c in (0x7D, 0x5D):  # } ]
+                if not self.stack:
+                    raise _malformed("Malformed JSON: unbalanced brackets")
+                depth = self.stack.pop()
+                if depth >= 0 and self.state == "seeking":
+                    raise self._not_there(depth)  # the object the path leads to closed without the key
+        self.scanned = i
         return []
 
+    def _lead(self, at: int, first: int) -> list[Any] | None:
+        """After a key's ':' — the rows when this is the path's last key (then the scan hands over)."""
+        depth = self.stack[-1] if self.stack else -1
+        if self.state != "seeking" or depth < 0 or _decode_json(self.key) != self.parts[depth]:
+            return None
+        if depth + 1 < len(self.parts):
+            if first != 0x7B:
+                raise self._not_there(depth + 1)
+            self.leads = depth + 1
+            return None
+        if first != 0x5B:
+            kind = self._KINDS.get(first, "a number")
+            raise BadRequest(f"record_path {self.path!r} holds {kind}, not an array of rows", code="PGRST102")
+        rest = bytes(self.wrapper[at:])
+        del self.wrapper[at:]
+        self.wrapper += b"[]"  # the wrapper, as checked at the end
+        self.scanned = len(self.wrapper)
+        self.state = "rows"
+        self.rows = JsonArrayStream(embedded=True)
+        out = self.rows.feed(rest)
+        if self.rows.state == "after":
+            self.state = "after"
+            self._scan(self.rows.rest)
+        return out
+
+    def _not_there(self, depth: int) -> BadRequest:
+        where = ".".join(self.parts[:depth]) or "the body"
+        return BadRequest(f"record_path {self.path!r} is not in the body: {where} has no key {self.parts[depth]!r}",
+                          code="PGRST102", hint="Fix record_path (profile or query) to where the rows are.")
+
     def finish(self) -> list[Any]:
-        if not self.buf.strip():
+        if self.state == "rows":
+            self.rows.finish()  # the body ended inside the array: its error says so
+        if not bytes(self.wrapper).strip(self._SPACE):
             raise _malformed("The request body is empty")
         try:
-            value = orjson.loads(bytes(self.buf).removeprefix(BOM))
+            orjson.loads(bytes(self.wrapper))
         except orjson.JSONDecodeError as error:
             raise _malformed(f"Malformed JSON: {error}") from None
-        self.buf = bytearray()
-        for depth, part in enumerate(self.parts):
-            if not isinstance(value, dict) or part not in value:
-                where = ".".join(self.parts[:depth]) or "the body"
-                raise BadRequest(f"record_path {self.path!r} is not in the body: {where} has no key {part!r}",
-                                 code="PGRST102", hint="Fix record_path (profile or query) to where the rows are.")
-            value = value[part]
-        if not isinstance(value, list):
-            raise BadRequest(f"record_path {self.path!r} holds a {type(value).__name__}, not an array of rows",
-                             code="PGRST102")
-        return value
+        if self.state == "seeking":
+            raise self._not_there(0)
+        return []
 
 
 class Inflate:
