@@ -350,6 +350,7 @@ class ColumnPlan:
     invalid: str = "reject_row"
     renames: dict[str, str] = field(default_factory=dict)
     constants: dict[str, Any] = field(default_factory=dict)
+    old_names: dict[str, str] = field(default_factory=dict)  # a Renamed column's old name -> its name
     converters: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     _match: Callable[[str], str] = _MATCHERS["exact"]
     _by_match: dict[str, str] = field(default_factory=dict)
@@ -361,15 +362,21 @@ class ColumnPlan:
         contract = profile.get("contract", {})
         plan = cls(table, dict(profile), contract.get("unknown", "reject_row"),
                    contract.get("invalid", "reject_row"), _match=match)
-        plan.renames = {match(k): v for k, v in profile.get("columns", {}).items()}
-        plan._by_match = {match(c.name): c.name for c in table.columns}
-        plan.constants = dict(profile.get("constants", {}))
+        # A column declared Renamed("old") still takes its old name, as a profile's target or as an incoming
+        # name: the profiles, payloads and rejected rows of before the rename keep landing where they did.
+        old_names = {c.renamed_from: c.name for c in table.columns
+                     if c.renamed_from and not table.has_column(c.renamed_from)}
+        plan.renames = {match(k): old_names.get(v, v) for k, v in profile.get("columns", {}).items()}
+        plan.old_names = old_names
+        plan._by_match = {**{match(old): new for old, new in old_names.items()},
+                          **{match(c.name): c.name for c in table.columns}}
+        plan.constants = {old_names.get(k, k): v for k, v in profile.get("constants", {}).items()}
         for name in plan.constants:
             if not table.has_column(name) or not table.column(name).writable:
                 raise _refuse(f"constants sets {name!r}, which is not a writable column of {table.name}")
         formats = profile.get("formats", {})
         by_type = {k: v for k, v in formats.items() if k != "columns"}
-        per_column = formats.get("columns", {})
+        per_column = {old_names.get(k, k): v for k, v in formats.get("columns", {}).items()}
         for name in per_column:
             if not table.has_column(name):
                 raise _refuse(f"formats.columns names {name!r}, which {table.name} does not have")
@@ -383,7 +390,8 @@ class ColumnPlan:
     def trivial(self) -> bool:
         """Nothing to do: the batch takes today's road untouched."""
         return not (self.renames or self.constants or self.converters) and self.unknown == "reject_row" \
-            and self.invalid == "reject_row" and self._match is _MATCHERS["exact"]
+            and self.invalid == "reject_row" and self._match is _MATCHERS["exact"] \
+            and not self.old_names
 
     @property
     def discard_invalid(self) -> bool:

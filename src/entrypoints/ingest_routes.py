@@ -159,7 +159,7 @@ def _body_kind(kind: str) -> str:
     if kind == PARQUET_MEDIA:
         return "parquet"
     raise HttpError(415, f"Content-Type {kind!r} is not supported by /ingest", code="PGRST415",
-                    hint="Send text/csv, application/json (an array) or application/x-ndjson.")
+                    hint=f"Send text/csv, application/json (an array), application/x-ndjson or {PARQUET_MEDIA}.")
 
 
 def _chunks(parser: Any, rows: list[Any], pending: list[Any]) -> list[Chunk]:
