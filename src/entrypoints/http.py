@@ -64,7 +64,9 @@ class HttpError(DepotError):
 
 def _default(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        # numeric's digits as they are stored, as PostgREST writes them: a float would round a
+        # numeric(20, 6) and print 19.90 as 19.9. NaN and the infinities are no JSON numbers: strings.
+        return orjson.Fragment(str(value).encode()) if value.is_finite() else str(value)
     raise TypeError(type(value).__name__)
 
 

@@ -48,3 +48,15 @@ def test_planned_count_is_an_estimate_and_exact_is_exact(http):
     assert exact.headers["content-range"] == "0-0/250"
     planned = http.get("/api/flights?select=flight&limit=1", headers={"Prefer": "count=planned"})
     assert int(planned.headers["content-range"].split("/")[1]) > 0
+
+
+def test_numeric_values_keep_their_digits_in_json(http):
+    """numeric is exact: its JSON is the stored digits (19.90, not the float 19.9), as PostgREST writes it."""
+    assert http.post("/api/routes", json=[{"carrier": "AA", "origin": "JFK", "dest": "JFK"}]).status_code == 201
+    fare = {"carrier": "AA", "origin": "JFK", "dest": "JFK", "departure_date": "2013-02-01", "cabin": "economy",
+            "price": "1234567890.10", "currency": "USD", "observed_at": "2013-01-01T00:00:00Z"}
+    created = http.post("/api/fares", json=fare, headers={"Prefer": "return=representation"})
+    assert created.status_code == 201 and b'"price":1234567890.10' in created.content
+    listed = http.get("/api/fares?select=price&price=eq.1234567890.1")
+    assert listed.content == b'[{"price":1234567890.10}]'
+    assert http.get("/api/fares?select=total:price.sum()").content == b'[{"total":1234567890.10}]'
