@@ -138,9 +138,7 @@ function askForKey(message) {
     h("form", { class: "controls", onsubmit: (e) => {
       e.preventDefault();
       sessionStorage.setItem(KEY_STORE, input.value.trim());
-      // For scripts and tests: redraw the page, or add one (the same hooks as above).
-window.depotConsole = { route, registerPage, rowSections, batchSections, rejectionActions, api };
-start();
+      start();
     } }, h("label", { for: "key" }, "Key", input), h("button", { class: "primary", type: "submit" }, "Use this key")));
   input.focus();
 }
