@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.browser.conftest import READ_KEY, WRITE_KEY
-from tests.browser.test_console import DATA, PHONE, axe_violations, open_console, show
+from tests.browser.test_console import DATA, PHONE, WIDE, axe_violations, open_console, show
 
 pytestmark = pytest.mark.postgres
 AUTH = {"Authorization": f"Bearer {WRITE_KEY}"}
@@ -56,21 +56,32 @@ def test_a_rows_history_after_an_edit_and_its_claims(browser, depot, screenshots
     assert "insert" in first and "first version" in first and "bts" in first
     stored = api(depot, "GET", "/api/airlines/HX1/history").json()
     assert [v["operation"] for v in stored] == ["update", "insert"]
-    # a version's time is a link to the table as it stood then (as_of)
-    assert "as_of=" in versions.nth(1).get_by_role("link", name=stored[1]["updated_at"]).get_attribute("href")
+    problems = {"row": axe_violations(page)}
+    page.screenshot(path=screenshots / "row-history.png", full_page=True)
+    page.set_viewport_size(PHONE)  # narrow: the versions scroll inside their region, the page does not
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"] + 1
+    page.screenshot(path=screenshots / "row-history-phone.png", full_page=True)
+    page.set_viewport_size(WIDE)
 
     claims = page.locator("#claims tbody tr")
     assert claims.count() == 2
     strongest, loser = claims.nth(0).inner_text(), claims.nth(1).inner_text()
     assert "bts" in strongest and "the stored row" in strongest
     assert "scraper" in loser and "name: Hist Air Lines → Hist Airways" in loser
-    problems = axe_violations(page)
-    page.screenshot(path=screenshots / "row-history.png", full_page=True)
 
     page.get_by_role("button", name="Use scraper's values").click()
     page.wait_for_function("() => document.querySelector('[data-column=name]').textContent === 'Hist Airways'")
     assert api(depot, "GET", "/api/airlines/HX1").json()["name"] == "Hist Airways"
-    assert page.errors == [] and problems == []  # type: ignore[attr-defined]
+
+    # a version's time links to the row as the table read then: the API's as_of, in the grid
+    page.locator("#history tbody tr").last.get_by_role("link", name=stored[1]["updated_at"]).click()
+    page.wait_for_function("() => location.hash.startsWith('#/browse/airlines') && location.hash.includes('as_of=')")
+    page.wait_for_selector("#rows tbody tr")
+    assert "as_of=" in page.text_content("#api-query")
+    assert page.locator("#rows tbody tr").count() == 1 and "Hist Air\t" in page.locator("#rows tbody tr").inner_text()
+    problems["as_of"] = axe_violations(page)
+    assert page.errors == []  # type: ignore[attr-defined]
+    assert {k: v for k, v in problems.items() if v} == {}, json.dumps(problems, indent=1)
 
 
 def test_a_table_without_history_shows_no_history_nor_claims(browser, depot):
@@ -112,6 +123,10 @@ def test_an_uploaded_batchs_changes_and_its_revert(browser, depot, screenshots, 
     assert "RV2" in page.locator("#revert-result table").inner_text()
     problems = axe_violations(page)
     page.screenshot(path=screenshots / "batch-revert.png", full_page=True)
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"] + 1
+    page.screenshot(path=screenshots / "batch-revert-phone.png", full_page=True)
+    page.set_viewport_size(WIDE)
     rows = api(depot, "GET", "/api/airlines?carrier=in.(RV1,RV2,RV3)").json()
     assert [(r["carrier"], r["name"]) for r in rows] == [("RV2", "Changed Later")]
 

@@ -1,6 +1,6 @@
 // depot console: pages drawn in the browser from depot's public API (/catalog, /api, /ingest), no build step.
 //
-// Extension points, for the features that land later (history, claims, profiles, views):
+// Extension points, for the features that land later (history, claims, revert and sources use them):
 //   registerPage(name, render)          a page at #/name/...
 //   rowSections.push({title, render})   a section of the row page (history and claims go here)
 //   batchSections.push({title, render}) a section of a batch's page (revert and changes go here)
@@ -520,9 +520,9 @@ rowSections.push({
             case "version": return v[sys.version];
             case "source": return v[sys.source] ?? "";
             case "batch": return v[sys.batch_id] ? h("a", { href: `#/batches/${v[sys.batch_id]}` }, String(v[sys.batch_id])) : "";
-            // the whole table as it stood then: the API's as_of, in the grid
-            case "from": return h("a", { href: `#/browse/${name}?${new URLSearchParams({ as_of: v[sys.updated_at] })}`,
-              title: "The table as it stood then (as_of)" }, v[sys.updated_at]);
+            // the row as the table read then: the API's as_of, in the grid (remove the key's filter for the whole table)
+            case "from": return h("a", { href: `#/browse/${name}?${new URLSearchParams({
+              [t.key_column]: `eq.${key}`, as_of: v[sys.updated_at] })}` }, v[sys.updated_at]);
             case "what changed":
               if (before) return differences(t, before, v) || "no value changed";
               return versions.length > PAGE ? "" : "first version";
