@@ -203,6 +203,7 @@ def parquet_file(path, rows: list[dict]) -> None:
 def upload_with(page, path, disposition: str) -> dict:
     show(page, "#/upload")
     page.set_input_files("#u-file", str(path))
+    assert page.input_value("#u-source") == "manual"  # the API's default, not the first source by name
     page.select_option("#u-disposition", disposition)
     page.get_by_role("button", name="Upload").click()
     page.wait_for_selector("#u-result #report")
@@ -214,6 +215,7 @@ def test_a_parquet_upload_and_a_delete_disposition(browser, depot, screenshots, 
     folder = tmp_path / "load"
     folder.mkdir()
     parquet_file(folder / "airlines.parquet", [{"carrier": c, "name": f"Parquet {c}"} for c in ("PQ1", "PQ2", "PQ3")])
+    source(depot, "aaa_strong", 9)
     page = open_console(browser, depot, WRITE_KEY)
     report = upload_with(page, folder / "airlines.parquet", "upsert")
     assert report == {"status": "completed", "disposition": "upsert", "inserted": "3", "deleted": "0"}

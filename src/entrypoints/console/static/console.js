@@ -1025,6 +1025,10 @@ registerPage("upload", async () => {
   const file = h("input", { id: "u-file", type: "file", accept: EXTENSIONS.join(","), required: true });
   const tableSel = h("select", { id: "u-table" }, writable.map((t) => h("option", { value: t.name }, t.name)));
   const sourceSel = h("select", { id: "u-source" }, sources.map((s) => h("option", { value: s }, s)));
+  // The API's own default source, not the first by name: an upload gets no stronger source unasked.
+  const ingest = ((state.openapi || {}).paths || {})["/ingest/{table}"];
+  const byDefault = ((ingest && ingest.post.parameters) || []).find((p) => p.name === "source");
+  if (byDefault && sources.includes(byDefault.schema.default)) sourceSel.value = byDefault.schema.default;
   const mode = choice("u-mode", "mode");
   const conflict = choice("u-conflict", "on_conflict");
   const disposition = choice("u-disposition", "disposition");
