@@ -47,6 +47,9 @@ def describe_table(table: Table, catalog: Catalog) -> dict[str, Any]:
         "system_columns": {role: getattr(table.system, role) for role in
                            ("source", "batch_id", "version", "created_at", "updated_at")},
         "columns": [describe_column(table, c) for c in table.columns],
+        # where a row's versions and claims are read (/api/{table}/{key}/history, .../claims), if kept
+        "history": table.history_name if table.history else None,
+        "claims": table.keeps_claims,
         # `name` is what an embed names the reference by: select=*,airports!origin(name)
         "references": [{"name": fk.name, "columns": list(fk.columns), "table": fk.target,
                         "target_columns": list(fk.target_columns), "soft": fk.soft} for fk in table.foreign_keys],

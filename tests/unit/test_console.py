@@ -61,6 +61,15 @@ def test_catalog_describes_groups_keys_checks_and_references_both_ways(client):
     assert all(not c["writable"] for c in tables["ingest_batches"]["columns"])
 
 
+def test_catalog_says_where_a_tables_history_and_claims_are_read(client):
+    tables = {t["name"]: t for t in client.get("/catalog").json()["tables"]}
+    assert (tables["airlines"]["history"], tables["airlines"]["claims"]) == ("airlines_history", True)
+    assert tables["airlines_history"]["name"] in tables  # the versions are a read-only table of their own
+    # sources keep no history (depot's configuration), and the batches log is no versioned table either
+    assert (tables["sources"]["history"], tables["sources"]["claims"]) == (None, False)
+    assert tables["ingest_batches"]["history"] is None
+
+
 def test_with_keys_the_shell_is_open_but_the_catalog_needs_a_key_and_tells_its_role():
     with TestClient(create_app(memory_container(api_keys=KEYS))) as client:
         assert client.get("/console").status_code == 200

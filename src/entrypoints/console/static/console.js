@@ -1,6 +1,6 @@
 // depot console: pages drawn in the browser from depot's public API (/catalog, /api, /ingest), no build step.
 //
-// Extension points, for the features that land later (history, claims, profiles, views):
+// Extension points, for the features that land later (history, claims, revert and sources use them):
 //   registerPage(name, render)          a page at #/name/...
 //   rowSections.push({title, render})   a section of the row page (history and claims go here)
 //   batchSections.push({title, render}) a section of a batch's page (revert and changes go here)
@@ -138,9 +138,7 @@ function askForKey(message) {
     h("form", { class: "controls", onsubmit: (e) => {
       e.preventDefault();
       sessionStorage.setItem(KEY_STORE, input.value.trim());
-      // For scripts and tests: redraw the page, or add one (the same hooks as above).
-window.depotConsole = { route, registerPage, rowSections, batchSections, rejectionActions, api };
-start();
+      start();
     } }, h("label", { for: "key" }, "Key", input), h("button", { class: "primary", type: "submit" }, "Use this key")));
   input.focus();
 }
@@ -169,8 +167,9 @@ async function route() {
   const name = parts[0] || "tables";
   document.querySelectorAll("#nav a").forEach((a) => {
     if (a.dataset.page === name || (name === "browse" && a.dataset.page === "tables")
-        || (name === "row" && a.dataset.page === "tables")) a.setAttribute("aria-current", "page");
-    else a.removeAttribute("aria-current");
+        || (name === "row" && a.dataset.page === (parts[1] === "sources" ? "sources" : "tables"))) {
+      a.setAttribute("aria-current", "page");
+    } else a.removeAttribute("aria-current");
   });
   const main = document.getElementById("main");
   const render = pages[name] || pages.tables;
@@ -492,25 +491,160 @@ rowSections.push({
   },
 });
 
+// History and claims: read from the routes /catalog says the table has (`history`, `claims`); a
+// table that keeps neither shows neither section.
+const rowPath = (name, key) => `/api/${name}/${encodeURIComponent(key)}`;
+
+// "col: old → new; ..." over the columns a user declared (the system ones change every time).
+function differences(t, before, after) {
+  return t.columns.filter((c) => !c.system && asText(before[c.name]) !== asText(after[c.name]))
+    .map((c) => `${c.name}: ${asText(before[c.name]) || "null"} → ${asText(after[c.name]) || "null"}`).join("; ");
+}
+
+rowSections.push({
+  title: "History",
+  when: ({ t }) => Boolean(t.history),
+  render: async ({ t, name, key }) => {
+    // One more than shown: the oldest version shown is compared with the one before it.
+    const { data: versions } = await api(`${rowPath(name, key)}/history?limit=${PAGE + 1}`);
+    const own = new Set(t.columns.map((c) => c.name));
+    const extra = table(t.history).columns.map((c) => c.name).filter((c) => !own.has(c)); // id, operation, valid_to
+    const sys = t.system_columns;
+    const all = `#/browse/${t.history}?${new URLSearchParams({ [t.key_column]: `eq.${key}` })}`;
+    const shown = versions.slice(0, PAGE).map((v, i) => ({ v, before: versions[i + 1] }));
+    return h("div", { id: "history" },
+      table_([...extra, "version", "source", "batch", "from", "what changed"], shown, {
+        caption: `Versions of ${name} ${key}, newest first`,
+        cellFor: (c, { v, before }) => {
+          switch (c) {
+            case "version": return v[sys.version];
+            case "source": return v[sys.source] ?? "";
+            case "batch": return v[sys.batch_id] ? h("a", { href: `#/batches/${v[sys.batch_id]}` }, String(v[sys.batch_id])) : "";
+            // the row as the table read then: the API's as_of, in the grid (remove the key's filter for the whole table)
+            case "from": return h("a", { href: `#/browse/${name}?${new URLSearchParams({
+              [t.key_column]: `eq.${key}`, as_of: v[sys.updated_at] })}` }, v[sys.updated_at]);
+            case "what changed":
+              if (before) return differences(t, before, v) || "no value changed";
+              return versions.length > PAGE ? "" : "first version";
+            default: return v[c];
+          }
+        },
+      }),
+      versions.length > PAGE ? h("p", {}, h("a", { href: all }, "Every version")) : null);
+  },
+});
+
+rowSections.push({
+  title: "Claims",
+  when: ({ t }) => t.claims,
+  render: async (ctx) => {
+    const { t, name, key } = ctx;
+    const { data: claims } = await api(`${rowPath(name, key)}/claims`);
+    const stored = claims.find((c) => c.stored);
+    const others = claims.filter((c) => !c.stored);
+    const promote = (c) => h("button", { type: "button", onclick: async (e) => {
+      e.target.disabled = true;
+      try {
+        await api(`${rowPath(name, key)}/claims/${encodeURIComponent(c.source)}/promote`, { method: "POST" });
+        say(`${c.source}'s values are the row's now.`);
+        route();
+      } catch (error) { e.target.after(errorBox(error)); e.target.disabled = false; }
+    } }, `Use ${c.source}'s values`);
+    return h("div", { id: "claims" },
+      h("p", {}, others.length
+        ? `${claims.length} sources claim this row. The stored values are ${stored.source}'s; the others lost on priority.`
+        : `Only ${stored.source} claims this row: the stored values are its own.`),
+      table_(["source", "priority", "owns", "batch", "at", "values", ...(canWrite() && others.length ? ["action"] : [])], claims, {
+        caption: "Which source owns which value, strongest first",
+        cellFor: (c, claim) => {
+          switch (c) {
+            case "owns": return claim.stored ? "the stored row" : "a claim";
+            case "batch": return claim.batch_id ? h("a", { href: `#/batches/${claim.batch_id}` }, String(claim.batch_id)) : "";
+            case "values": return claim.stored ? Object.entries(claim.values).map(([k, v]) => `${k}: ${asText(v)}`).join("; ")
+              : differences(t, stored.values, claim.values) || "the same values";
+            case "action": return claim.stored ? "" : promote(claim);
+            default: return claim[c];
+          }
+        },
+      }));
+  },
+});
+
 rowSections.push({
   title: "Edit",
   when: ({ t }) => canWrite() && !t.read_only,
   render: (ctx) => editForm(ctx),
 });
 
+// One field per writable column, typed from the catalog. A JSON column (a source's profile) is a
+// textarea of indented JSON rather than a form of its own: the API checks the document (the
+// profile's PROFILE_SCHEMA and more: strftime patterns, time zones) and names the key it refuses,
+// so a structured editor would only repeat those rules in the browser and fall behind them.
+function columnField(c, prefix, { required = false } = {}) {
+  const id = `${prefix}-${c.name}`;
+  const attrs = { id, name: c.name, autocomplete: "off", required, "aria-describedby": `${id}-error` };
+  const json = c.type === "json";
+  const input = json ? h("textarea", { ...attrs, rows: "10", spellcheck: "false", class: "code" })
+    : h("input", { ...attrs, inputmode: kindOf(c.type) === "number" ? "numeric" : null });
+  const error = h("span", { id: `${id}-error`, class: "field-error" });
+  return {
+    column: c, input, error,
+    label: h("label", { for: id, class: json ? "wide" : null },
+      `${c.name} (${c.type}${c.nullable ? ", empty for null" : ""})`, input, error),
+    set: (v) => { input.value = json && v !== null && v !== undefined ? JSON.stringify(v, null, 2) : asText(v); },
+  };
+}
+
+function showFieldErrors(fields, errors) {
+  for (const f of fields) {
+    f.error.textContent = errors.get(f) || "";
+    if (errors.has(f)) f.input.setAttribute("aria-invalid", "true"); else f.input.removeAttribute("aria-invalid");
+  }
+  const first = fields.find((f) => errors.has(f));
+  if (first) first.input.focus();
+}
+
+// The fields' values, or null when a JSON field is not JSON (said beside it, before anything is sent).
+function readFields(fields) {
+  const values = {};
+  const bad = new Map();
+  for (const f of fields) {
+    const text = f.input.value.trim();
+    if (f.column.type === "json" && text) {
+      try { JSON.parse(text); } catch (e) { bad.set(f, `This is not JSON: ${e.message}`); continue; }
+    }
+    values[f.column.name] = parseInput(f.column, text);
+  }
+  showFieldErrors(fields, bad);
+  return bad.size ? null : values;
+}
+
+// Which field an API error is about: a validation error lists each one in `details`; the check of
+// a JSON column (a source's profile) names the column in its message (`profile.formats.date`).
+function fieldErrors(error, fields) {
+  const found = new Map();
+  for (const d of Array.isArray(error.body.details) ? error.body.details : []) {
+    const f = fields.find((x) => x.column.name === d.field);
+    if (f) found.set(f, d.message);
+  }
+  if (!found.size) {
+    const f = fields.find((x) => x.column.type === "json" && new RegExp(`\\b${x.column.name}\\b`).test(error.message));
+    if (f) found.set(f, error.message);
+  }
+  return found;
+}
+
 function editForm(ctx) {
   const { t, name, key } = ctx;
-  const columns = t.columns.filter((c) => c.writable);
-  const inputs = {};
+  const fields = t.columns.filter((c) => c.writable).map((c) => columnField(c, "edit"));
   const result = h("div", { "aria-live": "polite" });
-  const fill = (row) => { for (const c of columns) inputs[c.name].value = asText(row[c.name]); };
+  const fill = (row) => fields.forEach((f) => f.set(row[f.column.name]));
   const form = h("form", { class: "stack row-form", onsubmit: async (e) => {
     e.preventDefault();
+    const values = readFields(fields);
+    if (values === null) { result.replaceChildren(); return; }
     const changes = {};
-    for (const c of columns) {
-      const value = parseInput(c, inputs[c.name].value.trim());
-      if (asText(value) !== asText(ctx.row[c.name])) changes[c.name] = value;
-    }
+    for (const [c, value] of Object.entries(values)) if (asText(value) !== asText(ctx.row[c])) changes[c] = value;
     if (!Object.keys(changes).length) { result.replaceChildren(h("p", {}, "Nothing changed.")); return; }
     try {
       const { data, headers } = await api(`/api/${name}/${encodeURIComponent(key)}`, {
@@ -519,7 +653,11 @@ function editForm(ctx) {
       fill(data);
       result.replaceChildren(h("p", { class: "notice good" }, `Saved: version ${data[t.system_columns.version] ?? ""}.`));
     } catch (error) {
-      if (error.status !== 412) { result.replaceChildren(errorBox(error)); return; }
+      if (error.status !== 412) {
+        showFieldErrors(fields, fieldErrors(error, fields));
+        result.replaceChildren(errorBox(error));
+        return;
+      }
       const { data: now, headers } = await api(`/api/${name}/${encodeURIComponent(key)}`);
       const changed = t.columns.filter((c) => asText(now[c.name]) !== asText(ctx.row[c.name]) || c.name in changes);
       result.replaceChildren(h("div", { class: "notice bad", role: "alert", id: "conflict" },
@@ -531,19 +669,37 @@ function editForm(ctx) {
         }),
         h("button", { type: "button", onclick: () => {
           ctx.row = now; ctx.etag = headers.get("etag");
-          for (const c of columns) if (!(c.name in changes)) inputs[c.name].value = asText(now[c.name]);
+          for (const f of fields) if (!(f.column.name in changes)) f.set(now[f.column.name]);
           result.replaceChildren(h("p", {}, "Loaded the new values; your edits are kept. Save again to apply them."));
         } }, "Load the new values")));
     }
   } },
-  h("div", { class: "fields-grid" }, columns.map((c) => {
-    const id = `edit-${c.name}`;
-    inputs[c.name] = h("input", { id, name: c.name, autocomplete: "off" });
-    return h("label", { for: id }, `${c.name} (${c.type}${c.nullable ? ", empty for null" : ""})`, inputs[c.name]);
-  })),
+  h("div", { class: "fields-grid" }, fields.map((f) => f.label)),
   h("div", { class: "controls" }, h("button", { class: "primary", type: "submit" }, "Save")), result);
   fill(ctx.row);
   return form;
+}
+
+// A new row of a table, from the same fields as the edit form; an empty field takes the column's default.
+function createForm(t, created) {
+  const fields = t.columns.filter((c) => c.writable).map((c) => columnField(c, `new-${t.name}`, { required: c.required }));
+  const result = h("div", { "aria-live": "polite" });
+  return h("form", { class: "stack row-form", "aria-label": `New row of ${t.name}`, onsubmit: async (e) => {
+    e.preventDefault();
+    const values = readFields(fields);
+    if (values === null) { result.replaceChildren(); return; }
+    for (const [c, v] of Object.entries(values)) if (v === null) delete values[c];
+    try {
+      const { data } = await api(`/api/${t.name}`, { method: "POST", body: JSON.stringify(values),
+        headers: { "Content-Type": "application/json", Prefer: "return=representation" } });
+      created(Array.isArray(data) ? data[0] : data);
+    } catch (error) {
+      showFieldErrors(fields, fieldErrors(error, fields));
+      result.replaceChildren(errorBox(error));
+    }
+  } },
+  h("div", { class: "fields-grid" }, fields.map((f) => f.label)),
+  h("div", { class: "controls" }, h("button", { class: "primary", type: "submit" }, "Create")), result);
 }
 
 registerPage("row", async ([name, key]) => {
@@ -592,8 +748,8 @@ registerPage("batches", async ([id]) => {
     table_(BATCH_COLUMNS, batches, { caption: "Ingest batches", cellFor: batchCell })];
 });
 
-const REPORT_FIELDS = ["status", "table", "source", "mode", "on_conflict", "received", "inserted", "updated", "unchanged",
-  "superseded", "rejected", "started_at", "finished_at"];
+const REPORT_FIELDS = ["status", "table", "source", "mode", "on_conflict", "disposition", "received", "inserted", "updated",
+  "unchanged", "superseded", "rejected", "retired", "deleted", "started_at", "finished_at"];
 
 function reportView(report) {
   return h("dl", { class: "fields", id: "report" }, REPORT_FIELDS.filter((f) => f in report).flatMap((f) => [
@@ -628,6 +784,94 @@ batchSections.push({
             resolved: e.row.resolved_at ? "yes" : "no" })[c],
         }))),
       h("p", {}, h("a", { href: `#/rejections?batch_id=eq.${id}` }, "Payloads and errors side by side")));
+  },
+});
+
+// What a batch changed, and its undo: the history routes of /ingest, for tables that keep history.
+const keepsHistory = (batch) => Boolean(table(batch.table) && table(batch.table).history);
+const total = (headers) => Number((headers.get("content-range") || "").split("/")[1]) || 0;
+
+function keyCell(t, key) {
+  const text = Object.values(key).join(", ");
+  return t.key_column && t.key_column in key ? h("a", { href: rowHref(t.name, key[t.key_column]) }, text) : text;
+}
+
+const listed = (values) => Object.entries(values).map(([k, v]) => `${k}: ${asText(v)}`).join("; ");
+
+batchSections.push({
+  title: "Changes",
+  when: ({ batch }) => keepsHistory(batch),
+  render: async ({ id, batch }) => {
+    const t = table(batch.table);
+    const { data: changes, headers } = await api(`/ingest/batches/${id}/changes?limit=${PAGE}`);
+    if (!changes.length) return h("p", { id: "changes" }, batch.status === "running" ? "No change yet." : "This batch changed no row.");
+    const count = total(headers);
+    return h("div", { id: "changes" },
+      h("p", {}, count > changes.length ? `The first ${fmt(changes.length)} of ${fmt(count)} changes, in the batch's order.`
+        : `${fmt(count)} change${count > 1 ? "s" : ""}, in the batch's order.`),
+      table_(["row", "change", "version", "what", "still current"], changes, {
+        caption: `What batch ${id} changed`,
+        cellFor: (c, ch) => {
+          switch (c) {
+            case "row": return keyCell(t, ch.key);
+            case "what": return ch.columns ? Object.entries(ch.columns).map(([k, v]) => `${k}: ${asText(v.old) || "null"} → ${asText(v.new) || "null"}`).join("; ")
+              : ch.new ? `new: ${listed(ch.new)}` : ch.old ? `had: ${listed(ch.old)}` : "";
+            case "still current": return ch.current ? "yes" : "no, changed since";
+            default: return ch[c];
+          }
+        },
+      }));
+  },
+});
+
+// Undo, with a confirmation in the page (a dialog box of the browser would take the focus away
+// and could not say what a revert does). Its answer is a batch of its own; rows changed since the
+// batch are left as they are and listed, and can then be set back too (force).
+batchSections.push({
+  title: "Revert",
+  when: ({ batch }) => canWrite() && keepsHistory(batch) && batch.status !== "running"
+    && table(batch.table).columns.some((c) => c.system === "batch_id"),
+  render: ({ id, batch }) => {
+    const t = table(batch.table);
+    const out = h("div", { id: "revert-result", "aria-live": "polite" });
+    const box = h("div", {});
+    const start = h("button", { type: "button", onclick: () => ask(false) }, "Revert this batch…");
+    const ask = (force) => {
+      const yes = h("button", { type: "button", class: "primary", onclick: () => run(force, yes) }, "Yes, revert");
+      box.replaceChildren(h("div", { class: "notice", role: "group", "aria-label": "Confirm the revert" },
+        h("p", {}, force
+          ? `Set every row batch ${id} changed back to its version before it, over the changes made since?`
+          : `Set every row batch ${id} inserted, updated or deleted back to its version before it? `
+            + "Rows changed since by another write are left as they are, and listed."),
+        h("div", { class: "controls" }, yes,
+          h("button", { type: "button", onclick: () => { box.replaceChildren(start); start.focus(); } }, "Cancel"))));
+      yes.focus();
+    };
+    const run = async (force, button) => {
+      button.disabled = true;
+      try {
+        const { data: r } = await api(`/ingest/batches/${id}/revert${force ? "?force=true" : ""}`, { method: "POST" });
+        out.replaceChildren(h("p", { class: "notice good" }, `Reverted by batch `,
+          h("a", { href: `#/batches/${r.batch_id}` }, String(r.batch_id)),
+          `: ${fmt(r.updated)} rows set back, ${fmt(r.inserted)} brought back, ${fmt(r.deleted)} deleted`,
+          r.conflicted ? `, ${fmt(r.conflicted)} left as they are (changed since).` : "."),
+        r.conflicted ? h("div", {},
+          table_(["row", "changed since"], r.conflicts, { caption: "Rows another write changed after the batch",
+            cellFor: (c, x) => (c === "row" ? keyCell(t, x.key)
+              : x.current ? differences(t, x.batch_version, x.current) || "written again" : "deleted") }),
+          h("div", { class: "controls" }, h("button", { type: "button", onclick: () => ask(true) }, "Set those back too…"))) : null);
+        box.replaceChildren();
+      } catch (error) {
+        const again = error.status === 409 && /reverted already/.test(error.message);
+        out.replaceChildren(h("div", { class: "notice bad", role: "alert" },
+          h("strong", {}, error.status === 409 ? `Not reverted: ${error.message}.` : `The revert failed: ${error.message}`),
+          again ? h("p", {}, "Reverting it again sets back the rows changed since, too.") : null,
+          again ? h("button", { type: "button", onclick: () => ask(true) }, "Revert again…") : null));
+        box.replaceChildren(start);
+      }
+    };
+    box.append(start);
+    return h("div", {}, box, out);
   },
 });
 
@@ -736,24 +980,68 @@ registerPage("rejections", async (_parts, query) => {
     } }, "Next") : null)];
 });
 
+// 7. Sources --------------------------------------------------------------------------------------
+
+// The sources table through /api/sources like any table: listed here, created with the fields its
+// declaration gives, edited on its row page (the same edit form, with If-Match); the API checks a
+// profile on every write and its 400 is shown beside the profile field.
+const summary = (profile) => (profile && Object.keys(profile).length ? Object.keys(profile).join(", ") : "none");
+
+registerPage("sources", async () => {
+  const t = table("sources");
+  const { data: sources } = await api(`/api/sources?order=priority.desc,code&limit=${state.catalog.max_rows}`);
+  const columns = t.columns.filter((c) => !c.system).map((c) => c.name);
+  return [h("h1", {}, "Sources"),
+    h("p", { class: "muted" }, "Highest priority first: when two sources send the same row, the higher one's values are stored ",
+      "and the other's are kept as its claim. A source's profile maps its data onto the tables."),
+    table_([...columns, ...(canWrite() ? ["edit"] : [])], sources, {
+      caption: "Sources",
+      cellFor: (c, src) => {
+        if (c === "code") return h("a", { href: rowHref("sources", src.code) }, src.code);
+        if (c === "profile") return summary(src.profile);
+        if (c === "edit") return h("a", { href: `${rowHref("sources", src.code)}`, "aria-label": `Edit ${src.code}` }, "Edit");
+        return src[c];
+      },
+    }),
+    canWrite() ? [h("h2", {}, "New source"), createForm(t, (row) => { say(`Source ${row.code} created.`); route(); })] : null];
+});
+
 // 6. Upload ---------------------------------------------------------------------------------------
 
-const MEDIA = { csv: "text/csv", ndjson: "application/x-ndjson", jsonl: "application/x-ndjson", json: "application/json" };
+const MEDIA = { csv: "text/csv", ndjson: "application/x-ndjson", jsonl: "application/x-ndjson", json: "application/json",
+  parquet: "application/vnd.apache.parquet" };
+const EXTENSIONS = Object.keys(MEDIA).map((e) => `.${e}`);
+
+// The choices of an ingest parameter are the checks of the batch log's column of that name, so
+// the form offers what the API takes (mode, on_conflict, disposition) and follows it.
+const choicesOf = (column) => table("ingest_batches").columns.find((c) => c.name === column).schema.enum;
+const choice = (id, column) => h("select", { id }, choicesOf(column).map((m) => h("option", { value: m }, m)));
 
 registerPage("upload", async () => {
   if (!canWrite()) return [h("h1", {}, "Upload"), h("p", {}, "Your key reads only: uploading needs a write key.")];
   let sources = ["manual"];
   try { sources = (await api("/api/sources?select=code&order=code")).data.map((s) => s.code); } catch { /* manual */ }
   const writable = state.catalog.tables.filter((t) => !t.read_only);
-  const file = h("input", { id: "u-file", type: "file", accept: ".csv,.ndjson,.jsonl,.json", required: true });
+  const file = h("input", { id: "u-file", type: "file", accept: EXTENSIONS.join(","), required: true });
   const tableSel = h("select", { id: "u-table" }, writable.map((t) => h("option", { value: t.name }, t.name)));
   const sourceSel = h("select", { id: "u-source" }, sources.map((s) => h("option", { value: s }, s)));
-  const mode = h("select", { id: "u-mode" }, ["best_effort", "atomic"].map((m) => h("option", { value: m }, m)));
-  const conflict = h("select", { id: "u-conflict" }, ["update", "ignore", "error"].map((m) => h("option", { value: m }, m)));
+  // The API's own default source, not the first by name: an upload gets no stronger source unasked.
+  const ingest = ((state.openapi || {}).paths || {})["/ingest/{table}"];
+  const byDefault = ((ingest && ingest.post.parameters) || []).find((p) => p.name === "source");
+  if (byDefault && sources.includes(byDefault.schema.default)) sourceSel.value = byDefault.schema.default;
+  const mode = choice("u-mode", "mode");
+  const conflict = choice("u-conflict", "on_conflict");
+  const disposition = choice("u-disposition", "disposition");
+  const partition = h("input", { id: "u-partition", autocomplete: "off", placeholder: "carrier,origin" });
+  const partitionLabel = h("label", { for: "u-partition", hidden: true }, "Partition columns", partition);
+  disposition.addEventListener("change", () => {
+    partitionLabel.hidden = disposition.value !== "replace_partition";
+    partition.required = !partitionLabel.hidden;
+  });
   const csvNull = h("input", { id: "u-null", placeholder: "empty field", autocomplete: "off" });
   const progress = h("progress", { id: "u-progress", max: "100", value: "0", "aria-label": "Upload progress" });
   const out = h("div", { "aria-live": "polite", id: "u-result" });
-  const drop = h("div", { class: "drop" }, h("label", { for: "u-file" }, "Drop a CSV, NDJSON or JSON file here, or choose one", file));
+  const drop = h("div", { class: "drop" }, h("label", { for: "u-file" }, "Drop a CSV, NDJSON, JSON or Parquet file here, or choose one", file));
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); file.files = e.dataTransfer.files; pick(); });
@@ -769,8 +1057,10 @@ registerPage("upload", async () => {
     const f = file.files[0];
     const ext = (f.name.split(".").pop() || "").toLowerCase();
     const media = MEDIA[ext];
-    if (!media) { out.replaceChildren(h("p", { class: "notice bad" }, `${f.name}: send .csv, .ndjson, .jsonl or .json`)); return; }
-    const q = new URLSearchParams({ source: sourceSel.value, mode: mode.value, on_conflict: conflict.value });
+    if (!media) { out.replaceChildren(h("p", { class: "notice bad" }, `${f.name}: send a ${EXTENSIONS.join(", ")} file`)); return; }
+    const q = new URLSearchParams({ source: sourceSel.value, mode: mode.value, on_conflict: conflict.value,
+      disposition: disposition.value });
+    if (!partitionLabel.hidden) q.set("partition", partition.value.replace(/\s+/g, ""));
     if (csvNull.value) q.set("csv_null", csvNull.value);
     const path = `/ingest/${tableSel.value}?${q}`;
     // XMLHttpRequest, not fetch: only it reports the upload's progress.
@@ -801,10 +1091,13 @@ registerPage("upload", async () => {
   h("div", { class: "controls" },
     h("label", { for: "u-table" }, "Table", tableSel), h("label", { for: "u-source" }, "Source", sourceSel),
     h("label", { for: "u-mode" }, "Mode", mode), h("label", { for: "u-conflict" }, "On conflict", conflict),
+    h("label", { for: "u-disposition" }, "Disposition", disposition), partitionLabel,
     h("label", { for: "u-null" }, "CSV null token", csvNull)),
   h("div", { class: "controls" }, h("button", { class: "primary", type: "submit" }, "Upload")),
   progress, out);
-  return [h("h1", {}, "Upload"), h("p", { class: "muted" }, "The file streams to POST /ingest/{table}; Parquet is not an ingest format of depot yet."), form];
+  return [h("h1", {}, "Upload"), h("p", { class: "muted" }, "The file streams to POST /ingest/{table}. A disposition other than ",
+    "upsert inserts only new keys, replaces whole partitions (the rows of those partitions the file lacks are retired), ",
+    "or deletes the file's keys."), form];
 });
 
 // ----------------------------------------------------------------------------------------- start
