@@ -318,6 +318,13 @@ class Table:
         """The version and updated_at of a stored row whose values change."""
         return {self.system.version: stored[self.system.version] + 1, self.system.updated_at: now}
 
+    def edited_stamp(self) -> dict:
+        """The provenance of values changed through the table API: by hand (the `manual` source), in no
+        batch. The batch that wrote the row before no longer owns it: reverting that batch meets the
+        edit as a conflict instead of undoing it with the batch's own change."""
+        s = self.system
+        return {s.source: "manual", s.batch_id: None} if self.has_provenance else {}
+
     @property
     def kept_on_update(self) -> frozenset[str]:
         """What an upsert never overwrites on an existing row: its identity and its history."""

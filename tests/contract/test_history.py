@@ -243,6 +243,26 @@ def test_revert_leaves_rows_changed_since_as_conflicts_unless_forced(uow):
     assert table_of(uow) == {"AA": ("a", "low"), "UA": ("u", "low")}
 
 
+def test_an_edit_through_the_table_api_is_manual_and_a_revert_of_the_batch_before_meets_it_as_a_conflict(uow):
+    """Found in the console: a PATCH kept the batch's source and id, so the edit looked like the batch's own
+    change, and reverting the batch deleted the hand-edited row."""
+    from service_layer import history
+
+    loaded = run(uow, "airlines", [], source="low", chunks=[Chunk([["AA", "a"], ["UA", "u"]], AIRLINES)])
+    services.update_row(uow, "airlines", "AA", {"name": "fixed by hand"})
+    services.update_rows(uow, "airlines", Condition("carrier", "eq", "UA"), {"name": "u"})  # no change
+    rows = {r["carrier"]: by_role(uow.catalog["airlines"], r)
+            for r in services.list_rows(uow, "airlines", Query()).rows}
+    assert (rows["AA"]["source"], rows["AA"]["batch_id"]) == ("manual", None)
+    assert (rows["UA"]["source"], rows["UA"]["batch_id"]) == ("low", loaded.batch_id)  # unchanged: still the batch's
+    assert summary(versions(uow, "airlines", carrier="AA"), "source", "batch_id") == [
+        ("insert", "low", loaded.batch_id), ("update", "manual", None)]
+    report = history.revert_batch(uow, loaded.batch_id)
+    assert (report["deleted"], report["conflicted"]) == (1, 1)
+    assert report["conflicts"][0]["key"] == {"carrier": "AA"}
+    assert table_of(uow) == {"AA": ("fixed by hand", "manual")}
+
+
 def test_revert_of_a_batch_on_a_table_with_surrogate_ids_deletes_and_restores_by_id(uow):
     from service_layer import history
 

@@ -210,7 +210,8 @@ class InMemoryRepository(AbstractRepository):
     def _apply(self, old: Row, changes: Row, now: dt.datetime) -> Row:
         new = {**old, **changes}
         if any(old[k] != new[k] for k in changes):
-            new |= self.table.changed_stamp(old, now)
+            new |= self.table.changed_stamp(old, now) | {
+                k: v for k, v in self.table.edited_stamp().items() if k not in changes}  # a promote names its own
             self._replace(old, new)
             return dict(new)
         return dict(old)

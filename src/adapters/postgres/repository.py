@@ -275,7 +275,9 @@ class SqlAlchemyRepository(AbstractRepository):
         t = self.sa_table.c
         changed = sa.or_(*(t[c].is_distinct_from(sa.bindparam(f"new_{c}", v, type_=t[c].type))
                            for c, v in changes.items()))
-        statement = sa.update(self.sa_table).values({**changes, **self._bumped(changed, now)})
+        edited = {c: sa.case((changed, sa.literal(v, t[c].type)), else_=t[c])
+                  for c, v in self.table.edited_stamp().items() if c not in changes}  # a promote names its own
+        statement = sa.update(self.sa_table).values({**changes, **self._bumped(changed, now), **edited})
         if where is not None:
             statement = statement.where(where_clause(self.sa_table, where))
         returning = list(stored_columns(self.sa_table))
