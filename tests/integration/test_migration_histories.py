@@ -71,8 +71,8 @@ def depot_head() -> str:
     return revisions.get_revision("depot@head").revision
 
 
-def tables(engine: sa.Engine) -> set[str]:
-    return set(sa.inspect(engine).get_table_names())
+def tables(engine: sa.Engine, schema: str | None = None) -> set[str]:
+    return set(sa.inspect(engine).get_table_names(schema=schema))
 
 
 def test_the_catalogs_first_migration_depends_on_depots_and_both_apply(tmp_path: Path, engine_of):
@@ -82,9 +82,16 @@ def test_the_catalogs_first_migration_depends_on_depots_and_both_apply(tmp_path:
     assert f"depends_on: str | Sequence[str] | None = '{depot_head()}'" in written.read_text()
     engine = engine_of()
     migrate(engine, history)
-    assert {"sources", "ingest_batches", "rejected_rows", "notes"} <= tables(engine)
-    # the catalog's head depends on depot's head, so Alembic records it alone
-    assert current_revisions(engine) == (written.name.split("_")[4],)
+    assert {"sources", "ingest_batches", "rejected_rows", "alembic_version"} == tables(engine, "depot")
+    assert "notes" in tables(engine) and not {"sources", "ingest_batches", "rejected_rows"} & tables(engine)
+    # each history in its own version table: depot's head in depot's, the catalog's alone in its own (it
+    # depends on depot's head, so Alembic records it alone)
+    assert current_revisions(engine) == tuple(sorted((depot_head(), written.name.split("_")[4])))
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT version_num FROM depot.alembic_version").scalars().all() == [
+            depot_head()]
+        assert connection.exec_driver_sql("SELECT version_num FROM public.alembic_version").scalars().all() == [
+            written.name.split("_")[4]]
     migrate(engine, history)  # idempotent
 
 
@@ -101,7 +108,7 @@ def test_a_newer_depot_under_an_older_catalog_history(tmp_path: Path, engine_of,
     (newer / "depot_9001_future.py").write_text(NEWER_DEPOT.replace("{head}", depot_head()))
     monkeypatch.setattr(db, "SYSTEM_VERSIONS", newer)
     migrate(engine, history)
-    assert "depot_future" in tables(engine)
+    assert "depot_future" in tables(engine, "depot")  # depot's history makes its tables in its schema
     assert "depot_9001" in current_revisions(engine)
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT text FROM notes").scalar() == "kept"

@@ -37,16 +37,17 @@ def schema_of(url: str) -> dict[str, object]:
         with engine.connect() as connection:
             columns = connection.execute(sa.text(
                 "SELECT table_name, column_name, data_type, is_nullable, column_default, collation_name "
-                "FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2"
+                "FROM information_schema.columns WHERE table_schema IN ('public', 'depot') ORDER BY 1, 2"
             )).all()
             constraints = connection.execute(sa.text(
                 "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+                "WHERE connamespace IN ('public'::regnamespace, 'depot'::regnamespace) ORDER BY 1, 2"
             )).all()
             indexes = connection.execute(sa.text(
-                "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2"
+                "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname IN ('public', 'depot') "
+                "ORDER BY 1, 2"
             )).all()
-            seeded = connection.execute(sa.text("SELECT code, priority FROM sources")).all()
+            seeded = connection.execute(sa.text("SELECT code, priority FROM depot.sources")).all()
         return {"columns": columns, "constraints": constraints, "indexes": indexes, "seeded": seeded}
     finally:
         engine.dispose()
@@ -68,7 +69,7 @@ def checks(url: str) -> tuple[dict, dict]:
     try:
         with engine.connect() as connection:
             declared = declared_checks(connection, build_metadata(CATALOG).tables.values())
-            return live_checks(connection, CATALOG.names), declared
+            return live_checks(connection, build_metadata(CATALOG).tables.values()), declared
     finally:
         engine.dispose()
 

@@ -18,6 +18,12 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: AN
     return type_ != "table" or owns_table is None or owns_table(name)
 
 
+def include_name(name, type_, parent_names) -> bool:  # noqa: ANN001
+    """Compare the schema on the search_path (None) and depot's own, where the system tables are: they
+    are named with it in the metadata (tables.py), and would look missing anywhere else."""
+    return type_ != "schema" or name in (None, attributes["catalog"].system_schema)
+
+
 def process_revision_directives(context_, revision, directives) -> None:  # noqa: ANN001
     """Renames, casts, check contents and drop order, which autogenerate does not do (schema_changes.py)."""
     script = directives[0]
@@ -41,6 +47,9 @@ context.configure(
     compare_type=True,
     render_item=render_item,  # keeps the escaped colons of CHECKs in the written migration
     include_object=include_object,
+    include_schemas=True,
+    include_name=include_name,
+    version_table_schema=attributes.get("version_table_schema"),
     process_revision_directives=process_revision_directives,
 )
 with context.begin_transaction():
