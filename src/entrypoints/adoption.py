@@ -264,7 +264,8 @@ def adopt(database_url: str, out: Path, *, schema: str = "public",
     if schema != "public":
         adoption.notes.append(f"the tables are in schema {schema!r}: Catalog(schema={schema!r}) puts it first on the "
                               "search_path of depot's connections; depot's own tables (sources, ingest_batches, "
-                              "rejected_rows) are made there too, beside them")
+                              "rejected_rows) are made in the schema 'depot', apart from them "
+                              "(Catalog(system_schema=...) names another)")
     if not adoption.adopted:
         raise AdoptRefused("no table can be adopted:\n  " + "\n  ".join(adoption.unmapped()))
     view_declarations = declare_views(views, adoption.declarations)
