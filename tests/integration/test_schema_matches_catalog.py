@@ -117,3 +117,19 @@ def test_a_check_changed_without_its_migration_is_caught(new_database):
                                _by_name={}) if t.name == "fares" else t for t in CATALOG])
     (found,) = differences_from_catalog(url, changed)
     assert found.startswith("fares: check ck_fares_cabin_choice is ") and "'business')" in found
+
+
+def test_a_change_to_depots_own_tables_in_their_schema_is_caught(new_database):
+    """The drift check looks at depot's schema too, not only at the catalog's (on the search_path)."""
+    url = new_database()
+    assert depot_migrate(url).returncode == 0
+    engine = make_engine(url, pool_size=1)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE depot.sources DROP CONSTRAINT ck_sources_code_pattern")
+            connection.exec_driver_sql("ALTER TABLE depot.ingest_batches DROP COLUMN disposition")
+    finally:
+        engine.dispose()
+    found = differences_from_catalog(url)
+    assert "ingest_batches.disposition: missing" in found
+    assert any(d.startswith("sources: check ck_sources_code_pattern missing") for d in found), found
