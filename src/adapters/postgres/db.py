@@ -215,7 +215,8 @@ def _run_lineage(config: Config, connection: Connection, version_schema: str, *,
     finally:
         connection.dialect.default_schema_name = previous
         config.attributes["version_table_schema"] = config.attributes["catalog"].schema
-        connection.exec_driver_sql("SET LOCAL search_path TO DEFAULT")
+    # Not in `finally`: after a failed statement the transaction takes no more, and its error is the one to tell.
+    connection.exec_driver_sql("SET LOCAL search_path TO DEFAULT")
 
 
 def _is_system(revision: object) -> bool:

@@ -514,6 +514,14 @@ def summarise(table: str | None, op: ops.MigrateOperation) -> str | None:
 # --- drift: the live schema against the catalog ----------------------------------------------------
 
 
+def compared_schemas(catalog: Catalog) -> dict:
+    """Alembic's options that compare the schemas a catalog lives in: the one on the search_path (None) and
+    depot's own, where the system tables are. They are named with it in the metadata (tables.py), and
+    would look missing anywhere else; other schemas of the database are not the catalog's business."""
+    return {"include_schemas": True,
+            "include_name": lambda name, type_, parent: type_ != "schema" or name in (None, catalog.system_schema)}
+
+
 def differences(connection: Connection, catalog: Catalog) -> list[str]:
     """What differs between the live schema and the catalog, for the catalog's tables (system ones
     included), in words. Extra tables are not looked at; an extra column only when it would make
@@ -525,9 +533,7 @@ def differences(connection: Connection, catalog: Catalog) -> list[str]:
     context = MigrationContext.configure(connection, opts={
         "compare_type": True, "target_metadata": metadata,
         "include_object": lambda obj, name, type_, reflected, compare_to: type_ != "table" or name in names,
-        # the catalog's schema (on the search_path) and depot's own, where the system tables are
-        "include_schemas": True,
-        "include_name": lambda name, type_, parent: type_ != "schema" or name in (None, catalog.system_schema),
+        **compared_schemas(catalog),
     })
     found = []
     for table, op in flat(produce_migrations(context, metadata).upgrade_ops):

@@ -6,7 +6,7 @@ connection and the catalog in `config.attributes`; see adapters/postgres/db.py.
 
 from alembic import context
 
-from adapters.postgres.schema_changes import refine, reverse, summary
+from adapters.postgres.schema_changes import compared_schemas, refine, reverse, summary
 from adapters.postgres.tables import build_metadata, render_item
 
 attributes = context.config.attributes
@@ -16,12 +16,6 @@ metadata = build_metadata(attributes["catalog"])
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001
     return type_ != "table" or owns_table is None or owns_table(name)
-
-
-def include_name(name, type_, parent_names) -> bool:  # noqa: ANN001
-    """Compare the schema on the search_path (None) and depot's own, where the system tables are: they
-    are named with it in the metadata (tables.py), and would look missing anywhere else."""
-    return type_ != "schema" or name in (None, attributes["catalog"].system_schema)
 
 
 def process_revision_directives(context_, revision, directives) -> None:  # noqa: ANN001
@@ -47,8 +41,7 @@ context.configure(
     compare_type=True,
     render_item=render_item,  # keeps the escaped colons of CHECKs in the written migration
     include_object=include_object,
-    include_schemas=True,
-    include_name=include_name,
+    **compared_schemas(attributes["catalog"]),
     version_table_schema=attributes.get("version_table_schema"),
     process_revision_directives=process_revision_directives,
 )
