@@ -268,9 +268,13 @@ def _move_system_tables(connection: Connection, catalog: Catalog, scripts: Scrip
     run finds nothing to move."""
     from domain.system import SYSTEM_TABLES
 
+    # depot's revisions that the shared table says ran: its own rows, and those a catalog revision depends on.
+    # None: these tables are not depot's (a table of the user's that happens to be called `sources`).
+    system = {r.revision for r in scripts.walk_revisions() if _is_system(r)}
+    ran = _ancestors(scripts, _versions(connection, catalog.schema)) & system
     inspector = sa.inspect(connection)
     stored = [n for n in SYSTEM_TABLES if inspector.has_table(n, schema=catalog.schema)]
-    if not stored:
+    if not stored or not ran:
         return False
     there = [n for n in SYSTEM_TABLES if inspector.has_table(n, schema=catalog.system_schema)]
     if there:
@@ -280,9 +284,6 @@ def _move_system_tables(connection: Connection, catalog: Catalog, scripts: Scrip
             f"to another schema) and migrate again")
     for name in stored:
         connection.exec_driver_sql(f'ALTER TABLE "{catalog.schema}"."{name}" SET SCHEMA "{catalog.system_schema}"')
-    # depot's revisions that the shared table says ran: its own rows, and those a catalog revision depends on
-    system = {r.revision for r in scripts.walk_revisions() if _is_system(r)}
-    ran = _ancestors(scripts, _versions(connection, catalog.schema)) & system
     kept = ran - {a for r in ran for a in _ancestors(scripts, {r}) if a != r}
     _create_version_table(connection, catalog.system_schema)
     for revision in sorted(kept):
