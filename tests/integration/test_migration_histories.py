@@ -207,3 +207,15 @@ def test_an_old_layout_is_moved_into_the_system_schema_with_every_row(tmp_path: 
 def rows_of(engine: sa.Engine, table: str) -> list[dict]:
     with engine.connect() as connection:
         return [dict(r._mapping) for r in connection.exec_driver_sql(f"SELECT * FROM {table} ORDER BY 1")]
+
+
+def test_a_users_own_table_named_like_depots_is_left_where_it_is(tmp_path: Path, engine_of):
+    history = notes_project(tmp_path)
+    generate_migration(engine_of(), history, "notes")
+    engine = engine_of()
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE public.sources (url text PRIMARY KEY)")
+        connection.exec_driver_sql("INSERT INTO public.sources VALUES ('https://example.org')")
+    migrate(engine, history)
+    assert rows_of(engine, "public.sources") == [{"url": "https://example.org"}]
+    assert [r["code"] for r in rows_of(engine, "depot.sources")] == ["manual"]
