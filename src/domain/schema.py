@@ -478,6 +478,9 @@ INTERNAL_GROUP = "ingestion"  # depot's own bookkeeping tables, which declare th
 GROUPS = (*SYSTEM_GROUPS, INTERNAL_GROUP)
 
 
+SYSTEM_SCHEMA = "depot"  # where depot's own tables live unless a catalog says otherwise (Catalog.system_schema)
+
+
 class Catalog:
     """An ordered set of table declarations. Tables must be declared after the tables they reference.
 
@@ -500,7 +503,7 @@ class Catalog:
 
     def __init__(self, tables: typing.Iterable[Table] = (), *, system: bool = True,
                  system_columns: SystemColumns | str | None = None, schema: str = "public",
-                 system_schema: str = "depot") -> None:
+                 system_schema: str = SYSTEM_SCHEMA) -> None:
         for setting, value in (("schema", schema), ("system_schema", system_schema)):
             if not isinstance(value, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value) \
                     or value.startswith("pg_"):
