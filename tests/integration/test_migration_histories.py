@@ -219,3 +219,17 @@ def test_a_users_own_table_named_like_depots_is_left_where_it_is(tmp_path: Path,
     migrate(engine, history)
     assert rows_of(engine, "public.sources") == [{"url": "https://example.org"}]
     assert [r["code"] for r in rows_of(engine, "depot.sources")] == ["manual"]
+
+
+def test_depots_own_history_compares_its_tables_in_their_schema(engine_of):
+    """makemigration --system (depot's developers): the system tables, found in their schema, are as
+    depot's history makes them, so there is nothing to write."""
+    from domain.system import SYSTEM
+
+    before = set(db.SYSTEM_VERSIONS.iterdir())
+    try:
+        written = generate_migration(engine_of(), History(SYSTEM), "nothing", system=True)
+        assert written is None, written.read_text()
+    finally:
+        for stray in set(db.SYSTEM_VERSIONS.iterdir()) - before:  # never leave a file in depot's own source
+            stray.unlink()
