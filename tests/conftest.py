@@ -69,12 +69,12 @@ def pg_engine(pg_server: str) -> Iterator[sa.Engine]:
 
 
 def truncate_all(engine: sa.Engine, catalog: Catalog) -> None:
-    from adapters.postgres.db import SEED_SQL
+    from adapters.postgres.db import seed_sql
 
-    names = ", ".join(f'"{t.name}"' for t in catalog)
+    names = ", ".join(f'"{catalog.schema_of(t.name)}"."{t.name}"' for t in catalog)
     with engine.begin() as connection:
         connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-        connection.exec_driver_sql(SEED_SQL)
+        connection.exec_driver_sql(seed_sql(catalog))
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def served(catalog: Catalog, storage: str, request: pytest.FixtureRequest) -> It
     url = request.getfixturevalue("pg_server")
     request.getfixturevalue("pg_uow")  # a clean database with the catalog migrated
     engine = make_engine(url, pool_size=2)
-    added = [t for name, t in build_metadata(catalog).tables.items() if name not in CATALOG]
+    added = [t for t in build_metadata(catalog).tables.values() if t.name not in CATALOG]
     for table in added:
         table.create(engine)
     container.settings.override(Settings(storage="postgres", database_url=url, migrate_on_start=False))

@@ -485,6 +485,9 @@ INTERNAL_GROUP = "ingestion"  # depot's own bookkeeping tables, which declare th
 GROUPS = (*SYSTEM_GROUPS, INTERNAL_GROUP)
 
 
+SYSTEM_SCHEMA = "depot"  # where depot's own tables live unless a catalog says otherwise (Catalog.system_schema)
+
+
 class Catalog:
     """An ordered set of table declarations. Tables must be declared after the tables they reference.
 
@@ -499,16 +502,27 @@ class Catalog:
     depot puts it first on the search_path of every connection it opens, so its migrations make the
     tables there and its reads and writes find them there; another catalog in another schema of the
     same database is another depot process, with its own tables and history.
+
+    `system_schema` is where depot's own tables (and the version table of depot's own migration
+    history) live, `depot` by default: never among the user's tables. Catalogs of one database that
+    share it share their sources; each batch records the schema of the catalog that ran it.
     """
 
     def __init__(self, tables: typing.Iterable[Table] = (), *, system: bool = True,
-                 system_columns: SystemColumns | str | None = None, schema: str = "public") -> None:
-        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
-            raise ValueError(f"schema {schema!r}: lower-case letters, digits and underscores, as PostgreSQL "
-                             "keeps a name unquoted")
+                 system_columns: SystemColumns | str | None = None, schema: str = "public",
+                 system_schema: str = SYSTEM_SCHEMA) -> None:
+        for setting, value in (("schema", schema), ("system_schema", system_schema)):
+            if not isinstance(value, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value) \
+                    or value.startswith("pg_"):
+                raise ValueError(f"{setting} {value!r}: lower-case letters, digits and underscores, as PostgreSQL "
+                                 "keeps a name unquoted (and not pg_..., which PostgreSQL keeps for itself)")
+        if system_schema == schema:
+            raise ValueError(f"system_schema {system_schema!r} is the catalog's own schema: depot's tables live "
+                             "in a schema of their own, never among the catalog's tables")
         self._tables: dict[str, Table] = {}
         self.system_columns = SystemColumns.of(system_columns)
         self.schema = schema
+        self.system_schema = system_schema
         tables = list(tables)
         if system and not any(t.name == "sources" for t in tables):
             from domain.system import SYSTEM  # here, not at the top: domain.system declares with Catalog
@@ -539,7 +553,7 @@ class Catalog:
         names = SystemColumns.of(setting)
         own = {t.name for t in self.user_tables}
         return Catalog([t.with_system_columns(names) if t.name in own else t for t in self],
-                       system=False, system_columns=names, schema=self.schema)
+                       system=False, system_columns=names, schema=self.schema, system_schema=self.system_schema)
 
     def history_of(self, name: str) -> Table | None:
         """The history table of `name`, if it keeps one."""
@@ -548,7 +562,8 @@ class Catalog:
 
     def extend(self) -> Catalog:
         """A copy to declare more tables in (tests use it for throwaway tables)."""
-        return Catalog(self._tables.values(), system=False, system_columns=self.system_columns, schema=self.schema)
+        return Catalog(self._tables.values(), system=False, system_columns=self.system_columns, schema=self.schema,
+                       system_schema=self.system_schema)
 
     @property
     def user_tables(self) -> tuple[Table, ...]:
@@ -556,6 +571,12 @@ class Catalog:
         from domain.system import SYSTEM_TABLES
 
         return tuple(t for t in self if t.name not in SYSTEM_TABLES and t.history_of is None and t.claims_of is None)
+
+    def schema_of(self, name: str) -> str:
+        """The PostgreSQL schema a relation of this catalog lives in: depot's own tables in system_schema."""
+        from domain.system import SYSTEM_TABLES
+
+        return self.system_schema if name in SYSTEM_TABLES else self.schema
 
     def __getitem__(self, name: str) -> Table:
         return self._tables[name]

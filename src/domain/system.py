@@ -1,5 +1,7 @@
 """depot's own tables: the system catalog that every catalog gets, migrated by depot's own history.
 
+On PostgreSQL they live in the catalog's `system_schema` (`depot`), apart from the user's tables.
+
 A user's catalog starts from these (``Catalog()`` copies them in), so its tables can reference
 ``sources`` and ``ingest_batches``, and its migrations never create or alter them.
 """
@@ -32,7 +34,7 @@ class Source:
 
 # Declared before the tables that carry `batch_id`, so its foreign key has a target.
 @SYSTEM.table("ingest_batches", group="ingestion", natural_key=("id",), surrogate_id=True, read_only=True,
-              unique=(("table", "idempotency_key"),))
+              unique=(("schema", "table", "idempotency_key"),))
 class IngestBatch:
     """One ingest request: what was asked, and what it did. Read-only through the table API."""
 
@@ -51,6 +53,9 @@ class IngestBatch:
     retired: int = 0
     deleted: int = 0
     disposition: Annotated[str, OneOf(DISPOSITIONS)] = "upsert"
+    # The schema of the catalog whose table this is (Catalog.schema): catalogs in several schemas of one
+    # database share these tables, and each one's batch routes see its own batches.
+    schema: str = "public"
     idempotency_key: str | None = None
     request_hash: str | None = None
     finished_at: dt.datetime | None = None

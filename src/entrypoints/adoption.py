@@ -24,7 +24,7 @@ from adapters.postgres.adopt import (
 from adapters.postgres.adopt_views import ViewDeclaration, create_views, declare_views, drop_views, inspect_views
 from adapters.postgres.db import SYSTEM_LINEAGE, make_engine
 from adapters.postgres.tables import build_metadata
-from domain.schema import MISSING, Column, ColumnType, SystemColumns
+from domain.schema import MISSING, SYSTEM_SCHEMA, Column, ColumnType, SystemColumns
 from domain.system import SYSTEM_TABLES
 from entrypoints.catalogs import CatalogNotFound, load_catalog
 
@@ -67,6 +67,8 @@ def render_catalog(adoption: Adoption, *, source: str, date: str, views: Sequenc
     prefix = adoption.system_columns
     args = [f"system_columns={_py(prefix)}"] if prefix is not None else []
     args += [f"schema={_py(schema)}"] if schema != "public" else []
+    # depot's own tables cannot share the adopted schema: they get one beside it
+    args += [f"system_schema={_py(SYSTEM_SCHEMA + '_system')}"] if schema == SYSTEM_SCHEMA else []
     catalog = f"CATALOG = Catalog({', '.join(args)})" if prefix is None else (
         "# Some tables have columns named like depot's system columns: depot's take a prefix instead.\n"
         f"CATALOG = Catalog({', '.join(args)})")
@@ -264,7 +266,8 @@ def adopt(database_url: str, out: Path, *, schema: str = "public",
     if schema != "public":
         adoption.notes.append(f"the tables are in schema {schema!r}: Catalog(schema={schema!r}) puts it first on the "
                               "search_path of depot's connections; depot's own tables (sources, ingest_batches, "
-                              "rejected_rows) are made there too, beside them")
+                              "rejected_rows) are made in the schema 'depot', apart from them "
+                              "(Catalog(system_schema=...) names another)")
     if not adoption.adopted:
         raise AdoptRefused("no table can be adopted:\n  " + "\n  ".join(adoption.unmapped()))
     view_declarations = declare_views(views, adoption.declarations)

@@ -191,7 +191,7 @@ def migrate(catalog: CatalogOption = None) -> None:
     with _store_refusals(container):
         run_migrations(engine, container.history())
         refuse_drift(engine, container.catalog())
-    typer.echo(f"database at revision {', '.join(current_revisions(engine))}")
+    typer.echo(f"database at revision {', '.join(current_revisions(engine, container.catalog()))}")
     container.shutdown_resources()
 
 

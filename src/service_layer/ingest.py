@@ -158,7 +158,7 @@ def keys_only(table: Table) -> Table:
 def find_keyed_batch(uow: AbstractUnitOfWork, table: str, key: str) -> Row | None:
     with uow:
         rows = uow.repository("ingest_batches").list(Query(where=conjunction([
-            Condition("table", "eq", table), Condition("idempotency_key", "eq", key)])))
+            *own_batches(uow), Condition("table", "eq", table), Condition("idempotency_key", "eq", key)])))
     return rows[0] if rows else None
 
 
@@ -265,7 +265,8 @@ class _BatchRun:
 
     def begin(self) -> None:
         batch = {
-            "table": self.table.name, "source": self.request.source, "mode": self.request.mode,
+            "table": self.table.name, "schema": self.uow.catalog.schema, "source": self.request.source,
+            "mode": self.request.mode,
             "on_conflict": self.on_conflict, "disposition": self.disposition, "status": "running",
             "started_at": self.clock(),
             "idempotency_key": self.request.idempotency_key,
@@ -654,10 +655,15 @@ def _unresolved(uow: AbstractUnitOfWork, batch_id: int, after: int) -> list[Row]
 # --- reading batches back -------------------------------------------------------------------------
 
 
+def own_batches(uow: AbstractUnitOfWork) -> list[Condition]:
+    """The batches of this catalog: catalogs in several schemas of one database share ingest_batches."""
+    return [Condition("schema", "eq", uow.catalog.schema)]
+
+
 def get_batch(uow: AbstractUnitOfWork, batch_id: int) -> Row:
     with uow:
         batch = uow.repository("ingest_batches").get((batch_id,))
-    if batch is None:
+    if batch is None or batch["schema"] != uow.catalog.schema:  # another catalog's batch is not this one's to show
         raise NotFound(f"No ingest batch has id {batch_id}")
     return batch
 
@@ -725,8 +731,9 @@ def list_batches(uow: AbstractUnitOfWork, *, limit: int, offset: int) -> Listing
     """Newest first."""
     with uow:
         repo = uow.repository("ingest_batches")
-        rows = repo.list(Query(order=(OrderBy("id", descending=True),), limit=limit, offset=offset))
-        total = repo.count(None)
+        where = conjunction(own_batches(uow))
+        rows = repo.list(Query(where=where, order=(OrderBy("id", descending=True),), limit=limit, offset=offset))
+        total = repo.count(where)
     return Listing(rows, offset, total)
 
 

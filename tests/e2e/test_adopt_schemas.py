@@ -1,6 +1,7 @@
 """Schemas other than `public`, through the real CLI: two schemas of one database, made by SQL, are each
 adopted (`depot adopt --schema`), migrated and served by a depot process of their own, at the same
-time; neither sees the other's tables, and nothing lands in `public`."""
+time; neither sees the other's tables, depot's own tables are in the `depot` schema that both share, and
+nothing lands in `public`."""
 
 from __future__ import annotations
 
@@ -75,6 +76,7 @@ def test_two_schemas_of_one_database_served_by_two_processes(tmp_path: Path, new
                 "WHERE tablename IN ('items', 'sources', 'alembic_version', 'makers') GROUP BY tablename")).all())
     finally:
         engine.dispose()
-    # Each schema has its own history and depot tables; public holds nothing of either.
-    assert where == {"items": "other,test", "sources": "other,test", "alembic_version": "other,test",
+    # Each schema has its own history; depot's tables and history are in depot's schema, shared by both;
+    # public holds nothing of either.
+    assert where == {"items": "other,test", "sources": "depot", "alembic_version": "depot,other,test",
                      "makers": "test"}

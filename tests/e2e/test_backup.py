@@ -19,11 +19,12 @@ def depot(*args: str, data_dir) -> subprocess.CompletedProcess:
 
 
 def fingerprint(pgdata) -> dict[str, tuple[int, str]]:
-    """Each table's row count and an md5 of its rows in a stable order."""
+    """Each table's row count and an md5 of its rows in a stable order: the catalog's (public) and depot's own."""
     connection = pg_connect(pgdata)
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'")
+            cursor.execute("SELECT CASE schemaname WHEN 'public' THEN '' ELSE schemaname || '.' END || "
+                           "quote_ident(tablename) FROM pg_tables WHERE schemaname IN ('public', 'depot')")
             tables = [name for (name,) in cursor.fetchall()]
             found = {}
             for table in tables:
@@ -62,7 +63,8 @@ def test_round_trip_into_a_fresh_data_dir_keeps_every_row(dirs, tmp_path):
     before = fingerprint(first.pgdata)
     first.stop()
     assert before["flights"][0] == report["inserted"] and before["flights_history"][0] == report["inserted"]
-    assert before["rejected_rows"][0] == report["rejected"] and before["alembic_version"][0] >= 1
+    assert before["depot.rejected_rows"][0] == report["rejected"] and before["depot.alembic_version"][0] >= 1
+    assert before["depot.sources"][0] == 2 and before["alembic_version"][0] >= 1  # and the catalog's history
 
     result = depot("restore", str(dump), data_dir=second_dir)
     assert result.returncode == 0, result.stderr

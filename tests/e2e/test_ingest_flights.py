@@ -80,7 +80,7 @@ def test_flights_slice_report_matches_the_file(server, pg_engine, lines):
 
     batch = report["batch_id"]
     assert scalar(pg_engine, "SELECT count(*) FROM flights WHERE batch_id = :b", b=batch) == SLICE - len(unknown)
-    assert scalar(pg_engine, "SELECT count(*) FROM rejected_rows WHERE batch_id = :b", b=batch) == len(unknown)
+    assert scalar(pg_engine, "SELECT count(*) FROM depot.rejected_rows WHERE batch_id = :b", b=batch) == len(unknown)
     nulls = sum(1 for i, r in enumerate(rows, start=1) if r["dep_time"] == "NA" and i not in set(unknown))
     assert scalar(pg_engine, "SELECT count(*) FROM flights WHERE dep_time IS NULL") == nulls
     first = rows[0]
@@ -125,7 +125,7 @@ def _latest_batch(server) -> dict | None:
 
 def _assert_store_matches(pg_engine, batch: dict) -> None:
     written = scalar(pg_engine, "SELECT count(*) FROM flights WHERE batch_id = :b", b=batch["id"])
-    rejected = scalar(pg_engine, "SELECT count(*) FROM rejected_rows WHERE batch_id = :b", b=batch["id"])
+    rejected = scalar(pg_engine, "SELECT count(*) FROM depot.rejected_rows WHERE batch_id = :b", b=batch["id"])
     assert written == batch["inserted"] > 0
     assert rejected == batch["rejected"]
     assert scalar(pg_engine, "SELECT count(*) FROM flights") == written
@@ -177,5 +177,5 @@ def test_a_killed_server_during_an_atomic_batch_leaves_nothing(server, pg_engine
 
 def _latest_batch_from_db(engine) -> dict:
     with engine.connect() as connection:
-        latest = connection.execute(sa.text("SELECT * FROM ingest_batches ORDER BY id DESC LIMIT 1"))
+        latest = connection.execute(sa.text("SELECT * FROM depot.ingest_batches ORDER BY id DESC LIMIT 1"))
         return dict(latest.mappings().one())

@@ -44,7 +44,7 @@ def _query(pgdata, sql: str):
 
 def _running_batches(pgdata) -> int:
     try:
-        return _query(pgdata, "SELECT count(*) FROM ingest_batches WHERE status = 'running'")[0][0]
+        return _query(pgdata, "SELECT count(*) FROM depot.ingest_batches WHERE status = 'running'")[0][0]
     except Exception:
         return 0
 
@@ -67,7 +67,7 @@ def test_restart_right_after_sigterm_of_the_orphan_comes_back_ten_times_in_a_row
         depot.wait_healthy(timeout=90)
         rows = _query(depot.pgdata, "SELECT carrier FROM airlines ORDER BY carrier")
         assert rows == [("KK",)], f"attempt {attempt}: the atomic batch left rows behind"
-        statuses = _query(depot.pgdata, "SELECT status, count(*) FROM ingest_batches GROUP BY status")
+        statuses = _query(depot.pgdata, "SELECT status, count(*) FROM depot.ingest_batches GROUP BY status")
         assert dict(statuses) == {"failed": attempt + 1}, f"attempt {attempt}: {statuses}"
     depot.terminate()
     assert wait_until(lambda: not postmasters(depot.pgdata))

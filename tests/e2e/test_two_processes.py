@@ -26,7 +26,7 @@ def batches(pgdata) -> dict[int, str]:
     connection = pg_connect(pgdata)
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT id, status FROM ingest_batches ORDER BY id")
+            cursor.execute("SELECT id, status FROM depot.ingest_batches ORDER BY id")
             return dict(cursor.fetchall())
     finally:
         connection.close()

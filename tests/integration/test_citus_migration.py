@@ -36,7 +36,7 @@ def project(tmp_path: Path, new_database):
 def test_the_migration_carries_the_citus_ddl_and_runs_on_plain_postgresql(project: Project):
     written, _ = project.change(TABLES, "citus tables")
     text = written.read_text().replace("\\'", "'")  # Alembic writes the statement as a Python literal
-    assert "create_reference_table('regions')" in text and "create_reference_table('sources')" in text
+    assert "create_reference_table('regions')" in text and "create_reference_table('depot.sources')" in text
     assert "create_distributed_table('readings', 'station')" in text
     assert text.index("create_reference_table('regions')") < text.index("create_distributed_table('readings'")
     # On plain PostgreSQL the blocks do nothing: the tables are as declared, and they take rows.

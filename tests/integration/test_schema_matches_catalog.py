@@ -37,16 +37,17 @@ def schema_of(url: str) -> dict[str, object]:
         with engine.connect() as connection:
             columns = connection.execute(sa.text(
                 "SELECT table_name, column_name, data_type, is_nullable, column_default, collation_name "
-                "FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2"
+                "FROM information_schema.columns WHERE table_schema IN ('public', 'depot') ORDER BY 1, 2"
             )).all()
             constraints = connection.execute(sa.text(
                 "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+                "WHERE connamespace IN ('public'::regnamespace, 'depot'::regnamespace) ORDER BY 1, 2"
             )).all()
             indexes = connection.execute(sa.text(
-                "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2"
+                "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname IN ('public', 'depot') "
+                "ORDER BY 1, 2"
             )).all()
-            seeded = connection.execute(sa.text("SELECT code, priority FROM sources")).all()
+            seeded = connection.execute(sa.text("SELECT code, priority FROM depot.sources")).all()
         return {"columns": columns, "constraints": constraints, "indexes": indexes, "seeded": seeded}
     finally:
         engine.dispose()
@@ -68,7 +69,7 @@ def checks(url: str) -> tuple[dict, dict]:
     try:
         with engine.connect() as connection:
             declared = declared_checks(connection, build_metadata(CATALOG).tables.values())
-            return live_checks(connection, CATALOG.names), declared
+            return live_checks(connection, build_metadata(CATALOG).tables.values()), declared
     finally:
         engine.dispose()
 
@@ -116,3 +117,19 @@ def test_a_check_changed_without_its_migration_is_caught(new_database):
                                _by_name={}) if t.name == "fares" else t for t in CATALOG])
     (found,) = differences_from_catalog(url, changed)
     assert found.startswith("fares: check ck_fares_cabin_choice is ") and "'business')" in found
+
+
+def test_a_change_to_depots_own_tables_in_their_schema_is_caught(new_database):
+    """The drift check looks at depot's schema too, not only at the catalog's (on the search_path)."""
+    url = new_database()
+    assert depot_migrate(url).returncode == 0
+    engine = make_engine(url, pool_size=1)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE depot.sources DROP CONSTRAINT ck_sources_code_pattern")
+            connection.exec_driver_sql("ALTER TABLE depot.ingest_batches DROP COLUMN disposition")
+    finally:
+        engine.dispose()
+    found = differences_from_catalog(url)
+    assert "ingest_batches.disposition: missing" in found
+    assert any(d.startswith("sources: check ck_sources_code_pattern missing") for d in found), found

@@ -253,6 +253,14 @@ def written(tmp_path: Path, **kwargs) -> tuple[str, object]:
     return text, load_catalog(str(path)).catalog
 
 
+def test_a_schema_named_like_depots_own_is_adopted_with_depots_tables_beside_it(tmp_path: Path):
+    adoption = declare(shop(), system_tables=SYSTEM_TABLES)
+    (tmp_path / "catalog.py").write_text(render_catalog(adoption, source="postgresql:///shop", date="2026-11-27",
+                                                        schema="depot"))
+    catalog = load_catalog(str(tmp_path / "catalog.py")).catalog
+    assert (catalog.schema, catalog.system_schema) == ("depot", "depot_system")
+
+
 def test_the_written_catalog_loads_and_declares_what_the_database_has(tmp_path: Path):
     text, catalog = written(tmp_path, natural_keys={"visits": ("at",)})
     assert [t.name for t in catalog.user_tables] == ["authors", "visits", "books", "stock"]

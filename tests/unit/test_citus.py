@@ -45,8 +45,8 @@ def test_the_ddl_makes_references_first_then_distributes_and_widens_a_surrogate_
     catalog = shop()
     statements = citus_statements(catalog, ["countries", "stores", "sales"])
     acts = [s.split(" THEN ")[2] for s in statements]
-    assert acts[:3] == ["PERFORM create_reference_table('sources'); END IF; END IF; END $$",
-                        "PERFORM create_reference_table('ingest_batches'); END IF; END IF; END $$",
+    assert acts[:3] == ["PERFORM create_reference_table('depot.sources'); END IF; END IF; END $$",
+                        "PERFORM create_reference_table('depot.ingest_batches'); END IF; END IF; END $$",
                         "PERFORM create_reference_table('countries'); END IF; END IF; END $$"]
     assert acts[3] == "PERFORM create_distributed_table('stores', 'store'); END IF; END IF; END $$"
     assert acts[4].startswith('ALTER TABLE "sales" DROP CONSTRAINT "pk_sales", '

@@ -289,3 +289,19 @@ def test_a_searchable_column_names_its_generated_column_and_may_not_be_shadowed(
     assert table.column("body").searchable == "english" and not table.has_column("body_tsv")
     with pytest.raises(ValueError, match="body_tsv is the name of body's generated search column"):
         _declare(code=str, body=Annotated[str, Searchable()], body_tsv=str)
+
+
+@pytest.mark.parametrize("system_schema, says", [
+    ("Depot", "lower-case letters"), ("depot-tables", "lower-case letters"), ("pg_depot", "pg_"),
+    ("", "lower-case letters"), ("shop", "the catalog's own schema"),
+])
+def test_a_system_schema_that_postgres_would_not_keep_as_is_is_refused_at_declaration(system_schema, says):
+    with pytest.raises(ValueError, match=says):
+        Catalog(schema="shop", system_schema=system_schema)
+
+
+def test_depots_own_tables_live_in_the_system_schema_and_the_catalogs_in_its_own():
+    catalog = Catalog(schema="shop", system_schema="bookkeeping")
+    assert [catalog.schema_of(n) for n in ("sources", "ingest_batches", "rejected_rows")] == ["bookkeeping"] * 3
+    assert Catalog().system_schema == "depot" and catalog.extend().system_schema == "bookkeeping"
+    assert catalog.with_system_columns("_d_").system_schema == "bookkeeping"

@@ -56,8 +56,9 @@ def citus_statements(catalog: Catalog, created: list[str]) -> list[str]:
     references = [s for s in specs if s.reference]
     if not distributed and not references:
         return []
-    statements = [_when_citus(f"PERFORM create_reference_table({_literal(name)});", name)
-                  for name in CITUS_REFERENCE_SYSTEM_TABLES if name in catalog]
+    # depot's own tables by their schema-qualified name: they are not on the catalog's search_path.
+    system = [f"{catalog.schema_of(name)}.{name}" for name in CITUS_REFERENCE_SYSTEM_TABLES if name in catalog]
+    statements = [_when_citus(f"PERFORM create_reference_table({_literal(name)});", name) for name in system]
     statements += [_when_citus(f"PERFORM create_reference_table({_literal(s.name)});", s.name) for s in references]
     statements += [_distribute(s) for s in distributed]
     return statements

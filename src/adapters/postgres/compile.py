@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB, REGCONFIG
 
 from adapters.postgres.history import as_of_view
+from adapters.postgres.tables import relation
 from domain.query import (
     CAST_TYPES,
     Aggregate,
@@ -183,7 +184,7 @@ def _target(table: sa.FromClause, name: str) -> sa.FromClause:
     """A table a condition or a lookup reaches, aliased: as it stands now, or at the read's instant."""
     as_of = _as_of.get()
     if as_of is None:
-        return _metadata(table).tables[name].alias()
+        return relation(_metadata(table), name).alias()
     catalog, metadata, moment = as_of
     return as_of_view(metadata, catalog[name], moment).alias()
 

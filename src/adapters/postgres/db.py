@@ -12,20 +12,22 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from adapters.postgres import schema_changes
 from adapters.postgres.schema_changes import MigrationFailed
-from adapters.postgres.tables import build_metadata
+from adapters.postgres.tables import build_metadata, system_table_sql
 from domain.schema import Catalog
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SYSTEM_VERSIONS = MIGRATIONS / "versions"
-# Two histories share one alembic_version table (Alembic's "multiple bases"): depot's own, shipped in
-# this package, and the catalog's, in the user's folder. Each has its own base and branch label,
-# so an upgrade of depot never clashes with a user's history.
+# Two histories (Alembic's "multiple bases"): depot's own, shipped in this package, and the catalog's,
+# in the user's folder. Each has its own base and branch label, and its own version table in its own
+# schema: depot's in Catalog.system_schema, the catalog's in Catalog.schema. Two catalogs in two schemas
+# of one database then share depot's history (and tables) without fighting over one alembic_version.
+# The catalog's version table also holds a copy of depot's heads (_mirror_system_heads): its revisions
+# depend on depot's (`depends_on`), and Alembic counts a dependency as applied only when its table says so.
 SYSTEM_LINEAGE = "depot"
 CATALOG_LINEAGE = "catalog"
 # Any constant will do: it only has to be the same for every depot process migrating one database.
@@ -35,10 +37,13 @@ _MIGRATION_LOCK = 7_270_447_001
 # histories know: flights_0001 (which depends on depot_0001) when the flights example is served.
 _LEGACY_REVISIONS = {"0002_ingest": ("flights_0001", "depot_0001")}
 
-SEED_SQL = (
-    "INSERT INTO sources (code, name, priority, version, created_at, updated_at) "
-    "VALUES ('manual', 'Manual entry', 0, 1, now(), now()) ON CONFLICT (code) DO NOTHING"
-)
+VERSION_TABLE = "alembic_version"
+
+
+def seed_sql(catalog: Catalog) -> str:
+    return (f"INSERT INTO {system_table_sql(catalog, 'sources')} "
+            "(code, name, priority, version, created_at, updated_at) "
+            "VALUES ('manual', 'Manual entry', 0, 1, now(), now()) ON CONFLICT (code) DO NOTHING")
 
 
 def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int | None = None,
@@ -135,6 +140,8 @@ def alembic_config(history: History, connection: Connection | None = None) -> Co
     )
     config.attributes["connection"] = connection
     config.attributes["catalog"] = history.catalog
+    # Which history's version table Alembic reads and writes: the catalog's unless told otherwise (_run_lineage).
+    config.attributes["version_table_schema"] = history.catalog.schema
     return config
 
 
@@ -144,20 +151,34 @@ def migrate(engine: Engine, history: History) -> None:
     Every pending revision runs in this one transaction: a failing statement (a cast that a stored
     value refuses, say) rolls all of them back, and MigrationFailed carries PostgreSQL's message.
     """
+    catalog = history.catalog
     try:
         with engine.begin() as connection:
             # Migrations are not requests: a long index build, or waiting for another process's
             # migration, must not be cut off by DEPOT_STATEMENT_TIMEOUT_MS.
             connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-            if history.catalog.schema != "public":  # else current_schema() is the next one on the path
-                connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{history.catalog.schema}"')
-                # The dialect read current_schema() once, at the engine's first connection, maybe before
-                # the schema existed; Alembic's and the inspector's unqualified names go by it.
-                connection.dialect.default_schema_name = history.catalog.schema
+            for schema in (catalog.system_schema, catalog.schema):
+                if schema != "public":
+                    connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             config = alembic_config(history, connection)
-            _carry_legacy_history(connection, ScriptDirectory.from_config(config))
-            command.upgrade(config, "heads")
+            scripts = ScriptDirectory.from_config(config)
+            _carry_legacy_history(connection, scripts, catalog.schema)
+            moved = _move_system_tables(connection, catalog, scripts)
+            # depot's history in its schema: its unqualified DDL lands there, and its version table is there.
+            _run_lineage(config, connection, catalog.system_schema, search_path=catalog.system_schema,
+                         target=f"{SYSTEM_LINEAGE}@head")
+            if moved and catalog.schema != "public":  # batches run before the move were this catalog's
+                connection.exec_driver_sql(
+                    f"UPDATE {system_table_sql(catalog, 'ingest_batches')} SET schema = %(schema)s",
+                    {"schema": catalog.schema})
+            if history.directory is not None or any(not _is_system(r) for r in scripts.walk_revisions()):
+                _mirror_system_heads(connection, catalog, scripts)
+                # The catalog's: the system schema after its own on the path, so that a migration written
+                # before depot's tables had a schema (`sa.ForeignKeyConstraint(['source'], ['sources.code'])`)
+                # still finds them.
+                _run_lineage(config, connection, catalog.schema,
+                             search_path=f'"{catalog.schema}", "{catalog.system_schema}"', target="heads")
     except sa.exc.DBAPIError as error:
         raise MigrationFailed(_failure(engine, error)) from error
     except RuntimeError as error:  # a migration's own refusal (the adoption's checks raise one)
@@ -180,15 +201,104 @@ def _failure(engine: Engine, error: sa.exc.DBAPIError) -> str:
             + (f"\n  while running: {statement[:300]}" if statement else ""))
 
 
-def _carry_legacy_history(connection: Connection, scripts: ScriptDirectory) -> None:
+def _run_lineage(config: Config, connection: Connection, version_schema: str, *, search_path: str,
+                 target: str) -> None:
+    """Upgrade to `target` with the version table of `version_schema`, unqualified names going by `search_path`."""
+    connection.exec_driver_sql(f"SET LOCAL search_path TO {search_path}")
+    # The dialect read current_schema() once, at the engine's first connection, maybe before the schema
+    # existed; Alembic's and the inspector's unqualified names go by it. Set back to the catalog's after.
+    previous = connection.dialect.default_schema_name
+    connection.dialect.default_schema_name = version_schema
+    config.attributes["version_table_schema"] = version_schema
+    try:
+        command.upgrade(config, target)
+    finally:
+        connection.dialect.default_schema_name = previous
+        config.attributes["version_table_schema"] = config.attributes["catalog"].schema
+    # Not in `finally`: after a failed statement the transaction takes no more, and its error is the one to tell.
+    connection.exec_driver_sql("SET LOCAL search_path TO DEFAULT")
+
+
+def _is_system(revision: object) -> bool:
+    return Path(revision.path).parent == SYSTEM_VERSIONS  # type: ignore[attr-defined]
+
+
+def _versions(connection: Connection, schema: str) -> set[str]:
+    if not sa.inspect(connection).has_table(VERSION_TABLE, schema=schema):
+        return set()
+    return set(connection.exec_driver_sql(f'SELECT version_num FROM "{schema}".{VERSION_TABLE}').scalars())
+
+
+def _create_version_table(connection: Connection, schema: str) -> None:
+    # As Alembic makes it, so that it takes the table over as its own.
+    connection.exec_driver_sql(f'CREATE TABLE IF NOT EXISTS "{schema}".{VERSION_TABLE} (version_num VARCHAR(32) '
+                               f"NOT NULL, CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))")
+
+
+def _ancestors(scripts: ScriptDirectory, revisions: set[str]) -> set[str]:
+    """These revisions and every one they descend from or depend on."""
+    seen: set[str] = set()
+    todo = [r for r in revisions if _exists(scripts, r)]
+    while todo:
+        revision = todo.pop()
+        if revision not in seen:
+            seen.add(revision)
+            todo.extend(scripts.get_revision(revision)._all_down_revisions)
+    return seen
+
+
+def _mirror_system_heads(connection: Connection, catalog: Catalog, scripts: ScriptDirectory) -> None:
+    """The catalog's version table gets depot's current heads in place of the ones it holds, but for those
+    that its own revisions depend on already (Alembic refuses heads that overlap)."""
+    system = {r.revision for r in scripts.walk_revisions() if _is_system(r)}
+    own = _versions(connection, catalog.schema) - system
+    heads = _versions(connection, catalog.system_schema) - _ancestors(scripts, own)
+    _create_version_table(connection, catalog.schema)
+    table = f'"{catalog.schema}".{VERSION_TABLE}'
+    connection.execute(sa.text(f"DELETE FROM {table} WHERE version_num = ANY(:system)"), {"system": list(system)})
+    for head in sorted(heads):
+        connection.execute(sa.text(f"INSERT INTO {table} (version_num) VALUES (:head)"), {"head": head})
+
+
+def _move_system_tables(connection: Connection, catalog: Catalog, scripts: ScriptDirectory) -> bool:
+    """A database that a depot before system schemas migrated has depot's tables beside the catalog's, and
+    one alembic_version for both histories. Move the tables into the system schema (ALTER TABLE ... SET
+    SCHEMA keeps their rows, indexes, sequences, and the foreign keys that point at them, which name
+    them by OID), and give depot's history its own version table. True when it moved them; a second
+    run finds nothing to move."""
+    from domain.system import SYSTEM_TABLES
+
+    # depot's revisions that the shared table says ran: its own rows, and those a catalog revision depends on.
+    # None: these tables are not depot's (a table of the user's that happens to be called `sources`).
+    system = {r.revision for r in scripts.walk_revisions() if _is_system(r)}
+    ran = _ancestors(scripts, _versions(connection, catalog.schema)) & system
+    inspector = sa.inspect(connection)
+    stored = [n for n in SYSTEM_TABLES if inspector.has_table(n, schema=catalog.schema)]
+    if not stored or not ran:
+        return False
+    there = [n for n in SYSTEM_TABLES if inspector.has_table(n, schema=catalog.system_schema)]
+    if there:
+        raise RuntimeError(
+            f"depot's tables are in schema {catalog.schema!r} ({', '.join(stored)}) and in {catalog.system_schema!r} "
+            f"({', '.join(there)}): depot will not merge them. Keep one set (or set the catalog's system_schema "
+            f"to another schema) and migrate again")
+    for name in stored:
+        connection.exec_driver_sql(f'ALTER TABLE "{catalog.schema}"."{name}" SET SCHEMA "{catalog.system_schema}"')
+    kept = ran - {a for r in ran for a in _ancestors(scripts, {r}) if a != r}
+    _create_version_table(connection, catalog.system_schema)
+    for revision in sorted(kept):
+        connection.execute(sa.text(f'INSERT INTO "{catalog.system_schema}".{VERSION_TABLE} (version_num) '
+                                   "VALUES (:revision) ON CONFLICT DO NOTHING"), {"revision": revision})
+    return True
+
+
+def _carry_legacy_history(connection: Connection, scripts: ScriptDirectory, schema: str) -> None:
     """Restate a database migrated by a depot of one history in the revisions of today's two."""
-    if not sa.inspect(connection).has_table("alembic_version"):
-        return
-    stored = set(connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+    stored = _versions(connection, schema)
     for legacy in stored & _LEGACY_REVISIONS.keys():
         revision = next(r for r in _LEGACY_REVISIONS[legacy] if _exists(scripts, r))
-        connection.execute(sa.text("UPDATE alembic_version SET version_num = :new WHERE version_num = :old"),
-                           {"new": revision, "old": legacy})
+        connection.execute(sa.text(f'UPDATE "{schema}".{VERSION_TABLE} SET version_num = :new '
+                                   "WHERE version_num = :old"), {"new": revision, "old": legacy})
 
 
 def _exists(scripts: ScriptDirectory, revision: str) -> bool:
@@ -204,9 +314,14 @@ def refuse_drift(engine: Engine, catalog: Catalog) -> None:
         schema_changes.refuse_drift(connection, catalog)
 
 
-def current_revisions(engine: Engine) -> tuple[str, ...]:
+def current_revisions(engine: Engine, catalog: Catalog | None = None) -> tuple[str, ...]:
+    """The heads of both histories: depot's, from its version table in the system schema, and the catalog's
+    own (its version table without the copy of depot's heads)."""
+    if catalog is None:
+        from domain.system import SYSTEM as catalog
     with engine.connect() as connection:
-        return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
+        system = _versions(connection, catalog.system_schema)
+        return tuple(sorted(system | (_versions(connection, catalog.schema) - system)))
 
 
 def generate_migration(
@@ -232,6 +347,8 @@ def generate_migration(
         lambda name: name not in SYSTEM_TABLES and name != "alembic_version")
     config.attributes["allow_drop"] = allow_drop
     config.attributes["summary"] = summary
+    if system:  # depot's own history: unqualified, in its own schema (see migrate)
+        config.attributes["version_table_schema"] = history.catalog.system_schema
     started = _lineage_head(scripts, lineage) is not None
     kwargs: dict = {"head": f"{lineage}@head"} if started else {
         "head": "base", "branch_label": lineage,
@@ -241,6 +358,11 @@ def generate_migration(
     }
     with engine.begin() as connection:
         config.attributes["connection"] = connection
+        # depot's own tables are compared in their schema, off the search_path, as the metadata names them
+        # (schema_changes.compared_schemas): on it, PostgreSQL would name their foreign keys' targets
+        # without the schema and every one would look changed. Known limit, for depot's developers only:
+        # what --system writes names that schema (schema='depot'); depot's history is unqualified (it runs
+        # with the system schema on the search_path), so take the schema out by hand.
         script = command.revision(config, message=message, autogenerate=True, rev_id=rev_id, **kwargs)
     return Path(script.path) if script else None  # alembic answers [] when env.py dropped an empty one
 
@@ -255,12 +377,15 @@ def _lineage_head(scripts: ScriptDirectory, lineage: str) -> str | None:
 def create_schema(engine: Engine, catalog: Catalog) -> None:
     """The catalog's tables straight from metadata: for catalogs no migration knows (test tables)."""
     with engine.begin() as connection:
+        for schema in (catalog.system_schema, catalog.schema):
+            connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         build_metadata(catalog).create_all(connection)
         if "sources" in catalog:
-            connection.exec_driver_sql(SEED_SQL)
+            connection.exec_driver_sql(seed_sql(catalog))
 
 
 def drop_schema(engine: Engine, catalog: Catalog) -> None:
     with engine.begin() as connection:
         build_metadata(catalog).drop_all(connection)
-        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        for schema in (catalog.system_schema, catalog.schema):
+            connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{schema}".{VERSION_TABLE}')

@@ -27,9 +27,10 @@ import sqlalchemy as sa
 
 from adapters.postgres.history import history_items, revert_sql
 from adapters.postgres.repository import translate_errors
+from adapters.postgres.tables import relation, system_table_sql
 from domain.ingestion import REPORTED_CONFLICTS, MergeCounts, Reverted, conflict_of, data_columns
 from domain.ports import AbstractIngestRepository, BatchLease, Row
-from domain.schema import CLAIMED_AT, HISTORY_ID, HISTORY_VALID_TO, ColumnType, Table
+from domain.schema import CLAIMED_AT, HISTORY_ID, HISTORY_VALID_TO, Catalog, ColumnType, Table
 
 if TYPE_CHECKING:
     from adapters.postgres.repository import SqlAlchemyUnitOfWork
@@ -76,7 +77,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
     def present_keys(self, table: str, columns: tuple[str, ...], keys: set[tuple]) -> set[tuple]:
         if not keys:
             return set()
-        sa_table = self.uow.metadata.tables[table]
+        sa_table = relation(self.uow.metadata, table)
         cols = [sa_table.c[c] for c in columns]
         if len(cols) == 1:
             condition = cols[0].in_([k[0] for k in keys])
@@ -137,7 +138,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             new = ", ".join(f"s.{_q(c)}" for c in changing)
             conditions.append(f"ROW({old}) IS NOT DISTINCT FROM ROW({new})")
         if table.has_provenance:
-            conditions.append(f"{_stored_priority(table)} <= %(priority)s")
+            conditions.append(f"{_stored_priority(self.uow.catalog, table)} <= %(priority)s")
         sql = f"DELETE FROM depot_stage s USING {_q(table.name)} t WHERE {' AND '.join(conditions)}"
         return self.connection.exec_driver_sql(sql, {"priority": priority}).rowcount
 
@@ -233,7 +234,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             sets += [f"{_q(s.version)} = t.{_q(s.version)} + 1", f"{_q(s.updated_at)} = EXCLUDED.{_q(s.updated_at)}"]
             conditions = []
             if table.has_provenance:
-                conditions.append(f"{_stored_priority(table)} <= %(priority)s")
+                conditions.append(f"{_stored_priority(self.uow.catalog, table)} <= %(priority)s")
             if changing:
                 old = ", ".join(f"t.{_q(c)}" for c in changing)
                 new = ", ".join(f"EXCLUDED.{_q(c)}" for c in changing)
@@ -340,7 +341,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         join = " AND ".join(f"t.{_q(c)} = s.{_q(c)}" for c in table.natural_key)
         lost = (
             f"FROM depot_stage s JOIN {_q(table.name)} t ON {join} "
-            f"WHERE {_stored_priority(table)} > %(priority)s"
+            f"WHERE {_stored_priority(self.uow.catalog, table)} > %(priority)s"
         )
         params = {"priority": priority, "source": source, "batch_id": batch_id, "now": now}
         if not table.keeps_claims:
@@ -394,7 +395,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
 
     def _weaker(self, table: Table) -> str:
         """The priority rule as SQL on the stored row `t`: its source has no higher priority than the batch's."""
-        return f"{_stored_priority(table)} <= %(priority)s" if table.has_provenance else "true"
+        return f"{_stored_priority(self.uow.catalog, table)} <= %(priority)s" if table.has_provenance else "true"
 
     def _deleting(self, table: Table, delete: str, operation: str, params: dict[str, Any]) -> int:
         """Run `delete` (a DELETE ... RETURNING t.*) and record the rows it took in the table's history
@@ -439,7 +440,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             return self._deleting(table, delete, "retire", {"priority": priority, "batch_id": batch_id, "now": now})
 
     def begin_batch(self, batch: Row) -> BatchLease:
-        batches = self.uow.metadata.tables["ingest_batches"]
+        batches = relation(self.uow.metadata, "ingest_batches")
         connection = self.uow.engine.connect()
         try:
             with translate_errors(self.uow.catalog), connection.begin():
@@ -452,16 +453,17 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         return PostgresLease(connection, batch_id)
 
     def update_by_id(self, table: str, row_id: int, changes: Row) -> None:
-        sa_table = self.uow.metadata.tables[table]
+        sa_table = relation(self.uow.metadata, table)
         with translate_errors(self.uow.catalog):
             self.connection.execute(sa.update(sa_table).where(sa_table.c.id == row_id).values(changes))
 
     def fail_orphaned_batches(self, now: dt.datetime) -> list[int]:
         # Try the lock of running batches only (the CTE is evaluated first); the try-locks are
         # transaction-level, so they are gone at commit.
+        batches = system_table_sql(self.uow.catalog, "ingest_batches")
         sql = (
-            "WITH running AS MATERIALIZED (SELECT id FROM ingest_batches WHERE status = 'running') "
-            "UPDATE ingest_batches SET status = 'failed', finished_at = %(now)s "
+            f"WITH running AS MATERIALIZED (SELECT id FROM {batches} WHERE status = 'running') "
+            f"UPDATE {batches} SET status = 'failed', finished_at = %(now)s "
             "WHERE id IN (SELECT id FROM running WHERE pg_try_advisory_xact_lock(%(ns)s, mod(id, 2147483647)::int)) "
             "AND status = 'running' RETURNING id"  # re-checked if the batch finished meanwhile
         )
@@ -502,6 +504,7 @@ def _copy_values(values: tuple[Any, ...], as_text: dict[int, Callable[[Any], str
     return [_NULL if v is None else v for v in values]
 
 
-def _stored_priority(table: Table) -> str:
+def _stored_priority(catalog: Catalog, table: Table) -> str:
     """SQL for the priority of the source that wrote the stored row `t`."""
-    return f'(SELECT src."priority" FROM "sources" src WHERE src."code" = t.{_q(table.system.source)})'
+    return (f'(SELECT src."priority" FROM {system_table_sql(catalog, "sources")} src '
+            f'WHERE src."code" = t.{_q(table.system.source)})')

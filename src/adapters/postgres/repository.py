@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from adapters.postgres.compile import fetch_statement, order_by, where_clause
 from adapters.postgres.db import read_engine, read_from_primary
 from adapters.postgres.history import record_rows
-from adapters.postgres.tables import checks_of, relations_metadata, stored_columns
+from adapters.postgres.tables import checks_of, relation, relations_metadata, stored_columns
 from domain.errors import (
     BadRequest,
     Conflict,
@@ -96,7 +96,7 @@ class SqlAlchemyRepository(AbstractRepository):
     def __init__(self, uow: SqlAlchemyUnitOfWork, table: Table):
         super().__init__(table)
         self.uow = uow
-        self.sa_table: sa.Table = uow.metadata.tables[table.name]
+        self.sa_table: sa.Table = relation(uow.metadata, table.name)
         self._key = [self.sa_table.c[c] for c in table.primary_key]
 
     @property

@@ -84,20 +84,26 @@ def declared_checks(connection: Connection, tables: Iterable[sa.Table]) -> Check
     return {(probes[probe], name): definition for probe, name, definition in rows}
 
 
-def live_checks(connection: Connection, table_names: Iterable[str]) -> Checks:
+def live_checks(connection: Connection, tables: Iterable[sa.Table]) -> Checks:
+    """The live checks of these tables, each in its schema (depot's own tables in theirs, the others in
+    the current one)."""
+    tables = list(tables)
     rows = connection.execute(sa.text(
         "SELECT c.relname, k.conname, pg_get_constraintdef(k.oid) FROM pg_constraint k "
-        "JOIN pg_class c ON c.oid = k.conrelid "
-        "WHERE k.contype = 'c' AND c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(:names)"
-    ), {"names": list(table_names)}).all()
+        "JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN unnest(CAST(:schemas AS text[]), CAST(:names AS text[])) AS t(schema, name) "
+        "ON n.nspname = coalesce(t.schema, current_schema()) AND c.relname = t.name WHERE k.contype = 'c'"
+    ), {"schemas": [t.schema for t in tables], "names": [t.name for t in tables]}).all()
     return {(table, name): definition for table, name, definition in rows}
 
 
 def check_changes(connection: Connection, metadata: sa.MetaData, table_names: Iterable[str]) -> tuple[list, list]:
     """(drops, creates) that make the checks of these tables (present both live and declared) the declared ones."""
-    names = [n for n in table_names if n in metadata.tables]
-    declared = declared_checks(connection, [metadata.tables[n] for n in names])
-    live = live_checks(connection, names)
+    from adapters.postgres.tables import relation
+
+    tables = [relation(metadata, n) for n in table_names if n in metadata.info.get("by_name", {})]
+    declared = declared_checks(connection, tables)
+    live = live_checks(connection, tables)
     drops = [_drop_check(table, name, live[table, name]) for table, name in live
              if declared.get((table, name)) != live[table, name]]
     constraints = {(t.name, c.name): c for t in metadata.tables.values() for c in t.constraints
@@ -233,7 +239,7 @@ def refine(upgrade: ops.UpgradeOps, connection: Connection, catalog: Catalog, me
     items = _renames(items, catalog, compare_type, allow_drop)
     live_tables = set(sa.inspect(connection).get_table_names())
     items += _history_backfills(items, catalog, live_tables)
-    kept = [n for n in metadata.tables if n in live_tables and n in catalog and owns(n)]
+    kept = [n for n in metadata.info["by_name"] if n in live_tables and n in catalog and owns(n)]
     check_drops, check_creates = check_changes(connection, metadata, kept)
     dropped = [op for _, op in items if isinstance(op, ops.DropTableOp)]
     _refuse_dangling_references(connection, dropped, [op for _, op in items])
@@ -508,6 +514,14 @@ def summarise(table: str | None, op: ops.MigrateOperation) -> str | None:
 # --- drift: the live schema against the catalog ----------------------------------------------------
 
 
+def compared_schemas(catalog: Catalog) -> dict:
+    """Alembic's options that compare the schemas a catalog lives in: the one on the search_path (None) and
+    depot's own, where the system tables are. They are named with it in the metadata (tables.py), and
+    would look missing anywhere else; other schemas of the database are not the catalog's business."""
+    return {"include_schemas": True,
+            "include_name": lambda name, type_, parent: type_ != "schema" or name in (None, catalog.system_schema)}
+
+
 def differences(connection: Connection, catalog: Catalog) -> list[str]:
     """What differs between the live schema and the catalog, for the catalog's tables (system ones
     included), in words. Extra tables are not looked at; an extra column only when it would make
@@ -519,6 +533,7 @@ def differences(connection: Connection, catalog: Catalog) -> list[str]:
     context = MigrationContext.configure(connection, opts={
         "compare_type": True, "target_metadata": metadata,
         "include_object": lambda obj, name, type_, reflected, compare_to: type_ != "table" or name in names,
+        **compared_schemas(catalog),
     })
     found = []
     for table, op in flat(produce_migrations(context, metadata).upgrade_ops):
@@ -532,8 +547,11 @@ def differences(connection: Connection, catalog: Catalog) -> list[str]:
         line = describe(table, op)
         if line:
             found.append(line)
-    live_tables = set(sa.inspect(connection).get_table_names())
-    drops, creates = check_changes(connection, metadata, [n for n in catalog.names if n in live_tables])
+    inspector = sa.inspect(connection)
+    live_tables = set(inspector.get_table_names())
+    live_system = set(inspector.get_table_names(schema=catalog.system_schema))
+    drops, creates = check_changes(connection, metadata, [
+        n for n in catalog.names if n in (live_system if catalog.schema_of(n) != catalog.schema else live_tables)])
     live = {(op.table_name, op.constraint_name): op.to_constraint().sqltext for op in drops}
     for op in creates:
         was = live.pop((op.table_name, op.constraint_name), None)

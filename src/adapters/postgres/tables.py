@@ -138,7 +138,7 @@ def _index_worthy(spec: Table, columns: tuple[str, ...]) -> bool:
     return not any(key[: len(columns)] == columns for key in (spec.primary_key, spec.natural_key))
 
 
-def _sa_table(spec: Table, metadata: sa.MetaData) -> sa.Table:
+def _sa_table(spec: Table, metadata: sa.MetaData, catalog: Catalog) -> sa.Table:
     items: list = [_sa_column(c) for c in spec.columns]
     items.append(sa.PrimaryKeyConstraint(*spec.primary_key, name=spec.unique_constraint_name(spec.primary_key)))
     if spec.natural_key != spec.primary_key:
@@ -147,8 +147,8 @@ def _sa_table(spec: Table, metadata: sa.MetaData) -> sa.Table:
         items.append(sa.UniqueConstraint(*columns, name=spec.unique_constraint_name(columns)))
     for fk in spec.hard_foreign_keys:
         items.append(sa.ForeignKeyConstraint(
-            list(fk.columns), [f"{fk.target}.{c}" for c in fk.target_columns], name=fk.constraint_name(spec.name)
-        ))
+            list(fk.columns), [f"{_key(catalog, fk.target)}.{c}" for c in fk.target_columns],
+            name=fk.constraint_name(spec.name)))
     for fk in spec.foreign_keys:
         if _index_worthy(spec, fk.columns):
             items.append(sa.Index(None, *fk.columns))
@@ -160,14 +160,43 @@ def _sa_table(spec: Table, metadata: sa.MetaData) -> sa.Table:
     for column in spec.columns:
         if column.searchable is not None:
             items.extend(_search_column(column))
-    return sa.Table(spec.name, metadata, *items, comment=spec.description)
+    return _named(sa.Table(spec.name, metadata, *items, comment=spec.description, schema=_schema(catalog, spec.name)))
 
 
-def _sa_view(spec: Table, metadata: sa.MetaData) -> sa.Table:
+def _schema(catalog: Catalog, name: str) -> str | None:
+    """depot's own tables are named with their schema; the catalog's go by the search_path, where
+    the catalog's schema comes first (adapters/postgres/db.py make_engine)."""
+    schema = catalog.schema_of(name)
+    return schema if schema != catalog.schema else None
+
+
+def _key(catalog: Catalog, name: str) -> str:
+    schema = _schema(catalog, name)
+    return f"{schema}.{name}" if schema else name
+
+
+def _named(table: sa.Table) -> sa.Table:
+    table.metadata.info.setdefault("by_name", {})[table.name] = table
+    return table
+
+
+def relation(metadata: sa.MetaData, name: str) -> sa.Table:
+    """The table or view of the catalog named `name`, whatever schema it is in (metadata.tables
+    keys depot's own tables by `schema.name`)."""
+    return metadata.info["by_name"][name]
+
+
+def system_table_sql(catalog: Catalog, name: str) -> str:
+    """One of depot's own tables as raw SQL names it: always with its schema, so that no table of
+    the user's, wherever it is on the search_path, can stand in for it."""
+    return f'"{catalog.schema_of(name)}"."{name}"'
+
+
+def _sa_view(spec: Table, metadata: sa.MetaData, catalog: Catalog) -> sa.Table:
     """A view as a relation to read from: its columns, and its declared key as the primary key that
     reads order and look rows up by (never DDL: nothing creates a view from this)."""
-    return sa.Table(spec.name, metadata, *[sa.Column(c.name, sql_type(c)) for c in spec.columns],
-                    sa.PrimaryKeyConstraint(*spec.primary_key), info={"kind": spec.kind})
+    return _named(sa.Table(spec.name, metadata, *[sa.Column(c.name, sql_type(c)) for c in spec.columns],
+                           sa.PrimaryKeyConstraint(*spec.primary_key), info={"kind": spec.kind}))
 
 
 def _search_column(column: Column) -> list:
@@ -203,7 +232,7 @@ def build_metadata(catalog: Catalog) -> sa.MetaData:
     metadata = sa.MetaData(naming_convention=NAMING)
     for spec in catalog:
         if not spec.is_view:
-            _sa_table(spec, metadata)
+            _sa_table(spec, metadata, catalog)
     return metadata
 
 
@@ -212,6 +241,6 @@ def relations_metadata(catalog: Catalog) -> sa.MetaData:
     """The catalog's tables and views: what reads select from and embed across."""
     metadata = sa.MetaData(naming_convention=NAMING)
     for spec in catalog:
-        (_sa_view if spec.is_view else _sa_table)(spec, metadata)
+        (_sa_view if spec.is_view else _sa_table)(spec, metadata, catalog)
     return metadata
 

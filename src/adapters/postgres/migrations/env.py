@@ -6,7 +6,7 @@ connection and the catalog in `config.attributes`; see adapters/postgres/db.py.
 
 from alembic import context
 
-from adapters.postgres.schema_changes import refine, reverse, summary
+from adapters.postgres.schema_changes import compared_schemas, refine, reverse, summary
 from adapters.postgres.tables import build_metadata, render_item
 
 attributes = context.config.attributes
@@ -41,6 +41,8 @@ context.configure(
     compare_type=True,
     render_item=render_item,  # keeps the escaped colons of CHECKs in the written migration
     include_object=include_object,
+    **compared_schemas(attributes["catalog"]),
+    version_table_schema=attributes.get("version_table_schema"),
     process_revision_directives=process_revision_directives,
 )
 with context.begin_transaction():
