@@ -59,3 +59,17 @@ def test_request_ids_are_unique_and_a_forked_child_draws_its_own():
     child = os.read(read, 64).decode()
     os.close(read)
     assert len(child) == 32 and child[:16] != first[:16]
+
+
+def test_a_select_star_page_answers_the_same_rows_as_a_listed_select(client):
+    """select=* hands the fetched rows over as they are (reads._shape); a listed select copies them."""
+    client.post("/api/airlines", json=[{"carrier": "AA", "name": "American"}, {"carrier": "UA", "name": "United"}])
+    star = client.get("/api/airlines?order=carrier").json()
+    columns = list(star[0])
+    listed = client.get(f"/api/airlines?order=carrier&select={','.join(reversed(columns))}").json()
+    assert star == listed and [list(r) for r in listed] == [columns[::-1]] * 2
+    assert [list(r) for r in star] == [columns] * 2
+    first = client.get("/api/airlines?order=carrier&limit=1")  # a keyset page: no hidden column leaks out
+    link = first.headers["link"]
+    second = client.get(link[link.index("<") + 1:link.index(">")])
+    assert first.json() + second.json() == star
