@@ -6,7 +6,9 @@ the status, the duration and the caller's role; never a header's value, never a 
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import sys
 import time
@@ -21,11 +23,23 @@ log = logging.getLogger("depot.access")
 _SANE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 
+# A new id is this process's random half and a counter: unique as uuid4's 32 hex digits are, without
+# uuid4's os.urandom call per request (1.5% of a get-by-key's Python time, profiled). A forked child
+# draws a half of its own (uvicorn's workers are spawned, but a fork must not repeat the parent's ids).
+def _new_process_id() -> None:
+    global _PROCESS_ID, _NEXT
+    _PROCESS_ID, _NEXT = uuid.uuid4().hex[:16], itertools.count(1)
+
+
+_new_process_id()
+os.register_at_fork(after_in_child=_new_process_id)
+
+
 def request_id_of(scope: Scope) -> str:
     for key, value in scope.get("headers", ()):
         if key == b"x-request-id" and _SANE_ID.match(value):
             return value.decode("ascii")
-    return uuid.uuid4().hex
+    return f"{_PROCESS_ID}{next(_NEXT):016x}"
 
 
 class AccessLogMiddleware:

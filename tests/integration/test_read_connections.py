@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from adapters.postgres.db import make_engine, read_engine
 from adapters.postgres.repository import SqlAlchemyUnitOfWork
 from domain.errors import Unavailable
-from domain.query import Query
+from domain.query import Query, key_condition
 from service_layer import services
 
 pytestmark = pytest.mark.postgres
@@ -116,3 +116,36 @@ def test_the_migration_lock_wait_is_not_cut_by_the_statement_timeout(pg_server):
         release.cancel()
         holder.close()
         engine.dispose()
+
+
+def test_a_get_by_key_on_a_fresh_connection_honours_the_timeout_and_is_seen_by_error_listeners(
+        timed_engine, pg_engine, catalog):
+    """The get runs on the driver's cursor (SqlAlchemyRepository._fetch_one): the timeout still
+    holds, the error still has PostgreSQL's code, and handle_error listeners (the metrics') still fire."""
+    seen: list[str | None] = []
+    sa.event.listen(read_engine(timed_engine), "handle_error",
+                    lambda context: seen.append(getattr(context.original_exception, "pgcode", None)))
+    holder = _locked(pg_engine, "sources")
+    try:
+        with pytest.raises(Unavailable) as raised:
+            services.get_row(SqlAlchemyUnitOfWork(timed_engine, catalog), "sources", "manual")
+        assert raised.value.code == "57014" and seen == ["57014"]
+    finally:
+        holder.rollback()
+        holder.close()
+    assert services.get_row(SqlAlchemyUnitOfWork(timed_engine, catalog), "sources", "manual")["code"] == "manual"
+
+
+def test_a_get_by_key_answers_what_a_filtered_list_does_and_sees_its_own_transaction(pg_uow):
+    uow = pg_uow()
+    with uow:
+        uow.repository("sources").add([{"code": "fast", "name": "Fast", "priority": 3}])
+        mine = uow.repository("sources").get(("fast",))  # inside the write's transaction, uncommitted
+        assert mine is not None and mine["priority"] == 3
+        uow.commit()
+    with uow.reading():
+        got = uow.repository("sources").get(("fast",))
+        listed = uow.repository("sources").list(Query(where=key_condition(("code",), ("fast",))))
+        assert uow.repository("sources").get(("nothing",)) is None
+    assert got == listed[0] and list(got) == list(listed[0])
+    assert all(type(got[k]) is type(listed[0][k]) for k in got)
