@@ -190,6 +190,15 @@ def conjunction(conditions: list[Where]) -> Where | None:
     return BoolExpr("and", tuple(conditions))
 
 
+def live_only(table: Table, where: Where | None) -> Where | None:
+    """`where`, and the row not soft-deleted (`deleted_at is null`) when the table is declared
+    soft_delete=True: how every read and write leaves deleted rows out, on either adapter."""
+    if not table.soft_delete:
+        return where
+    live = Condition(table.system.deleted_at, "is", None)
+    return live if where is None else conjunction([where, live])
+
+
 def key_condition(columns: tuple[str, ...], values: tuple) -> Where:
     return conjunction([Condition(c, "eq", v) for c, v in zip(columns, values, strict=True)])  # type: ignore[return-value]
 

@@ -136,8 +136,10 @@ class SystemColumns:
     version: str = "version"
     created_at: str = "created_at"
     updated_at: str = "updated_at"
+    deleted_at: str = "deleted_at"  # only on a table declared soft_delete=True
 
-    ROLES: typing.ClassVar[tuple[str, ...]] = ("source", "batch_id", "version", "created_at", "updated_at")
+    ROLES: typing.ClassVar[tuple[str, ...]] = ("source", "batch_id", "version", "created_at", "updated_at",
+                                               "deleted_at")
 
     @classmethod
     def prefixed(cls, prefix: str) -> SystemColumns:
@@ -304,6 +306,13 @@ class Table:
     def has_versions(self) -> bool:
         """Whether depot keeps `version`, `created_at` and `updated_at` on this table (SYSTEM_GROUPS)."""
         return not self.is_view and self.has_column(self.system.version)
+
+    @property
+    def soft_delete(self) -> bool:
+        """Whether a delete only marks the row (`deleted_at`), which reads then leave out (soft_delete=True).
+        Not on its history table, whose copy of the column is data."""
+        name = self.system.deleted_at
+        return not self.is_view and self.has_column(name) and self.column(name).system
 
     def inserted_stamp(self, now: dt.datetime, source: str = "manual", batch_id: int | None = None) -> dict:
         """The system columns' values of a row about to be inserted: depot sets them, never the caller."""
@@ -585,6 +594,7 @@ class Catalog:
         distribute_by: str | None = None,
         reference: bool = False,
         history: bool | None = None,
+        soft_delete: bool = False,
     ) -> Callable[[type], type]:
         """Declare a table from a dataclass. Field order is column order.
 
@@ -596,7 +606,8 @@ class Catalog:
         On Citus, `distribute_by` shards the table by a column and `reference=True` copies it to
         every node; what Citus cannot hold is refused here (check_distribution). `history` (default:
         the tables of SYSTEM_GROUPS) derives the table `{name}_history`, which keeps every version of
-        every row.
+        every row. `soft_delete` adds `deleted_at`: deletes, retirements and delete batches then mark
+        rows instead of removing them, and reads leave marked rows out unless include_deleted=true.
         """
         names = self.system_columns if system_columns is None else SystemColumns.of(system_columns)
 
@@ -614,7 +625,10 @@ class Catalog:
             if surrogate_id:
                 columns.insert(0, Column("id", ColumnType.BIGINT, generated=True))
             if group in SYSTEM_GROUPS:
-                columns.extend(_system_columns(provenance, names))
+                columns.extend(_system_columns(provenance, names, soft_delete=soft_delete))
+            elif soft_delete:
+                raise ValueError(f"table {name!r}: soft_delete=True is for the tables of the groups "
+                                 f"{', '.join(SYSTEM_GROUPS)}, which have depot's system columns")
             fks = [
                 ForeignKey((c.name,), c.reference.table, (c.reference.column or "",), c.reference.soft)
                 for c in columns if c.reference is not None
@@ -701,7 +715,8 @@ class Catalog:
         return dataclasses.replace(fk, target_columns=target_key)
 
 
-def _system_columns(provenance: bool, names: SystemColumns = DEFAULT_SYSTEM_COLUMNS) -> list[Column]:
+def _system_columns(provenance: bool, names: SystemColumns = DEFAULT_SYSTEM_COLUMNS, *,
+                    soft_delete: bool = False) -> list[Column]:
     cols = []
     if provenance:
         cols += [
@@ -718,6 +733,10 @@ def _system_columns(provenance: bool, names: SystemColumns = DEFAULT_SYSTEM_COLU
         Column(names.created_at, ColumnType.TIMESTAMPTZ, system=True),
         Column(names.updated_at, ColumnType.TIMESTAMPTZ, system=True),
     ]
+    if soft_delete:
+        cols.append(Column(names.deleted_at, ColumnType.TIMESTAMPTZ, nullable=True, system=True,
+                           description="When the row was deleted: null while it is live. Reads leave deleted "
+                                       "rows out unless include_deleted=true."))
     return cols
 
 

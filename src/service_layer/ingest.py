@@ -47,7 +47,7 @@ from domain.ingestion import (
 )
 from domain.ports import AbstractIngestRepository, AbstractUnitOfWork, BatchLease, Row
 from domain.profiles import ColumnPlan, cursor_column, effective_profile, profile_hash
-from domain.query import Condition, OrderBy, Query, conjunction
+from domain.query import Condition, OrderBy, Query, conjunction, live_only
 from domain.schema import ForeignKey, Table
 from domain.validation import RowInvalid, RowValidator, header_errors, validate_columns
 from service_layer.services import MANUAL_SOURCE, Clock, table_of, utcnow
@@ -754,6 +754,7 @@ def watermark(uow: AbstractUnitOfWork, source: str, table_name: str) -> dict[str
         raise NotFound(f"No source has code {source!r}")
     cursor = cursor_column(table, effective_profile(stored.get("profile"), table.name))
     where = conjunction([Condition(table.system.source, "eq", source), Condition(cursor, "is", None, negated=True)])
+    where = live_only(table, where)  # a deleted row is not where the source stands
     with uow.reading():
         rows = uow.repository(table.name).list(Query(where=where, order=(OrderBy(cursor, descending=True),), limit=1))
     return {"source": source, "table": table.name, "cursor": cursor, "watermark": rows[0][cursor] if rows else None}

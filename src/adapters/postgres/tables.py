@@ -110,7 +110,7 @@ def checks_of(column: Column) -> list[tuple[str, str]]:
 
 
 def _server_default(column: Column) -> sa.TextClause | None:
-    if column.system and column.type is ColumnType.TIMESTAMPTZ:
+    if column.system and column.type is ColumnType.TIMESTAMPTZ and not column.nullable:  # not deleted_at
         return sa.text("now()")
     if column.default is MISSING or column.default is None or column.generated:
         return None
