@@ -37,10 +37,11 @@ Row = dict[str, Any]
 MODES = ("best_effort", "atomic")
 ON_CONFLICT = ("update", "ignore", "error")
 # What a batch does to the table (see service_layer.ingest): upsert its rows; insert only the new ones;
-# upsert them and retire the rows of the partitions it covers that it does not hold; delete its keys.
-# (append, every row new with its natural key repeatable, has no table to go to: every declared
-# natural key is unique. It is refused by name, so a user learns why.)
-DISPOSITIONS = ("upsert", "insert_only", "replace_partition", "delete")
+# upsert them and retire the rows of the partitions it covers that it does not hold; delete its keys;
+# append: insert every row as new, on a table declared unique_natural_key=False (and only there: the
+# others key their rows by the natural key, and append is refused on them with the reason).
+DISPOSITIONS = ("upsert", "insert_only", "replace_partition", "delete", "append")
+KEYED_DISPOSITIONS = ("upsert", "insert_only", "replace_partition", "delete")  # need a unique natural key
 STATUSES = ("running", "completed", "failed")
 REPORTED_ERRORS = 20  # the report carries the first errors; the rest are in rejected_rows
 

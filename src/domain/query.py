@@ -351,8 +351,8 @@ class Read:
         else:
             ties = table.primary_key
             named: set[str] = set()
-            unique = [k for k in (table.primary_key, table.natural_key)
-                      if not any(table.column(c).nullable for c in k)]
+            keys = (table.primary_key, table.natural_key) if table.unique_natural_key else (table.primary_key,)
+            unique = [k for k in keys if not any(table.column(c).nullable for c in k)]
             for item in self.order:
                 named.add(item.column)
                 if any(set(k) <= named for k in unique):

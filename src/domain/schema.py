@@ -269,6 +269,9 @@ class Table:
     history_of: str | None = None  # on a derived history table: the table whose versions it keeps
     row_key: tuple[str, ...] = ()  # on a derived history table: that table's primary key
     claims_of: str | None = None  # on a derived claims table: the table whose losing values it keeps
+    # False: the natural key may repeat (an instance table of observations, told apart by its surrogate id),
+    # which disposition=append is for; it is then indexed, not unique, and nothing upserts on it.
+    unique_natural_key: bool = True
     _by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -383,8 +386,9 @@ class Table:
 
     @property
     def keeps_claims(self) -> bool:
-        """Whether the values of a source that lost on priority are kept (history tables with provenance)."""
-        return self.history and self.has_provenance
+        """Whether the values of a source that lost on priority are kept (history tables with provenance,
+        whose rows have a natural key to claim: a row appended is never superseded)."""
+        return self.history and self.has_provenance and self.unique_natural_key
 
 
 # --- history: the derived table that keeps every version of a row ----------------------------------
@@ -595,6 +599,7 @@ class Catalog:
         reference: bool = False,
         history: bool | None = None,
         soft_delete: bool = False,
+        unique_natural_key: bool = True,
     ) -> Callable[[type], type]:
         """Declare a table from a dataclass. Field order is column order.
 
@@ -608,11 +613,16 @@ class Catalog:
         the tables of SYSTEM_GROUPS) derives the table `{name}_history`, which keeps every version of
         every row. `soft_delete` adds `deleted_at`: deletes, retirements and delete batches then mark
         rows instead of removing them, and reads leave marked rows out unless include_deleted=true.
+        `unique_natural_key=False` (with `surrogate_id=True`) lets the natural key repeat: rows are
+        observations told apart by their id, loaded with disposition=append; the key is indexed only.
         """
         names = self.system_columns if system_columns is None else SystemColumns.of(system_columns)
 
         if group not in GROUPS:
             raise ValueError(f"table {name!r}: unknown group {group!r}; the groups are {', '.join(GROUPS)}")
+        if not unique_natural_key and not surrogate_id:
+            raise ValueError(f"table {name!r}: a natural key that may repeat (unique_natural_key=False) needs "
+                             "surrogate_id=True, so that each row has an id of its own to be addressed by")
 
         def wrap(cls: type) -> type:
             doc = cls.__dict__.get("__doc__")  # before @dataclass invents one from the signature
@@ -648,6 +658,7 @@ class Catalog:
                 history=group in SYSTEM_GROUPS if history is None else history,
                 distribute_by=distribute_by,
                 reference=reference,
+                unique_natural_key=unique_natural_key,
             )
             _check(spec)
             check_distribution(spec, lambda target: spec if target == name else self._tables.get(target))
@@ -711,7 +722,11 @@ class Catalog:
             return fk
         if fk.target != own_name and fk.target not in self._tables:
             raise ValueError(f"{own_name}.{fk.name} references undeclared table {fk.target!r}")
-        target_key = own_key if fk.target == own_name else self._tables[fk.target].natural_key
+        if fk.target == own_name:
+            target_key = own_key
+        else:  # a natural key that may repeat is no key to point at: its rows are pointed at by id
+            target = self._tables[fk.target]
+            target_key = target.natural_key if target.unique_natural_key else target.primary_key
         return dataclasses.replace(fk, target_columns=target_key)
 
 

@@ -108,7 +108,9 @@ def revert_batch(uow: AbstractUnitOfWork, batch_id: int, *, force: bool = False,
     now = clock()
     # The key makes a second plain revert of one batch a 409; a forced one may follow a plain one.
     key = f"revert:{batch_id}" + (f":force:{now.isoformat()}" if force else "")
-    request = IngestRequest(table.name, original["source"], "atomic", "update", key)
+    # (on a table whose natural key may repeat, the disposition that its batches can have)
+    request = IngestRequest(table.name, original["source"], "atomic", "update", key,
+                            disposition="upsert" if table.unique_natural_key else "append")
     run = _BatchRun(uow, request, check_request(uow, request), clock)
     try:
         run.begin()

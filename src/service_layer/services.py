@@ -102,6 +102,12 @@ def _invalid(problems: list[dict[str, Any]], count: int) -> InvalidRows:
 
 
 def _conflict_columns(table: Table, on_conflict: Sequence[str] | None) -> tuple[str, ...]:
+    if not table.unique_natural_key:  # PostgreSQL would have no unique index to resolve on
+        raise BadRequest(
+            f"'{table.name}' has no unique key to merge or ignore duplicates on: its natural key "
+            f"({', '.join(table.natural_key)}) may repeat (unique_natural_key=False)",
+            hint="Send the rows without Prefer: resolution=...; each is a new row. Change one with "
+                 f"PATCH /api/{table.name}/{{id}}.")
     if not on_conflict:
         return table.natural_key
     columns = tuple(on_conflict)

@@ -89,6 +89,13 @@ class InMemoryIngestRepository(AbstractIngestRepository):
                 self._claim(table, incoming, source, batch_id, now, keep=outcome is Outcome.SUPERSEDED)
         return counts
 
+    def append(self, table: Table, rows: Sequence[Row], *, source: str, batch_id: int, now: dt.datetime) -> int:
+        repo = self.uow.repository(table.name)
+        stamp = table.inserted_stamp(now, source, batch_id)
+        for row in rows:
+            repo._insert({**row, **stamp})
+        return len(rows)
+
     def _stored_priority(self, table: Table, stored: Row) -> int:
         if not table.has_provenance:
             return 0

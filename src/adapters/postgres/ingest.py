@@ -265,6 +265,22 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         inserted, updated = self.connection.exec_driver_sql(sql, {**params, "priority": priority}).one()
         return int(inserted), int(updated)
 
+    def append(self, table: Table, rows: Sequence[Row], *, source: str, batch_id: int, now: dt.datetime) -> int:
+        """Staged, then one INSERT ... SELECT with no ON CONFLICT (the natural key may repeat): the ids are
+        drawn in arrival order as on the memory adapter, the history written in the same statement."""
+        if not rows:
+            return 0
+        columns = data_columns(table)
+        with translate_errors(self.uow.catalog):
+            self._stage(table, columns, rows)
+            drawn, sql, params = self._insert_sql(table, columns, source, batch_id, now, fresh=True)
+            returning, recorded = "1", ""
+            if table.history:
+                returning = "t.*"
+                recorded = ", " + history_items(table, "merged", operation="'insert'")
+            sql = f"WITH {drawn}merged AS ({sql} RETURNING {returning}){recorded} SELECT count(*) FROM merged"
+            return int(self.connection.exec_driver_sql(sql, params).scalar_one())
+
     def _insert_new(
         self, table: Table, columns: tuple[str, ...], rows: Sequence[Row], source: str, batch_id: int,
         now: dt.datetime,
@@ -293,6 +309,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
 
     def _insert_sql(
         self, table: Table, columns: tuple[str, ...], source: str, batch_id: int, now: dt.datetime,
+        *, fresh: bool = False,
     ) -> tuple[str, str, dict[str, Any]]:
         """(with_item, insert, params): the staged rows' INSERT in key order, without its ON CONFLICT; the
         WITH item it reads from (empty, or ending in a comma); the parameters of both.
@@ -304,7 +321,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         key turns it into the update (or nothing) all the same, and a drawn id would be burnt, which the
         memory adapter never does. (Should the stored row be deleted meanwhile, the row is inserted with
         its old id back; should its key be changed meanwhile, the proposed id clashes on the primary key
-        and the chunk fails with a duplicate key error, to be sent again.)"""
+        and the chunk fails with a duplicate key error, to be sent again.) `fresh` (append): every row
+        is new, whatever its natural key, and draws an id."""
         target = _q(table.name)
         names = ", ".join(map(_q, columns))
         key = ", ".join(map(_q, table.natural_key))
@@ -325,8 +343,9 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         stored = " AND ".join(f"t.{_q(c)} = s.{_q(c)}" for c in table.natural_key)
         # The ordered subquery is never flattened into its parent, so the ids are drawn as its rows come
         # out of the sort; COALESCE draws only when the stored id is null; MATERIALIZED evaluates it once.
+        proposed = "NULL" if fresh else f"(SELECT t.{sid} FROM {target} t WHERE {stored})"
         drawn = (
-            f"drawn AS MATERIALIZED (SELECT s.*, COALESCE((SELECT t.{sid} FROM {target} t WHERE {stored}), "
+            f"drawn AS MATERIALIZED (SELECT s.*, COALESCE({proposed}, "
             f"nextval((SELECT pg_get_serial_sequence(%(table)s, %(surrogate)s)::regclass))) AS {sid} "
             f"FROM (SELECT * FROM depot_stage ORDER BY {_ARRIVAL}) s), "
         )
