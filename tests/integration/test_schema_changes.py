@@ -431,3 +431,29 @@ def test_turning_soft_delete_on_later_adds_deleted_at_and_moving_it_aside_rename
     assert project.sql("SELECT count(*) FROM books WHERE _depot_deleted_at IS NOT NULL") == [(1,)]
     with project.engine.connect() as connection:
         assert differences(connection, project.history.catalog) == []
+
+
+SIGHTINGS = """
+    @CATALOG.table("sightings", group="instances", natural_key=("species",), surrogate_id=True{options})
+    class Sighting:
+        species: str
+"""
+
+
+def test_a_natural_key_that_stops_being_unique_loses_its_constraint_and_keeps_an_index(project: Project):
+    project.change(SIGHTINGS.format(options=""))
+    project.sql("INSERT INTO sightings (species) VALUES ('wren')")
+    with pytest.raises(sa.exc.IntegrityError):
+        project.sql("INSERT INTO sightings (species) VALUES ('wren')")
+
+    written, _ = project.change(SIGHTINGS.format(options=", unique_natural_key=False"), "repeatable")
+    text = written.read_text().split("def downgrade")[0]
+    assert "drop_constraint(op.f('uq_sightings_species')" in text
+    assert "create_index(op.f('ix_sightings_species')" in text
+    assert "drop_table('sightings_claims')" in text  # a row appended is never superseded: nothing to claim
+    project.sql("INSERT INTO sightings (species) VALUES ('wren')")
+    assert project.sql("SELECT species FROM sightings ORDER BY id") == [("wren",), ("wren",)]
+    with project.engine.connect() as connection:
+        assert differences(connection, project.history.catalog) == []
+    again, _ = project.change(SIGHTINGS.format(options=", unique_natural_key=False"), "again")
+    assert again is None

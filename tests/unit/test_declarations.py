@@ -315,3 +315,23 @@ def test_a_searchable_column_names_its_generated_column_and_may_not_be_shadowed(
     assert table.column("body").searchable == "english" and not table.has_column("body_tsv")
     with pytest.raises(ValueError, match="body_tsv is the name of body's generated search column"):
         _declare(code=str, body=Annotated[str, Searchable()], body_tsv=str)
+
+
+def test_a_natural_key_that_may_repeat_needs_a_surrogate_id_and_pages_end_with_it():
+    from domain.query import OrderBy, Read
+
+    with pytest.raises(ValueError, match="needs surrogate_id=True"):
+        CATALOG.extend().table("t", group="instances", natural_key=("a",), unique_natural_key=False)(
+            type("T", (), {"__annotations__": {"a": str}}))
+    catalog = CATALOG.extend()
+    catalog.table("seen", group="instances", natural_key=("a",), surrogate_id=True, unique_natural_key=False)(
+        type("S", (), {"__annotations__": {"a": str}}))
+    catalog.table("notes", group="instances", natural_key=("n",), surrogate_id=True,
+                  references=(ForeignKey(("seen_id",), "seen", ()),))(
+        type("N", (), {"__annotations__": {"n": str, "seen_id": int}}))
+    seen = catalog["seen"]
+    assert not seen.unique_natural_key and not seen.keeps_claims and "seen_claims" not in catalog
+    # a key that may repeat does not make an order total: the id ends it
+    assert Read(order=(OrderBy("a"),)).keyset_order(seen) == (OrderBy("a"), OrderBy("id"))
+    # and a reference to such a table points at its id, not at its natural key
+    assert [fk.target_columns for fk in catalog["notes"].foreign_keys if fk.target == "seen"] == [("id",)]
