@@ -345,9 +345,9 @@ def _refuse_manual_source(table: Table, rows: list[Row]) -> None:
 
 
 def count_rows(uow: AbstractUnitOfWork) -> dict[str, int]:
-    """Every table with its row count (for `depot tables`)."""
+    """Every table with its row count (for `depot tables`): its live rows, on a soft-delete table."""
     with uow:
-        return {t.name: uow.repository(t.name).count(None) for t in uow.catalog}
+        return {t.name: uow.repository(t.name).count(live_only(t, None)) for t in uow.catalog}
 
 
 def refresh_view(uow: AbstractUnitOfWork, view_name: str) -> bool:

@@ -63,6 +63,7 @@ class InMemoryIngestRepository(AbstractIngestRepository):
         sources = self.store.tables["sources"].rows
         columns = data_columns(table)
         counts = MergeCounts()
+        deleted_at = table.system.deleted_at if table.soft_delete else None  # looked up once, not per row
         for n, incoming in enumerate(rows):
             pk = index.get(tuple(incoming[c] for c in table.natural_key))
             stored = data.rows[pk] if pk is not None else None
@@ -72,7 +73,7 @@ class InMemoryIngestRepository(AbstractIngestRepository):
             stored_priority = priority
             if stored is not None and table.has_provenance:
                 stored_priority = sources[(stored[table.system.source],)]["priority"]
-            deleted = stored is not None and table.soft_delete and stored[table.system.deleted_at] is not None
+            deleted = stored is not None and deleted_at is not None and stored[deleted_at] is not None
             outcome = merge_outcome(stored, incoming, stored_priority=stored_priority, priority=priority,
                                     on_conflict=on_conflict, columns=columns, deleted=deleted)
             counts.add(outcome)
@@ -82,7 +83,7 @@ class InMemoryIngestRepository(AbstractIngestRepository):
             elif outcome is Outcome.UPDATED:
                 assert stored is not None
                 provenance = {c: stamp[c] for c in (table.system.source, table.system.batch_id) if c in stamp}
-                revived = {table.system.deleted_at: None} if deleted else {}
+                revived = {deleted_at: None} if deleted else {}
                 repo._replace(stored, {**stored, **incoming, **provenance, **revived,
                                        **table.changed_stamp(stored, now)})
             if table.keeps_claims and outcome in (Outcome.SUPERSEDED, Outcome.INSERTED, Outcome.UPDATED):
