@@ -213,3 +213,12 @@ def test_openapi_documents_include_deleted_and_the_column(client: TestClient):
     row = next(s for name, s in schemas.items() if name.lower().startswith("price") and deleted_at in s.get(
         "properties", {}))
     assert deleted_at in row["properties"]
+
+
+def test_a_deleted_row_still_satisfies_references(stocked: TestClient):
+    client = stocked
+    assert client.delete("/api/shops/b").status_code == 204
+    report = ingest(client, "prices", [{"shop": "b", "item": "rum", "price": 9.0}])
+    assert (report["inserted"], report["rejected"]) == (1, 0)  # the row is there for the foreign key
+    rum = rows(client, "prices", select="item,shops(code)", item="eq.rum")
+    assert rum == [{"item": "rum", "shops": None}]
