@@ -242,7 +242,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             if changing:
                 old = ", ".join(f"t.{_q(c)}" for c in changing)
                 new = ", ".join(f"EXCLUDED.{_q(c)}" for c in changing)
-                conditions.append(f"(ROW({old}) IS DISTINCT FROM ROW({new}){''.join(' OR ' + r for r in revived)})")
+                differs = f"ROW({old}) IS DISTINCT FROM ROW({new})"
+                conditions.append(f"({differs} OR {revived[0]})" if revived else differs)
             else:
                 conditions.append(revived[0] if revived else "false")
             sql += f" ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)} WHERE {' AND '.join(conditions)} "
