@@ -9,7 +9,9 @@ The rules, in the order they apply to one valid row whose natural key is already
 3. Every data column (the writable ones; not `source`, `batch_id` or the timestamps) equals the
    stored value: `unchanged`, with no version bump and no `updated_at` change.
 4. Otherwise: `updated`. The values, `source` and `batch_id` are replaced, `version` + 1,
-   `updated_at` = now.
+   `updated_at` = now. On a soft_delete table a stored row marked deleted is never `unchanged`:
+   it is revived (`deleted_at` back to null) and counted `updated`. (`on_conflict=ignore`, which
+   insert_only uses, leaves it deleted: a replay does not bring back what was deleted.)
 
 A row whose natural key is not stored is `inserted`. Within one chunk a natural key can appear
 more than once; ON CONFLICT cannot touch a row twice, so the service sends each key once:
@@ -35,10 +37,11 @@ Row = dict[str, Any]
 MODES = ("best_effort", "atomic")
 ON_CONFLICT = ("update", "ignore", "error")
 # What a batch does to the table (see service_layer.ingest): upsert its rows; insert only the new ones;
-# upsert them and retire the rows of the partitions it covers that it does not hold; delete its keys.
-# (append, every row new with its natural key repeatable, has no table to go to: every declared
-# natural key is unique. It is refused by name, so a user learns why.)
-DISPOSITIONS = ("upsert", "insert_only", "replace_partition", "delete")
+# upsert them and retire the rows of the partitions it covers that it does not hold; delete its keys;
+# append: insert every row as new, on a table declared unique_natural_key=False (and only there: the
+# others key their rows by the natural key, and append is refused on them with the reason).
+DISPOSITIONS = ("upsert", "insert_only", "replace_partition", "delete", "append")
+KEYED_DISPOSITIONS = ("upsert", "insert_only", "replace_partition", "delete")  # need a unique natural key
 STATUSES = ("running", "completed", "failed")
 REPORTED_ERRORS = 20  # the report carries the first errors; the rest are in rejected_rows
 
@@ -63,15 +66,18 @@ def merge_outcome(
     priority: int,
     on_conflict: str,
     columns: Sequence[str],
+    deleted: bool = False,
 ) -> Outcome:
-    """What happens to one incoming row against the stored row of its natural key (see the module doc)."""
+    """What happens to one incoming row against the stored row of its natural key (see the module doc).
+    A soft-deleted stored row (`deleted`) that the rules let the row update is revived, equal values
+    or not: `updated`, since it keeps its id, created_at and history."""
     if stored is None:
         return Outcome.INSERTED
     if on_conflict != "update":
         return Outcome.UNCHANGED
     if priority < stored_priority:
         return Outcome.SUPERSEDED
-    if all(stored[c] == incoming[c] for c in columns):
+    if not deleted and all(stored[c] == incoming[c] for c in columns):
         return Outcome.UNCHANGED
     return Outcome.UPDATED
 

@@ -155,6 +155,11 @@ class AbstractIngestRepository(abc.ABC):
         with on_conflict=error, a row whose key is stored when it is written (say, by a concurrent
         batch since the service looked) is not written: its index is in `clashed`."""
 
+    @abc.abstractmethod
+    def append(self, table: Table, rows: Sequence[Row], *, source: str, batch_id: int, now: dt.datetime) -> int:
+        """disposition=append: insert every row as a new one (a table whose natural key may repeat), each
+        with a surrogate id drawn in the rows' order, stamped and recorded in the history. How many."""
+
     def revert(self, table: Table, batch_id: int, *, revert_batch: int, now: dt.datetime, force: bool) -> Reverted:
         """Set every row that batch `batch_id` changed in `table` back to its version before it, from
         the table's history, set-based: a row the batch inserted is deleted, one it updated is set back,

@@ -190,6 +190,15 @@ def conjunction(conditions: list[Where]) -> Where | None:
     return BoolExpr("and", tuple(conditions))
 
 
+def live_only(table: Table, where: Where | None) -> Where | None:
+    """`where`, and the row not soft-deleted (`deleted_at is null`) when the table is declared
+    soft_delete=True: how every read and write leaves deleted rows out, on either adapter."""
+    if not table.soft_delete:
+        return where
+    live = Condition(table.system.deleted_at, "is", None)
+    return live if where is None else conjunction([where, live])
+
+
 def key_condition(columns: tuple[str, ...], values: tuple) -> Where:
     return conjunction([Condition(c, "eq", v) for c, v in zip(columns, values, strict=True)])  # type: ignore[return-value]
 
@@ -342,8 +351,8 @@ class Read:
         else:
             ties = table.primary_key
             named: set[str] = set()
-            unique = [k for k in (table.primary_key, table.natural_key)
-                      if not any(table.column(c).nullable for c in k)]
+            keys = (table.primary_key, table.natural_key) if table.unique_natural_key else (table.primary_key,)
+            unique = [k for k in keys if not any(table.column(c).nullable for c in k)]
             for item in self.order:
                 named.add(item.column)
                 if any(set(k) <= named for k in unique):

@@ -136,8 +136,10 @@ class SystemColumns:
     version: str = "version"
     created_at: str = "created_at"
     updated_at: str = "updated_at"
+    deleted_at: str = "deleted_at"  # only on a table declared soft_delete=True
 
-    ROLES: typing.ClassVar[tuple[str, ...]] = ("source", "batch_id", "version", "created_at", "updated_at")
+    ROLES: typing.ClassVar[tuple[str, ...]] = ("source", "batch_id", "version", "created_at", "updated_at",
+                                               "deleted_at")
 
     @classmethod
     def prefixed(cls, prefix: str) -> SystemColumns:
@@ -267,6 +269,9 @@ class Table:
     history_of: str | None = None  # on a derived history table: the table whose versions it keeps
     row_key: tuple[str, ...] = ()  # on a derived history table: that table's primary key
     claims_of: str | None = None  # on a derived claims table: the table whose losing values it keeps
+    # False: the natural key may repeat (an instance table of observations, told apart by its surrogate id),
+    # which disposition=append is for; it is then indexed, not unique, and nothing upserts on it.
+    unique_natural_key: bool = True
     _by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -304,6 +309,13 @@ class Table:
     def has_versions(self) -> bool:
         """Whether depot keeps `version`, `created_at` and `updated_at` on this table (SYSTEM_GROUPS)."""
         return not self.is_view and self.has_column(self.system.version)
+
+    @property
+    def soft_delete(self) -> bool:
+        """Whether a delete only marks the row (`deleted_at`), which reads then leave out (soft_delete=True).
+        Not on its history table, whose copy of the column is data."""
+        name = self.system.deleted_at
+        return not self.is_view and self.has_column(name) and self.column(name).system
 
     def inserted_stamp(self, now: dt.datetime, source: str = "manual", batch_id: int | None = None) -> dict:
         """The system columns' values of a row about to be inserted: depot sets them, never the caller."""
@@ -381,8 +393,9 @@ class Table:
 
     @property
     def keeps_claims(self) -> bool:
-        """Whether the values of a source that lost on priority are kept (history tables with provenance)."""
-        return self.history and self.has_provenance
+        """Whether the values of a source that lost on priority are kept (history tables with provenance,
+        whose rows have a natural key to claim: a row appended is never superseded)."""
+        return self.history and self.has_provenance and self.unique_natural_key
 
 
 # --- history: the derived table that keeps every version of a row ----------------------------------
@@ -613,6 +626,8 @@ class Catalog:
         distribute_by: str | None = None,
         reference: bool = False,
         history: bool | None = None,
+        soft_delete: bool = False,
+        unique_natural_key: bool = True,
     ) -> Callable[[type], type]:
         """Declare a table from a dataclass. Field order is column order.
 
@@ -624,12 +639,18 @@ class Catalog:
         On Citus, `distribute_by` shards the table by a column and `reference=True` copies it to
         every node; what Citus cannot hold is refused here (check_distribution). `history` (default:
         the tables of SYSTEM_GROUPS) derives the table `{name}_history`, which keeps every version of
-        every row.
+        every row. `soft_delete` adds `deleted_at`: deletes, retirements and delete batches then mark
+        rows instead of removing them, and reads leave marked rows out unless include_deleted=true.
+        `unique_natural_key=False` (with `surrogate_id=True`) lets the natural key repeat: rows are
+        observations told apart by their id, loaded with disposition=append; the key is indexed only.
         """
         names = self.system_columns if system_columns is None else SystemColumns.of(system_columns)
 
         if group not in GROUPS:
             raise ValueError(f"table {name!r}: unknown group {group!r}; the groups are {', '.join(GROUPS)}")
+        if not unique_natural_key and not surrogate_id:
+            raise ValueError(f"table {name!r}: a natural key that may repeat (unique_natural_key=False) needs "
+                             "surrogate_id=True, so that each row has an id of its own to be addressed by")
 
         def wrap(cls: type) -> type:
             doc = cls.__dict__.get("__doc__")  # before @dataclass invents one from the signature
@@ -642,7 +663,10 @@ class Catalog:
             if surrogate_id:
                 columns.insert(0, Column("id", ColumnType.BIGINT, generated=True))
             if group in SYSTEM_GROUPS:
-                columns.extend(_system_columns(provenance, names))
+                columns.extend(_system_columns(provenance, names, soft_delete=soft_delete))
+            elif soft_delete:
+                raise ValueError(f"table {name!r}: soft_delete=True is for the tables of the groups "
+                                 f"{', '.join(SYSTEM_GROUPS)}, which have depot's system columns")
             fks = [
                 ForeignKey((c.name,), c.reference.table, (c.reference.column or "",), c.reference.soft)
                 for c in columns if c.reference is not None
@@ -662,6 +686,7 @@ class Catalog:
                 history=group in SYSTEM_GROUPS if history is None else history,
                 distribute_by=distribute_by,
                 reference=reference,
+                unique_natural_key=unique_natural_key,
             )
             _check(spec)
             check_distribution(spec, lambda target: spec if target == name else self._tables.get(target))
@@ -725,11 +750,16 @@ class Catalog:
             return fk
         if fk.target != own_name and fk.target not in self._tables:
             raise ValueError(f"{own_name}.{fk.name} references undeclared table {fk.target!r}")
-        target_key = own_key if fk.target == own_name else self._tables[fk.target].natural_key
+        if fk.target == own_name:
+            target_key = own_key
+        else:  # a natural key that may repeat is no key to point at: its rows are pointed at by id
+            target = self._tables[fk.target]
+            target_key = target.natural_key if target.unique_natural_key else target.primary_key
         return dataclasses.replace(fk, target_columns=target_key)
 
 
-def _system_columns(provenance: bool, names: SystemColumns = DEFAULT_SYSTEM_COLUMNS) -> list[Column]:
+def _system_columns(provenance: bool, names: SystemColumns = DEFAULT_SYSTEM_COLUMNS, *,
+                    soft_delete: bool = False) -> list[Column]:
     cols = []
     if provenance:
         cols += [
@@ -746,6 +776,10 @@ def _system_columns(provenance: bool, names: SystemColumns = DEFAULT_SYSTEM_COLU
         Column(names.created_at, ColumnType.TIMESTAMPTZ, system=True),
         Column(names.updated_at, ColumnType.TIMESTAMPTZ, system=True),
     ]
+    if soft_delete:
+        cols.append(Column(names.deleted_at, ColumnType.TIMESTAMPTZ, nullable=True, system=True,
+                           description="When the row was deleted: null while it is live. Reads leave deleted "
+                                       "rows out unless include_deleted=true."))
     return cols
 
 

@@ -42,10 +42,12 @@ def describe_table(table: Table, catalog: Catalog) -> dict[str, Any]:
         "read_only": table.read_only,
         "primary_key": list(table.primary_key),
         "natural_key": list(table.natural_key),
+        "unique_natural_key": table.unique_natural_key,  # false: it may repeat (disposition=append)
+        "soft_delete": table.soft_delete,
         "key_column": table.key_column,  # the column of /api/{table}/{key}, or null
         "unique": [list(columns) for columns in table.unique],
         "system_columns": {role: getattr(table.system, role) for role in
-                           ("source", "batch_id", "version", "created_at", "updated_at")},
+                           ("source", "batch_id", "version", "created_at", "updated_at")},  # deleted_at: in columns
         "columns": [describe_column(table, c) for c in table.columns],
         # where a row's versions and claims are read (/api/{table}/{key}/history, .../claims), if kept
         "history": table.history_name if table.history else None,

@@ -270,7 +270,9 @@ def ingest(
     catalog: CatalogOption = None,
     url: Annotated[str | None, typer.Option(
         help="A running depot (http://HOST:PORT): POST the file to its /ingest, not straight to the store.")] = None,
-    disposition: Annotated[str, typer.Option(help="upsert, insert_only, replace_partition or delete.")] = "upsert",
+    disposition: Annotated[str, typer.Option(
+        help="upsert, insert_only, replace_partition, delete, or append (tables declared unique_natural_key=False).")
+    ] = "upsert",
     partition: Annotated[str | None, typer.Option(help="replace_partition: COLUMN[,COLUMN].")] = None,
 ) -> None:
     """Ingest a file straight into the store, as POST /ingest/{table} would; print the batch report."""

@@ -35,6 +35,7 @@ from domain.query import (
     SelectItem,
     Where,
     conjunction,
+    live_only,
     name_of,
     output_keys,
 )
@@ -42,7 +43,7 @@ from domain.schema import NUMBER_TYPES, Catalog, Column, ColumnType, Table
 from domain.validation import ValueRefused, coerce_value, parse_value
 
 RESERVED = frozenset({"select", "order", "limit", "offset", "on_conflict", "columns", "after", "having", "distinct",
-                      "as_of"})
+                      "as_of", "include_deleted"})
 LOGIC = {"or": ("or", False), "and": ("and", False), "not.or": ("or", True), "not.and": ("and", True)}
 _LIKE_TYPES = frozenset({ColumnType.TEXT})
 # Arrays are compared whole (eq, neq, in, is.null): no order, which PostgreSQL defines item by item
@@ -902,27 +903,34 @@ def _route(items: tuple[SelectItem, ...], name: str) -> tuple[tuple[str, ...], s
 
 
 def _finish(catalog: Catalog, table: Table, items: tuple[SelectItem, ...], path: tuple[str, ...],
-            routed: dict[tuple[str, ...], list[tuple[str, str]]]) -> tuple[tuple[SelectItem, ...], Where | None]:
+            routed: dict[tuple[str, ...], list[tuple[str, str]]],
+            include_deleted: bool = False) -> tuple[tuple[SelectItem, ...], Where | None]:
     """One level's items with their embeds' filters, order and page filled in (deepest first, so a
-    parent's `emb=is.null` or `!inner` sees the embed's own filters), and the level's where."""
+    parent's `emb=is.null` or `!inner` sees the embed's own filters), and the level's where.
+
+    Unless `include_deleted`, each level of a soft-delete table leaves its deleted rows out here, in
+    its where: the embeds, their filters (`emb=is.null`, `!inner`) and the orders by an embed's
+    column all read that where, so a deleted row is out of every one of them."""
     finished: list[SelectItem] = []
     embeds: dict[str, Embed] = {}
     for item in items:
         if isinstance(item, Embed):
-            item = _finish_embed(catalog, item, (*path, item.key), routed)
+            item = _finish_embed(catalog, item, (*path, item.key), routed, include_deleted)
             embeds[item.key] = item
         finished.append(item)
     prefix = "".join(f"{p}." for p in path)
     own = [(n, v) for n, v in routed.get(path, []) if not (path and n in _EMBED_OPTIONS)]
     where = parse_filters(table, own, embeds, prefix)
+    if not include_deleted:
+        where = live_only(table, where)
     inner = [e.related() for e in embeds.values() if e.inner]
     return tuple(finished), conjunction([*([where] if where is not None else []), *inner])
 
 
 def _finish_embed(catalog: Catalog, embed: Embed, path: tuple[str, ...],
-                  routed: dict[tuple[str, ...], list[tuple[str, str]]]) -> Embed:
+                  routed: dict[tuple[str, ...], list[tuple[str, str]]], include_deleted: bool = False) -> Embed:
     target = catalog[embed.target]
-    items, where = _finish(catalog, target, embed.items, path, routed)
+    items, where = _finish(catalog, target, embed.items, path, routed, include_deleted)
     options: dict[str, str] = {}
     prefix = ".".join(path)
     for name, value in routed.get(path, []):
@@ -949,9 +957,10 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
     """The whole read a query string asks for. `max_rows` None: no cap (CSV export)."""
     values: dict[str, str] = {}
     for name, value in params:
-        if name in values and name in ("select", "order", "limit", "offset", "after", "as_of"):
+        if name in values and name in ("select", "order", "limit", "offset", "after", "as_of", "include_deleted"):
             raise BadRequest(f"{name}= is given more than once")
         values[name] = value
+    include_deleted = parse_include_deleted(table, values.get("include_deleted"))
     items = parse_select(catalog, table, values["select"]) if "select" in values else ()
     if "distinct" in values:
         items = _distinct_items(table, items, values["distinct"])
@@ -960,7 +969,7 @@ def parse_read(catalog: Catalog, table: Table, params: list[tuple[str, str]], ra
         if name not in RESERVED:
             path, local = _route(items, name)
             routed.setdefault(path, []).append((local, value))
-    items, where = _finish(catalog, table, items, (), routed)
+    items, where = _finish(catalog, table, items, (), routed, include_deleted)
     aggregates = [i for i in items if isinstance(i, Aggregate)]
     grouping = [i.column for i in items if isinstance(i, Field)]
     embeds = {i.key: i for i in items if isinstance(i, Embed)}
@@ -1076,6 +1085,17 @@ def parse_as_of(table: Table, text: str) -> dt.datetime:
     except ValueRefused:
         raise BadRequest("as_of= takes an instant with its UTC offset", details=_shown(text),
                          hint="For example as_of=2026-11-01T00:00:00Z") from None
+
+
+def parse_include_deleted(table: Table, text: str | None) -> bool:
+    """`include_deleted=true|false`: whether reads show the rows a soft delete marked (false when absent)."""
+    if text is None or text == "false":
+        return False
+    if text == "true":
+        return True
+    raise BadRequest("include_deleted= takes true or false", details=f"include_deleted={_shown(text)}",
+                     hint=f"include_deleted=true shows the rows whose {table.system.deleted_at} is set"
+                          if table.soft_delete else "It matters on tables declared soft_delete=True only.")
 
 
 def parse_query(table: Table, params: list[tuple[str, str]], range_header: str | None, max_rows: int) -> Query:

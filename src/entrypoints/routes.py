@@ -32,7 +32,7 @@ from entrypoints.http import (
     rows_from_body,
 )
 from entrypoints.openapi import ref, schema_names
-from entrypoints.query_string import parse_filters, resolve_embed
+from entrypoints.query_string import parse_filters, parse_include_deleted, resolve_embed
 from entrypoints.reading import OBJECT_MEDIA, read_response
 from entrypoints.settings import Settings
 from service_layer import history, nested, services
@@ -76,7 +76,17 @@ def _read_parameters(table: Table) -> list[dict[str, Any]]:
         *([{"name": "as_of", "in": "query", "required": False, "schema": {"type": "string", "format": "date-time"},
             "description": "Read the table as it stood at this instant (from its history), embeds too: "
                            "2026-11-01T00:00:00Z."}] if table.history else []),
+        *_include_deleted_parameter(table),
     ]
+
+
+def _include_deleted_parameter(table: Table) -> list[dict[str, Any]]:
+    if not table.soft_delete:
+        return []
+    return [{"name": "include_deleted", "in": "query", "required": False,
+             "schema": {"type": "boolean", "default": False},
+             "description": f"true: the rows a delete marked (their {table.system.deleted_at} is set) are read too, "
+                            "embeds included; false (the default) leaves them out everywhere."}]
 
 
 def _body(schema_name: str, *, many: bool) -> dict[str, Any]:
@@ -173,7 +183,9 @@ def _required_filter(table: Table, request: Request, verb: str):
 
 async def _row_response(table: Table, key: str, request: Request, uow: AbstractUnitOfWork) -> Response:
     """GET /api/{table}/{key}: the row with its ETag, or 304 when If-None-Match names that ETag."""
-    row = await run_in_threadpool(services.get_row, uow, table.name, key)  # the request's one thread hop
+    deleted = table.soft_delete and parse_include_deleted(table, request.query_params.get("include_deleted"))
+    row = await run_in_threadpool(services.get_row, uow, table.name, key,  # the request's one thread hop
+                                  include_deleted=deleted)
     tag = etag(table, row)
     if none_match(request, tag):
         return Response(status_code=304, headers={"etag": tag})
@@ -356,7 +368,8 @@ def table_router(table: Table, catalog: Catalog) -> APIRouter:
         summary=f"Read one {name} row by {key}",
         responses={200: {"description": "The row; its ETag is its version",
                          "content": {"application/json": {"schema": ref(names["row"])}}},
-                   404: _error("No such row")},
+                   404: _error("No such row" + (" (or it is deleted)" if table.soft_delete else ""))},
+        openapi_extra={"parameters": _include_deleted_parameter(table)} if table.soft_delete else None,
     )
     async def read_row(key: str, request: Request, uow: UoW) -> Response:
         return await _row_response(table, key, request, uow)

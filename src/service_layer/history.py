@@ -39,7 +39,9 @@ def batch_changes(uow: AbstractUnitOfWork, batch_id: int, *, limit: int, offset:
         entries = repo.list(Query(where=where, order=(OrderBy(HISTORY_ID),), limit=limit, offset=offset))
         total = repo.count(where)
         before = _versions_before(repo, table, entries)
-    return Listing([_change(table, e, before.get(e[HISTORY_ID])) for e in entries], offset, total)
+    # On a soft-delete table a row deleted or retired stays, as an update of its deleted_at: told as such.
+    gone = "retired" if batch.get("disposition") == "replace_partition" else "deleted"
+    return Listing([_change(table, e, before.get(e[HISTORY_ID]), gone) for e in entries], offset, total)
 
 
 def _versions_before(repo, table: Table, entries: list[Row]) -> dict[int, Row]:
@@ -61,7 +63,7 @@ def _versions_before(repo, table: Table, entries: list[Row]) -> dict[int, Row]:
     return found
 
 
-def _change(table: Table, entry: Row, before: Row | None) -> Row:
+def _change(table: Table, entry: Row, before: Row | None, gone: str = "deleted") -> Row:
     data = [c.name for c in table.writable_columns]
     change: Row = {
         HISTORY_ID: entry[HISTORY_ID],
@@ -78,6 +80,12 @@ def _change(table: Table, entry: Row, before: Row | None) -> Row:
         change["new"] = {c: entry[c] for c in data}
     else:
         change["columns"] = {c: {"old": before[c], "new": entry[c]} for c in data if before[c] != entry[c]}
+        if table.soft_delete and entry[HISTORY_OPERATION] == "update":
+            deleted_at = table.system.deleted_at
+            if before[deleted_at] is None and entry[deleted_at] is not None:
+                change["change"] = gone
+            elif before[deleted_at] is not None and entry[deleted_at] is None:
+                change["change"] = "revived"
     change["current"] = entry[HISTORY_VALID_TO] is None
     return change
 
@@ -100,7 +108,9 @@ def revert_batch(uow: AbstractUnitOfWork, batch_id: int, *, force: bool = False,
     now = clock()
     # The key makes a second plain revert of one batch a 409; a forced one may follow a plain one.
     key = f"revert:{batch_id}" + (f":force:{now.isoformat()}" if force else "")
-    request = IngestRequest(table.name, original["source"], "atomic", "update", key)
+    # (on a table whose natural key may repeat, the disposition that its batches can have)
+    request = IngestRequest(table.name, original["source"], "atomic", "update", key,
+                            disposition="upsert" if table.unique_natural_key else "append")
     run = _BatchRun(uow, request, check_request(uow, request), clock)
     try:
         run.begin()

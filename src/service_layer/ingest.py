@@ -35,6 +35,7 @@ from domain.errors import (
 )
 from domain.ingestion import (
     DISPOSITIONS,
+    KEYED_DISPOSITIONS,
     MODES,
     ON_CONFLICT,
     REPORTED_ERRORS,
@@ -47,7 +48,7 @@ from domain.ingestion import (
 )
 from domain.ports import AbstractIngestRepository, AbstractUnitOfWork, BatchLease, Row
 from domain.profiles import ColumnPlan, cursor_column, effective_profile, profile_hash
-from domain.query import Condition, OrderBy, Query, conjunction
+from domain.query import Condition, OrderBy, Query, conjunction, live_only
 from domain.schema import ForeignKey, Table
 from domain.validation import RowInvalid, RowValidator, header_errors, validate_columns
 from service_layer.services import MANUAL_SOURCE, Clock, table_of, utcnow
@@ -129,13 +130,23 @@ def check_request(uow: AbstractUnitOfWork, request: IngestRequest) -> Checked:
 
 def _check_disposition(table: Table, request: IngestRequest) -> None:
     disposition = request.disposition
-    if disposition == "append":
-        raise BadRequest(
-            f"disposition=append needs a table whose natural key may repeat; {table.name}'s natural key "
-            f"({', '.join(table.natural_key)}) is unique, so every row would have to be new and distinct",
-            hint="Use insert_only to add the new rows and leave the stored ones, or upsert.")
     if disposition not in DISPOSITIONS:
         raise BadRequest(f"disposition={disposition!r} is not one of {', '.join(DISPOSITIONS)}")
+    if disposition == "append" and table.unique_natural_key:
+        why = (f"{table.name} has no surrogate id: its rows are keyed by their natural key"
+               if table.surrogate is None else f"{table.name}'s natural key ({', '.join(table.natural_key)}) is unique")
+        raise BadRequest(
+            f"disposition=append is for tables whose natural key may repeat, and {why}",
+            hint="Use insert_only to add the new rows and leave the stored ones, or upsert; to record repeated "
+                 "observations, declare an instance table with surrogate_id=True, unique_natural_key=False.")
+    if disposition in KEYED_DISPOSITIONS and not table.unique_natural_key:
+        raise BadRequest(
+            f"disposition={disposition} finds rows by their natural key, and {table.name}'s "
+            f"({', '.join(table.natural_key)}) may repeat (unique_natural_key=False)",
+            hint="Use disposition=append: every row is new. Rows are changed or deleted through "
+                 f"/api/{table.name} (by id, or with filters).")
+    if disposition == "append" and request.on_conflict != "update":
+        raise BadRequest("disposition=append has no conflict to resolve: every row is new; leave on_conflict out")
     if disposition == "replace_partition":
         if not request.partition:
             raise BadRequest("disposition=replace_partition needs partition=COLUMN[,COLUMN]",
@@ -384,6 +395,8 @@ class _BatchRun:
         rows, positions = self._check_references(ingestion, rows, positions, rejected)
         if self.disposition == "delete":
             return self._delete(ingestion, rows, rejected)
+        if self.disposition == "append":
+            return self._append(ingestion, rows, rejected)
         key = self.table.natural_key
         merged = MergeCounts()
         on_conflict = self.on_conflict
@@ -436,6 +449,17 @@ class _BatchRun:
         self.report.deleted += deleted
         self.report.superseded += superseded
         self.report.unchanged += len(rows) - deleted - superseded
+        return rejected
+
+    def _append(self, ingestion: AbstractIngestRepository, rows: list[Row],
+                rejected: dict[int, list[dict[str, str]]]) -> dict[int, list[dict[str, str]]]:
+        """disposition=append: every valid row is inserted as a new one, twins and all."""
+        if rejected and self.atomic:
+            self.doomed = True
+        if self.doomed or not rows:
+            return rejected
+        self.report.inserted += ingestion.append(self.table, rows, source=self.request.source,
+                                                 batch_id=self.report.batch_id, now=self.clock())
         return rejected
 
     def _remember(self, rows: list[Row]) -> None:
@@ -597,8 +621,9 @@ def replay(uow: AbstractUnitOfWork, batch_id: int, *, clock: Clock = utcnow) -> 
             f"The batch {batch_id} is atomic: it wrote none of its rows, so there is nothing to complete",
             hint="Correct the rows and send the whole batch again.",
         )
-    # insert_only stored its on_conflict (ignore); a partial replay is no snapshot, so it retires nothing
-    disposition = "delete" if original.get("disposition") == "delete" else "upsert"
+    # insert_only stored its on_conflict (ignore); a partial replay is no snapshot, so it retires nothing;
+    # append's rows are new whenever they come
+    disposition = original.get("disposition") if original.get("disposition") in ("delete", "append") else "upsert"
     request = IngestRequest(original["table"], original["source"], "best_effort", original["on_conflict"],
                             recorded_profile=original.get("profile") or {}, disposition=disposition)
     run = _BatchRun(uow, request, check_request(uow, request), clock)
@@ -764,6 +789,7 @@ def watermark(uow: AbstractUnitOfWork, source: str, table_name: str) -> dict[str
         raise NotFound(f"No source has code {source!r}")
     cursor = cursor_column(table, effective_profile(stored.get("profile"), table.name))
     where = conjunction([Condition(table.system.source, "eq", source), Condition(cursor, "is", None, negated=True)])
+    where = live_only(table, where)  # a deleted row is not where the source stands
     with uow.reading():
         rows = uow.repository(table.name).list(Query(where=where, order=(OrderBy(cursor, descending=True),), limit=1))
     return {"source": source, "table": table.name, "cursor": cursor, "watermark": rows[0][cursor] if rows else None}

@@ -24,7 +24,7 @@ from domain.errors import (
 )
 from domain.ports import AbstractUnitOfWork, Row
 from domain.profiles import check_profile
-from domain.query import Condition, Query, Where, conjunction, key_condition
+from domain.query import Condition, Query, Where, conjunction, key_condition, live_only
 from domain.schema import Table
 from domain.validation import RowInvalid, RowValidator, ValueRefused, coerce_value, validate_rows
 from service_layer.claims import promote_strongest_claims
@@ -102,6 +102,12 @@ def _invalid(problems: list[dict[str, Any]], count: int) -> InvalidRows:
 
 
 def _conflict_columns(table: Table, on_conflict: Sequence[str] | None) -> tuple[str, ...]:
+    if not table.unique_natural_key:  # PostgreSQL would have no unique index to resolve on
+        raise BadRequest(
+            f"'{table.name}' has no unique key to merge or ignore duplicates on: its natural key "
+            f"({', '.join(table.natural_key)}) may repeat (unique_natural_key=False)",
+            hint="Send the rows without Prefer: resolution=...; each is a new row. Change one with "
+                 f"PATCH /api/{table.name}/{{id}}.")
     if not on_conflict:
         return table.natural_key
     columns = tuple(on_conflict)
@@ -153,6 +159,8 @@ def create_rows(
         _check_profile(table, row)
     now = clock()
     rows = [stamp_new(table, r, now) for r in rows]
+    if resolution == "merge" and table.soft_delete:  # a deleted row sent again is revived, as by an ingest
+        rows = [{**r, table.system.deleted_at: None} for r in rows]
     with uow:
         repo = uow.repository(table.name)
         if resolution is None:
@@ -180,12 +188,12 @@ def list_rows(uow: AbstractUnitOfWork, table_name: str, query: Query, *, count: 
     return Page(rows, query.offset, total)
 
 
-def get_row(uow: AbstractUnitOfWork, table_name: str, key_text: str) -> Row:
+def get_row(uow: AbstractUnitOfWork, table_name: str, key_text: str, *, include_deleted: bool = False) -> Row:
     table = table_of(uow, table_name)
     key = parse_key(table, key_text)
     with uow.reading():
         row = uow.repository(table.name).get(key)
-    if row is None:
+    if row is None or (not include_deleted and _deleted(table, row)):
         raise NotFound(f"No row of '{table.name}' has {table.key_column} = {key_text!r}")
     return row
 
@@ -197,6 +205,11 @@ def _changes(table: Table, raw: Any) -> Row:
         raise _invalid([{"row": 1, **e.as_dict()} for e in invalid.errors], 1) from None
     _check_profile(table, changes)
     return changes
+
+
+def _deleted(table: Table, row: Row) -> bool:
+    """Whether a stored row is soft-deleted: gone to every read and write but include_deleted=true."""
+    return table.soft_delete and row[table.system.deleted_at] is not None
 
 
 def _check_profile(table: Table, row: Row) -> None:
@@ -215,7 +228,7 @@ def update_rows(
     table = table_of(uow, table_name, writing=True)
     changes = _changes(table, raw_changes)
     with uow:
-        rows = uow.repository(table.name).update(where, changes, clock())
+        rows = uow.repository(table.name).update(live_only(table, where), changes, clock())
         _end(uow, rows, singular=singular, max_affected=max_affected, dry_run=dry_run)
     return rows
 
@@ -237,7 +250,7 @@ def update_row(
     changes = _changes(table, raw_changes)
     with uow:
         repo = uow.repository(table.name)
-        rows = repo.update(_guarded(table, key, expected_version), changes, clock())
+        rows = repo.update(live_only(table, _guarded(table, key, expected_version)), changes, clock())
         if not rows:
             _missing_or_stale(repo.get(key), table, key_text)
         _end(uow, rows, dry_run=dry_run)
@@ -249,12 +262,13 @@ def delete_rows(uow: AbstractUnitOfWork, table_name: str, where: Where, *, singu
                 max_affected: int | None = None, dry_run: bool = False, clock: Clock = utcnow,
                 promote_claims: bool = False) -> list[Row]:
     """DELETE with filters. `promote_claims` (DEPOT_PROMOTE_CLAIMS): the strongest claim on a
-    deleted row's key takes its place (service_layer.claims)."""
+    deleted row's key takes its place (service_layer.claims). On a soft-delete table the rows are
+    marked deleted instead (and no claim takes the place of a row that is still there)."""
     table = table_of(uow, table_name, writing=True)
     with uow:
         now = clock()
-        rows = uow.repository(table.name).delete(where, now)
-        if promote_claims:
+        rows = _remove(uow, table, where, now)
+        if promote_claims and not table.soft_delete:
             promote_strongest_claims(uow, table, rows, now)
         _refuse_manual_source(table, rows)
         _end(uow, rows, singular=singular, max_affected=max_affected, dry_run=dry_run)
@@ -271,14 +285,23 @@ def delete_row(
     with uow:
         repo = uow.repository(table.name)
         now = clock()
-        rows = repo.delete(_guarded(table, key, expected_version), now)
-        if promote_claims:
+        rows = _remove(uow, table, _guarded(table, key, expected_version), now)
+        if promote_claims and not table.soft_delete:
             promote_strongest_claims(uow, table, rows, now)
         if not rows:
             _missing_or_stale(repo.get(key), table, key_text)
         _refuse_manual_source(table, rows)
         _end(uow, rows, dry_run=dry_run)
     return rows[0]
+
+
+def _remove(uow: AbstractUnitOfWork, table: Table, where: Where, now: dt.datetime) -> list[Row]:
+    """Delete the live rows `where` matches; on a soft-delete table, mark them deleted (an update of
+    `deleted_at`: version + 1, and a version in the history), so a later batch can bring them back."""
+    repo = uow.repository(table.name)
+    if table.soft_delete:
+        return repo.update(live_only(table, where), {table.system.deleted_at: now}, now)
+    return repo.delete(where, now)
 
 
 def _end(uow: AbstractUnitOfWork, rows: list[Row], *, singular: bool = False, max_affected: int | None = None,
@@ -307,7 +330,7 @@ def _guarded(table: Table, key: tuple, expected_version: int | None) -> Where:
 
 
 def _missing_or_stale(current: Row | None, table: Table, key_text: str) -> None:
-    if current is None:
+    if current is None or _deleted(table, current):
         raise NotFound(f"No row of '{table.name}' has {table.key_column} = {key_text!r}")
     raise PreconditionFailed(
         f"The row changed since you read it: it is at version {current[table.system.version]}",
@@ -322,9 +345,9 @@ def _refuse_manual_source(table: Table, rows: list[Row]) -> None:
 
 
 def count_rows(uow: AbstractUnitOfWork) -> dict[str, int]:
-    """Every table with its row count (for `depot tables`)."""
+    """Every table with its row count (for `depot tables`): its live rows, on a soft-delete table."""
     with uow:
-        return {t.name: uow.repository(t.name).count(None) for t in uow.catalog}
+        return {t.name: uow.repository(t.name).count(live_only(t, None)) for t in uow.catalog}
 
 
 def refresh_view(uow: AbstractUnitOfWork, view_name: str) -> bool:

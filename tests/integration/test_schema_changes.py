@@ -411,3 +411,49 @@ def test_a_history_table_added_to_a_table_with_rows_starts_with_their_current_va
     assert "INSERT INTO \"books_history\"" in written.read_text().split("def downgrade")[0]
     assert project.sql("SELECT operation, isbn, pages, version, valid_to FROM books_history ORDER BY isbn") == [
         ("insert", "a", 304, 1, None), ("insert", "b", 12, 1, None)]
+
+
+def test_turning_soft_delete_on_later_adds_deleted_at_and_moving_it_aside_renames_it(project: Project):
+    project.change(books("pages: int"))
+    project.sql("INSERT INTO books (isbn, pages) VALUES ('a', 304)")
+    soft = books("pages: int").replace('natural_key=("isbn",))', 'natural_key=("isbn",), soft_delete=True)')
+
+    written, summary = project.change(soft, "soft delete")
+    text = written.read_text().split("def downgrade")[0]
+    assert "add_column('books'" in text and "deleted_at" in text and "drop_column" not in text
+    assert project.sql("SELECT isbn, deleted_at FROM books") == [("a", None)]  # live, not deleted at migration
+    assert "deleted_at" in project.columns("books_history")  # versions keep when a row was deleted
+    project.sql("UPDATE books SET deleted_at = '2026-11-27T00:00:00Z'")
+
+    written, summary = project.change('\n    CATALOG = Catalog(system_columns="_depot_")\n' + soft, "aside")
+    assert "new_column_name='_depot_deleted_at'" in written.read_text().split("def downgrade")[0]
+    assert "books.deleted_at: renamed to _depot_deleted_at" in summary
+    assert project.sql("SELECT count(*) FROM books WHERE _depot_deleted_at IS NOT NULL") == [(1,)]
+    with project.engine.connect() as connection:
+        assert differences(connection, project.history.catalog) == []
+
+
+SIGHTINGS = """
+    @CATALOG.table("sightings", group="instances", natural_key=("species",), surrogate_id=True{options})
+    class Sighting:
+        species: str
+"""
+
+
+def test_a_natural_key_that_stops_being_unique_loses_its_constraint_and_keeps_an_index(project: Project):
+    project.change(SIGHTINGS.format(options=""))
+    project.sql("INSERT INTO sightings (species) VALUES ('wren')")
+    with pytest.raises(sa.exc.IntegrityError):
+        project.sql("INSERT INTO sightings (species) VALUES ('wren')")
+
+    written, _ = project.change(SIGHTINGS.format(options=", unique_natural_key=False"), "repeatable")
+    text = written.read_text().split("def downgrade")[0]
+    assert "drop_constraint(op.f('uq_sightings_species')" in text
+    assert "create_index(op.f('ix_sightings_species')" in text
+    assert "drop_table('sightings_claims')" in text  # a row appended is never superseded: nothing to claim
+    project.sql("INSERT INTO sightings (species) VALUES ('wren')")
+    assert project.sql("SELECT species FROM sightings ORDER BY id") == [("wren",), ("wren",)]
+    with project.engine.connect() as connection:
+        assert differences(connection, project.history.catalog) == []
+    again, _ = project.change(SIGHTINGS.format(options=", unique_natural_key=False"), "again")
+    assert again is None

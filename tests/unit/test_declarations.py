@@ -163,9 +163,35 @@ def test_the_reserved_names_are_the_system_columns_depot_adds():
     from domain.schema import reserved_names
 
     airlines = CATALOG["airlines"]
-    added = tuple(c.name for c in airlines.columns if c.system)
+    # deleted_at too, which only soft_delete=True adds: a table can turn soft delete on later, never renaming
+    added = (*(c.name for c in airlines.columns if c.system), "deleted_at")
     assert reserved_names("primary", surrogate_id=False) == added
     assert reserved_names("instances", surrogate_id=True) == ("id", *added)
+    with pytest.raises(ValueError, match="deleted_at"):
+        _declare(code=str, deleted_at=str)
+
+
+def test_soft_delete_adds_deleted_at_named_by_the_catalogs_setting():
+    from domain.schema import Catalog
+
+    for catalog, name in ((Catalog(), "deleted_at"), (Catalog(system_columns="_depot_"), "_depot_deleted_at")):
+        catalog.table("notes", group="primary", soft_delete=True)(type("N", (), {"__annotations__": {"code": str}}))
+        catalog.table("plain", group="primary")(type("P", (), {"__annotations__": {"code": str}}))
+        notes = catalog["notes"]
+        assert notes.soft_delete and notes.system.deleted_at == name
+        column = notes.column(name)
+        assert (column.system, column.nullable, column.type) == (True, True, ColumnType.TIMESTAMPTZ)
+        assert not catalog["plain"].soft_delete and not catalog["plain"].has_column(name)
+        # the history keeps the column as data, so the history table itself is not soft-deleting
+        assert catalog["notes_history"].has_column(name) and not catalog["notes_history"].soft_delete
+    renamed = Catalog().with_system_columns("x_")
+    renamed.table("notes", group="primary", soft_delete=True)(type("N", (), {"__annotations__": {"code": str}}))
+    assert renamed["notes"].system.deleted_at == "x_deleted_at"
+
+
+def test_soft_delete_is_refused_outside_the_groups_with_system_columns():
+    with pytest.raises(ValueError, match="soft_delete=True is for the tables of the groups"):
+        CATALOG.extend().table("t", group="ingestion", soft_delete=True)(type("T", (), {"__annotations__": {"a": str}}))
 
 
 def test_an_unknown_group_is_refused_with_the_known_ones():
@@ -305,3 +331,23 @@ def test_depots_own_tables_live_in_the_system_schema_and_the_catalogs_in_its_own
     assert [catalog.schema_of(n) for n in ("sources", "ingest_batches", "rejected_rows")] == ["bookkeeping"] * 3
     assert Catalog().system_schema == "depot" and catalog.extend().system_schema == "bookkeeping"
     assert catalog.with_system_columns("_d_").system_schema == "bookkeeping"
+
+
+def test_a_natural_key_that_may_repeat_needs_a_surrogate_id_and_pages_end_with_it():
+    from domain.query import OrderBy, Read
+
+    with pytest.raises(ValueError, match="needs surrogate_id=True"):
+        CATALOG.extend().table("t", group="instances", natural_key=("a",), unique_natural_key=False)(
+            type("T", (), {"__annotations__": {"a": str}}))
+    catalog = CATALOG.extend()
+    catalog.table("seen", group="instances", natural_key=("a",), surrogate_id=True, unique_natural_key=False)(
+        type("S", (), {"__annotations__": {"a": str}}))
+    catalog.table("notes", group="instances", natural_key=("n",), surrogate_id=True,
+                  references=(ForeignKey(("seen_id",), "seen", ()),))(
+        type("N", (), {"__annotations__": {"n": str, "seen_id": int}}))
+    seen = catalog["seen"]
+    assert not seen.unique_natural_key and not seen.keeps_claims and "seen_claims" not in catalog
+    # a key that may repeat does not make an order total: the id ends it
+    assert Read(order=(OrderBy("a"),)).keyset_order(seen) == (OrderBy("a"), OrderBy("id"))
+    # and a reference to such a table points at its id, not at its natural key
+    assert [fk.target_columns for fk in catalog["notes"].foreign_keys if fk.target == "seen"] == [("id",)]

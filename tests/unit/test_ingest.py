@@ -287,6 +287,14 @@ def test_merge_outcome_rule_order():
                          on_conflict="ignore") is Outcome.UNCHANGED
 
 
+def test_a_soft_deleted_row_sent_again_is_revived_unless_a_stronger_source_holds_it_or_it_is_ignored():
+    common = {"columns": ("name",), "deleted": True}
+    old = {"name": "a"}
+    assert merge_outcome(old, old, stored_priority=0, priority=0, on_conflict="update", **common) is Outcome.UPDATED
+    assert merge_outcome(old, old, stored_priority=9, priority=0, on_conflict="update", **common) is Outcome.SUPERSEDED
+    assert merge_outcome(old, old, stored_priority=0, priority=0, on_conflict="ignore", **common) is Outcome.UNCHANGED
+
+
 def test_one_per_key_keeps_last_or_first():
     rows = [{"k": 1, "v": "a"}, {"k": 2, "v": "b"}, {"k": 1, "v": "c"}]
     last = one_per_key(rows, ("k",), keep_last=True)

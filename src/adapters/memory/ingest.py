@@ -63,6 +63,7 @@ class InMemoryIngestRepository(AbstractIngestRepository):
         sources = self.store.tables["sources"].rows
         columns = data_columns(table)
         counts = MergeCounts()
+        deleted_at = table.system.deleted_at if table.soft_delete else None  # looked up once, not per row
         for n, incoming in enumerate(rows):
             pk = index.get(tuple(incoming[c] for c in table.natural_key))
             stored = data.rows[pk] if pk is not None else None
@@ -72,8 +73,9 @@ class InMemoryIngestRepository(AbstractIngestRepository):
             stored_priority = priority
             if stored is not None and table.has_provenance:
                 stored_priority = sources[(stored[table.system.source],)]["priority"]
+            deleted = stored is not None and deleted_at is not None and stored[deleted_at] is not None
             outcome = merge_outcome(stored, incoming, stored_priority=stored_priority, priority=priority,
-                                    on_conflict=on_conflict, columns=columns)
+                                    on_conflict=on_conflict, columns=columns, deleted=deleted)
             counts.add(outcome)
             stamp = table.inserted_stamp(now, source, batch_id)
             if outcome is Outcome.INSERTED:
@@ -81,15 +83,29 @@ class InMemoryIngestRepository(AbstractIngestRepository):
             elif outcome is Outcome.UPDATED:
                 assert stored is not None
                 provenance = {c: stamp[c] for c in (table.system.source, table.system.batch_id) if c in stamp}
-                repo._replace(stored, {**stored, **incoming, **provenance, **table.changed_stamp(stored, now)})
+                revived = {deleted_at: None} if deleted else {}
+                repo._replace(stored, {**stored, **incoming, **provenance, **revived,
+                                       **table.changed_stamp(stored, now)})
             if table.keeps_claims and outcome in (Outcome.SUPERSEDED, Outcome.INSERTED, Outcome.UPDATED):
                 self._claim(table, incoming, source, batch_id, now, keep=outcome is Outcome.SUPERSEDED)
         return counts
+
+    def append(self, table: Table, rows: Sequence[Row], *, source: str, batch_id: int, now: dt.datetime) -> int:
+        repo = self.uow.repository(table.name)
+        stamp = table.inserted_stamp(now, source, batch_id)
+        for row in rows:
+            repo._insert({**row, **stamp})
+        return len(rows)
 
     def _stored_priority(self, table: Table, stored: Row) -> int:
         if not table.has_provenance:
             return 0
         return self.store.tables["sources"].rows[(stored[table.system.source],)]["priority"]
+
+    @staticmethod
+    def _gone(table: Table, row: Row) -> bool:
+        """A row soft-deleted already: a delete or a retirement leaves it as it is."""
+        return table.soft_delete and row[table.system.deleted_at] is not None
 
     def delete_keys(self, table: Table, keys: Sequence[Row], *, priority: int, batch_id: int,
                     now: dt.datetime) -> tuple[int, int]:
@@ -101,6 +117,8 @@ class InMemoryIngestRepository(AbstractIngestRepository):
             if pk is None:
                 continue
             stored = data.rows[pk]
+            if self._gone(table, stored):
+                continue
             if self._stored_priority(table, stored) > priority:
                 superseded += 1
             else:
@@ -114,13 +132,20 @@ class InMemoryIngestRepository(AbstractIngestRepository):
         doomed = [
             r for r in self.store.tables[table.name].rows.values()
             if tuple(r[c] for c in partition) in partitions and tuple(r[c] for c in table.natural_key) not in kept
-            and self._stored_priority(table, r) <= priority
+            and self._stored_priority(table, r) <= priority and not self._gone(table, r)
         ]
         self._delete(table, doomed, "retire", batch_id, now)
         return len(doomed)
 
     def _delete(self, table: Table, rows: list[Row], operation: str, batch_id: int, now: dt.datetime) -> None:
         repo = self.uow.repository(table.name)
+        if table.soft_delete:  # marked, as the PostgreSQL UPDATE does: a version of the batch's, still in the table
+            for row in rows:
+                marked = {table.system.deleted_at: now, **table.changed_stamp(row, now)}
+                if table.has_provenance:
+                    marked[table.system.batch_id] = batch_id
+                repo._replace(row, {**row, **marked})
+            return
         for row in rows:
             repo._check_not_referenced(row)  # as the foreign keys refuse it on PostgreSQL
         data = self.store.tables[table.name]
@@ -161,6 +186,7 @@ class InMemoryIngestRepository(AbstractIngestRepository):
         done = Reverted()
         restored = [c.name for c in table.columns if not c.system and not c.generated]
         restored += [system.source] if table.has_provenance else []
+        restored += [system.deleted_at] if table.soft_delete else []  # a revert undoes a soft delete too
         stamp = {system.updated_at: now, **({system.batch_id: revert_batch} if table.has_provenance else {})}
         for _, key, first, last, first_op in sorted(touched, key=itemgetter(0)):
             entries = versions[key]

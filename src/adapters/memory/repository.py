@@ -33,7 +33,7 @@ class MemoryTable:
         self.spec = spec
         self.rows: dict[tuple, Row] = {}
         self.ids = itertools.count(1)
-        keys = [spec.primary_key, spec.natural_key, *spec.unique]
+        keys = [spec.primary_key, *([spec.natural_key] if spec.unique_natural_key else []), *spec.unique]
         self.unique_keys: list[tuple[str, ...]] = list(dict.fromkeys(keys))
         self.indexes: dict[tuple[str, ...], dict[tuple, tuple]] = {k: {} for k in self.unique_keys}
 

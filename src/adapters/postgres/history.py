@@ -129,6 +129,7 @@ def revert_sql(table: Table, force: bool) -> tuple[str, list[str], str, str]:
     data = [c.name for c in table.columns if not c.system and not c.generated]
     system = table.system
     provenance = [system.source] if table.has_provenance else []
+    provenance += [system.deleted_at] if table.soft_delete else []  # a revert undoes a soft delete too
     deleted = (
         f"WITH changed AS (DELETE FROM {target} t USING depot_revert r LEFT JOIN {history} p "
         f"ON p.{_q(HISTORY_ID)} = r.before_id WHERE {match('t', 'r')} AND {ok} "

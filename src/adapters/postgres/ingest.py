@@ -139,6 +139,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             conditions.append(f"ROW({old}) IS NOT DISTINCT FROM ROW({new})")
         if table.has_provenance:
             conditions.append(f"{_stored_priority(self.uow.catalog, table)} <= %(priority)s")
+        if table.soft_delete:  # a deleted row sent again is revived, equal values or not
+            conditions.append(f"t.{_q(table.system.deleted_at)} IS NULL")
         sql = f"DELETE FROM depot_stage s USING {_q(table.name)} t WHERE {' AND '.join(conditions)}"
         return self.connection.exec_driver_sql(sql, {"priority": priority}).rowcount
 
@@ -232,15 +234,19 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             if table.has_provenance:
                 sets += [f"{_q(c)} = EXCLUDED.{_q(c)}" for c in (s.source, s.batch_id)]
             sets += [f"{_q(s.version)} = t.{_q(s.version)} + 1", f"{_q(s.updated_at)} = EXCLUDED.{_q(s.updated_at)}"]
+            # A soft-deleted row is revived by any row the priority rule lets through (domain.ingestion).
+            revived = [f"t.{_q(s.deleted_at)} IS NOT NULL"] if table.soft_delete else []
+            sets += [f"{_q(s.deleted_at)} = NULL"] if table.soft_delete else []
             conditions = []
             if table.has_provenance:
                 conditions.append(f"{_stored_priority(self.uow.catalog, table)} <= %(priority)s")
             if changing:
                 old = ", ".join(f"t.{_q(c)}" for c in changing)
                 new = ", ".join(f"EXCLUDED.{_q(c)}" for c in changing)
-                conditions.append(f"ROW({old}) IS DISTINCT FROM ROW({new})")
+                differs = f"ROW({old}) IS DISTINCT FROM ROW({new})"
+                conditions.append(f"({differs} OR {revived[0]})" if revived else differs)
             else:
-                conditions.append("false")
+                conditions.append(revived[0] if revived else "false")
             sql += f" ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)} WHERE {' AND '.join(conditions)} "
         else:
             sql += f" ON CONFLICT ({key}) DO NOTHING "
@@ -260,6 +266,22 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         )
         inserted, updated = self.connection.exec_driver_sql(sql, {**params, "priority": priority}).one()
         return int(inserted), int(updated)
+
+    def append(self, table: Table, rows: Sequence[Row], *, source: str, batch_id: int, now: dt.datetime) -> int:
+        """Staged, then one INSERT ... SELECT with no ON CONFLICT (the natural key may repeat): the ids are
+        drawn in arrival order as on the memory adapter, the history written in the same statement."""
+        if not rows:
+            return 0
+        columns = data_columns(table)
+        with translate_errors(self.uow.catalog):
+            self._stage(table, columns, rows)
+            drawn, sql, params = self._insert_sql(table, columns, source, batch_id, now, fresh=True)
+            returning, recorded = "1", ""
+            if table.history:
+                returning = "t.*"
+                recorded = ", " + history_items(table, "merged", operation="'insert'")
+            sql = f"WITH {drawn}merged AS ({sql} RETURNING {returning}){recorded} SELECT count(*) FROM merged"
+            return int(self.connection.exec_driver_sql(sql, params).scalar_one())
 
     def _insert_new(
         self, table: Table, columns: tuple[str, ...], rows: Sequence[Row], source: str, batch_id: int,
@@ -289,6 +311,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
 
     def _insert_sql(
         self, table: Table, columns: tuple[str, ...], source: str, batch_id: int, now: dt.datetime,
+        *, fresh: bool = False,
     ) -> tuple[str, str, dict[str, Any]]:
         """(with_item, insert, params): the staged rows' INSERT in key order, without its ON CONFLICT; the
         WITH item it reads from (empty, or ending in a comma); the parameters of both.
@@ -300,7 +323,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         key turns it into the update (or nothing) all the same, and a drawn id would be burnt, which the
         memory adapter never does. (Should the stored row be deleted meanwhile, the row is inserted with
         its old id back; should its key be changed meanwhile, the proposed id clashes on the primary key
-        and the chunk fails with a duplicate key error, to be sent again.)"""
+        and the chunk fails with a duplicate key error, to be sent again.) `fresh` (append): every row
+        is new, whatever its natural key, and draws an id."""
         target = _q(table.name)
         names = ", ".join(map(_q, columns))
         key = ", ".join(map(_q, table.natural_key))
@@ -321,8 +345,9 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         stored = " AND ".join(f"t.{_q(c)} = s.{_q(c)}" for c in table.natural_key)
         # The ordered subquery is never flattened into its parent, so the ids are drawn as its rows come
         # out of the sort; COALESCE draws only when the stored id is null; MATERIALIZED evaluates it once.
+        proposed = "NULL" if fresh else f"(SELECT t.{sid} FROM {target} t WHERE {stored})"
         drawn = (
-            f"drawn AS MATERIALIZED (SELECT s.*, COALESCE((SELECT t.{sid} FROM {target} t WHERE {stored}), "
+            f"drawn AS MATERIALIZED (SELECT s.*, COALESCE({proposed}, "
             f"nextval((SELECT pg_get_serial_sequence(%(table)s, %(surrogate)s)::regclass))) AS {sid} "
             f"FROM (SELECT * FROM depot_stage ORDER BY {_ARRIVAL}) s), "
         )
@@ -406,6 +431,21 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         return int(self.connection.exec_driver_sql(
             f"WITH changed AS ({delete}), {items} SELECT count(*) FROM changed", params).scalar_one())
 
+    def _removal(self, table: Table, using: str, condition: str) -> tuple[str, str]:
+        """(statement, operation): the DELETE ... RETURNING t.* of the rows of `table` t that `condition`
+        picks (with `using`, a FROM list, or ""); on a soft-delete table the UPDATE that marks its
+        live rows deleted instead, with the batch's version, recorded as an update (the row stays)."""
+        target = _q(table.name)
+        if not table.soft_delete:
+            return f"DELETE FROM {target} t{' USING ' + using if using else ''} WHERE {condition} RETURNING t.*", ""
+        s = table.system
+        sets = [f"{_q(s.deleted_at)} = %(now)s", f"{_q(s.version)} = t.{_q(s.version)} + 1",
+                f"{_q(s.updated_at)} = %(now)s"]
+        if table.has_provenance:
+            sets.append(f"{_q(s.batch_id)} = %(batch_id)s")
+        return (f"UPDATE {target} t SET {', '.join(sets)}{' FROM ' + using if using else ''} "
+                f"WHERE {condition} AND t.{_q(s.deleted_at)} IS NULL RETURNING t.*"), "update"
+
     def delete_keys(self, table: Table, keys: Sequence[Row], *, priority: int, batch_id: int,
                     now: dt.datetime) -> tuple[int, int]:
         key = table.natural_key
@@ -413,13 +453,13 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         params = {"priority": priority, "batch_id": batch_id, "now": now}
         with translate_errors(self.uow.catalog):
             self._stage_keys(table, "depot_keys", key, keys)
-            deleted = self._deleting(
-                table, f"DELETE FROM {_q(table.name)} t USING depot_keys k WHERE {join} AND {self._weaker(table)} "
-                       "RETURNING t.*", "delete", params)
+            removal, operation = self._removal(table, "depot_keys k", f"{join} AND {self._weaker(table)}")
+            deleted = self._deleting(table, removal, operation or "delete", params)
             superseded = 0
             if table.has_provenance:
+                live = f" WHERE t.{_q(table.system.deleted_at)} IS NULL" if table.soft_delete else ""
                 superseded = self.connection.exec_driver_sql(
-                    f"SELECT count(*) FROM depot_keys k JOIN {_q(table.name)} t ON {join}",
+                    f"SELECT count(*) FROM depot_keys k JOIN {_q(table.name)} t ON {join}{live}",
                 ).scalar_one()  # what is left of the keys is what a stronger source holds
         return deleted, int(superseded)
 
@@ -434,10 +474,11 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             self._stage_keys(table, "depot_keep", key, keep)
             self._stage_keys(table, "depot_partitions", partition,
                              [dict(zip(partition, p, strict=True)) for p in partitions])
-            delete = (f"DELETE FROM {_q(table.name)} t WHERE EXISTS (SELECT 1 FROM depot_partitions p WHERE {covered}) "
-                      f"AND NOT EXISTS (SELECT 1 FROM depot_keep k WHERE {kept}) AND {self._weaker(table)} "
-                      "RETURNING t.*")
-            return self._deleting(table, delete, "retire", {"priority": priority, "batch_id": batch_id, "now": now})
+            removal, operation = self._removal(
+                table, "", f"EXISTS (SELECT 1 FROM depot_partitions p WHERE {covered}) "
+                           f"AND NOT EXISTS (SELECT 1 FROM depot_keep k WHERE {kept}) AND {self._weaker(table)}")
+            return self._deleting(table, removal, operation or "retire",
+                                  {"priority": priority, "batch_id": batch_id, "now": now})
 
     def begin_batch(self, batch: Row) -> BatchLease:
         batches = relation(self.uow.metadata, "ingest_batches")

@@ -110,7 +110,7 @@ def checks_of(column: Column) -> list[tuple[str, str]]:
 
 
 def _server_default(column: Column) -> sa.TextClause | None:
-    if column.system and column.type is ColumnType.TIMESTAMPTZ:
+    if column.system and column.type is ColumnType.TIMESTAMPTZ and not column.nullable:  # not deleted_at
         return sa.text("now()")
     if column.default is MISSING or column.default is None or column.generated:
         return None
@@ -141,8 +141,10 @@ def _index_worthy(spec: Table, columns: tuple[str, ...]) -> bool:
 def _sa_table(spec: Table, metadata: sa.MetaData, catalog: Catalog) -> sa.Table:
     items: list = [_sa_column(c) for c in spec.columns]
     items.append(sa.PrimaryKeyConstraint(*spec.primary_key, name=spec.unique_constraint_name(spec.primary_key)))
-    if spec.natural_key != spec.primary_key:
+    if spec.natural_key != spec.primary_key and spec.unique_natural_key:
         items.append(sa.UniqueConstraint(*spec.natural_key, name=spec.unique_constraint_name(spec.natural_key)))
+    elif spec.natural_key != spec.primary_key:  # a key that may repeat (append): indexed for its lookups
+        items.append(sa.Index(None, *spec.natural_key))
     for columns in spec.unique:
         items.append(sa.UniqueConstraint(*columns, name=spec.unique_constraint_name(columns)))
     for fk in spec.hard_foreign_keys:
