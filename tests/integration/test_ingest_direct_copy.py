@@ -9,6 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.postgres.ingest import SqlAlchemyIngestRepository
+from adapters.postgres.tables import system_table_sql
+from depot.examples.flights.catalog import CATALOG
 from service_layer import ingest
 from service_layer.ingest import Chunk, IngestRequest
 from tests.conftest import truncate_all
@@ -48,9 +50,13 @@ BATCHES = [
 ]
 
 
+def relation(name: str) -> str:
+    return system_table_sql(CATALOG, name) if name in ("ingest_batches", "rejected_rows") else name
+
+
 def dump(engine) -> dict[str, list]:
     with engine.connect() as connection:
-        return {t: [tuple(r) for r in connection.execute(sa.text(f"SELECT * FROM {t} ORDER BY 1, 2, 3"))]
+        return {t: [tuple(r) for r in connection.execute(sa.text(f"SELECT * FROM {relation(t)} ORDER BY 1, 2, 3"))]
                 for t in ("airlines", "airports", "flights", "ingest_batches", "rejected_rows")}
 
 

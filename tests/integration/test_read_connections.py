@@ -10,6 +10,8 @@ import sqlalchemy as sa
 
 from adapters.postgres.db import make_engine, read_engine
 from adapters.postgres.repository import SqlAlchemyUnitOfWork
+from adapters.postgres.tables import system_table_sql
+from depot.examples.flights.catalog import CATALOG
 from domain.errors import Unavailable
 from domain.query import Query, key_condition
 from service_layer import services
@@ -30,7 +32,7 @@ def timed_engine(pg_server, pg_uow):
 def _locked(pg_engine, table: str):
     holder = pg_engine.connect()
     holder.begin()
-    holder.exec_driver_sql(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
+    holder.exec_driver_sql(f"LOCK TABLE {system_table_sql(CATALOG, table)} IN ACCESS EXCLUSIVE MODE")
     return holder
 
 
