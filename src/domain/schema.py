@@ -330,6 +330,12 @@ class Table:
         """The version and updated_at of a stored row whose values change."""
         return {self.system.version: stored[self.system.version] + 1, self.system.updated_at: now}
 
+    @property
+    def default_disposition(self) -> str:
+        """What an ingest batch does when it names no disposition: a log whose natural key may repeat
+        appends; every other table upserts on its natural key."""
+        return "upsert" if self.unique_natural_key else "append"
+
     def edited_stamp(self) -> dict:
         """The provenance of values changed through the table API: by hand (the `manual` source), in no
         batch. The batch that wrote the row before no longer owns it: reverting that batch meets the

@@ -270,9 +270,10 @@ def ingest(
     catalog: CatalogOption = None,
     url: Annotated[str | None, typer.Option(
         help="A running depot (http://HOST:PORT): POST the file to its /ingest, not straight to the store.")] = None,
-    disposition: Annotated[str, typer.Option(
-        help="upsert, insert_only, replace_partition, delete, or append (tables declared unique_natural_key=False).")
-    ] = "upsert",
+    disposition: Annotated[str | None, typer.Option(
+        help="upsert, insert_only, replace_partition, delete, or append (tables declared unique_natural_key=False). "
+             "Default: append on those tables, upsert on the others.")
+    ] = None,
     partition: Annotated[str | None, typer.Option(help="replace_partition: COLUMN[,COLUMN].")] = None,
 ) -> None:
     """Ingest a file straight into the store, as POST /ingest/{table} would; print the batch report."""
@@ -294,7 +295,8 @@ def ingest(
 
     console = Console(stderr=True)
     if url is not None:
-        params = {"source": source, "mode": mode, "on_conflict": on_conflict, "disposition": disposition,
+        params = {"source": source, "mode": mode, "on_conflict": on_conflict,
+                  **({"disposition": disposition} if disposition is not None else {}),
                   **({"csv_null": csv_null} if csv_null is not None else {}),
                   **({"partition": partition} if partition else {})}
         _post_file(url, table, file, params, console)

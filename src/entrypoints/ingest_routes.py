@@ -298,9 +298,10 @@ def ingest_router() -> APIRouter:
         mode: Literal[MODES] = "best_effort",  # type: ignore[valid-type]
         on_conflict: Literal[ON_CONFLICT] = "update",  # type: ignore[valid-type]
         csv_null: Annotated[str | None, Query(description="The CSV null token (default: the empty field).")] = None,
-        disposition: Annotated[str, Query(description="upsert, insert_only, replace_partition, delete, or append "
-                                                      "(every row new: tables declared unique_natural_key=False).")
-                               ] = "upsert",
+        disposition: Annotated[str | None, Query(
+            description="upsert, insert_only, replace_partition, delete, or append (every row new: tables declared "
+                        "unique_natural_key=False). Default: append on those tables, upsert on the others.")
+        ] = None,
         partition: Annotated[str | None, Query(description="replace_partition: COLUMN[,COLUMN].")] = None,
     ) -> Response:
         """Ingest a batch: validated, reference-checked, upserted by natural key with source priority.

@@ -88,7 +88,7 @@ class IngestRequest:
     overrides: dict[str, Any] | None = None
     # A replay's: the effective profile its batch recorded, used as it is (the source's may have changed).
     recorded_profile: dict[str, Any] | None = None
-    disposition: str = "upsert"
+    disposition: str | None = None  # None: the table's own (Table.default_disposition)
     partition: tuple[str, ...] = ()  # replace_partition: the columns whose values name a partition
 
 
@@ -100,6 +100,7 @@ class Checked:
     priority: int
     profile: dict[str, Any]
     plan: ColumnPlan
+    disposition: str  # the request's, or the table's default
 
 
 def check_request(uow: AbstractUnitOfWork, request: IngestRequest) -> Checked:
@@ -115,7 +116,8 @@ def check_request(uow: AbstractUnitOfWork, request: IngestRequest) -> Checked:
         raise BadRequest(f"mode={request.mode!r} is not one of {', '.join(MODES)}")
     if request.on_conflict not in ON_CONFLICT:
         raise BadRequest(f"on_conflict={request.on_conflict!r} is not one of {', '.join(ON_CONFLICT)}")
-    _check_disposition(table, request)
+    disposition = request.disposition or table.default_disposition
+    _check_disposition(table, request, disposition)
     with uow:
         source = uow.repository("sources").get((request.source,))
     if source is None:
@@ -125,11 +127,10 @@ def check_request(uow: AbstractUnitOfWork, request: IngestRequest) -> Checked:
         profile = request.recorded_profile
     else:
         profile = effective_profile(source.get("profile"), table.name, request.overrides)
-    return Checked(table, source["priority"], profile, ColumnPlan.of(table, profile))
+    return Checked(table, source["priority"], profile, ColumnPlan.of(table, profile), disposition)
 
 
-def _check_disposition(table: Table, request: IngestRequest) -> None:
-    disposition = request.disposition
+def _check_disposition(table: Table, request: IngestRequest, disposition: str) -> None:
     if disposition not in DISPOSITIONS:
         raise BadRequest(f"disposition={disposition!r} is not one of {', '.join(DISPOSITIONS)}")
     if disposition == "append" and table.unique_natural_key:
@@ -246,7 +247,7 @@ class _BatchRun:
         self.priority = checked.priority
         self.profile = checked.profile
         self.plan = checked.plan
-        self.disposition = request.disposition
+        self.disposition = checked.disposition
         self.on_conflict = "ignore" if self.disposition == "insert_only" else request.on_conflict
         # what the rows are validated as: the table, or only its natural key for a delete batch
         self.shape = self.table
@@ -265,7 +266,7 @@ class _BatchRun:
         self.lease: BatchLease | None = None
         self.started = time.perf_counter()
         self.report = BatchReport(None, request.table, request.source, request.mode, self.on_conflict,
-                                  disposition=request.disposition)
+                                  disposition=checked.disposition)
         self.arrived = 0  # rows read from the body, processed or not: a failed batch's `received`
         self.doomed = False  # atomic: an invalid row was seen; nothing more is merged
         self.atomic_rejections: list[Row] = []  # atomic: the first rejections, stored after the rollback

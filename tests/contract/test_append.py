@@ -91,6 +91,18 @@ def test_append_inserts_every_row_as_new_repeats_and_all(client: TestClient):
     assert [h["operation"] for h in history] == ["update", "insert"]
 
 
+def test_a_batch_that_names_no_disposition_takes_the_tables_own(client: TestClient):
+    """A log appends and every other table upserts, without the client saying so each time."""
+    report = client.post("/ingest/sightings", json=ROWS).json()
+    assert (report["disposition"], report["inserted"]) == ("append", 3)
+    census = [{"station": "n1", "year": 2026, "birds": 3}]
+    assert client.post("/ingest/censuses", json=census).json()["disposition"] == "upsert"
+    batch = client.get(f"/ingest/batches/{report['batch_id']}").json()
+    assert batch["disposition"] == "append"
+    replayed = client.post(f"/ingest/batches/{report['batch_id']}/replay")
+    assert replayed.status_code == 200 and replayed.json()["disposition"] == "append"
+
+
 def test_pages_of_a_repeated_natural_key_end_with_the_id(client: TestClient):
     post(client, "sightings", ROWS * 2)
     seen, url = [], "/api/sightings?order=station,species&limit=2"

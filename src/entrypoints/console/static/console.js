@@ -1032,6 +1032,9 @@ registerPage("upload", async () => {
   const mode = choice("u-mode", "mode");
   const conflict = choice("u-conflict", "on_conflict");
   const disposition = choice("u-disposition", "disposition");
+  // none chosen: the API's default, which is the table's (append on a log whose key may repeat, else upsert)
+  disposition.prepend(h("option", { value: "" }, "the table's default"));
+  disposition.value = "";
   const partition = h("input", { id: "u-partition", autocomplete: "off", placeholder: "carrier,origin" });
   const partitionLabel = h("label", { for: "u-partition", hidden: true }, "Partition columns", partition);
   disposition.addEventListener("change", () => {
@@ -1058,8 +1061,8 @@ registerPage("upload", async () => {
     const ext = (f.name.split(".").pop() || "").toLowerCase();
     const media = MEDIA[ext];
     if (!media) { out.replaceChildren(h("p", { class: "notice bad" }, `${f.name}: send a ${EXTENSIONS.join(", ")} file`)); return; }
-    const q = new URLSearchParams({ source: sourceSel.value, mode: mode.value, on_conflict: conflict.value,
-      disposition: disposition.value });
+    const q = new URLSearchParams({ source: sourceSel.value, mode: mode.value, on_conflict: conflict.value });
+    if (disposition.value) q.set("disposition", disposition.value);
     if (!partitionLabel.hidden) q.set("partition", partition.value.replace(/\s+/g, ""));
     if (csvNull.value) q.set("csv_null", csvNull.value);
     const path = `/ingest/${tableSel.value}?${q}`;
