@@ -217,7 +217,7 @@ def test_a_parquet_upload_and_a_delete_disposition(browser, depot, screenshots, 
     parquet_file(folder / "airlines.parquet", [{"carrier": c, "name": f"Parquet {c}"} for c in ("PQ1", "PQ2", "PQ3")])
     source(depot, "aaa_strong", 9)
     page = open_console(browser, depot, WRITE_KEY)
-    report = upload_with(page, folder / "airlines.parquet", "upsert")
+    report = upload_with(page, folder / "airlines.parquet", "")  # the table's default, which is upsert here
     assert report == {"status": "completed", "disposition": "upsert", "inserted": "3", "deleted": "0"}
     assert page.locator("#u-partition").is_hidden()
     page.select_option("#u-disposition", "replace_partition")  # its partition columns are asked for then
