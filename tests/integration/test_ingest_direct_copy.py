@@ -45,13 +45,18 @@ BATCHES = [
     ]),
     ("airports", [[{**AIRPORTS[0], "alt": 14}, {"faa": "SFO", "name": "San Francisco", "lat": 37.6,
                                                  "lon": -122.4, "alt": 4}]]),
+    # a weaker source: its changed row is superseded and kept as its claim, its new row inserted
+    ("flights", [[flight(1, 7, dep_delay=30.0), flight(7, 4)]], "weak"),
 ]
+# Every table the batches write, history and claims included; all compared whole (ids too).
+WRITTEN = ("airlines", "airports", "flights", "airlines_history", "airports_history", "flights_history",
+           "flights_claims", "ingest_batches", "rejected_rows")
 
 
 def dump(engine) -> dict[str, list]:
     with engine.connect() as connection:
         return {t: [tuple(r) for r in connection.execute(sa.text(f"SELECT * FROM {t} ORDER BY 1, 2, 3"))]
-                for t in ("airlines", "airports", "flights", "ingest_batches", "rejected_rows")}
+                for t in WRITTEN}
 
 
 def load(pg_uow, monkeypatch, *, direct: bool) -> tuple[list[dict], dict[str, list]]:
@@ -59,10 +64,13 @@ def load(pg_uow, monkeypatch, *, direct: bool) -> tuple[list[dict], dict[str, li
     staged = []
     monkeypatch.setattr(SqlAlchemyIngestRepository, "_stage",
                         lambda self, table, *args: staged.append(table.name) or _STAGE(self, table, *args))
+    with pg_uow() as uow:
+        uow.repository("sources").add([{"code": "weak", "name": "Weak", "priority": -1}])
+        uow.commit()
     reports = []
-    for table, chunks in BATCHES:
-        report = ingest.ingest_batch(pg_uow(), IngestRequest(table), [Chunk(rows) for rows in chunks],
-                                     clock=lambda: NOW)
+    for table, chunks, *source in BATCHES:
+        request = IngestRequest(table, *source)
+        report = ingest.ingest_batch(pg_uow(), request, [Chunk(rows) for rows in chunks], clock=lambda: NOW)
         reports.append(report.as_dict())
     return reports, staged
 
@@ -75,16 +83,16 @@ def test_the_direct_copy_and_the_merge_give_the_same_stores_and_reports(pg_uow, 
     copied = dump(pg_engine)
 
     assert copied_reports == merged_reports
-    assert [r["inserted"] for r in copied_reports] == [2, 3, 3, 1, 1]
-    for table in ("airlines", "airports", "ingest_batches", "rejected_rows"):
+    assert [r["inserted"] for r in copied_reports] == [2, 3, 3, 1, 1, 1]
+    assert (copied_reports[-1]["superseded"], len(copied["flights_claims"])) == (1, 1)
+    assert len(copied["flights_history"]) == 6  # 3 first versions, then 1 update and 1 insert, then 1 insert
+    for table in WRITTEN:
         assert copied[table] == merged[table], table
-    # Flights have a surrogate id, drawn in the order the rows were written: compare the rest.
-    assert [r[1:] for r in sorted(copied["flights"], key=lambda r: r[1:])] == \
-        [r[1:] for r in sorted(merged["flights"], key=lambda r: r[1:])]
-    # The first loads skipped the staging table; the re-loads (stored keys) went through it.
-    # flights has a surrogate id: it always takes the merge (a failed COPY would burn ids)
-    assert copied_staged == ["flights", "flights", "flights", "airports"]
-    assert merged_staged == ["airlines", "airports", "airports", "flights", "flights", "flights", "airports"]
+    # The first loads skipped the staging table, flights (a surrogate id, probed) too; the re-loads
+    # (stored keys) went through it.
+    assert copied_staged == ["flights", "flights", "airports", "flights"]
+    assert merged_staged == ["airlines", "airports", "airports", "flights", "flights", "flights", "airports",
+                             "flights"]
 
 
 def test_a_first_load_draws_ids_in_file_order(pg_uow, pg_engine):

@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg2
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from adapters.postgres.history import history_items, revert_sql
 from adapters.postgres.repository import translate_errors
+from adapters.postgres.tables import sql_type
 from domain.ingestion import REPORTED_CONFLICTS, MergeCounts, Reverted, conflict_of, data_columns
 from domain.ports import AbstractIngestRepository, BatchLease, Row
 from domain.schema import CLAIMED_AT, HISTORY_ID, HISTORY_VALID_TO, ColumnType, Table
@@ -103,9 +105,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         with translate_errors(self.uow.catalog):
             # Once a chunk of a batch met stored keys (a re-load), its next chunks are not tried:
             # a failed try costs the chunk's CSV twice in the writer thread, the ingest's limit.
-            # Never on a table with a surrogate id: a failed try has drawn identity values that its
-            # rollback does not give back, and ids would part from the memory adapter's (issue 16).
-            if self.direct_copy and table.surrogate is None and batch_id not in self.uow.direct_copy_missed:
+            if self.direct_copy and batch_id not in self.uow.direct_copy_missed:
                 if self._copy_if_all_new(table, columns, rows, source, batch_id, now):
                     return MergeCounts(inserted=len(rows))
                 self.uow.direct_copy_missed.add(batch_id)
@@ -152,16 +152,29 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         its keys is stored: on a first load PostgreSQL then writes each row once, instead of into
         the staging table and again through INSERT ... SELECT ... ON CONFLICT.
 
-        Tried rather than probed: under a savepoint, the COPY fails at the first row whose key is
-        stored (at once, on a re-load) or that a concurrent batch holds, and the chunk takes the
-        merge path from a clean state, which then answers exactly as it would have alone
-        (whatever the error was).
+        Tried rather than probed (but for a surrogate id, below): under a savepoint, the COPY fails
+        at the first row whose key is stored (at once, on a re-load) or that a concurrent batch
+        holds, and the chunk takes the merge path from a clean state, which then answers exactly as
+        it would have alone (whatever the error was).
 
         Rows go in natural-key order, as the merge inserts them: concurrent batches sharing keys
         then take their locks in one order and queue instead of deadlocking. (Python's order of
-        the key values is PostgreSQL's: text is COLLATE "C", and keys are never null. Only tables
-        without a surrogate id come here, so no id depends on that order.)
+        the key values is PostgreSQL's: text is COLLATE "C", and keys are never null. A surrogate id
+        is drawn before that sort, in arrival order, as the merge draws it.)
         """
+        surrogate = table.surrogate
+        if surrogate is not None:
+            # A table with a surrogate id is probed instead of tried: a failed try would have drawn ids
+            # that its rollback does not give back, and ids would part from the memory adapter's
+            # (issue 16). The probe is one index lookup per key, far less than staging and merging.
+            if self._any_stored(table, rows):
+                return False
+            # Ids in arrival order, as the merge draws them (_insert_sql); the rows still go in key order.
+            ids = sorted(r[0] for r in self.connection.exec_driver_sql(
+                "SELECT nextval((SELECT pg_get_serial_sequence(%(table)s, %(surrogate)s)::regclass)) "
+                "FROM generate_series(1, %(n)s)", {"table": _q(table.name), "surrogate": surrogate, "n": len(rows)}))
+            rows = [{**r, surrogate: i} for r, i in zip(rows, ids, strict=True)]
+            columns = (surrogate, *columns)
         rows = sorted(rows, key=itemgetter(*table.natural_key))
         stamp = table.inserted_stamp(now, source, batch_id)
         system, extra = list(stamp), tuple(stamp.values())
@@ -169,12 +182,26 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         # The same CSV into the history table, as the rows' first versions (operation defaults to insert).
         targets = [_q(table.name), *([_q(table.history_name)] if table.history else [])]
         try:
+            # Should a concurrent batch have stored one of the keys since the probe, the COPY fails on it
+            # and the chunk is merged; only then are drawn ids left unused, as concurrent merges may do too.
             self._copy(table, targets, [*columns, *system], columns, rows, extra)
         except (sa.exc.DBAPIError, psycopg2.Error):  # the COPY runs on the driver's own cursor
             savepoint.rollback()
             return False
         savepoint.commit()
         return True
+
+    def _any_stored(self, table: Table, rows: Sequence[Row]) -> bool:
+        """Whether any of the rows' natural keys is stored: one statement, the keys sent as one array per
+        key column (unnest), each looked up in the natural key's unique index until the first one found."""
+        key = table.natural_key
+        params = {f"k{i}": [_array_item(table.column(c).type, r[c]) for r in rows] for i, c in enumerate(key)}
+        arrays = ", ".join(f"%(k{i})s::{_array_type(table, c)}" for i, c in enumerate(key))
+        collate = {ColumnType.TEXT: ' COLLATE "C"'}  # the column's own, so its unique index serves the lookup
+        match = " AND ".join(f"t.{_q(c)} = k.k{i}{collate.get(table.column(c).type, '')}" for i, c in enumerate(key))
+        names = ", ".join(f"k{i}" for i in range(len(key)))
+        sql = f"SELECT EXISTS (SELECT FROM unnest({arrays}) AS k({names}) JOIN {_q(table.name)} t ON {match})"
+        return bool(self.connection.exec_driver_sql(sql, params).scalar_one())
 
     def _stage(self, table: Table, columns: tuple[str, ...], rows: Sequence[Row]) -> None:
         names = ", ".join(map(_q, columns))
@@ -500,6 +527,19 @@ def _copy_values(values: tuple[Any, ...], as_text: dict[int, Callable[[Any], str
     if None not in values:
         return values
     return [_NULL if v is None else v for v in values]
+
+
+def _array_type(table: Table, column: str) -> str:
+    """The SQL array type of a column's values, without its collation (a cast cannot carry one)."""
+    element = sql_type(table.column(column))
+    if isinstance(element, sa.String):
+        element = sa.Text()
+    return f"{element.compile(dialect=postgresql.dialect())}[]"
+
+
+def _array_item(kind: ColumnType, value: Any) -> Any:
+    """A key value as psycopg2 can send it inside an array: UUIDs as their text (cast back by the array type)."""
+    return str(value) if kind is ColumnType.UUID else value
 
 
 def _stored_priority(table: Table) -> str:
