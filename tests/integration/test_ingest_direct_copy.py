@@ -113,3 +113,23 @@ def test_a_chunk_whose_copy_fails_leaves_nothing_behind_and_is_merged(pg_uow, pg
     assert (report.inserted, report.unchanged) == (2, 1)
     with pg_engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM airlines")).scalar_one() == 3
+
+
+def test_new_keys_among_stored_ones_are_copied_and_a_stored_one_is_merged(pg_uow, pg_engine, monkeypatch):
+    """The probe of a table with a surrogate id: keys between stored ones (the range holds stored keys)
+    but none stored still take the direct COPY, with ids in file order; one stored key sends the chunk
+    to the merge, and no id is drawn for nothing."""
+    staged = []
+    monkeypatch.setattr(SqlAlchemyIngestRepository, "_stage",
+                        lambda self, table, *args: staged.append(table.name) or _STAGE(self, table, *args))
+    ingest.ingest_batch(pg_uow(), IngestRequest("airlines"), [Chunk(AIRLINES)])
+    ingest.ingest_batch(pg_uow(), IngestRequest("airports"), [Chunk(AIRPORTS)])
+    ingest.ingest_batch(pg_uow(), IngestRequest("flights"), [Chunk([flight(1, 7), flight(9, 7)])])
+    between = ingest.ingest_batch(pg_uow(), IngestRequest("flights"), [Chunk([flight(5, 7), flight(3, 7)])])
+    assert (between.inserted, staged) == (2, [])
+    mixed = ingest.ingest_batch(pg_uow(), IngestRequest("flights"),
+                                [Chunk([flight(4, 7), flight(9, 7, dep_delay=1.0)])])
+    assert (mixed.inserted, mixed.updated, staged) == (1, 1, ["flights"])
+    with pg_engine.connect() as connection:
+        ids = connection.execute(sa.text("SELECT day, id FROM flights ORDER BY id")).all()
+    assert [tuple(r) for r in ids] == [(1, 1), (9, 2), (5, 3), (3, 4), (4, 5)]

@@ -263,7 +263,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
 
     def _any_stored(self, table: Table, rows: Sequence[Row]) -> bool:
         """Whether any of the rows' natural keys is stored: one statement, each key looked up in the
-        natural key's unique index until the first one found."""
+        natural key's unique index until the first one found. (A first probe of the chunk's key range,
+        one index descent, did not pay: the chunks of a file in date order share their edge days.)"""
         keys, params = _keys_relation(table, rows)
         sql = f"SELECT EXISTS (SELECT FROM {keys} JOIN {_q(table.name)} t ON {_key_match(table)})"
         return bool(self.connection.exec_driver_sql(sql, params).scalar_one())
@@ -601,7 +602,8 @@ def _keys_relation(table: Table, rows: Sequence[Row]) -> tuple[str, dict[str, An
     """The rows' natural keys as a relation `k` (columns k0, k1, ... and n, the row's place from 1), and
     its parameters: one array per key column, unnested, so the statement's text does not grow with rows."""
     key = table.natural_key
-    params = {f"k{i}": [_array_item(table.column(c).type, r[c]) for r in rows] for i, c in enumerate(key)}
+    params = {f"k{i}": [_array_item(table.column(c).type, r[c]) for r in rows]
+              if table.column(c).type is ColumnType.UUID else list(map(itemgetter(c), rows)) for i, c in enumerate(key)}
     arrays = ", ".join(f"%(k{i})s::{_array_type(table, c)}" for i, c in enumerate(key))
     names = ", ".join(f"k{i}" for i in range(len(key)))
     return f"unnest({arrays}) WITH ORDINALITY AS k({names}, n)", params
