@@ -266,7 +266,9 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         natural key's unique index until the first one found. (A first probe of the chunk's key range,
         one index descent, did not pay: the chunks of a file in date order share their edge days.)"""
         keys, params = _keys_relation(table, rows)
-        sql = f"SELECT EXISTS (SELECT FROM {keys} JOIN {_q(table.name)} t ON {_key_match(table)})"
+        # LATERAL ... LIMIT 1: a lookup in the unique index per key, never a hash join over the whole table.
+        sql = (f"SELECT EXISTS (SELECT FROM {keys} CROSS JOIN LATERAL "
+               f"(SELECT FROM {_q(table.name)} t WHERE {_key_match(table)} LIMIT 1) AS found)")
         return bool(self.connection.exec_driver_sql(sql, params).scalar_one())
 
     def _stage(self, table: Table, columns: tuple[str, ...], rows: Sequence[Row]) -> None:
