@@ -139,7 +139,10 @@ def one_per_key(rows: Sequence[Row], key: Sequence[str], *, keep_last: bool) -> 
     chosen: dict[Any, int] = {}
     dropped: list[int] = []
     key_of = itemgetter(*key)  # a tuple for several columns, the value for one: either is a fine dict key
-    for i, k in enumerate(map(key_of, rows)):
+    keys = list(map(key_of, rows))
+    if len(set(keys)) == len(keys):  # the common case, told in C: no twins
+        return Deduplicated(list(rows), list(range(len(keys))), [])
+    for i, k in enumerate(keys):
         previous = chosen.get(k)
         if previous is None:
             chosen[k] = i

@@ -11,10 +11,11 @@ import datetime as dt
 import decimal
 import json
 import math
+import operator
 import re
 import uuid
 from collections.abc import Callable, Iterable
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from domain.errors import FieldError
@@ -517,6 +518,7 @@ def validate_rows(table: Table, raws: Iterable[Any]) -> tuple[list[dict[str, Any
 # --- column-wise validation of tabular records (CSV): the ingest fast path ------------------------
 
 
+_not_none = partial(operator.is_not, None)
 # One object: `dt.datetime.fromisoformat` makes a new bound method at each access, so `is` needs this one.
 _FROM_ISO = dt.datetime.fromisoformat
 
@@ -545,19 +547,21 @@ def _fast_column(column: Column, values: list[Any]) -> list[Any] | None:
     has_null = None in values
     if has_null and not column.nullable:
         return None
-    present = [v for v in values if v is not None] if has_null else values
-    if present and set(map(type, present)) != {str}:
-        return None
+    present = list(filter(_not_none, values)) if has_null else values
     try:
+        # Only strings take this path. "".join refuses anything else (TypeError) in C, as
+        # fromisoformat does, where a check of each value's type cost a fifth of the validation.
         if fast is str:
             converted = present
             if "\x00" in "".join(present):
                 return None
-        elif fast in (int, float) and not _plain_number("".join(present)):
-            return None  # the coercer says why
+        elif fast in (int, float):
+            if not _plain_number("".join(present)):
+                return None  # the coercer says why
+            converted = list(map(fast, present))
         else:
             converted = list(map(fast, present))
-    except ValueError:
+    except (TypeError, ValueError):
         return None
     if converted:
         if fast is float and not all(map(math.isfinite, converted)):

@@ -54,6 +54,8 @@ from domain.validation import RowInvalid, RowValidator, header_errors, validate_
 from service_layer.services import MANUAL_SOURCE, Clock, table_of, utcnow
 
 REPLAY_PAGE = 5_000
+# The referenced keys a batch remembers as found, per reference (_BatchRun._check_references).
+PRESENT_KEYS = 100_000
 # Told of every batch that ends, however it ends, with its report and its duration in seconds
 # (the metrics of entrypoints/metrics.py register here; the service knows nothing of them).
 BATCH_OBSERVERS: list[Callable[[BatchReport, float], None]] = []
@@ -274,6 +276,8 @@ class _BatchRun:
                            and self.disposition != "delete"]
         # Self-references may point at rows earlier in the batch: their keys, as they go by.
         self.seen: dict[ForeignKey, set[tuple]] = {fk: set() for fk in self.references if fk.target == self.table.name}
+        # The referenced keys found stored by this batch, not looked up again by its later chunks.
+        self.present: dict[ForeignKey, set[tuple]] = {fk: set() for fk in self.references}
 
     def begin(self) -> None:
         batch = {
@@ -547,14 +551,22 @@ class _BatchRun:
         self, ingestion: AbstractIngestRepository, rows: list[Row], positions: list[int],
         rejected: dict[int, list[dict[str, str]]],
     ) -> tuple[list[Row], list[int]]:
-        """Hard references, one query per reference per chunk; self-references may also point at
-        rows earlier in the batch."""
+        """Hard references, one query per reference per chunk, for the keys that no earlier chunk of the
+        batch found; self-references may also point at rows earlier in the batch.
+
+        A referenced key found once is taken as still there (up to PRESENT_KEYS of them per reference):
+        a file's few carriers and airports are looked up by its first chunk only. Should one be deleted
+        while the batch runs, the table's foreign key still refuses the chunk that points at it."""
         if not self.references or not rows:
             return rows, positions
         missing: dict[ForeignKey, set[tuple]] = {}
         for fk in self.references:
-            wanted = reference_keys(fk, rows)
-            absent = wanted - ingestion.present_keys(fk.target, fk.target_columns, wanted)
+            known = self.present[fk]
+            wanted = reference_keys(fk, rows) - known
+            found = ingestion.present_keys(fk.target, fk.target_columns, wanted) if wanted else set()
+            if len(known) + len(found) <= PRESENT_KEYS:
+                known |= found
+            absent = wanted - found
             if absent or fk in self.seen:
                 missing[fk] = absent
         if not missing:  # the common case: every reference is there

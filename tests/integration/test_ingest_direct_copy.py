@@ -47,7 +47,12 @@ BATCHES = [
     ]),
     ("airports", [[{**AIRPORTS[0], "alt": 14}, {"faa": "SFO", "name": "San Francisco", "lat": 37.6,
                                                  "lon": -122.4, "alt": 4}]]),
+    # a weaker source: its changed row is superseded and kept as its claim, its new row inserted
+    ("flights", [[flight(1, 7, dep_delay=30.0), flight(7, 4)]], "weak"),
 ]
+# Every table the batches write, history and claims included; all compared whole (ids too).
+WRITTEN = ("airlines", "airports", "flights", "airlines_history", "airports_history", "flights_history",
+           "flights_claims", "ingest_batches", "rejected_rows")
 
 
 def relation(name: str) -> str:
@@ -57,7 +62,7 @@ def relation(name: str) -> str:
 def dump(engine) -> dict[str, list]:
     with engine.connect() as connection:
         return {t: [tuple(r) for r in connection.execute(sa.text(f"SELECT * FROM {relation(t)} ORDER BY 1, 2, 3"))]
-                for t in ("airlines", "airports", "flights", "ingest_batches", "rejected_rows")}
+                for t in WRITTEN}
 
 
 def load(pg_uow, monkeypatch, *, direct: bool) -> tuple[list[dict], dict[str, list]]:
@@ -65,10 +70,13 @@ def load(pg_uow, monkeypatch, *, direct: bool) -> tuple[list[dict], dict[str, li
     staged = []
     monkeypatch.setattr(SqlAlchemyIngestRepository, "_stage",
                         lambda self, table, *args: staged.append(table.name) or _STAGE(self, table, *args))
+    with pg_uow() as uow:
+        uow.repository("sources").add([{"code": "weak", "name": "Weak", "priority": -1}])
+        uow.commit()
     reports = []
-    for table, chunks in BATCHES:
-        report = ingest.ingest_batch(pg_uow(), IngestRequest(table), [Chunk(rows) for rows in chunks],
-                                     clock=lambda: NOW)
+    for table, chunks, *source in BATCHES:
+        request = IngestRequest(table, *source)
+        report = ingest.ingest_batch(pg_uow(), request, [Chunk(rows) for rows in chunks], clock=lambda: NOW)
         reports.append(report.as_dict())
     return reports, staged
 
@@ -81,16 +89,16 @@ def test_the_direct_copy_and_the_merge_give_the_same_stores_and_reports(pg_uow, 
     copied = dump(pg_engine)
 
     assert copied_reports == merged_reports
-    assert [r["inserted"] for r in copied_reports] == [2, 3, 3, 1, 1]
-    for table in ("airlines", "airports", "ingest_batches", "rejected_rows"):
+    assert [r["inserted"] for r in copied_reports] == [2, 3, 3, 1, 1, 1]
+    assert (copied_reports[-1]["superseded"], len(copied["flights_claims"])) == (1, 1)
+    assert len(copied["flights_history"]) == 6  # 3 first versions, then 1 update and 1 insert, then 1 insert
+    for table in WRITTEN:
         assert copied[table] == merged[table], table
-    # Flights have a surrogate id, drawn in the order the rows were written: compare the rest.
-    assert [r[1:] for r in sorted(copied["flights"], key=lambda r: r[1:])] == \
-        [r[1:] for r in sorted(merged["flights"], key=lambda r: r[1:])]
-    # The first loads skipped the staging table; the re-loads (stored keys) went through it.
-    # flights has a surrogate id: it always takes the merge (a failed COPY would burn ids)
-    assert copied_staged == ["flights", "flights", "flights", "airports"]
-    assert merged_staged == ["airlines", "airports", "airports", "flights", "flights", "flights", "airports"]
+    # The first loads skipped the staging table, flights (a surrogate id, probed) too; the re-loads
+    # (stored keys) went through it, but not a chunk whose rows were all unchanged (the second chunk
+    # of the flights re-load): compared with the stored rows, it went no further.
+    assert copied_staged == ["flights", "airports", "flights"]
+    assert merged_staged == ["airlines", "airports", "airports", "flights", "flights", "airports", "flights"]
 
 
 def test_a_first_load_draws_ids_in_file_order(pg_uow, pg_engine):
@@ -111,3 +119,23 @@ def test_a_chunk_whose_copy_fails_leaves_nothing_behind_and_is_merged(pg_uow, pg
     assert (report.inserted, report.unchanged) == (2, 1)
     with pg_engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM airlines")).scalar_one() == 3
+
+
+def test_new_keys_among_stored_ones_are_copied_and_a_stored_one_is_merged(pg_uow, pg_engine, monkeypatch):
+    """The probe of a table with a surrogate id: keys between stored ones (the range holds stored keys)
+    but none stored still take the direct COPY, with ids in file order; one stored key sends the chunk
+    to the merge, and no id is drawn for nothing."""
+    staged = []
+    monkeypatch.setattr(SqlAlchemyIngestRepository, "_stage",
+                        lambda self, table, *args: staged.append(table.name) or _STAGE(self, table, *args))
+    ingest.ingest_batch(pg_uow(), IngestRequest("airlines"), [Chunk(AIRLINES)])
+    ingest.ingest_batch(pg_uow(), IngestRequest("airports"), [Chunk(AIRPORTS)])
+    ingest.ingest_batch(pg_uow(), IngestRequest("flights"), [Chunk([flight(1, 7), flight(9, 7)])])
+    between = ingest.ingest_batch(pg_uow(), IngestRequest("flights"), [Chunk([flight(5, 7), flight(3, 7)])])
+    assert (between.inserted, staged) == (2, [])
+    mixed = ingest.ingest_batch(pg_uow(), IngestRequest("flights"),
+                                [Chunk([flight(4, 7), flight(9, 7, dep_delay=1.0)])])
+    assert (mixed.inserted, mixed.updated, staged) == (1, 1, ["flights"])
+    with pg_engine.connect() as connection:
+        ids = connection.execute(sa.text("SELECT day, id FROM flights ORDER BY id")).all()
+    assert [tuple(r) for r in ids] == [(1, 1), (9, 2), (5, 3), (3, 4), (4, 5)]

@@ -18,22 +18,28 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import Callable, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import psycopg2
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from adapters.postgres.history import history_items, revert_sql
 from adapters.postgres.repository import translate_errors
-from adapters.postgres.tables import relation, system_table_sql
+from adapters.postgres.tables import relation, sql_type, system_table_sql
 from domain.ingestion import REPORTED_CONFLICTS, MergeCounts, Reverted, conflict_of, data_columns
 from domain.ports import AbstractIngestRepository, BatchLease, Row
 from domain.schema import CLAIMED_AT, HISTORY_ID, HISTORY_VALID_TO, Catalog, ColumnType, Table
 
 if TYPE_CHECKING:
     from adapters.postgres.repository import SqlAlchemyUnitOfWork
+
+log = logging.getLogger("depot.ingest")
 
 # The first key of the two-int advisory locks that lease batches (the second is the batch id).
 LEASE_NAMESPACE = 7_270_447
@@ -69,6 +75,7 @@ class PostgresLease(BatchLease):
 class SqlAlchemyIngestRepository(AbstractIngestRepository):
     def __init__(self, uow: SqlAlchemyUnitOfWork):
         self.uow = uow
+        self.phases: dict[str, float] = {}  # seconds by step of the current merge (_phase)
 
     @property
     def connection(self) -> sa.Connection:
@@ -100,27 +107,89 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
     ) -> MergeCounts:
         if not rows:
             return MergeCounts()
+        self.phases = {}
+        try:
+            return self._merge(table, rows, source, priority, batch_id, now, on_conflict)
+        finally:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("merge of %d %s rows: %s", len(rows), table.name,
+                          ", ".join(f"{name} {seconds:.3f}s" for name, seconds in self.phases.items()))
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        """Time a step of the merge (logged at debug): where a chunk's time goes, without a profiler."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - started
+
+    def _merge(self, table: Table, rows: Sequence[Row], source: str, priority: int, batch_id: int,
+               now: dt.datetime, on_conflict: str) -> MergeCounts:
         columns = data_columns(table)
         with translate_errors(self.uow.catalog):
             # Once a chunk of a batch met stored keys (a re-load), its next chunks are not tried:
             # a failed try costs the chunk's CSV twice in the writer thread, the ingest's limit.
-            # Never on a table with a surrogate id: a failed try has drawn identity values that its
-            # rollback does not give back, and ids would part from the memory adapter's (issue 16).
-            if self.direct_copy and table.surrogate is None and batch_id not in self.uow.direct_copy_missed:
-                if self._copy_if_all_new(table, columns, rows, source, batch_id, now):
+            if self.direct_copy and batch_id not in self.uow.direct_copy_missed:
+                with self._phase("direct copy"):
+                    copied = self._copy_if_all_new(table, columns, rows, source, batch_id, now)
+                if copied:
                     return MergeCounts(inserted=len(rows))
                 self.uow.direct_copy_missed.add(batch_id)
-            self._stage(table, columns, rows)
+            total, unchanged = len(rows), 0
+            compared = on_conflict == "update" and _comparable(table, columns)
+            if compared:  # the unchanged rows go no further: not staged, not merged
+                with self._phase("compare"):
+                    rows, unchanged = self._changed_rows(table, columns, rows, priority)
+                if not rows:
+                    return MergeCounts(unchanged=unchanged)
+            with self._phase("stage"):
+                self._stage(table, columns, rows)
             if on_conflict == "error":
                 return self._insert_new(table, columns, rows, source, batch_id, now)
-            unchanged = self._drop_unchanged(table, columns, priority) if on_conflict == "update" else 0
-            if unchanged == len(rows):
-                return MergeCounts(unchanged=unchanged)
-            inserted, updated = self._upsert(table, columns, source, priority, batch_id, now, on_conflict)
-            accounted = inserted + updated + unchanged == len(rows)  # then nothing is left to tell apart
+            if on_conflict == "update" and not compared:
+                with self._phase("drop unchanged"):
+                    unchanged = self._drop_unchanged(table, columns, priority)
+                if unchanged == len(rows):
+                    return MergeCounts(unchanged=unchanged)
+            with self._phase("upsert"):
+                inserted, updated = self._upsert(table, columns, source, priority, batch_id, now, on_conflict)
+            accounted = inserted + updated + unchanged == total  # then nothing is left to tell apart
             superseded = self._superseded(table, priority, source, batch_id, now) \
                 if on_conflict == "update" and not accounted else 0
-        return MergeCounts(inserted, updated, len(rows) - inserted - updated - superseded, superseded)
+        return MergeCounts(inserted, updated, total - inserted - updated - superseded, superseded)
+
+    def _changed_rows(self, table: Table, columns: tuple[str, ...], rows: Sequence[Row],
+                      priority: int) -> tuple[list[Row], int]:
+        """The rows the merge has to see, and how many it need not: those equal to their stored row,
+        whose source has no higher priority (unchanged). One statement reads the stored rows of the
+        chunk's keys (a key lookup each), and Python compares them: nothing is staged or written for
+        an unchanged row, and its stored row is not locked (see _drop_unchanged for why that matters).
+
+        Python's equality decides only where it cannot differ from PostgreSQL's IS NOT DISTINCT FROM
+        (_comparable); a row it finds different but PostgreSQL equal would still be left as it is by
+        the upsert's own WHERE. A row equal to the stored one as this statement sees it counts as
+        unchanged even if a concurrent batch changes the stored row before this one commits."""
+        changing = [c for c in columns if c not in table.natural_key]
+        keys, params = _keys_relation(table, rows)
+        weaker = _stored_priority(self.uow.catalog, table) + " <= %(priority)s" if table.has_provenance else "true"
+        if table.soft_delete:  # a deleted row sent again is revived, equal values or not
+            weaker = f"({weaker}) AND t.{_q(table.system.deleted_at)} IS NULL"
+        sql = (f"SELECT k.n, {weaker}, {', '.join(f't.{_q(c)}' for c in changing)} "
+               f"FROM {keys} JOIN {_q(table.name)} t ON {_key_match(table)}")
+        cursor = self.connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, {**params, "priority": priority})
+            stored = cursor.fetchall()
+        finally:
+            cursor.close()
+        values = itemgetter(*changing)
+        if len(changing) == 1:
+            values = lambda r: (r[changing[0]],)  # noqa: E731
+        same = {n - 1 for n, weak, *old in stored if weak and values(rows[n - 1]) == tuple(old)}
+        if not same:
+            return list(rows), 0
+        return [r for i, r in enumerate(rows) if i not in same], len(same)
 
     def _drop_unchanged(self, table: Table, columns: tuple[str, ...], priority: int) -> int:
         """Take out of the stage, and count, the rows the rules keep as stored: equal to their
@@ -155,16 +224,31 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         its keys is stored: on a first load PostgreSQL then writes each row once, instead of into
         the staging table and again through INSERT ... SELECT ... ON CONFLICT.
 
-        Tried rather than probed: under a savepoint, the COPY fails at the first row whose key is
-        stored (at once, on a re-load) or that a concurrent batch holds, and the chunk takes the
-        merge path from a clean state, which then answers exactly as it would have alone
-        (whatever the error was).
+        Tried rather than probed (but for a surrogate id, below): under a savepoint, the COPY fails
+        at the first row whose key is stored (at once, on a re-load) or that a concurrent batch
+        holds, and the chunk takes the merge path from a clean state, which then answers exactly as
+        it would have alone (whatever the error was).
 
         Rows go in natural-key order, as the merge inserts them: concurrent batches sharing keys
         then take their locks in one order and queue instead of deadlocking. (Python's order of
-        the key values is PostgreSQL's: text is COLLATE "C", and keys are never null. Only tables
-        without a surrogate id come here, so no id depends on that order.)
+        the key values is PostgreSQL's: text is COLLATE "C", and keys are never null. A surrogate id
+        is drawn before that sort, in arrival order, as the merge draws it.)
         """
+        surrogate = table.surrogate
+        if surrogate is not None:
+            # A table with a surrogate id is probed instead of tried: a failed try would have drawn ids
+            # that its rollback does not give back, and ids would part from the memory adapter's
+            # (issue 16). The probe is one index lookup per key, far less than staging and merging.
+            with self._phase("probe"):
+                stored = self._any_stored(table, rows)
+            if stored:
+                return False
+            # Ids in arrival order, as the merge draws them (_insert_sql); the rows still go in key order.
+            ids = sorted(r[0] for r in self.connection.exec_driver_sql(
+                "SELECT nextval((SELECT pg_get_serial_sequence(%(table)s, %(surrogate)s)::regclass)) "
+                "FROM generate_series(1, %(n)s)", {"table": _q(table.name), "surrogate": surrogate, "n": len(rows)}))
+            rows = [{**r, surrogate: i} for r, i in zip(rows, ids, strict=True)]
+            columns = (surrogate, *columns)
         rows = sorted(rows, key=itemgetter(*table.natural_key))
         stamp = table.inserted_stamp(now, source, batch_id)
         system, extra = list(stamp), tuple(stamp.values())
@@ -172,12 +256,24 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         # The same CSV into the history table, as the rows' first versions (operation defaults to insert).
         targets = [_q(table.name), *([_q(table.history_name)] if table.history else [])]
         try:
+            # Should a concurrent batch have stored one of the keys since the probe, the COPY fails on it
+            # and the chunk is merged; only then are drawn ids left unused, as concurrent merges may do too.
             self._copy(table, targets, [*columns, *system], columns, rows, extra)
         except (sa.exc.DBAPIError, psycopg2.Error):  # the COPY runs on the driver's own cursor
             savepoint.rollback()
             return False
         savepoint.commit()
         return True
+
+    def _any_stored(self, table: Table, rows: Sequence[Row]) -> bool:
+        """Whether any of the rows' natural keys is stored: one statement, each key looked up in the
+        natural key's unique index until the first one found. (A first probe of the chunk's key range,
+        one index descent, did not pay: the chunks of a file in date order share their edge days.)"""
+        keys, params = _keys_relation(table, rows)
+        # LATERAL ... LIMIT 1: a lookup in the unique index per key, never a hash join over the whole table.
+        sql = (f"SELECT EXISTS (SELECT FROM {keys} CROSS JOIN LATERAL "
+               f"(SELECT FROM {_q(table.name)} t WHERE {_key_match(table)} LIMIT 1) AS found)")
+        return bool(self.connection.exec_driver_sql(sql, params).scalar_one())
 
     def _stage(self, table: Table, columns: tuple[str, ...], rows: Sequence[Row]) -> None:
         names = ", ".join(map(_q, columns))
@@ -208,16 +304,19 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator=ending)
         values = itemgetter(*columns) if len(columns) > 1 else (lambda r: (r[columns[0]],))
         as_text = {i: f for i, c in enumerate(columns) if (f := _COPY_TEXT.get(table.column(c).type)) is not None}
-        if numbered:
-            writer.writerows((*_copy_values(values(r), as_text), n) for n, r in enumerate(rows))
-        else:
-            writer.writerows(_copy_values(values(r), as_text) for r in rows)
+        with self._phase("write csv"):
+            if numbered:
+                writer.writerows((*_copy_values(values(r), as_text), n) for n, r in enumerate(rows))
+            else:
+                writer.writerows(_copy_values(values(r), as_text) for r in rows)
         cursor = self.connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             listed = ", ".join([*map(_q, names), *([_ARRIVAL] if numbered else [])])
             for target in targets:
                 buffer.seek(0)
-                cursor.copy_expert(f"COPY {target} ({listed}) FROM STDIN WITH (FORMAT csv)", buffer, size=_COPY_BLOCK)
+                with self._phase(f"copy {target}"):
+                    cursor.copy_expert(f"COPY {target} ({listed}) FROM STDIN WITH (FORMAT csv)", buffer,
+                                       size=_COPY_BLOCK)
         finally:
             cursor.close()
 
@@ -543,6 +642,51 @@ def _copy_values(values: tuple[Any, ...], as_text: dict[int, Callable[[Any], str
     if None not in values:
         return values
     return [_NULL if v is None else v for v in values]
+
+
+def _keys_relation(table: Table, rows: Sequence[Row]) -> tuple[str, dict[str, Any]]:
+    """The rows' natural keys as a relation `k` (columns k0, k1, ... and n, the row's place from 1), and
+    its parameters: one array per key column, unnested, so the statement's text does not grow with rows."""
+    key = table.natural_key
+    params = {f"k{i}": [_array_item(table.column(c).type, r[c]) for r in rows]
+              if table.column(c).type is ColumnType.UUID else list(map(itemgetter(c), rows)) for i, c in enumerate(key)}
+    arrays = ", ".join(f"%(k{i})s::{_array_type(table, c)}" for i, c in enumerate(key))
+    names = ", ".join(f"k{i}" for i in range(len(key)))
+    return f"unnest({arrays}) WITH ORDINALITY AS k({names}, n)", params
+
+
+def _key_match(table: Table) -> str:
+    """`t` (the table) on `k` (_keys_relation): text compared in the column's own collation, so the
+    natural key's unique index serves each lookup."""
+    collate = {ColumnType.TEXT: ' COLLATE "C"'}
+    return " AND ".join(f"t.{_q(c)} = k.k{i}{collate.get(table.column(c).type, '')}"
+                        for i, c in enumerate(table.natural_key))
+
+
+# Types whose stored value comes back from psycopg2 as the validated value it was, so that Python's
+# == agrees with IS NOT DISTINCT FROM (JSON: True == 1 in Python, not in jsonb; UUIDs come back as text).
+_COMPARABLE = frozenset({ColumnType.TEXT, ColumnType.INTEGER, ColumnType.BIGINT, ColumnType.FLOAT,
+                         ColumnType.NUMERIC, ColumnType.BOOLEAN, ColumnType.DATE, ColumnType.TIMESTAMPTZ,
+                         ColumnType.TIMESTAMP})
+
+
+def _comparable(table: Table, columns: Sequence[str]) -> bool:
+    """Whether _changed_rows can compare the rows in Python (else the staged _drop_unchanged does)."""
+    return any(c not in table.natural_key for c in columns) and all(
+        table.column(c).type in _COMPARABLE for c in columns)
+
+
+def _array_type(table: Table, column: str) -> str:
+    """The SQL array type of a column's values, without its collation (a cast cannot carry one)."""
+    element = sql_type(table.column(column))
+    if isinstance(element, sa.String):
+        element = sa.Text()
+    return f"{element.compile(dialect=postgresql.dialect())}[]"
+
+
+def _array_item(kind: ColumnType, value: Any) -> Any:
+    """A key value as psycopg2 can send it inside an array: UUIDs as their text (cast back by the array type)."""
+    return str(value) if kind is ColumnType.UUID else value
 
 
 def _stored_priority(catalog: Catalog, table: Table) -> str:
