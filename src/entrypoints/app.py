@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from entrypoints import dependencies, metrics
+from entrypoints import metrics
 from entrypoints.batch import install_batch_route
 from entrypoints.catalog_route import install_catalog_route
 from entrypoints.container import Container
@@ -95,7 +95,6 @@ def _prepare_or_refuse(container: Container) -> None:
 def create_app(container: Container | None = None) -> FastAPI:
     die_with_parent()  # a no-op unless this is a worker of `depot serve --workers N`
     container = container or Container()
-    container.wire(modules=[dependencies])
     settings = container.settings()
     catalog = container.catalog()
     readiness = Readiness()

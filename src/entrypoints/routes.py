@@ -197,7 +197,7 @@ def _lean_get(table: Table) -> ASGIApp:
     exception middleware, which answers with the same handlers as FastAPI's wrapper would."""
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        response = await _row_response(table, scope["path_params"]["key"], request, await get_uow())
+        response = await _row_response(table, scope["path_params"]["key"], request, await get_uow(request))
         await response(scope, receive, send)
 
     return app

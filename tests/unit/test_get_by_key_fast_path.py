@@ -73,3 +73,19 @@ def test_a_select_star_page_answers_the_same_rows_as_a_listed_select(client):
     link = first.headers["link"]
     second = client.get(link[link.index("<") + 1:link.index(">")])
     assert first.json() + second.json() == star
+
+
+def test_two_apps_in_one_process_each_reach_their_own_store():
+    """The routes find their container through their app, not through a per-process wiring that the
+    last app created would own (the fuzz tests' app read another test's store under pytest-xdist)."""
+    from fastapi.testclient import TestClient
+
+    from entrypoints.app import create_app
+    from tests.unit.conftest import memory_container
+
+    with TestClient(create_app(memory_container())) as first, TestClient(create_app(memory_container())) as second:
+        assert first.post("/api/airlines", json=[{"carrier": "AA", "name": "A"}]).status_code == 201
+        assert first.get("/api/airlines/AA").status_code == 200  # the lean GET
+        assert second.get("/api/airlines/AA").status_code == 404
+        assert second.get("/api/airlines").json() == []
+        assert first.get("/api/airlines", params={"select": "carrier"}).json() == [{"carrier": "AA"}]
