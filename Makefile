@@ -27,9 +27,7 @@ test: $(STAMP_DEV)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests $(wildcard bench)
 	# a temp folder of its own: pytest's shared /tmp/pytest-of-USER is pruned by any other run on the machine
-	# -n auto: one worker per core, each with its own embedded PostgreSQL; whole files to a worker, so
-	# a file's module-scoped servers start once
-	$(BIN)/pytest -q -n auto --dist loadfile --basetemp=$$(mktemp -d /tmp/depot-pytest-XXXXXX)
+	$(BIN)/pytest -q --basetemp=$$(mktemp -d /tmp/depot-pytest-XXXXXX)
 
 unit: $(STAMP_DEV)
 	$(BIN)/pytest -q tests/unit
