@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
@@ -33,9 +34,9 @@ def test_the_routes_receive_a_real_unit_of_work_not_a_wiring_marker(container):
     from entrypoints import dependencies
     from entrypoints.app import create_app
 
-    create_app(container)
-    assert isinstance(asyncio.run(dependencies.get_uow()), AbstractUnitOfWork)
-    assert isinstance(asyncio.run(dependencies.get_settings()), Settings)
+    request = SimpleNamespace(app=create_app(container))  # what the dependencies read of a request
+    assert isinstance(asyncio.run(dependencies.get_uow(request)), AbstractUnitOfWork)
+    assert isinstance(asyncio.run(dependencies.get_settings(request)), Settings)
 
 
 def test_health_reports_storage_and_version(client):
