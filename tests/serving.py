@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -43,3 +43,16 @@ def served(catalog: Catalog, storage: str, request: pytest.FixtureRequest) -> It
         for table in reversed(added):
             table.drop(engine)
         engine.dispose()
+
+
+STORES = ["memory", "postgres", "postgres_prefixed"]  # a fixture's params: the contract suite's three stores
+
+
+@contextmanager
+def served_on(request: pytest.FixtureRequest, declare: Callable[[str | None], Catalog]) -> Iterator[TestClient]:
+    """`served` on the store `request.param` (one of STORES) names, for the catalog `declare` makes
+    with the system-column prefix of that store; the client's `spec` is that catalog."""
+    catalog = declare("_depot_" if request.param == "postgres_prefixed" else None)
+    with served(catalog, "memory" if request.param == "memory" else "postgres", request) as client:
+        client.spec = catalog  # type: ignore[attr-defined]
+        yield client

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from depot.examples.flights.catalog import CATALOG
 from domain.schema import Catalog, References
-from tests.serving import served
+from tests.serving import STORES, served_on
 from tests.system_columns import by_role
 
 ERROR_SHAPE = {"code", "message", "details", "hint"}
@@ -44,13 +44,9 @@ def bird_catalog(prefix: str | None) -> Catalog:
     return catalog
 
 
-@pytest.fixture(params=["memory", "postgres", "postgres_prefixed"])
+@pytest.fixture(params=STORES)
 def client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
-    prefix = "_depot_" if request.param == "postgres_prefixed" else None
-    storage = "memory" if request.param == "memory" else "postgres"
-    catalog = bird_catalog(prefix)
-    with served(catalog, storage, request) as test_client:
-        test_client.spec = catalog  # type: ignore[attr-defined]
+    with served_on(request, bird_catalog) as test_client:
         assert test_client.post("/api/stations", json=[{"code": "n1"}, {"code": "s2"}]).status_code == 201
         yield test_client
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from depot.examples.flights.catalog import CATALOG
 from domain.schema import Catalog, References
-from tests.serving import served
+from tests.serving import STORES, served_on
 from tests.system_columns import by_role
 
 
@@ -34,13 +34,9 @@ def shop_catalog(prefix: str | None) -> Catalog:
     return catalog
 
 
-@pytest.fixture(params=["memory", "postgres", "postgres_prefixed"])
+@pytest.fixture(params=STORES)
 def client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
-    prefix = "_depot_" if request.param == "postgres_prefixed" else None
-    storage = "memory" if request.param == "memory" else "postgres"
-    catalog = shop_catalog(prefix)
-    with served(catalog, storage, request) as test_client:
-        test_client.spec = catalog  # type: ignore[attr-defined]
+    with served_on(request, shop_catalog) as test_client:
         yield test_client
 
 
