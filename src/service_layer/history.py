@@ -108,9 +108,8 @@ def revert_batch(uow: AbstractUnitOfWork, batch_id: int, *, force: bool = False,
     now = clock()
     # The key makes a second plain revert of one batch a 409; a forced one may follow a plain one.
     key = f"revert:{batch_id}" + (f":force:{now.isoformat()}" if force else "")
-    # (on a table whose natural key may repeat, the disposition that its batches can have)
-    request = IngestRequest(table.name, original["source"], "atomic", "update", key,
-                            disposition="upsert" if table.unique_natural_key else "append")
+    # (no disposition: the table's own, append where the natural key may repeat, else upsert)
+    request = IngestRequest(table.name, original["source"], "atomic", "update", key)
     run = _BatchRun(uow, request, check_request(uow, request), clock)
     try:
         run.begin()

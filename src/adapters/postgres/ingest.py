@@ -172,9 +172,9 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         unchanged even if a concurrent batch changes the stored row before this one commits."""
         changing = [c for c in columns if c not in table.natural_key]
         keys, params = _keys_relation(table, rows)
-        weaker = _stored_priority(self.uow.catalog, table) + " <= %(priority)s" if table.has_provenance else "true"
+        weaker = self._weaker(table)
         if table.soft_delete:  # a deleted row sent again is revived, equal values or not
-            weaker = f"({weaker}) AND t.{_q(table.system.deleted_at)} IS NULL"
+            weaker = f"({weaker}) AND {_live(table)}"
         sql = (f"SELECT k.n, {weaker}, {', '.join(f't.{_q(c)}' for c in changing)} "
                f"FROM {keys} JOIN {_q(table.name)} t ON {_key_match(table)}")
         cursor = self.connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -207,9 +207,9 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             new = ", ".join(f"s.{_q(c)}" for c in changing)
             conditions.append(f"ROW({old}) IS NOT DISTINCT FROM ROW({new})")
         if table.has_provenance:
-            conditions.append(f"{_stored_priority(self.uow.catalog, table)} <= %(priority)s")
+            conditions.append(self._weaker(table))
         if table.soft_delete:  # a deleted row sent again is revived, equal values or not
-            conditions.append(f"t.{_q(table.system.deleted_at)} IS NULL")
+            conditions.append(_live(table))
         sql = f"DELETE FROM depot_stage s USING {_q(table.name)} t WHERE {' AND '.join(conditions)}"
         return self.connection.exec_driver_sql(sql, {"priority": priority}).rowcount
 
@@ -543,7 +543,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         if table.has_provenance:
             sets.append(f"{_q(s.batch_id)} = %(batch_id)s")
         return (f"UPDATE {target} t SET {', '.join(sets)}{' FROM ' + using if using else ''} "
-                f"WHERE {condition} AND t.{_q(s.deleted_at)} IS NULL RETURNING t.*"), "update"
+                f"WHERE {condition} AND {_live(table)} RETURNING t.*"), "update"
 
     def delete_keys(self, table: Table, keys: Sequence[Row], *, priority: int, batch_id: int,
                     now: dt.datetime) -> tuple[int, int]:
@@ -556,7 +556,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             deleted = self._deleting(table, removal, operation or "delete", params)
             superseded = 0
             if table.has_provenance:
-                live = f" WHERE t.{_q(table.system.deleted_at)} IS NULL" if table.soft_delete else ""
+                live = f" WHERE {_live(table)}" if table.soft_delete else ""
                 superseded = self.connection.exec_driver_sql(
                     f"SELECT count(*) FROM depot_keys k JOIN {_q(table.name)} t ON {join}{live}",
                 ).scalar_one()  # what is left of the keys is what a stronger source holds
@@ -687,6 +687,11 @@ def _array_type(table: Table, column: str) -> str:
 def _array_item(kind: ColumnType, value: Any) -> Any:
     """A key value as psycopg2 can send it inside an array: UUIDs as their text (cast back by the array type)."""
     return str(value) if kind is ColumnType.UUID else value
+
+
+def _live(table: Table) -> str:
+    """SQL: the stored row `t` of a soft-delete table is not marked deleted."""
+    return f"t.{_q(table.system.deleted_at)} IS NULL"
 
 
 def _stored_priority(catalog: Catalog, table: Table) -> str:
