@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from domain.ingestion import MergeCounts, Reverted
@@ -109,9 +110,21 @@ class AbstractUnitOfWork(abc.ABC):
     def __getitem__(self, table: str) -> AbstractRepository:
         return self.repository(table)
 
+    def held(self) -> AbstractContextManager[None]:
+        """Inside it, the transactions of `with uow:` may share one connection to the store (a batch's
+        chunks, one after another), so that it is opened and checked once. Nothing by default."""
+        return nullcontext()
+
     def ingestion(self) -> AbstractIngestRepository:
         """What ingestion needs beyond the table repositories, bound to this transaction."""
         raise NotImplementedError(f"{type(self).__name__} has no ingestion port")
+
+    def bulk_encoder(self, table: Table) -> Callable[[Mapping[str, Sequence[Any]]], Sequence[Any]] | None:
+        """A pure function that encodes validated rows, given as one list per writable column, in the form
+        this store writes in bulk: one item per row, to hand to AbstractIngestRepository.merge as
+        `encoded`. Ingest calls it in its validating thread, so the writer has less to do while the store
+        waits. None (the default): the store takes the rows as they are."""
+        return None
 
 
 # --- ingestion ------------------------------------------------------------------------------------
@@ -148,12 +161,14 @@ class AbstractIngestRepository(abc.ABC):
         batch_id: int,
         now: dt.datetime,
         on_conflict: str,
+        encoded: Sequence[Any] | None = None,
     ) -> MergeCounts:
         """Upsert validated rows (data columns only; one row per natural key) by natural key, under
         domain.ingestion's rules (priority, unchanged, ignore), stamping source, batch_id, version
         and the timestamps. Returns how many rows were inserted, updated, unchanged, superseded;
         with on_conflict=error, a row whose key is stored when it is written (say, by a concurrent
-        batch since the service looked) is not written: its index is in `clashed`."""
+        batch since the service looked) is not written: its index is in `clashed`. `encoded`, when
+        given, holds the rows as AbstractUnitOfWork.bulk_encoder encoded them, item for item."""
 
     @abc.abstractmethod
     def append(self, table: Table, rows: Sequence[Row], *, source: str, batch_id: int, now: dt.datetime) -> int:

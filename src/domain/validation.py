@@ -603,8 +603,9 @@ class RecordsChecked:
     """A chunk of records, validated: the good rows (typed dicts) and the errors of the others."""
 
     def __init__(self, rows: list[dict[str, Any]], indexes: list[int], errors: dict[int, list[FieldError]],
-                 warnings: dict[int, list[FieldError]] | None = None):
+                 warnings: dict[int, list[FieldError]] | None = None, columns: dict[str, list[Any]] | None = None):
         self.rows = rows
+        self.columns = columns  # the good rows again, as one list per writable column (validate_columns)
         self.indexes = indexes  # position in the chunk of each good row
         self.errors = errors  # position in the chunk -> its errors
         self.warnings = warnings or {}  # position -> the values discarded (contract invalid=discard_value)
@@ -693,4 +694,6 @@ def validate_columns(table: Table, header: list[str], columns: list[list[Any]], 
         rows = [dict(zip(names, values, strict=True)) for values in zip(*good_columns, strict=True)]
     if not names:
         rows = [dict(defaults) for _ in good_indexes]
-    return RecordsChecked(rows, good_indexes, errors, warnings)
+    columns = {**dict(zip(names, good_columns, strict=True)),
+               **{name: [value] * len(good_indexes) for name, value in defaults.items()}}
+    return RecordsChecked(rows, good_indexes, errors, warnings, columns)

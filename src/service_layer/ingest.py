@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from domain.errors import (
     BadRequest,
@@ -60,9 +60,18 @@ PRESENT_KEYS = 100_000
 # (the metrics of entrypoints/metrics.py register here; the service knows nothing of them).
 BATCH_OBSERVERS: list[Callable[[BatchReport, float], None]] = []
 MAX_IDEMPOTENCY_KEY = 255
-# A chunk validated: its good rows, their positions in the chunk, the errors of the others by position,
-# and the warnings (values discarded by the contract) by position.
-Validated = tuple[list[Row], list[int], dict[int, list[dict[str, str]]], dict[int, list[dict[str, str]]]]
+
+
+class Validated(NamedTuple):
+    """A chunk validated: its good rows, their positions in the chunk, the errors of the others by
+    position, the warnings (values discarded by the contract) by position, and the good rows as the
+    store's bulk_encoder encoded them (None when it has none, or the chunk came as JSON)."""
+
+    rows: list[Row]
+    positions: list[int]
+    rejected: dict[int, list[dict[str, str]]]
+    warned: dict[int, list[dict[str, str]]]
+    encoded: Sequence[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +287,8 @@ class _BatchRun:
         self.seen: dict[ForeignKey, set[tuple]] = {fk: set() for fk in self.references if fk.target == self.table.name}
         # The referenced keys found stored by this batch, not looked up again by its later chunks.
         self.present: dict[ForeignKey, set[tuple]] = {fk: set() for fk in self.references}
+        # The store's encoding of a chunk's rows for its bulk write, done in the validating thread (merges only).
+        self.encode = uow.bulk_encoder(self.table) if self.disposition not in ("delete", "append") else None
 
     def begin(self) -> None:
         batch = {
@@ -317,18 +328,19 @@ class _BatchRun:
                     self.uow.repository("rejected_rows").add(self.atomic_rejections)
                     self.uow.commit()
                 raise _atomic_failure(self.report)
-            for chunk, validated in self._validated_ahead(chunks):
+            with self.uow.held():  # the chunks' transactions one after another, on one connection
+                for chunk, validated in self._validated_ahead(chunks):
+                    with self.uow:
+                        ingestion = self.uow.ingestion()
+                        self._chunk(ingestion, chunk, validated)
+                        ingestion.update_by_id("ingest_batches", self.report.batch_id, self.report.counts())
+                        self.uow.commit()
+                    if on_progress:
+                        on_progress(self.report)
                 with self.uow:
-                    ingestion = self.uow.ingestion()
-                    self._chunk(ingestion, chunk, validated)
-                    ingestion.update_by_id("ingest_batches", self.report.batch_id, self.report.counts())
+                    self._retire(self.uow.ingestion())
+                    self._finish(self.uow.ingestion(), "completed", request_hash())
                     self.uow.commit()
-                if on_progress:
-                    on_progress(self.report)
-            with self.uow:
-                self._retire(self.uow.ingestion())
-                self._finish(self.uow.ingestion(), "completed", request_hash())
-                self.uow.commit()
             return self.report
         except BaseException as error:
             if self.report.status != "failed":  # not the atomic refusal, which recorded itself
@@ -388,7 +400,7 @@ class _BatchRun:
         self.report.received += len(chunk.records)
         rejected = self._process(ingestion, chunk, validated)
         self._reject(ingestion, chunk, first, rejected)
-        for position, warnings in sorted(validated[3].items()):
+        for position, warnings in sorted(validated.warned.items()):
             if position not in rejected:
                 self.report.note_warnings(first + position, warnings)
 
@@ -396,8 +408,13 @@ class _BatchRun:
         self, ingestion: AbstractIngestRepository, chunk: Chunk, validated: Validated | None = None
     ) -> dict[int, list[dict[str, str]]]:
         """Validate, check references, merge: count what happened, return the rejected positions."""
-        rows, positions, rejected, _ = validated if validated is not None else self._validate(chunk)
+        validated = validated if validated is not None else self._validate(chunk)
+        rows, positions, rejected = validated.rows, validated.positions, validated.rejected
         rows, positions = self._check_references(ingestion, rows, positions, rejected)
+        encoded = validated.encoded
+        if encoded is not None and len(positions) < len(validated.positions):  # some rows left: their items too
+            by_position = dict(zip(validated.positions, encoded, strict=True))
+            encoded = [by_position[p] for p in positions]
         if self.disposition == "delete":
             return self._delete(ingestion, rows, rejected)
         if self.disposition == "append":
@@ -414,6 +431,8 @@ class _BatchRun:
             for i in unique.dropped:
                 rejected[positions[i]] = [duplicate_error(self.table, rows[i], in_batch=True)]
         kept, kept_numbers = unique.rows, unique.numbers
+        if encoded is not None and len(kept_numbers) < len(rows):
+            encoded = [encoded[i] for i in kept_numbers]
         if on_conflict == "error" and kept:
             stored = ingestion.present_keys(self.table.name, key, {tuple(r[c] for c in key) for r in kept})
             for i in unique.numbers:
@@ -421,12 +440,13 @@ class _BatchRun:
                     rejected[positions[i]] = [duplicate_error(self.table, rows[i], in_batch=False)]
             kept_numbers = [i for i in unique.numbers if tuple(rows[i][c] for c in key) not in stored]
             kept = [rows[i] for i in kept_numbers]
+            encoded = None  # a first load has none to leave out; the rest is not worth re-aligning
         if rejected and self.atomic:
             self.doomed = True
         if kept and not self.doomed:
             written = ingestion.merge(
                 self.table, kept, source=self.request.source, priority=self.priority,
-                batch_id=self.report.batch_id, now=self.clock(), on_conflict=on_conflict,
+                batch_id=self.report.batch_id, now=self.clock(), on_conflict=on_conflict, encoded=encoded,
             )
             for j in written.clashed:  # stored by a concurrent batch since present_keys looked
                 i = kept_numbers[j]
@@ -518,7 +538,8 @@ class _BatchRun:
                 rejected[i] = [e.as_dict() for e in field_errors]
             for i, field_warnings in warnings.items():
                 warned[i] = [w.as_dict() for w in field_warnings]
-            return checked.rows, positions, rejected, warned
+            encoded = self.encode(checked.columns) if self.encode is not None and checked.columns else None
+            return Validated(checked.rows, positions, rejected, warned, encoded)
         validate = RowValidator(self.shape, discard_invalid=plan.discard_invalid)
         mapped = chunk.records if plan.trivial else map(plan.row, chunk.records)
         rows, positions = [], []
@@ -530,7 +551,7 @@ class _BatchRun:
                     warned[i] = [w.as_dict() for w in validate.warnings]
             except RowInvalid as invalid:
                 rejected[i] = [e.as_dict() for e in invalid.errors]
-        return rows, positions, rejected, warned
+        return Validated(rows, positions, rejected, warned)
 
     def _header(self, header: list[str]) -> tuple[list[str], list[int]]:
         """The CSV header through the profile, checked once per batch: the names the columns land in,

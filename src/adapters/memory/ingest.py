@@ -6,7 +6,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from domain.ingestion import (
     REPORTED_CONFLICTS,
@@ -56,6 +56,7 @@ class InMemoryIngestRepository(AbstractIngestRepository):
         batch_id: int,
         now: dt.datetime,
         on_conflict: str,
+        encoded: Sequence[Any] | None = None,  # never asked for (no bulk_encoder): the rows are all it needs
     ) -> MergeCounts:
         repo = self.uow.repository(table.name)
         data = self.store.tables[table.name]

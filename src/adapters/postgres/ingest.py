@@ -20,9 +20,10 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import psycopg2
@@ -104,12 +105,13 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         batch_id: int,
         now: dt.datetime,
         on_conflict: str,
+        encoded: Sequence[Any] | None = None,
     ) -> MergeCounts:
         if not rows:
             return MergeCounts()
         self.phases = {}
         try:
-            return self._merge(table, rows, source, priority, batch_id, now, on_conflict)
+            return self._merge(table, rows, source, priority, batch_id, now, on_conflict, encoded)
         finally:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("merge of %d %s rows: %s", len(rows), table.name,
@@ -125,26 +127,28 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - started
 
     def _merge(self, table: Table, rows: Sequence[Row], source: str, priority: int, batch_id: int,
-               now: dt.datetime, on_conflict: str) -> MergeCounts:
+               now: dt.datetime, on_conflict: str, encoded: Sequence[str] | None) -> MergeCounts:
         columns = data_columns(table)
         with translate_errors(self.uow.catalog):
             # Once a chunk of a batch met stored keys (a re-load), its next chunks are not tried:
             # a failed try costs the chunk's CSV twice in the writer thread, the ingest's limit.
             if self.direct_copy and batch_id not in self.uow.direct_copy_missed:
                 with self._phase("direct copy"):
-                    copied = self._copy_if_all_new(table, columns, rows, source, batch_id, now)
+                    copied = self._copy_if_all_new(table, columns, rows, source, batch_id, now, encoded)
                 if copied:
                     return MergeCounts(inserted=len(rows))
                 self.uow.direct_copy_missed.add(batch_id)
             total, unchanged = len(rows), 0
-            compared = on_conflict == "update" and _comparable(table, columns)
+            # Rows the validating thread encoded are compared with their stored rows in PostgreSQL, once staged;
+            # others (a JSON body's) are compared in Python, where Python can tell equal values as PostgreSQL does.
+            compared = on_conflict == "update" and encoded is None and _comparable(table, columns)
             if compared:  # the unchanged rows go no further: not staged, not merged
                 with self._phase("compare"):
                     rows, unchanged = self._changed_rows(table, columns, rows, priority)
                 if not rows:
                     return MergeCounts(unchanged=unchanged)
             with self._phase("stage"):
-                self._stage(table, columns, rows)
+                self._stage(table, columns, rows, None if compared else encoded)
             if on_conflict == "error":
                 return self._insert_new(table, columns, rows, source, batch_id, now)
             if on_conflict == "update" and not compared:
@@ -199,8 +203,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         and the WAL. A row equal to the stored one as this statement sees it counts as unchanged
         even if a concurrent batch changes the stored row before this one commits."""
         key = table.natural_key
-        join = " AND ".join(f"t.{_q(c)} = s.{_q(c)}" for c in key)
-        conditions = [join]
+        conditions = []
         changing = [c for c in columns if c not in key]
         if changing:
             old = ", ".join(f"t.{_q(c)}" for c in changing)
@@ -210,7 +213,11 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             conditions.append(self._weaker(table))
         if table.soft_delete:  # a deleted row sent again is revived, equal values or not
             conditions.append(_live(table))
-        sql = f"DELETE FROM depot_stage s USING {_q(table.name)} t WHERE {' AND '.join(conditions)}"
+        # A scalar subquery with LIMIT 1 is a lookup in the natural key's unique index per staged row: as a
+        # join (USING), the stage, never analyzed, was planned against a scan of the whole table.
+        match = " AND ".join(f"t.{_q(c)} = s.{_q(c)}" for c in key)
+        sql = (f"DELETE FROM depot_stage s WHERE (SELECT {' AND '.join(conditions) or 'true'} "
+               f"FROM {_q(table.name)} t WHERE {match} LIMIT 1)")
         return self.connection.exec_driver_sql(sql, {"priority": priority}).rowcount
 
     # The direct path below; a class attribute so that the tests can compare it with the merge.
@@ -218,7 +225,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
 
     def _copy_if_all_new(
         self, table: Table, columns: tuple[str, ...], rows: Sequence[Row], source: str, batch_id: int,
-        now: dt.datetime,
+        now: dt.datetime, encoded: Sequence[str] | None = None,
     ) -> bool:
         """COPY the chunk straight into the table, as the merge would have written it, when none of
         its keys is stored: on a first load PostgreSQL then writes each row once, instead of into
@@ -235,45 +242,55 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         is drawn before that sort, in arrival order, as the merge draws it.)
         """
         surrogate = table.surrogate
+        ids: list[int] = []
         if surrogate is not None:
             # A table with a surrogate id is probed instead of tried: a failed try would have drawn ids
             # that its rollback does not give back, and ids would part from the memory adapter's
-            # (issue 16). The probe is one index lookup per key, far less than staging and merging.
+            # (issue 16). The probe is one index lookup per key, far less than staging and merging, and
+            # the ids are drawn in the same statement, only when no key is stored (an InitPlan, run once).
+            # (A first probe of the chunk's key range, one index descent, did not pay: the chunks of a
+            # file in date order share their edge days.)
             with self._phase("probe"):
-                stored = self._any_stored(table, rows)
-            if stored:
+                keys, params = _keys_relation(table, rows)
+                ids = sorted(r[0] for r in self.connection.exec_driver_sql(
+                    "SELECT nextval((SELECT pg_get_serial_sequence(%(table)s, %(surrogate)s)::regclass)) "
+                    f"FROM generate_series(1, %(n)s) WHERE NOT EXISTS (SELECT FROM {_looked_up(table, keys, '')})",
+                    {**params, "table": _q(table.name), "surrogate": surrogate, "n": len(rows)}))
+            if not ids:
                 return False
-            # Ids in arrival order, as the merge draws them (_insert_sql); the rows still go in key order.
-            ids = sorted(r[0] for r in self.connection.exec_driver_sql(
-                "SELECT nextval((SELECT pg_get_serial_sequence(%(table)s, %(surrogate)s)::regclass)) "
-                "FROM generate_series(1, %(n)s)", {"table": _q(table.name), "surrogate": surrogate, "n": len(rows)}))
-            rows = [{**r, surrogate: i} for r, i in zip(rows, ids, strict=True)]
-            columns = (surrogate, *columns)
-        rows = sorted(rows, key=itemgetter(*table.natural_key))
-        stamp = table.inserted_stamp(now, source, batch_id)
-        system, extra = list(stamp), tuple(stamp.values())
+        with self._phase("write csv"):
+            # Key order; a surrogate id goes with its row's place in arrival order, as the merge draws it.
+            key_of = itemgetter(*table.natural_key)
+            keys_in_order = list(map(key_of, rows))
+            order = sorted(range(len(rows)), key=keys_in_order.__getitem__)
+            lines = encoded if encoded is not None else copy_encoder(table, columns)(
+                {c: list(map(itemgetter(c), rows)) for c in columns})
+            stamp = table.inserted_stamp(now, source, batch_id)
+            # The system values are the same on every record: written once, as the start of each.
+            head = io.StringIO()
+            csv.writer(head, quoting=csv.QUOTE_NONNUMERIC, lineterminator=",").writerow(tuple(stamp.values()))
+            start = head.getvalue()
+            names = [*stamp, *columns]
+            if surrogate is None:
+                text = "".join([start + lines[i] for i in order])
+            else:
+                text = "".join([f"{ids[i]},{start}{lines[i]}" for i in order])
+                names.insert(0, surrogate)
         savepoint = self.connection.begin_nested()
         # The same CSV into the history table, as the rows' first versions (operation defaults to insert).
         targets = [_q(table.name), *([_q(table.history_name)] if table.history else [])]
         try:
             # Should a concurrent batch have stored one of the keys since the probe, the COPY fails on it
             # and the chunk is merged; only then are drawn ids left unused, as concurrent merges may do too.
-            self._copy(table, targets, [*columns, *system], columns, rows, extra)
+            self._copy_text(targets, names, text)
         except (sa.exc.DBAPIError, psycopg2.Error):  # the COPY runs on the driver's own cursor
             savepoint.rollback()
             return False
         savepoint.commit()
         return True
 
-    def _any_stored(self, table: Table, rows: Sequence[Row]) -> bool:
-        """Whether any of the rows' natural keys is stored: one statement, each key looked up in the
-        natural key's unique index until the first one found. (A first probe of the chunk's key range,
-        one index descent, did not pay: the chunks of a file in date order share their edge days.)"""
-        keys, params = _keys_relation(table, rows)
-        sql = f"SELECT EXISTS (SELECT FROM {_looked_up(table, keys, '')})"
-        return bool(self.connection.exec_driver_sql(sql, params).scalar_one())
-
-    def _stage(self, table: Table, columns: tuple[str, ...], rows: Sequence[Row]) -> None:
+    def _stage(self, table: Table, columns: tuple[str, ...], rows: Sequence[Row],
+               encoded: Sequence[str] | None = None) -> None:
         names = ", ".join(map(_q, columns))
         numbered = table.surrogate is not None
         self.connection.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.depot_stage")
@@ -281,35 +298,24 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             f"CREATE TEMP TABLE depot_stage ON COMMIT DROP AS SELECT {names}"
             f"{', 0::bigint AS ' + _ARRIVAL if numbered else ''} FROM {_q(table.name)} WITH NO DATA"
         )
-        self._copy(table, ["depot_stage"], columns, columns, rows, (), numbered=numbered)
+        self._copy(table, ["depot_stage"], columns, rows, numbered=numbered, encoded=encoded)
 
-    def _copy(self, table: Table, targets: Sequence[str], names: Sequence[str], columns: tuple[str, ...],
-              rows: Sequence[Row], extra: tuple[Any, ...], *, numbered: bool = False) -> None:
-        """COPY the rows' `columns`, then the same `extra` values on every row, into each target's `names`
-        (the CSV is written once). `numbered` adds each row's place in `rows` as the staging table's
-        arrival column."""
-        buffer = io.StringIO()
-        # The same `extra` fields end every record: written once, as the writer's line terminator
-        # (a newline inside a quoted value is not one), not formatted again for each row.
-        ending = "\n"
-        if extra:
-            csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerow(extra)
-            ending = "," + buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-        # Non-numeric values are quoted, so an empty string stays one; NULL must be an unquoted empty
-        # field, which QUOTE_NONNUMERIC writes only for a "number" whose text is empty: _NULL.
-        writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator=ending)
-        values = itemgetter(*columns) if len(columns) > 1 else (lambda r: (r[columns[0]],))
-        as_text = {i: f for i, c in enumerate(columns) if (f := _COPY_TEXT.get(table.column(c).type)) is not None}
+    def _copy(self, table: Table, targets: Sequence[str], columns: tuple[str, ...], rows: Sequence[Row], *,
+              numbered: bool = False, encoded: Sequence[str] | None = None) -> None:
+        """COPY the rows' `columns` into each target (the CSV is written once, unless `encoded` holds it,
+        record by record). `numbered` adds each row's place in `rows` as the staging table's arrival column."""
         with self._phase("write csv"):
-            if numbered:
-                writer.writerows((*_copy_values(values(r), as_text), n) for n, r in enumerate(rows))
-            else:
-                writer.writerows(_copy_values(values(r), as_text) for r in rows)
+            lines = encoded if encoded is not None else copy_encoder(table, columns)(
+                {c: list(map(itemgetter(c), rows)) for c in columns})
+            text = "".join([f"{n},{line}" for n, line in enumerate(lines)]) if numbered else "".join(lines)
+        self._copy_text(targets, [*([_ARRIVAL] if numbered else []), *columns], text)
+
+    def _copy_text(self, targets: Sequence[str], names: Sequence[str], text: str) -> None:
+        """COPY `text`, records in COPY's csv format, into the `names` of each target."""
         cursor = self.connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        buffer = io.StringIO(text)
+        listed = ", ".join(name if name == _ARRIVAL else _q(name) for name in names)
         try:
-            listed = ", ".join([*map(_q, names), *([_ARRIVAL] if numbered else [])])
             for target in targets:
                 buffer.seek(0)
                 with self._phase(f"copy {target}"):
@@ -513,7 +519,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             f"CREATE TEMP TABLE {name} ON COMMIT DROP AS SELECT {', '.join(map(_q, columns))} "
             f"FROM {_q(table.name)} WITH NO DATA")
         if rows:
-            self._copy(table, [name], columns, columns, rows, ())
+            self._copy(table, [name], columns, rows)
 
     def _weaker(self, table: Table) -> str:
         """The priority rule as SQL on the stored row `t`: its source has no higher priority than the batch's."""
@@ -634,12 +640,31 @@ _COPY_TEXT: dict[ColumnType, Callable[[Any], str]] = {
 }
 
 
-def _copy_values(values: tuple[Any, ...], as_text: dict[int, Callable[[Any], str]]) -> tuple[Any, ...] | list[Any]:
-    if as_text:
-        values = tuple(as_text[i](v) if i in as_text and v is not None else v for i, v in enumerate(values))
-    if None not in values:
-        return values
-    return [_NULL if v is None else v for v in values]
+def copy_encoder(table: Table, columns: Sequence[str]) -> Callable[[Mapping[str, Sequence[Any]]], list[str]]:
+    """Rows, given as one list per column, as COPY's csv records of their `columns`: one str per row, ending
+    in a newline (with the data columns, the bulk_encoder of the PostgreSQL unit of work). Column by
+    column, so that the per-value work is a comprehension over a column that needs it, never a call per row.
+
+    Non-numeric values are quoted, so an empty string stays one; NULL must be an unquoted empty field,
+    which QUOTE_NONNUMERIC writes only for a "number" whose text is empty: _NULL."""
+    as_text = {c: f for c in columns if (f := _COPY_TEXT.get(table.column(c).type)) is not None}
+
+    def encode(values: Mapping[str, Sequence[Any]]) -> list[str]:
+        prepared = []
+        for name in columns:
+            column = values[name]
+            if name in as_text:
+                column = [None if v is None else as_text[name](v) for v in column]
+            if None in column:
+                column = [_NULL if v is None else v for v in column]
+            prepared.append(column)
+        lines: list[str] = []
+        # csv.writer writes each record with one call of `write`: here, appending it to the list.
+        writer = csv.writer(SimpleNamespace(write=lines.append), quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+        writer.writerows(zip(*prepared, strict=True))
+        return lines
+
+    return encode
 
 
 def _keys_relation(table: Table, rows: Sequence[Row]) -> tuple[str, dict[str, Any]]:
@@ -697,7 +722,12 @@ def _array_text(kind: ColumnType, values: Iterable[Any]) -> str:
     """Non-null values as PostgreSQL's array input: integers bare, anything else quoted (_array_literal)."""
     if kind in (ColumnType.INTEGER, ColumnType.BIGINT):
         return "{" + ",".join(map(str, values)) + "}"
-    return _array_literal(list(values))
+    values = list(values)
+    if kind is ColumnType.TEXT and values:
+        joined = "".join(values)
+        if '"' not in joined and "\\" not in joined:  # nothing to escape: quoted by one join
+            return '{"' + '","'.join(values) + '"}'
+    return _array_literal(values)
 
 
 def _live(table: Table) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,6 +25,7 @@ from domain.errors import (
     Unavailable,
     UnknownTable,
 )
+from domain.ingestion import data_columns
 from domain.ports import AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
 from domain.query import Fetch, Query, Where
 from domain.schema import Catalog, ColumnType, Table
@@ -363,6 +364,22 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.read_only = False
         # Batches whose chunks met stored keys: their next chunks skip the direct COPY (ingest.py).
         self.direct_copy_missed: set[int] = set()
+        self._held: Connection | None = None  # held(): the connection every transaction inside it runs on
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """One connection for every transaction opened inside (a batch's chunks): checked out of the pool,
+        and pinged, once, rather than once per chunk. Closed (back to the pool) on leaving."""
+        if self._held is not None:
+            yield
+            return
+        with translate_errors(self.catalog):
+            self._held = self.engine.connect()
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            held.close()
 
     def reading(self) -> SqlAlchemyUnitOfWork:
         """Reads only: the connection runs in autocommit, so each statement is sent alone, with no
@@ -383,7 +400,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     def _connect(self) -> None:
         with translate_errors(self.catalog):
             if not self.read_only:
-                self.connection = self.engine.connect()
+                self.connection = self._held if self._held is not None else self.engine.connect()
                 self._transaction = self.connection.begin()
                 return
             reader = read_engine(self.engine, primary=read_from_primary.get())
@@ -403,9 +420,9 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             self.rollback()
         finally:
             self.read_only = False
-            if self.connection is not None:
+            if self.connection is not None and self.connection is not self._held:
                 self.connection.close()
-                self.connection = None
+            self.connection = None
 
     def repository(self, table: str) -> SqlAlchemyRepository:
         if table not in self.catalog:
@@ -416,6 +433,11 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         from adapters.postgres.ingest import SqlAlchemyIngestRepository
 
         return SqlAlchemyIngestRepository(self)
+
+    def bulk_encoder(self, table: Table) -> Callable[[Mapping[str, Sequence[Any]]], Sequence[Any]] | None:
+        from adapters.postgres.ingest import copy_encoder
+
+        return copy_encoder(table, data_columns(table))
 
     def commit(self) -> None:
         if self.read_only:
