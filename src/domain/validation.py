@@ -14,11 +14,12 @@ import math
 import operator
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache, partial
 from typing import Any
 
 from domain.errors import FieldError
+from domain.ingestion import ColumnRows
 from domain.schema import MISSING, Column, ColumnType, Table
 
 
@@ -602,7 +603,7 @@ def _fast_column(column: Column, values: list[Any]) -> list[Any] | None:
 class RecordsChecked:
     """A chunk of records, validated: the good rows (typed dicts) and the errors of the others."""
 
-    def __init__(self, rows: list[dict[str, Any]], indexes: list[int], errors: dict[int, list[FieldError]],
+    def __init__(self, rows: Sequence[dict[str, Any]], indexes: list[int], errors: dict[int, list[FieldError]],
                  warnings: dict[int, list[FieldError]] | None = None, columns: dict[str, list[Any]] | None = None):
         self.rows = rows
         self.columns = columns  # the good rows again, as one list per writable column (validate_columns)
@@ -688,12 +689,6 @@ def validate_columns(table: Table, header: list[str], columns: list[list[Any]], 
         good_columns = [[col[i] for i in good_indexes] for col in typed.values()]
     else:
         good_columns = list(typed.values())
-    if defaults:
-        rows = [{**dict(zip(names, values, strict=True)), **defaults} for values in zip(*good_columns, strict=True)]
-    else:
-        rows = [dict(zip(names, values, strict=True)) for values in zip(*good_columns, strict=True)]
-    if not names:
-        rows = [dict(defaults) for _ in good_indexes]
     columns = {**dict(zip(names, good_columns, strict=True)),
                **{name: [value] * len(good_indexes) for name, value in defaults.items()}}
-    return RecordsChecked(rows, good_indexes, errors, warnings, columns)
+    return RecordsChecked(ColumnRows(columns, len(good_indexes)), good_indexes, errors, warnings, columns)

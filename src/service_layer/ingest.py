@@ -42,9 +42,11 @@ from domain.ingestion import (
     BatchReport,
     MergeCounts,
     duplicate_error,
+    keys_of,
     one_per_key,
     reference_error,
     reference_keys,
+    take,
 )
 from domain.ports import AbstractIngestRepository, AbstractUnitOfWork, BatchLease, Row
 from domain.profiles import ColumnPlan, cursor_column, effective_profile, profile_hash
@@ -67,7 +69,7 @@ class Validated(NamedTuple):
     position, the warnings (values discarded by the contract) by position, and the good rows as the
     store's bulk_encoder encoded them (None when it has none, or the chunk came as JSON)."""
 
-    rows: list[Row]
+    rows: Sequence[Row]  # ColumnRows for a CSV chunk
     positions: list[int]
     rejected: dict[int, list[dict[str, str]]]
     warned: dict[int, list[dict[str, str]]]
@@ -569,9 +571,9 @@ class _BatchRun:
         return self.mapped_header
 
     def _check_references(
-        self, ingestion: AbstractIngestRepository, rows: list[Row], positions: list[int],
+        self, ingestion: AbstractIngestRepository, rows: Sequence[Row], positions: list[int],
         rejected: dict[int, list[dict[str, str]]],
-    ) -> tuple[list[Row], list[int]]:
+    ) -> tuple[Sequence[Row], list[int]]:
         """Hard references, one query per reference per chunk, for the keys that no earlier chunk of the
         batch found; self-references may also point at rows earlier in the batch.
 
@@ -592,6 +594,17 @@ class _BatchRun:
                 missing[fk] = absent
         if not missing:  # the common case: every reference is there
             return rows, positions
+        if not self.seen:  # no self-reference, so no row order to follow: column by column
+            bad: dict[int, list[dict[str, str]]] = {}
+            for fk, absent in missing.items():
+                single = len(fk.columns) == 1
+                for i, k in enumerate(keys_of(rows, fk.columns)):
+                    if ((k,) if single else k) in absent:
+                        bad.setdefault(i, []).append(reference_error(fk, (k,) if single else k))
+            for i, errors in bad.items():
+                rejected[positions[i]] = errors
+            ok = [i for i in range(len(rows)) if i not in bad]
+            return take(rows, ok), [positions[i] for i in ok]
         ok_rows, ok_positions = [], []
         for row, position in zip(rows, positions, strict=True):
             errors = []

@@ -33,7 +33,15 @@ from sqlalchemy.dialects import postgresql
 from adapters.postgres.history import history_items, revert_sql
 from adapters.postgres.repository import translate_errors
 from adapters.postgres.tables import relation, sql_type, system_table_sql
-from domain.ingestion import REPORTED_CONFLICTS, MergeCounts, Reverted, conflict_of, data_columns
+from domain.ingestion import (
+    REPORTED_CONFLICTS,
+    MergeCounts,
+    Reverted,
+    column_of,
+    conflict_of,
+    data_columns,
+    keys_of,
+)
 from domain.ports import AbstractIngestRepository, BatchLease, Row
 from domain.schema import CLAIMED_AT, HISTORY_ID, HISTORY_VALID_TO, Catalog, ColumnType, Table
 
@@ -260,11 +268,10 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
                 return False
         with self._phase("write csv"):
             # Key order; a surrogate id goes with its row's place in arrival order, as the merge draws it.
-            key_of = itemgetter(*table.natural_key)
-            keys_in_order = list(map(key_of, rows))
-            order = sorted(range(len(rows)), key=keys_in_order.__getitem__)
+            keys = keys_of(rows, table.natural_key)
+            order = sorted(range(len(rows)), key=keys.__getitem__)
             lines = encoded if encoded is not None else copy_encoder(table, columns)(
-                {c: list(map(itemgetter(c), rows)) for c in columns})
+                {c: column_of(rows, c) for c in columns})
             stamp = table.inserted_stamp(now, source, batch_id)
             # The system values are the same on every record: written once, as the start of each.
             head = io.StringIO()
@@ -306,7 +313,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         record by record). `numbered` adds each row's place in `rows` as the staging table's arrival column."""
         with self._phase("write csv"):
             lines = encoded if encoded is not None else copy_encoder(table, columns)(
-                {c: list(map(itemgetter(c), rows)) for c in columns})
+                {c: column_of(rows, c) for c in columns})
             text = "".join([f"{n},{line}" for n, line in enumerate(lines)]) if numbered else "".join(lines)
         self._copy_text(targets, [*([_ARRIVAL] if numbered else []), *columns], text)
 
@@ -674,7 +681,7 @@ def _keys_relation(table: Table, rows: Sequence[Row]) -> tuple[str, dict[str, An
     with the GIL held and leaving PostgreSQL one expression per value to parse; a literal is built by
     one join and read by the array type's input function (a chunk's probe took 97 ms, most of it that)."""
     key = table.natural_key
-    params = {f"k{i}": _array_text(table.column(c).type, map(itemgetter(c), rows)) for i, c in enumerate(key)}
+    params = {f"k{i}": _array_text(table.column(c).type, column_of(rows, c)) for i, c in enumerate(key)}
     arrays = ", ".join(f"%(k{i})s::{_array_type(table, c)}" for i, c in enumerate(key))
     names = ", ".join(f"k{i}" for i in range(len(key)))
     return f"unnest({arrays}) WITH ORDINALITY AS k({names}, n)", params
