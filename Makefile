@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 STAMP_BENCH := $(VENV)/.installed-bench
+# Tests that must not run under pytest-xdist (make test runs them in a serial pytest of their own)
+SERIAL_TESTS := tests/fuzz/test_openapi.py
 
 .PHONY: run test unit lint bench bench-details clean
 
@@ -27,7 +29,13 @@ test: $(STAMP_DEV)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests $(wildcard bench)
 	# a temp folder of its own: pytest's shared /tmp/pytest-of-USER is pruned by any other run on the machine
-	$(BIN)/pytest -q --basetemp=$$(mktemp -d /tmp/depot-pytest-XXXXXX)
+	# -n auto: one worker per core, each with its own embedded PostgreSQL; whole files to a worker, so
+	# a file's module-scoped servers start once
+	$(BIN)/pytest -q -n auto --dist loadfile $(addprefix --ignore=,$(SERIAL_TESTS)) --basetemp=$$(mktemp -d /tmp/depot-pytest-XXXXXX)
+	# the OpenAPI fuzz file alone, without xdist: schemathesis gives its 112 operations one node id, and
+	# xdist's file distribution sends tests by node id, so it would run only the first (tests/conftest.py
+	# refuses that run)
+	$(BIN)/pytest -q -p no:xdist $(SERIAL_TESTS) --basetemp=$$(mktemp -d /tmp/depot-pytest-XXXXXX)
 
 unit: $(STAMP_DEV)
 	$(BIN)/pytest -q tests/unit
