@@ -28,14 +28,19 @@ run: $(STAMP_RUN)
 test: $(STAMP_DEV)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests $(wildcard bench)
-	# a temp folder of its own: pytest's shared /tmp/pytest-of-USER is pruned by any other run on the machine
-	# -n auto: one worker per core, each with its own embedded PostgreSQL; whole files to a worker, so
-	# a file's module-scoped servers start once
-	$(BIN)/pytest -q -n auto --dist loadfile $(addprefix --ignore=,$(SERIAL_TESTS)) --basetemp=$$(mktemp -d /tmp/depot-pytest-XXXXXX)
-	# the OpenAPI fuzz file alone, without xdist: schemathesis gives its 112 operations one node id, and
-	# xdist's file distribution sends tests by node id, so it would run only the first (tests/conftest.py
-	# refuses that run)
-	$(BIN)/pytest -q -p no:xdist $(SERIAL_TESTS) --basetemp=$$(mktemp -d /tmp/depot-pytest-XXXXXX)
+	# a temp folder per pytest: pytest's shared /tmp/pytest-of-USER is pruned by any other run on the machine.
+	# -n auto: one worker per core, each with its own embedded PostgreSQL; whole files to a worker, so a
+	# file's module-scoped servers start once. $(SERIAL_TESTS) (the OpenAPI fuzz file) runs beside it
+	# without xdist, its output shown after: schemathesis gives its 112 operations one node id, and xdist's
+	# file distribution sends tests by node id, so only the first would run (tests/conftest.py refuses that).
+	# make test fails if either fails.
+	serial_log=$$(mktemp /tmp/depot-serial-XXXXXX.log); \
+	$(BIN)/pytest -q -p no:xdist $(SERIAL_TESTS) --basetemp=$$(mktemp -d /tmp/depot-pytest-XXXXXX) \
+	    >$$serial_log 2>&1 & serial=$$!; \
+	$(BIN)/pytest -q -n auto --dist loadfile $(addprefix --ignore=,$(SERIAL_TESTS)) \
+	    --basetemp=$$(mktemp -d /tmp/depot-pytest-XXXXXX); rest=$$?; \
+	wait $$serial; serial=$$?; cat $$serial_log; rm -f $$serial_log; \
+	exit $$(( rest || serial ))
 
 unit: $(STAMP_DEV)
 	$(BIN)/pytest -q tests/unit
