@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 import psycopg2
@@ -19,6 +20,20 @@ from domain.schema import Catalog
 from entrypoints.catalogs import load_catalog
 
 UowFactory = Callable[[], AbstractUnitOfWork]
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook, called in the controlling process
+def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
+    """Refuse a pytest-xdist run by file or scope over tests that share a node id: those schedulers
+    send tests by node id, so such tests would run once, not once each, and say nothing. Schemathesis
+    names all of tests/fuzz/test_openapi.py's operations alike: `make test` runs it without xdist."""
+    if node.config.option.dist not in ("loadfile", "loadscope", "loadgroup"):
+        return
+    shared = sorted(nodeid for nodeid, count in Counter(ids).items() if count > 1)
+    if shared:
+        pytest.exit(f"{', '.join(shared)}: tests of one node id would run only once under --dist "
+                    f"{node.config.option.dist}; run them with -p no:xdist, as make test does",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture
@@ -43,6 +58,10 @@ def memory_uow(memory_store: MemoryStore) -> UowFactory:
 def pg_server():
     """An embedded PostgreSQL, or DEPOT_TEST_DATABASE_URL's server when that is set."""
     external = os.environ.get("DEPOT_TEST_DATABASE_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... under pytest-xdist (make test)
+    if external and worker:  # workers share that server: a database each, made here, dropped after
+        yield from _database_of_its_own(external, f"depot_test_{worker}")
+        return
     if external:
         yield external
         return
@@ -89,6 +108,7 @@ def pg_uow(pg_engine: sa.Engine, catalog: Catalog) -> Iterator[UowFactory]:
 # The bundled catalog with depot's system columns moved aside, as a catalog whose data has its own
 # `version` or `source` declares it: the contract suite runs on it too, so no layer names them literally.
 PREFIXED = CATALOG.with_system_columns("_depot_")
+PREFIXED_DATABASE = "depot_prefixed_" + os.environ.get("PYTEST_XDIST_WORKER", "main")  # one per worker
 
 
 @pytest.fixture(scope="session")
@@ -99,14 +119,14 @@ def prefixed_engine(pg_server: str) -> Iterator[sa.Engine]:
     admin = psycopg2.connect(_with_database(pg_server, "postgres").replace("+psycopg2", ""))
     admin.autocommit = True
     with admin.cursor() as cursor:
-        cursor.execute('DROP DATABASE IF EXISTS "depot_prefixed" WITH (FORCE)')
-        cursor.execute('CREATE DATABASE "depot_prefixed"')
-    engine = make_engine(_with_database(pg_server, "depot_prefixed"), pool_size=5)
+        cursor.execute(f'DROP DATABASE IF EXISTS "{PREFIXED_DATABASE}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{PREFIXED_DATABASE}"')
+    engine = make_engine(_with_database(pg_server, PREFIXED_DATABASE), pool_size=5)
     create_schema(engine, PREFIXED)
     yield engine
     engine.dispose()
     with admin.cursor() as cursor:
-        cursor.execute('DROP DATABASE "depot_prefixed" WITH (FORCE)')
+        cursor.execute(f'DROP DATABASE "{PREFIXED_DATABASE}" WITH (FORCE)')
     admin.close()
 
 
@@ -127,6 +147,20 @@ def uow_factory(request: pytest.FixtureRequest) -> UowFactory:
     if request.param == "postgres_prefixed":
         return request.getfixturevalue("prefixed_uow")
     return request.getfixturevalue("pg_uow")
+
+
+def _database_of_its_own(url: str, name: str) -> Iterator[str]:
+    admin = psycopg2.connect(_with_database(url, "postgres").replace("+psycopg2", ""))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(url, name)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
 def _with_database(url: str, name: str) -> str:
