@@ -1,0 +1,84 @@
+"""A CSV body's values, whatever their scalar type, are stored as validated on both stores: on PostgreSQL they
+go through the encoding the validating thread writes for COPY (bulk_encoder), on the memory store as
+they are. Awkward text (quotes, commas, line breaks, an empty string, the word NULL) stays text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from domain.schema import Catalog
+from tests.serving import served
+
+
+def readings_catalog() -> Catalog:
+    catalog = Catalog()
+
+    @catalog.table("readings", group="primary", natural_key=("station", "taken_at"), surrogate_id=True)
+    class Reading:
+        station: str
+        taken_at: dt.datetime
+        day: dt.date
+        value: float | None = None
+        exact: decimal.Decimal | None = None
+        valid: bool | None = None
+        count: int | None = None
+        note: str | None = None
+
+    return catalog
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    with served(readings_catalog(), request.param, request) as test_client:
+        yield test_client
+
+
+CSV = (
+    b'station,taken_at,day,value,exact,valid,count,note\n'
+    b'JFK,2024-05-01T10:30:00Z,2024-05-01,0.1,19.90,true,7,"a ""quoted"", comma"\n'
+    b'JFK,2024-05-01 11:00:00+02:00,2024-05-01,-0.0,1E+2,false,-3,"two\nlines"\n'
+    b'EWR,2024-05-02T00:00:00,2024-05-02,1e300,0.000,NA,NA,NULL\n'
+    b'EWR,2024-05-03T00:00:00,2024-05-03,NA,NA,NA,NA,""\n'
+)
+
+EXPECTED = [
+    {"station": "EWR", "taken_at": "2024-05-02T00:00:00+00:00", "day": "2024-05-02", "value": 1e300, "exact": 0.000,
+     "valid": None, "count": None, "note": "NULL"},
+    {"station": "EWR", "taken_at": "2024-05-03T00:00:00+00:00", "day": "2024-05-03", "value": None, "exact": None,
+     "valid": None, "count": None, "note": ""},
+    {"station": "JFK", "taken_at": "2024-05-01T09:00:00+00:00", "day": "2024-05-01", "value": -0.0, "exact": 100,
+     "valid": False, "count": -3, "note": "two\nlines"},
+    {"station": "JFK", "taken_at": "2024-05-01T10:30:00+00:00", "day": "2024-05-01", "value": 0.1, "exact": 19.90,
+     "valid": True, "count": 7, "note": 'a "quoted", comma'},
+]
+
+
+def stored(client: TestClient) -> list[dict]:
+    response = client.get("/api/readings", params={
+        "order": "station,taken_at", "select": "station,taken_at,day,value,exact,valid,count,note"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def post(client: TestClient) -> dict:
+    response = client.post("/ingest/readings", params={"csv_null": "NA"}, content=CSV,
+                           headers={"Content-Type": "text/csv"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_csv_values_of_every_type_are_stored_as_validated_and_count_unchanged_when_sent_again(client):
+    first = post(client)
+    assert (first["inserted"], first["rejected"]) == (4, 0), first
+    rows = stored(client)
+    assert rows == EXPECTED
+    assert [r["id"] for r in client.get("/api/readings", params={"order": "id", "select": "id,station"}).json()] \
+        == [1, 2, 3, 4]  # ids in file order, on both stores
+    again = post(client)
+    assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, 4), again
+    assert stored(client) == EXPECTED
