@@ -14,7 +14,7 @@ import math
 import operator
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from functools import cache, partial
 from typing import Any
 
@@ -603,10 +603,9 @@ def _fast_column(column: Column, values: list[Any]) -> list[Any] | None:
 class RecordsChecked:
     """A chunk of records, validated: the good rows (typed dicts) and the errors of the others."""
 
-    def __init__(self, rows: Sequence[dict[str, Any]], indexes: list[int], errors: dict[int, list[FieldError]],
-                 warnings: dict[int, list[FieldError]] | None = None, columns: dict[str, list[Any]] | None = None):
-        self.rows = rows
-        self.columns = columns  # the good rows again, as one list per writable column (validate_columns)
+    def __init__(self, rows: ColumnRows, indexes: list[int], errors: dict[int, list[FieldError]],
+                 warnings: dict[int, list[FieldError]] | None = None):
+        self.rows = rows  # one list per writable column (rows.columns), read as dicts where needed
         self.indexes = indexes  # position in the chunk of each good row
         self.errors = errors  # position in the chunk -> its errors
         self.warnings = warnings or {}  # position -> the values discarded (contract invalid=discard_value)
@@ -691,4 +690,4 @@ def validate_columns(table: Table, header: list[str], columns: list[list[Any]], 
         good_columns = list(typed.values())
     columns = {**dict(zip(names, good_columns, strict=True)),
                **{name: [value] * len(good_indexes) for name, value in defaults.items()}}
-    return RecordsChecked(ColumnRows(columns, len(good_indexes)), good_indexes, errors, warnings, columns)
+    return RecordsChecked(ColumnRows(columns, len(good_indexes)), good_indexes, errors, warnings)

@@ -540,7 +540,7 @@ class _BatchRun:
                 rejected[i] = [e.as_dict() for e in field_errors]
             for i, field_warnings in warnings.items():
                 warned[i] = [w.as_dict() for w in field_warnings]
-            encoded = self.encode(checked.columns) if self.encode is not None and checked.columns else None
+            encoded = self.encode(checked.rows.columns) if self.encode is not None and checked.rows.columns else None
             return Validated(checked.rows, positions, rejected, warned, encoded)
         validate = RowValidator(self.shape, discard_invalid=plan.discard_invalid)
         mapped = chunk.records if plan.trivial else map(plan.row, chunk.records)

@@ -156,7 +156,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
                 if not rows:
                     return MergeCounts(unchanged=unchanged)
             with self._phase("stage"):
-                self._stage(table, columns, rows, None if compared else encoded)
+                self._stage(table, columns, rows, encoded)  # always None when compared (above)
             if on_conflict == "error":
                 return self._insert_new(table, columns, rows, source, batch_id, now)
             if on_conflict == "update" and not compared:
@@ -259,10 +259,10 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             # (A first probe of the chunk's key range, one index descent, did not pay: the chunks of a
             # file in date order share their edge days.)
             with self._phase("probe"):
-                keys, params = _keys_relation(table, rows)
+                probed, params = _keys_relation(table, rows)
                 ids = sorted(r[0] for r in self.connection.exec_driver_sql(
                     "SELECT nextval((SELECT pg_get_serial_sequence(%(table)s, %(surrogate)s)::regclass)) "
-                    f"FROM generate_series(1, %(n)s) WHERE NOT EXISTS (SELECT FROM {_looked_up(table, keys, '')})",
+                    f"FROM generate_series(1, %(n)s) WHERE NOT EXISTS (SELECT FROM {_looked_up(table, probed, '')})",
                     {**params, "table": _q(table.name), "surrogate": surrogate, "n": len(rows)}))
             if not ids:
                 return False
@@ -273,10 +273,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             lines = encoded if encoded is not None else copy_encoder(table, columns)(
                 {c: column_of(rows, c) for c in columns})
             stamp = table.inserted_stamp(now, source, batch_id)
-            # The system values are the same on every record: written once, as the start of each.
-            head = io.StringIO()
-            csv.writer(head, quoting=csv.QUOTE_NONNUMERIC, lineterminator=",").writerow(tuple(stamp.values()))
-            start = head.getvalue()
+            # The system values are the same on every record: encoded once, as the start of each.
+            start = copy_encoder(table, tuple(stamp))({c: [v] for c, v in stamp.items()})[0][:-1] + ","
             names = [*stamp, *columns]
             if surrogate is None:
                 text = "".join([start + lines[i] for i in order])
