@@ -29,7 +29,7 @@ from entrypoints.parquet import PARQUET_MEDIA, ParquetStream
 from entrypoints.reading import content_range
 from entrypoints.security import BodyTooLarge
 from entrypoints.settings import Settings
-from entrypoints.streams import Inflate, parser_for
+from entrypoints.streams import Inflate, Rechunker, parser_for
 from service_layer import history, ingest
 from service_layer.ingest import Chunk, IngestRequest
 
@@ -160,17 +160,6 @@ def _body_kind(kind: str) -> str:
         return "parquet"
     raise HttpError(415, f"Content-Type {kind!r} is not supported by /ingest", code="PGRST415",
                     hint=f"Send text/csv, application/json (an array), application/x-ndjson or {PARQUET_MEDIA}.")
-
-
-def _chunks(parser: Any, rows: list[Any], pending: list[Any]) -> list[Chunk]:
-    """Whole chunks of CHUNK_ROWS from what was parsed; the remainder waits in `pending`."""
-    pending.extend(rows)
-    out = []
-    header = getattr(parser, "header", None)
-    while len(pending) >= CHUNK_ROWS:
-        out.append(Chunk(pending[:CHUNK_ROWS], header))
-        del pending[:CHUNK_ROWS]
-    return out
 
 
 def _inflater(request: Request, settings: Settings) -> Inflate | None:
@@ -324,7 +313,7 @@ def ingest_router() -> APIRouter:
         feed = ChunkFeed()
         worker = asyncio.ensure_future(run_in_threadpool(
             ingest.ingest_batch, uow, job, feed, request_hash=lambda: digest.hexdigest()))
-        pending: list[Any] = []
+        chunks = Rechunker(parser)
         try:
             # DEPOT_MAX_BODY_BYTES is enforced as the body arrives by the BodyLimitMiddleware:
             # its BodyTooLarge fails the batch below and answers 413.
@@ -332,20 +321,20 @@ def ingest_router() -> APIRouter:
                 digest.update(data)
                 if inflate is not None:
                     data = inflate.feed(data)
-                for chunk in _chunks(parser, parser.feed(data), pending):
+                for chunk in chunks.add(parser.feed(data), CHUNK_ROWS):
                     await feed.put(chunk, worker)
                 if worker.done():
                     break  # the worker stopped early: its error is the answer
             if not worker.done():
                 rest = parser.feed(inflate.finish()) if inflate is not None else []
-                for chunk in _chunks(parser, rest + parser.finish(), pending):
+                for chunk in chunks.add(rest, CHUNK_ROWS) + chunks.add(parser.finish(), CHUNK_ROWS):
                     await feed.put(chunk, worker)
                 if isinstance(parser, ParquetStream):  # read a record batch at a time, off the event loop
                     batches = parser.batches(CHUNK_ROWS)
                     while not worker.done() and (records := await run_in_threadpool(next, batches, None)):
                         await feed.put(Chunk(records, parser.header), worker)
-                if pending:
-                    await feed.put(Chunk(pending, getattr(parser, "header", None)), worker)
+                for chunk in chunks.rest():
+                    await feed.put(chunk, worker)
                 await feed.put(ChunkFeed._END, worker)
         except ClientDisconnect as gone:
             feed.abort(gone)

@@ -13,12 +13,15 @@ import csv
 import io
 import re
 import zlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, overload
 
 import orjson
+import pyarrow as pa
+import pyarrow.csv as pyarrow_csv
 
 from domain.errors import BadRequest
+from service_layer.ingest import Chunk, ColumnarRecords
 
 
 def _malformed(message: str) -> BadRequest:
@@ -51,8 +54,9 @@ class CsvStream:
         self.header: list[str] | None = None
         self.scanned = 0  # how much of `pending` the record scanner has read
         self.quoted = False  # the scan stopped inside a quoted field
+        self.arrow: dict[str, Any] | None = None  # pyarrow's options, once the header is known
 
-    def feed(self, data: bytes) -> list[list[Any]]:
+    def feed(self, data: bytes) -> Sequence[list[Any]]:
         try:
             text = self.pending + self.decoder.decode(data)
         except UnicodeDecodeError:
@@ -93,7 +97,7 @@ class CsvStream:
         self.scanned, self.quoted = pos, quoted
         return cut
 
-    def finish(self) -> list[list[Any]]:
+    def finish(self) -> Sequence[list[Any]]:
         try:
             text = self.pending + self.decoder.decode(b"", final=True)
         except UnicodeDecodeError:
@@ -104,17 +108,128 @@ class CsvStream:
             raise _malformed("The CSV body is empty; it needs a header row")
         return rows
 
-    def _parse(self, text: str) -> list[list[Any]]:
+    def _parse(self, text: str) -> Sequence[list[Any]]:
+        """The records of `text` (whole records). pyarrow parses them in C, with the GIL released, into
+        columns that stay columns; the csv module reads what pyarrow refuses (a record whose field count
+        is not the header's, which validation rejects with its values) and the header."""
+        if self.header is None:
+            text = self._take_header(text)
+        if self.arrow is not None and text:
+            try:
+                return ColumnarRows(pyarrow_csv.read_csv(
+                    io.BytesIO(encoded := text.encode()),
+                    read_options=pyarrow_csv.ReadOptions(**self.arrow["read"], block_size=len(encoded) + 1),
+                    parse_options=self.arrow["parse"], convert_options=self.arrow["convert"]))
+            except pa.ArrowInvalid:
+                pass
         null = self.null
-        try:
-            records = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
-        except csv.Error as error:
-            raise _malformed(f"Malformed CSV: {error}") from None
-        if self.header is None and records:
-            self.header = [h.strip() for h in records[0]]
-            records = records[1:]
+        records = self._records(text)
         # Most records hold no null token: `in` tells so in C, and only the others are rebuilt.
         return [[None if v == null else v for v in r] if null in r else r for r in records]
+
+    def _take_header(self, text: str) -> str:
+        """Reads the header (the first record that is not blank) off `text`, and returns the rest."""
+        buffer = io.StringIO(text, newline="")
+        try:
+            header = next(filter(None, csv.reader(buffer)), None)
+        except csv.Error as error:
+            raise _malformed(f"Malformed CSV: {error}") from None
+        if header is None:
+            return ""
+        self.header = [h.strip() for h in header]
+        if len(set(self.header)) == len(self.header):  # a repeated name is refused with the header anyway
+            self.arrow = {
+                "read": {"column_names": self.header, "use_threads": False},
+                "parse": pyarrow_csv.ParseOptions(newlines_in_values=True),
+                # quoted_strings_can_be_null: the csv module cannot tell "" from an empty field either
+                "convert": pyarrow_csv.ConvertOptions(
+                    column_types=dict.fromkeys(self.header, pa.string()), strings_can_be_null=True,
+                    quoted_strings_can_be_null=True, null_values=[self.null]),
+            }
+        return text[buffer.tell():]
+
+    @staticmethod
+    def _records(text: str) -> list[list[str]]:
+        try:
+            return [r for r in csv.reader(io.StringIO(text, newline="")) if r]
+        except csv.Error as error:
+            raise _malformed(f"Malformed CSV: {error}") from None
+
+
+class ColumnarRows(ColumnarRecords):
+    """CSV records as pyarrow parsed them: string columns, converted to Python a column at a time."""
+
+    def __init__(self, table: pa.Table):
+        self.table = table
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    @overload
+    def __getitem__(self, i: int) -> list[Any]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> ColumnarRows: ...
+
+    def __getitem__(self, i: int | slice) -> list[Any] | ColumnarRows:
+        if isinstance(i, slice):
+            start, stop, step = i.indices(len(self))
+            if step != 1:
+                raise ValueError("ColumnarRows are sliced in order")
+            return ColumnarRows(self.table.slice(start, max(stop - start, 0)))
+        return [column[i].as_py() for column in self.table.columns]
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        return map(list, zip(*self.columns(), strict=True))
+
+    def columns(self) -> list[list[Any]]:
+        return [column.to_pylist() for column in self.table.columns]
+
+
+def _joined(pieces: list[Sequence[Any]]) -> Sequence[Any]:
+    """Consecutive parsed pieces as one: columns stay columns when every piece is."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if all(isinstance(p, ColumnarRows) for p in pieces):
+        return ColumnarRows(pa.concat_tables([p.table for p in pieces]))  # type: ignore[attr-defined]
+    return [row for piece in pieces for row in piece]
+
+
+class Rechunker:
+    """What a parser gives, as it gives it, cut into chunks of `size` rows in arrival order."""
+
+    def __init__(self, parser: Any):
+        self.parser = parser
+        self.pieces: list[Sequence[Any]] = []
+        self.count = 0
+
+    def add(self, rows: Sequence[Any], size: int) -> list[Chunk]:
+        """The whole chunks that `rows` completes; the rest waits for more, or for `rest`."""
+        if len(rows):
+            self.pieces.append(rows)
+            self.count += len(rows)
+        out = []
+        while self.count >= size:
+            out.append(self._take(size))
+        return out
+
+    def rest(self) -> list[Chunk]:
+        return [self._take(self.count)] if self.count else []
+
+    def _take(self, n: int) -> Chunk:
+        taken: list[Sequence[Any]] = []
+        need = n
+        while need:
+            piece = self.pieces[0]
+            if len(piece) <= need:
+                taken.append(self.pieces.pop(0))
+                need -= len(piece)
+            else:
+                taken.append(piece[:need])
+                self.pieces[0] = piece[need:]
+                need = 0
+        self.count -= n
+        return Chunk(_joined(taken), getattr(self.parser, "header", None))
 
 
 BOM = codecs.BOM_UTF8  # which Windows tools write before UTF-8 text; JSON parsers may ignore it (RFC 8259)
@@ -476,9 +591,7 @@ def open_data_file(path: str) -> tuple[io.BufferedIOBase, str]:
 
 def file_chunks(stream: io.BufferedIOBase, kind: str, *, csv_null: str | None = None,
                 chunk_rows: int = 5_000, block: int = 1 << 20, record_path: str | None = None) -> Any:
-    """Chunks of rows from a file, read a block at a time (the Chunk type comes from the service)."""
-    from service_layer.ingest import Chunk
-
+    """Chunks of rows from a file, read a block at a time."""
     if kind == "parquet":
         from entrypoints.parquet import record_batches
 
@@ -486,13 +599,8 @@ def file_chunks(stream: io.BufferedIOBase, kind: str, *, csv_null: str | None = 
             yield Chunk(records, header)
         return
     parser = parser_for(kind, csv_null, record_path)
-    pending: list[Any] = []
-    while True:
-        data = stream.read(block)
-        rows = parser.feed(data) if data else parser.finish()
-        pending.extend(rows)
-        while len(pending) >= chunk_rows or (not data and pending):
-            yield Chunk(pending[:chunk_rows], getattr(parser, "header", None))
-            del pending[:chunk_rows]
-        if not data:
-            return
+    chunks = Rechunker(parser)
+    while data := stream.read(block):
+        yield from chunks.add(parser.feed(data), chunk_rows)
+    yield from chunks.add(parser.finish(), chunk_rows)
+    yield from chunks.rest()

@@ -17,6 +17,7 @@ running.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -76,12 +77,26 @@ class Validated(NamedTuple):
     encoded: Sequence[Any] | None = None
 
 
+class ColumnarRecords(Sequence[list[Any]]):
+    """CSV records that their parser kept as columns (every record fits the header): a record at a time
+    where one is asked for (a rejected row's payload), the whole columns for validation, which needs no
+    record objects. `columns` runs in the thread that validates, one chunk ahead of the writer."""
+
+    @abc.abstractmethod
+    def columns(self) -> list[list[Any]]:
+        """One list of values (str, or None for the null token) per header column."""
+
+
 @dataclass(frozen=True)
 class Chunk:
-    """Some rows of a batch as received: JSON values (header None), or CSV records under a header."""
+    """Some rows of a batch as received: JSON values (header None), or CSV records under a header
+    (a list of records, or ColumnarRecords)."""
 
     records: Sequence[Any]
     header: Sequence[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.records)
 
     def payload(self, i: int) -> Any:
         record = self.records[i]
@@ -389,7 +404,7 @@ class _BatchRun:
         with ThreadPoolExecutor(1, thread_name_prefix="depot-validate") as pool:
             pending: tuple[Chunk, Future[Validated]] | None = None
             for chunk in chunks:
-                self.arrived += len(chunk.records)
+                self.arrived += len(chunk)
                 future = pool.submit(self._validate, chunk)
                 if pending is not None:
                     yield pending[0], pending[1].result()
@@ -399,7 +414,7 @@ class _BatchRun:
 
     def _chunk(self, ingestion: AbstractIngestRepository, chunk: Chunk, validated: Validated) -> None:
         first = self.report.received + 1
-        self.report.received += len(chunk.records)
+        self.report.received += len(chunk)
         rejected = self._process(ingestion, chunk, validated)
         self._reject(ingestion, chunk, first, rejected)
         for position, warnings in sorted(validated.warned.items()):
@@ -517,20 +532,12 @@ class _BatchRun:
         plan = self.plan
         if chunk.header is not None:
             names, keep = self._header(list(chunk.header))
-            width = len(chunk.header)
-            records = list(chunk.records)
-            for i, record in enumerate(records):
-                if len(record) != width:
-                    rejected[i] = [FieldError("", "field_count",
-                                              f"{len(record)} fields; the header has {width}").as_dict()]
-            good = [i for i in range(len(records)) if i not in rejected] if rejected else None
-            if good is not None:
-                records = [records[i] for i in good]
+            columns, good = self._columns(chunk, rejected)
+            count = len(chunk) if good is None else len(good)
             # column-wise: the profile drops, converts and adds whole columns, never a row object
-            columns = [list(c) for c in zip(*records, strict=True)] if records else [[] for _ in range(width)]
             if not plan.trivial:
-                columns = plan.columns(names, [columns[i] for i in keep], len(records))
-            checked = validate_columns(self.shape, names, columns, len(records), discard_invalid=plan.discard_invalid)
+                columns = plan.columns(names, [columns[i] for i in keep], count)
+            checked = validate_columns(self.shape, names, columns, count, discard_invalid=plan.discard_invalid)
             positions, errors, warnings = checked.indexes, checked.errors, checked.warnings
             if good is not None:
                 positions = [good[i] for i in positions]
@@ -554,6 +561,22 @@ class _BatchRun:
             except RowInvalid as invalid:
                 rejected[i] = [e.as_dict() for e in invalid.errors]
         return Validated(rows, positions, rejected, warned)
+
+    @staticmethod
+    def _columns(chunk: Chunk, rejected: dict[int, list[dict[str, str]]]) -> tuple[list[list[Any]], list[int] | None]:
+        """A CSV chunk's values column by column, and the positions of the records that fit the header
+        (None: all of them); the others are `rejected` for their field count."""
+        width = len(chunk.header or ())
+        if isinstance(chunk.records, ColumnarRecords):
+            return chunk.records.columns(), None
+        records = list(chunk.records)
+        for i, record in enumerate(records):
+            if len(record) != width:
+                rejected[i] = [FieldError("", "field_count", f"{len(record)} fields; the header has {width}").as_dict()]
+        good = [i for i in range(len(records)) if i not in rejected] if rejected else None
+        if good is not None:
+            records = [records[i] for i in good]
+        return ([list(c) for c in zip(*records, strict=True)] if records else [[] for _ in range(width)]), good
 
     def _header(self, header: list[str]) -> tuple[list[str], list[int]]:
         """The CSV header through the profile, checked once per batch: the names the columns land in,
