@@ -117,7 +117,7 @@ class CsvStream:
         if self.arrow is not None and text:
             try:
                 return ColumnarRows(pyarrow_csv.read_csv(
-                    io.BytesIO(encoded := text.encode()),
+                    pa.BufferReader(encoded := text.encode()),
                     read_options=pyarrow_csv.ReadOptions(**self.arrow["read"], block_size=len(encoded) + 1),
                     parse_options=self.arrow["parse"], convert_options=self.arrow["convert"]))
             except pa.ArrowInvalid:
