@@ -42,11 +42,13 @@ _TRUE = {"true", "t", "yes", "y", "on", "1"}
 _FALSE = {"false", "f", "no", "n", "off", "0"}
 
 
-def _type_error(column: Column, value: Any) -> ValueRefused:
+def _shown(value: Any) -> str:
     shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return ValueRefused("type", f"expected {column.type_name}, got {shown}")
+    return shown[:57] + "..." if len(shown) > 60 else shown
+
+
+def _type_error(column: Column, value: Any) -> ValueRefused:
+    return ValueRefused("type", f"expected {column.type_name}, got {_shown(value)}")
 
 
 def _plain_number(text: str) -> bool:
@@ -272,6 +274,33 @@ def _json(column: Column) -> Coercer:
     return coerce
 
 
+def _json_text(column: Column) -> Coercer:
+    """A JSON column's cell in a tabular body (CSV; a Parquet string): its value's JSON text, as PostgreSQL's
+    json input reads it and as depot's CSV and Parquet exports write it (`"a"` is the string a, `5` the
+    number), so that an export loads back as it was. NaN and Infinity are not JSON, nor stored by jsonb."""
+    value_of = _json(column)
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not a JSON value")
+
+    def finite(text: str) -> float:
+        number = float(text)
+        if not math.isfinite(number):
+            raise ValueError(f"{text} is too large for a JSON number")
+        return number
+
+    def coerce(value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value, parse_constant=refuse, parse_float=finite)
+            except ValueError as error:
+                reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+                raise ValueRefused("type", f"expected JSON text, got {_shown(value)}: {reason}") from None
+        return value_of(value)
+
+    return coerce
+
+
 def _array_items(column: Column, text: str) -> list[Any]:
     """The items of an array written as text: a JSON array (`["a","b"]`, `[1,2]`) or PostgreSQL's
     literal (`{a,b}`, `{"a,b","c \\"d\\""}`, `{}`), the two forms a CSV cell or a filter can hold."""
@@ -412,12 +441,13 @@ def _checks(column: Column) -> list[Callable[[Any], None]]:
 
 
 @cache
-def coercer(column: Column) -> Coercer:
+def coercer(column: Column, *, tabular: bool = False) -> Coercer:
     """The function that turns a raw value into the column's typed value, or raises ValueRefused.
 
     None passes through when the column is nullable; the declaration's checks run on the result.
+    `tabular`: the value is a cell of a tabular body, where a JSON column holds JSON text.
     """
-    base = _BUILDERS[column.type](column)
+    base = (_json_text if tabular and column.type is ColumnType.JSON else _BUILDERS[column.type])(column)
     checks = _checks(column)
     nullable = column.nullable
 
@@ -648,7 +678,8 @@ def validate_records(table: Table, header: list[str], records: list[list[Any]]) 
 
 def validate_columns(table: Table, header: list[str], columns: list[list[Any]], n: int, *,
                      discard_invalid: bool = False) -> RecordsChecked:
-    """Validate `n` rows given as columns under `header` (which must pass header_errors first).
+    """Validate `n` rows given as columns under `header` (which must pass header_errors first): the
+    cells of a tabular body (CSV, Parquet), where a JSON column holds each value's JSON text.
 
     A column whose values all take the fast path costs one builtin call per value; a column with
     any doubtful value is coerced value by value, and only the rows with a refused value fail
@@ -664,7 +695,7 @@ def validate_columns(table: Table, header: list[str], columns: list[list[Any]], 
             values = [empty_defaults[name] if v is None else v for v in values]
         converted = _fast_column(column, values)
         if converted is None:
-            coerce = coercer(column)
+            coerce = coercer(column, tabular=True)
             discard = discard_invalid and column.nullable
             converted = []
             for i, value in enumerate(values):

@@ -24,7 +24,7 @@ from domain import query as query_model
 from domain.errors import NotAcceptable, NotSingular
 from domain.ports import AbstractUnitOfWork
 from domain.query import Read, Where, conjunction
-from domain.schema import Catalog, Table
+from domain.schema import Catalog, ColumnType, Table
 from entrypoints.http import HttpError, JSONResponse, prefer, preference_applied
 from entrypoints.parquet import PARQUET_MEDIA, ParquetEncoder
 from entrypoints.query_string import encode_cursor, parse_read
@@ -119,7 +119,7 @@ async def read_response(request: Request, catalog: Catalog, table: Table, uow: A
         media = "text/csv; charset=utf-8" if kind == "csv" else PARQUET_MEDIA
         if head:
             return Response(media_type=media)
-        encoder = _CsvEncoder(output_keys(table, read)) if kind == "csv" else ParquetEncoder(
+        encoder = _CsvEncoder(table, output_keys(table, read)) if kind == "csv" else ParquetEncoder(
             table, output_keys(table, read))
         def batches():
             # No cap on the rows a CSV streams; DEPOT_MAX_ROWS bounds what embeds nest per batch.
@@ -177,17 +177,31 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, dict | list):
-        return orjson.dumps(value, default=lambda v: str(v) if isinstance(v, decimal.Decimal) else v.isoformat()
-                            ).decode()
+        return _json_text(value)
     return value
 
 
-def _csv_chunk(keys: list[str], rows: list[dict], header: bool) -> bytes:
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, default=lambda v: str(v) if isinstance(v, decimal.Decimal) else v.isoformat()).decode()
+
+
+def _json_cell(value: Any) -> Any:
+    """A JSON column's cell: its value's JSON text whatever the value (`"a"` for the string a, as PostgreSQL
+    writes json), so that a string and a number stay apart and the file loads back as it was."""
+    return "" if value is None else _json_text(value)
+
+
+def _csv_cells(table: Table, keys: list[str]) -> list[Callable[[Any], Any]]:
+    return [_json_cell if table.has_column(k) and table.column(k).type is ColumnType.JSON else _csv_value
+            for k in keys]
+
+
+def _csv_chunk(keys: list[str], cells: list[Callable[[Any], Any]], rows: list[dict], header: bool) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if header:
         writer.writerow(keys)
-    writer.writerows([_csv_value(r.get(k)) for k in keys] for r in rows)
+    writer.writerows([cell(r.get(k)) for k, cell in zip(keys, cells, strict=True)] for r in rows)
     return buffer.getvalue().encode()
 
 
@@ -233,16 +247,17 @@ class _Producer:
 
 
 class _CsvEncoder:
-    def __init__(self, keys: list[str]) -> None:
+    def __init__(self, table: Table, keys: list[str]) -> None:
         self.keys = keys
+        self.cells = _csv_cells(table, keys)
         self.header = True
 
     def chunk(self, rows: list[dict]) -> bytes:
-        data, self.header = _csv_chunk(self.keys, rows, self.header), False
+        data, self.header = _csv_chunk(self.keys, self.cells, rows, self.header), False
         return data
 
     def end(self) -> bytes:
-        return _csv_chunk(self.keys, [], True) if self.header else b""
+        return _csv_chunk(self.keys, self.cells, [], True) if self.header else b""
 
 
 async def _streamed(table: Table, encoder: _CsvEncoder | ParquetEncoder, media: str,

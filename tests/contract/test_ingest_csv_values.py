@@ -82,3 +82,59 @@ def test_csv_values_of_every_type_are_stored_as_validated_and_count_unchanged_wh
     again = post(client)
     assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, 4), again
     assert stored(client) == EXPECTED
+
+
+def documents_catalog() -> Catalog:
+    catalog = Catalog()
+
+    @catalog.table("documents", group="primary", natural_key=("code",))
+    class Document:
+        code: str
+        body: dict | None = None
+        any_value: list | None = None  # a bare list is any JSON value's column too (a JSON array, here or not)
+
+    return catalog
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def documents(request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    with served(documents_catalog(), request.param, request) as test_client:
+        yield test_client
+
+
+def test_a_json_column_in_csv_is_json_text_both_ways_so_an_export_loads_back_unchanged(documents):
+    """`"a"` is the string a and `5` the number five, in a CSV cell as in PostgreSQL's json text: a CSV
+    export writes every JSON value so (a string too, quoted), and loading that export changes nothing."""
+    body = (b'code,body,any_value\n'
+            b'a,"{""k"": [1, 2.5, null], ""s"": ""x,y""}","""five"""\n'
+            b'b,{},5\n'
+            b'c,,true\n'
+            b'd,"[""not"", ""an object""]",\n')
+    response = documents.post("/ingest/documents", content=body, headers={"Content-Type": "text/csv"})
+    assert response.status_code == 200 and response.json()["inserted"] == 4, response.text
+    rows = documents.get("/api/documents", params={"order": "code", "select": "code,body,any_value"}).json()
+    assert rows == [
+        {"code": "a", "body": {"k": [1, 2.5, None], "s": "x,y"}, "any_value": "five"},
+        {"code": "b", "body": {}, "any_value": 5},
+        {"code": "c", "body": None, "any_value": True},
+        {"code": "d", "body": ["not", "an object"], "any_value": None},
+    ]
+    exported = documents.get("/api/documents", params={"order": "code", "select": "code,body,any_value"},
+                             headers={"Accept": "text/csv"})
+    assert exported.status_code == 200
+    lines = exported.text.splitlines()
+    assert lines[1] == 'a,"{""k"":[1,2.5,null],""s"":""x,y""}","""five"""' and lines[2] == "b,{},5"
+    again = documents.post("/ingest/documents", content=exported.content, headers={"Content-Type": "text/csv"})
+    assert (again.json()["unchanged"], again.json()["updated"]) == (4, 0), again.text
+
+
+@pytest.mark.parametrize("cell", ["five", "{'k': 1}", "[1, 2", "NaN", "1e400", '"\\u0000"'])
+def test_a_json_cell_that_is_not_json_text_is_rejected_with_its_reason(documents, cell):
+    body = ("code,body\n" + f'x,"{cell.replace(chr(34), chr(34) * 2)}"\n' + "y,{}\n").encode()
+    response = documents.post("/ingest/documents", content=body, headers={"Content-Type": "text/csv"})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["inserted"], report["rejected"]) == (1, 1), report
+    rejection = documents.get(f"/ingest/batches/{report['batch_id']}/rejections").json()[0]
+    assert rejection["errors"][0]["field"] == "body" and rejection["errors"][0]["code"] == "type"
+    assert rejection["payload"] == {"code": "x", "body": cell}
