@@ -126,6 +126,12 @@ def test_a_json_column_in_csv_is_json_text_both_ways_so_an_export_loads_back_unc
     assert lines[1] == 'a,"{""k"":[1,2.5,null],""s"":""x,y""}","""five"""' and lines[2] == "b,{},5"
     again = documents.post("/ingest/documents", content=exported.content, headers={"Content-Type": "text/csv"})
     assert (again.json()["unchanged"], again.json()["updated"]) == (4, 0), again.text
+    parquet = documents.get("/api/documents", params={"select": "code,body,any_value"},
+                            headers={"Accept": "application/vnd.apache.parquet"})
+    assert parquet.status_code == 200
+    again = documents.post("/ingest/documents", content=parquet.content,
+                           headers={"Content-Type": "application/vnd.apache.parquet"})
+    assert (again.json()["unchanged"], again.json()["updated"]) == (4, 0), again.text
 
 
 @pytest.mark.parametrize("cell", ["five", "{'k': 1}", "[1, 2", "NaN", "1e400", '"\\u0000"'])
