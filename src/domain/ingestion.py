@@ -24,8 +24,9 @@ written.)
 
 from __future__ import annotations
 
+import abc
 import enum
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +125,38 @@ class MergeCounts:
     @property
     def total(self) -> int:
         return self.inserted + self.updated + self.unchanged + self.superseded
+
+
+class ColumnarRecords(Sequence[list[Any]]):
+    """A tabular body's records as its parser kept them: text columns, every record fitting the header. A
+    record at a time where one is asked for (a rejected row's payload); whole columns for validation, which
+    needs no record objects; and the cells' own text for a store that writes text in bulk."""
+
+    @abc.abstractmethod
+    def columns(self) -> list[list[Any]]:
+        """One list of values (str, or None for the null token) per header column."""
+
+    @abc.abstractmethod
+    def matches(self, column: int, pattern: str) -> bool:
+        """Whether every cell of the `column`-th column that is not null matches `pattern` in full."""
+
+    @abc.abstractmethod
+    def csv(self, columns: Sequence[int], rows: Sequence[int]) -> list[str] | None:
+        """The cells of `columns` (by position) of the records at `rows`, as csv records: one str per record,
+        ending in a line break, every value quoted and null an empty field. None when a value holds a line
+        break, which would make a record two lines."""
+
+
+@dataclass(frozen=True)
+class RawCells:
+    """Where a tabular chunk's validated columns came from: its records, the position of each column's
+    cells in them, the position there of each good row, and the columns whose every good value came from
+    its own cell alone, by the validator's common path: each such value is the cell's text, typed."""
+
+    records: ColumnarRecords
+    position: Mapping[str, int]
+    rows: Sequence[int]
+    verbatim: frozenset[str]
 
 
 class ColumnRows(Sequence[Row]):

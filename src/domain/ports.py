@@ -8,11 +8,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from domain.ingestion import MergeCounts, Reverted
+from domain.ingestion import MergeCounts, RawCells, Reverted
 from domain.query import Fetch, Query, Where
 from domain.schema import Catalog, Table
 
 Row = dict[str, Any]
+
+# Validated rows (one list per writable column), and the cells they were read from -> one item per row.
+BulkEncoder = Callable[[Mapping[str, Sequence[Any]], RawCells | None], Sequence[Any]]
 
 class AbstractRepository(abc.ABC):
     """Rows of one table. Values in and out are typed Python values (int, Decimal, datetime, ...).
@@ -119,11 +122,12 @@ class AbstractUnitOfWork(abc.ABC):
         """What ingestion needs beyond the table repositories, bound to this transaction."""
         raise NotImplementedError(f"{type(self).__name__} has no ingestion port")
 
-    def bulk_encoder(self, table: Table) -> Callable[[Mapping[str, Sequence[Any]]], Sequence[Any]] | None:
+    def bulk_encoder(self, table: Table) -> BulkEncoder | None:
         """A pure function that encodes validated rows, given as one list per writable column, in the form
         this store writes in bulk: one item per row, to hand to AbstractIngestRepository.merge as
-        `encoded`. Ingest calls it in its validating thread, so the writer has less to do while the store
-        waits. None (the default): the store takes the rows as they are."""
+        `encoded`. A tabular chunk's rows come with the cells they were read from (RawCells, else None),
+        which the encoder may write from instead. Ingest calls it in its validating thread, so the writer
+        has less to do while the store waits. None (the default): the store takes the rows as they are."""
         return None
 
 

@@ -634,11 +634,14 @@ class RecordsChecked:
     """A chunk of records, validated: the good rows (typed dicts) and the errors of the others."""
 
     def __init__(self, rows: ColumnRows, indexes: list[int], errors: dict[int, list[FieldError]],
-                 warnings: dict[int, list[FieldError]] | None = None):
+                 warnings: dict[int, list[FieldError]] | None = None, verbatim: frozenset[str] = frozenset()):
         self.rows = rows  # one list per writable column (rows.columns), read as dicts where needed
         self.indexes = indexes  # position in the chunk of each good row
         self.errors = errors  # position in the chunk -> its errors
         self.warnings = warnings or {}  # position -> the values discarded (contract invalid=discard_value)
+        # The columns whose every value is its own cell converted by the common path's builtin (str, int,
+        # float, datetime.fromisoformat): no default stood in for a cell, none was coerced one by one.
+        self.verbatim = verbatim
 
 
 def header_errors(table: Table, header: list[str]) -> list[FieldError]:
@@ -689,11 +692,15 @@ def validate_columns(table: Table, header: list[str], columns: list[list[Any]], 
     errors: dict[int, list[FieldError]] = {}
     warnings: dict[int, list[FieldError]] = {}
     empty_defaults = empty_cell_defaults(table)
+    verbatim: set[str] = set()
     for name, values in zip(header, columns, strict=True):
         column = table.column(name)
-        if name in empty_defaults and None in values:
+        defaulted = name in empty_defaults and None in values
+        if defaulted:
             values = [empty_defaults[name] if v is None else v for v in values]
         converted = _fast_column(column, values)
+        if converted is not None and not defaulted:
+            verbatim.add(name)
         if converted is None:
             coerce = coercer(column, tabular=True)
             discard = discard_invalid and column.nullable
@@ -721,4 +728,4 @@ def validate_columns(table: Table, header: list[str], columns: list[list[Any]], 
         good_columns = list(typed.values())
     columns = {**dict(zip(names, good_columns, strict=True)),
                **{name: [value] * len(good_indexes) for name, value in defaults.items()}}
-    return RecordsChecked(ColumnRows(columns, len(good_indexes)), good_indexes, errors, warnings)
+    return RecordsChecked(ColumnRows(columns, len(good_indexes)), good_indexes, errors, warnings, frozenset(verbatim))

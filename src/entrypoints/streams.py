@@ -18,10 +18,12 @@ from typing import Any, overload
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pyarrow_compute
 import pyarrow.csv as pyarrow_csv
 
 from domain.errors import BadRequest
-from service_layer.ingest import Chunk, ColumnarRecords
+from domain.ingestion import ColumnarRecords
+from service_layer.ingest import Chunk
 
 
 def _malformed(message: str) -> BadRequest:
@@ -161,6 +163,7 @@ class ColumnarRows(ColumnarRecords):
 
     def __init__(self, table: pa.Table):
         self.table = table
+        self.converted: list[list[Any]] | None = None  # the columns in Python, once asked for
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -177,13 +180,32 @@ class ColumnarRows(ColumnarRecords):
             if step != 1:
                 raise ValueError("ColumnarRows are sliced in order")
             return ColumnarRows(self.table.slice(start, max(stop - start, 0)))
+        if self.converted is not None:  # a rejected row's payload, after validation
+            return [column[i] for column in self.converted]
         return [column[i].as_py() for column in self.table.columns]
 
     def __iter__(self) -> Iterator[list[Any]]:
         return map(list, zip(*self.columns(), strict=True))
 
     def columns(self) -> list[list[Any]]:
-        return [column.to_pylist() for column in self.table.columns]
+        if self.converted is None:
+            self.converted = [column.to_pylist() for column in self.table.columns]
+        return self.converted
+
+    def matches(self, column: int, pattern: str) -> bool:
+        matched = pyarrow_compute.match_substring_regex(self.table.column(column), f"^(?:{pattern})$")
+        return pyarrow_compute.all(matched).as_py() is not False  # None: no cell that is not null
+
+    def csv(self, columns: Sequence[int], rows: Sequence[int]) -> list[str] | None:
+        table = self.table.select(list(columns))
+        if len(rows) != table.num_rows or (rows and rows[-1] != len(rows) - 1):  # not every record, in order
+            table = table.take(pa.array(rows, pa.int64()))
+        if any(pyarrow_compute.any(pyarrow_compute.match_substring(c, "\n")).as_py() for c in table.columns):
+            return None
+        out = pa.BufferOutputStream()
+        pyarrow_csv.write_csv(table, out, pyarrow_csv.WriteOptions(include_header=False, quoting_style="all_valid"))
+        text = out.getvalue().to_pybytes().decode()
+        return [line + "\n" for line in text.split("\n")[:-1]]
 
 
 def _joined(pieces: list[Sequence[Any]]) -> Sequence[Any]:

@@ -17,7 +17,6 @@ running.
 
 from __future__ import annotations
 
-import abc
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -41,7 +40,9 @@ from domain.ingestion import (
     ON_CONFLICT,
     REPORTED_ERRORS,
     BatchReport,
+    ColumnarRecords,
     MergeCounts,
+    RawCells,
     duplicate_error,
     keys_of,
     one_per_key,
@@ -75,16 +76,6 @@ class Validated(NamedTuple):
     rejected: dict[int, list[dict[str, str]]]
     warned: dict[int, list[dict[str, str]]]
     encoded: Sequence[Any] | None = None
-
-
-class ColumnarRecords(Sequence[list[Any]]):
-    """CSV records that their parser kept as columns (every record fits the header): a record at a time
-    where one is asked for (a rejected row's payload), the whole columns for validation, which needs no
-    record objects. `columns` runs in the thread that validates, one chunk ahead of the writer."""
-
-    @abc.abstractmethod
-    def columns(self) -> list[list[Any]]:
-        """One list of values (str, or None for the null token) per header column."""
 
 
 @dataclass(frozen=True)
@@ -547,7 +538,12 @@ class _BatchRun:
                 rejected[i] = [e.as_dict() for e in field_errors]
             for i, field_warnings in warnings.items():
                 warned[i] = [w.as_dict() for w in field_warnings]
-            encoded = self.encode(checked.rows.columns) if self.encode is not None and checked.rows.columns else None
+            encoded = None
+            if self.encode is not None and checked.rows.columns:
+                raw = None
+                if plan.trivial and isinstance(chunk.records, ColumnarRecords):  # the cells are the columns
+                    raw = RawCells(chunk.records, {n: i for i, n in enumerate(names)}, positions, checked.verbatim)
+                encoded = self.encode(checked.rows.columns, raw)
             return Validated(checked.rows, positions, rejected, warned, encoded)
         validate = RowValidator(self.shape, discard_invalid=plan.discard_invalid)
         mapped = chunk.records if plan.trivial else map(plan.row, chunk.records)

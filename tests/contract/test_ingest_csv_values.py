@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -144,3 +145,94 @@ def test_a_json_cell_that_is_not_json_text_is_rejected_with_its_reason(documents
     rejection = documents.get(f"/ingest/batches/{report['batch_id']}/rejections").json()[0]
     assert rejection["errors"][0]["field"] == "body" and rejection["errors"][0]["code"] == "type"
     assert rejection["payload"] == {"code": "x", "body": cell}
+
+
+def cells_catalog() -> Catalog:
+    catalog = Catalog()
+
+    @catalog.table("cells", group="primary", natural_key=("code",))
+    class Cell:
+        code: str
+        n: int | None = None
+        at: dt.datetime | None = None
+        note: str | None = None
+        x: float | None = None
+
+    return catalog
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def cells(request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    with served(cells_catalog(), request.param, request) as test_client:
+        test_client.storage = request.param  # type: ignore[attr-defined]
+        yield test_client
+
+
+CELLS = (
+    'code,n,at,note,x\n'
+    'a,007,2024-05-01T10:30:00Z,"a ""quoted"", comma",0.1\n'
+    'b, -42 ,2024-05-01 11:00:00+02:00,"carriage\rreturn",-0\n'
+    'c,+0,2024-05-01T10:30:00.5,"",123456789012345.123456789012345\n'
+    'd,NA,2024-05-01T10:30,NA,NA\n'
+    'e,2147483647,NA,é,000000000000001.000000000000009\n'
+)
+
+CELLS_STORED = [
+    {"code": "a", "n": 7, "at": "2024-05-01T10:30:00+00:00", "note": 'a "quoted", comma', "x": 0.1},
+    {"code": "b", "n": -42, "at": "2024-05-01T09:00:00+00:00", "note": "carriage\rreturn", "x": -0.0},
+    {"code": "c", "n": 0, "at": "2024-05-01T10:30:00.500000+00:00", "note": "", "x": 123456789012345.123456789012345},
+    {"code": "d", "n": None, "at": "2024-05-01T10:30:00+00:00", "note": None, "x": None},
+    {"code": "e", "n": 2147483647, "at": None, "note": "é", "x": 1.000000000000009},
+]
+
+
+def test_cells_copied_as_they_were_sent_are_stored_as_validated(cells, monkeypatch):
+    """Text, integer, float and timestamp cells that validation took as they are go to COPY as the body's
+    own text (written by pyarrow, not by Python), signs and spaces around an integer too: stored as the
+    memory store stores the validated values. A chunk with a cell in another form (a date alone) is
+    encoded by Python, and stored alike."""
+    from entrypoints.streams import ColumnarRows
+
+    written: list[int] = []
+    csv = ColumnarRows.csv
+
+    def spied(self, columns, rows):  # type: ignore[no-untyped-def]
+        lines = csv(self, columns, rows)
+        written.append(len(lines or ()))
+        return lines
+
+    monkeypatch.setattr(ColumnarRows, "csv", spied)
+    response = cells.post("/ingest/cells", params={"csv_null": "NA"}, content=CELLS.encode(),
+                          headers={"Content-Type": "text/csv"})
+    assert response.status_code == 200 and response.json()["inserted"] == 5, response.text
+    stored = cells.get("/api/cells", params={"order": "code", "select": "code,n,at,note,x"}).json()
+    assert stored == CELLS_STORED and math.copysign(1, stored[1]["x"]) == -1  # -0 too
+    assert written == ([5] if cells.storage == "postgres" else [])  # the memory store encodes nothing
+    odd = 'code,n,at,note\nf,+5,2024-05-02,"line\nbreak"\n'
+    response = cells.post("/ingest/cells", content=odd.encode(), headers={"Content-Type": "text/csv"})
+    assert response.status_code == 200 and response.json()["inserted"] == 1, response.text
+    assert cells.get("/api/cells", params={"code": "eq.f", "select": "code,n,at,note,x"}).json() == [
+        {"code": "f", "n": 5, "at": "2024-05-02T00:00:00+00:00", "note": "line\nbreak", "x": None}]
+    again = cells.post("/ingest/cells", params={"csv_null": "NA"}, content=CELLS.encode(),
+                       headers={"Content-Type": "text/csv"})
+    assert again.json()["unchanged"] == 5, again.text
+
+
+STAMPS = ["2024-05-01T10:30:00Z", "2024-05-01 10:30", "2024-05-01T10:30:00.000001", "2024-05-01T10:30:59.5+15:59",
+          "2024-05-01T10:30:00-00:30", "2024-05-01T10:30:00+20:00", "2024-05-01T23:30:00-23:59", "9998-12-31T23:59:59Z",
+          "0002-01-01T00:00:00+01:00", "2024-02-29T00:00:00", "2024-05-01", "20240501T103000"]
+
+
+def test_timestamps_in_every_form_python_reads_are_stored_as_python_reads_them(cells):
+    """Whether a chunk's cells go to COPY as their own text (the common forms) or as Python's encoding
+    of the values (offsets beyond PostgreSQL's 15:59, a date alone, the basic format), the instant is
+    the one datetime.fromisoformat reads, on both stores."""
+    common = "code,at\n" + "".join(f"s{i:02d},{s}\n" for i, s in enumerate(STAMPS) if i < 5)  # their own text
+    every = "code,at\n" + "".join(f"s{i:02d},{stamp}\n" for i, stamp in enumerate(STAMPS))  # Python's encoding
+    reports = [cells.post("/ingest/cells", content=body.encode(), headers={"Content-Type": "text/csv"}).json()
+               for body in (common, every)]
+    assert [(r["inserted"], r["unchanged"], r["rejected"]) for r in reports] == [(5, 0, 0), (7, 5, 0)], reports
+    stored = cells.get("/api/cells", params={"order": "code", "select": "at"}).json()
+    expected = [dt.datetime.fromisoformat(s) for s in STAMPS]
+    expected = [(v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v).astimezone(dt.UTC) for v in expected]
+    assert [dt.datetime.fromisoformat(r["at"]) for r in stored] == expected

@@ -89,3 +89,15 @@ def test_chunks_are_cut_at_their_size_in_order_across_both_kinds_of_pieces():
     columnar = [isinstance(c.records, ColumnarRows) for c in out]
     assert columnar == [True, False, False, True, True]  # the chunks with the odd piece are records
     assert out[0].payload(1) == {"a": "1", "b": "v1"}
+
+
+def test_cells_written_back_as_csv_every_value_quoted_and_null_an_empty_field():
+    parser = CsvStream("NA")
+    rows = parser.feed('a,b,c\n1,"x ""y"", z",NA\n2,,é\n3,"two\nlines",x\n'.encode())
+    assert isinstance(rows, ColumnarRows)
+    assert rows.csv([0, 1, 2], [0, 1]) == ['"1","x ""y"", z",\n', '"2","","é"\n']  # NA is null, "" a string
+    assert rows.csv([2, 0], [1]) == ['"é","2"\n']  # the columns and records asked for, in that order
+    assert rows.csv([1], [0, 1, 2]) is None  # a line break in a value: a record would not be a line
+    assert rows.csv([0], [0, 1, 2]) == ['"1"\n', '"2"\n', '"3"\n']
+    assert rows.matches(0, "[0-9]+") and not rows.matches(1, "[a-z ]+") and rows.matches(2, "[a-zé]")
+    assert not CsvStream().feed(b"a\n12\n3\n").matches(0, "[0-9]")  # the whole cell must match, not a part

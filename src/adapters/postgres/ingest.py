@@ -36,6 +36,7 @@ from adapters.postgres.tables import relation, sql_type, system_table_sql
 from domain.ingestion import (
     REPORTED_CONFLICTS,
     MergeCounts,
+    RawCells,
     Reverted,
     column_of,
     conflict_of,
@@ -645,7 +646,27 @@ _COPY_TEXT: dict[ColumnType, Callable[[Any], str]] = {
 }
 
 
-def copy_encoder(table: Table, columns: Sequence[str]) -> Callable[[Mapping[str, Sequence[Any]]], list[str]]:
+# The types of column whose cells COPY reads as the validated values, where the validator's common path
+# took each cell as it is (RawCells.verbatim) and the cell's text matches the pattern (None: any text):
+# - text: the cell itself;
+# - an integer: any that int() read (int() and PostgreSQL's integer input both take ASCII digits with a
+#   sign and spaces around them; the validator refuses "1_000");
+# - a float in plain decimals, short enough that neither reading can leave the normal range: both read
+#   the nearest double (Python's float() and the C library's strtod, which PostgreSQL's float8 input
+#   calls, round correctly);
+# - a timestamp that datetime.fromisoformat read, in the form both read alike (no offset: the session's
+#   zone, UTC, which the validator gives it too; an offset up to 15:59, PostgreSQL's limit).
+_VERBATIM: dict[ColumnType, str | None] = {
+    ColumnType.TEXT: None,
+    ColumnType.INTEGER: None,
+    ColumnType.BIGINT: None,
+    ColumnType.FLOAT: r"-?[0-9]{1,15}(\.[0-9]{1,15})?",
+    ColumnType.TIMESTAMPTZ: r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+                            r"(Z|[+-](0[0-9]|1[0-5]):[0-5][0-9])?",
+}
+
+
+def copy_encoder(table: Table, columns: Sequence[str]) -> Callable[..., list[str]]:
     """Rows, given as one list per column, as COPY's csv records of their `columns`: one str per row, ending
     in a newline (with the data columns, the bulk_encoder of the PostgreSQL unit of work). Column by
     column, so that the per-value work is a comprehension over a column that needs it, never a call per row.
@@ -653,8 +674,22 @@ def copy_encoder(table: Table, columns: Sequence[str]) -> Callable[[Mapping[str,
     Non-numeric values are quoted, so an empty string stays one; NULL must be an unquoted empty field,
     which QUOTE_NONNUMERIC writes only for a "number" whose text is empty: _NULL."""
     as_text = {c: f for c in columns if (f := _COPY_TEXT.get(table.column(c).type)) is not None}
+    patterns = {c: _VERBATIM[t] for c in columns if (t := table.column(c).type) in _VERBATIM}
 
-    def encode(values: Mapping[str, Sequence[Any]]) -> list[str]:
+    def verbatim(raw: RawCells) -> list[str] | None:
+        """The records from the cells' own text, when each column's is what COPY reads as its values: the
+        body's parser writes them in bulk (pyarrow, without the GIL) where Python would write each value."""
+        if not all(c in patterns and c in raw.verbatim and c in raw.position for c in columns):
+            return None
+        for c in columns:
+            pattern = patterns[c]
+            if pattern is not None and not raw.records.matches(raw.position[c], pattern):
+                return None
+        return raw.records.csv([raw.position[c] for c in columns], raw.rows)
+
+    def encode(values: Mapping[str, Sequence[Any]], raw: RawCells | None = None) -> list[str]:
+        if raw is not None and (lines := verbatim(raw)) is not None:
+            return lines
         prepared = []
         for name in columns:
             column = values[name]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,7 +26,7 @@ from domain.errors import (
     UnknownTable,
 )
 from domain.ingestion import data_columns
-from domain.ports import AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, Row
+from domain.ports import AbstractIngestRepository, AbstractRepository, AbstractUnitOfWork, BulkEncoder, Row
 from domain.query import Fetch, Query, Where
 from domain.schema import Catalog, ColumnType, Table
 
@@ -434,7 +434,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 
         return SqlAlchemyIngestRepository(self)
 
-    def bulk_encoder(self, table: Table) -> Callable[[Mapping[str, Sequence[Any]]], Sequence[Any]] | None:
+    def bulk_encoder(self, table: Table) -> BulkEncoder | None:
         from adapters.postgres.ingest import copy_encoder
 
         return copy_encoder(table, data_columns(table))
