@@ -17,6 +17,7 @@ Row = dict[str, Any]
 # Validated rows (one list per writable column), and the cells they were read from -> one item per row.
 BulkEncoder = Callable[[Mapping[str, Sequence[Any]], RawCells | None], Sequence[Any]]
 
+
 class AbstractRepository(abc.ABC):
     """Rows of one table. Values in and out are typed Python values (int, Decimal, datetime, ...).
 
