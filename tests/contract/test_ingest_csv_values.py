@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -33,10 +33,18 @@ def readings_catalog() -> Catalog:
     return catalog
 
 
-@pytest.fixture(params=["memory", "postgres"])
-def client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
-    with served(readings_catalog(), request.param, request) as test_client:
-        yield test_client
+def on_both_stores(declare: Callable[[], Catalog]) -> Callable[..., Iterator[TestClient]]:
+    """A fixture: a client of the app serving `declare()`'s catalog, on each store in turn."""
+    @pytest.fixture(params=["memory", "postgres"])
+    def fixture(request: pytest.FixtureRequest) -> Iterator[TestClient]:
+        with served(declare(), request.param, request) as test_client:
+            test_client.storage = request.param  # type: ignore[attr-defined]
+            yield test_client
+
+    return fixture
+
+
+client = on_both_stores(readings_catalog)
 
 
 CSV = (
@@ -92,15 +100,12 @@ def documents_catalog() -> Catalog:
     class Document:
         code: str
         body: dict | None = None
-        any_value: list | None = None  # a bare list is any JSON value's column too (a JSON array, here or not)
+        any_value: list | None = None  # a bare list is a JSON column too, which takes any JSON value
 
     return catalog
 
 
-@pytest.fixture(params=["memory", "postgres"])
-def documents(request: pytest.FixtureRequest) -> Iterator[TestClient]:
-    with served(documents_catalog(), request.param, request) as test_client:
-        yield test_client
+documents = on_both_stores(documents_catalog)
 
 
 def test_a_json_column_in_csv_is_json_text_both_ways_so_an_export_loads_back_unchanged(documents):
@@ -161,11 +166,7 @@ def cells_catalog() -> Catalog:
     return catalog
 
 
-@pytest.fixture(params=["memory", "postgres"])
-def cells(request: pytest.FixtureRequest) -> Iterator[TestClient]:
-    with served(cells_catalog(), request.param, request) as test_client:
-        test_client.storage = request.param  # type: ignore[attr-defined]
-        yield test_client
+cells = on_both_stores(cells_catalog)
 
 
 CELLS = (
