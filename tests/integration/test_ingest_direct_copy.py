@@ -169,3 +169,39 @@ def test_new_keys_among_stored_ones_are_copied_and_a_stored_one_is_merged(pg_uow
     with pg_engine.connect() as connection:
         ids = connection.execute(sa.text("SELECT day, id FROM flights ORDER BY id")).all()
     assert [tuple(r) for r in ids] == [(1, 1), (9, 2), (5, 3), (3, 4), (4, 5)]
+
+
+def test_a_connection_stages_a_table_in_one_temporary_table_emptied_at_each_commit(pg_uow):
+    """A staging table made and dropped per chunk wrote rows into PostgreSQL's catalogs each time: it is
+    made once per connection and table, emptied by each commit, made again when a rollback took it away,
+    and emptied before a second staging in one transaction."""
+    from adapters.postgres.ingest import _stage_of
+    from domain.ingestion import data_columns
+
+    table = CATALOG["airlines"]
+    stage = _stage_of(table)
+    uow = pg_uow()
+    seen = []
+    with uow.held():
+        with uow:  # the pooled connection may have staged airlines in a test before
+            uow.ingestion().connection.exec_driver_sql(f"DROP TABLE IF EXISTS {stage}")
+            uow.commit()
+        for ending in ("rollback", "commit", "commit"):
+            with uow:
+                ingestion = uow.ingestion()
+                before = ingestion.connection.exec_driver_sql(f"SELECT to_regclass('{stage}')::oid").scalar()
+                ingestion._stage(table, data_columns(table), AIRLINES)
+                ingestion._stage(table, data_columns(table), AIRLINES[:1])
+                staged = ingestion.connection.exec_driver_sql(f"SELECT carrier FROM {stage}").scalars().all()
+                oid = ingestion.connection.exec_driver_sql(f"SELECT to_regclass('{stage}')::oid").scalar()
+                seen.append((before, staged, oid))
+                uow.rollback() if ending == "rollback" else uow.commit()
+            if ending == "commit":
+                with uow:
+                    left = uow.ingestion().connection.exec_driver_sql(f"SELECT count(*) FROM {stage}").scalar()
+                    assert left == 0
+    (before1, staged1, made1), (before2, staged2, made2), (before3, staged3, made3) = seen
+    assert staged1 == staged2 == staged3 == ["AA"]
+    assert before1 is None and before2 is None  # the rollback took the first one away
+    assert before3 == made3 == made2  # kept from the commit before: the same table
+    assert _stage_of(CATALOG["airports"]) != stage

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cache
 from operator import itemgetter
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -225,7 +227,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         # A scalar subquery with LIMIT 1 is a lookup in the natural key's unique index per staged row: as a
         # join (USING), the stage, never analyzed, was planned against a scan of the whole table.
         match = " AND ".join(f"t.{_q(c)} = s.{_q(c)}" for c in key)
-        sql = (f"DELETE FROM depot_stage s WHERE (SELECT {' AND '.join(conditions) or 'true'} "
+        sql = (f"DELETE FROM {_stage_of(table)} s WHERE (SELECT {' AND '.join(conditions) or 'true'} "
                f"FROM {_q(table.name)} t WHERE {match} LIMIT 1)")
         return self.connection.exec_driver_sql(sql, {"priority": priority}).rowcount
 
@@ -297,14 +299,19 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
 
     def _stage(self, table: Table, columns: tuple[str, ...], rows: Sequence[Row],
                encoded: Sequence[str] | None = None) -> None:
+        """COPY the rows into the table's staging table, made the first time the connection stages that table
+        and kept (emptied at each commit): one made and dropped per chunk wrote and left dead rows in
+        PostgreSQL's catalogs each time (and cost a ninth of a re-load of the flights). Made again if a rollback
+        took it away; emptied first, should the transaction have staged before."""
         names = ", ".join(map(_q, columns))
         numbered = table.surrogate is not None
-        self.connection.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.depot_stage")
+        stage = _stage_of(table)
         self.connection.exec_driver_sql(
-            f"CREATE TEMP TABLE depot_stage ON COMMIT DROP AS SELECT {names}"
-            f"{', 0::bigint AS ' + _ARRIVAL if numbered else ''} FROM {_q(table.name)} WITH NO DATA"
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS SELECT {names}"
+            f"{', 0::bigint AS ' + _ARRIVAL if numbered else ''} FROM {_q(table.name)} WITH NO DATA; "
+            f"DELETE FROM {stage}"
         )
-        self._copy(table, ["depot_stage"], columns, rows, numbered=numbered, encoded=encoded)
+        self._copy(table, [stage], columns, rows, numbered=numbered, encoded=encoded)
 
     def _copy(self, table: Table, targets: Sequence[str], columns: tuple[str, ...], rows: Sequence[Row], *,
               numbered: bool = False, encoded: Sequence[str] | None = None) -> None:
@@ -407,7 +414,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             recorded = ", " + history_items(table, "merged", operation="'insert'")
         sql = (
             f"WITH {drawn}merged AS ({sql} ON CONFLICT ({key}) DO NOTHING RETURNING {returning}){recorded} "
-            f"SELECT {', '.join(f's.{_q(c)}' for c in table.natural_key)} FROM depot_stage s "
+            f"SELECT {', '.join(f's.{_q(c)}' for c in table.natural_key)} FROM {_stage_of(table)} s "
             f"WHERE NOT EXISTS (SELECT 1 FROM merged m WHERE {match})"
         )
         taken = {tuple(r) for r in self.connection.exec_driver_sql(sql, params)}
@@ -448,7 +455,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         if surrogate is None:
             return "", (
                 f"INSERT INTO {target} AS t ({names}, {', '.join(system)}) "
-                f"SELECT {names}, {', '.join(system_values)} FROM depot_stage ORDER BY {key}"
+                f"SELECT {names}, {', '.join(system_values)} FROM {_stage_of(table)} ORDER BY {key}"
             ), params
         sid = _q(surrogate)
         stored = " AND ".join(f"t.{_q(c)} = s.{_q(c)}" for c in table.natural_key)
@@ -458,7 +465,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         drawn = (
             f"drawn AS MATERIALIZED (SELECT s.*, COALESCE({proposed}, "
             f"nextval((SELECT pg_get_serial_sequence(%(table)s, %(surrogate)s)::regclass))) AS {sid} "
-            f"FROM (SELECT * FROM depot_stage ORDER BY {_ARRIVAL}) s), "
+            f"FROM (SELECT * FROM {_stage_of(table)} ORDER BY {_ARRIVAL}) s), "
         )
         sql = (
             f"INSERT INTO {target} AS t ({sid}, {names}, {', '.join(system)}) "
@@ -474,7 +481,7 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             return 0
         join = " AND ".join(f"t.{_q(c)} = s.{_q(c)}" for c in table.natural_key)
         lost = (
-            f"FROM depot_stage s JOIN {_q(table.name)} t ON {join} "
+            f"FROM {_stage_of(table)} s JOIN {_q(table.name)} t ON {join} "
             f"WHERE {_stored_priority(self.uow.catalog, table)} > %(priority)s"
         )
         params = {"priority": priority, "source": source, "batch_id": batch_id, "now": now}
@@ -718,6 +725,15 @@ def _keys_relation(table: Table, rows: Sequence[Row]) -> tuple[str, dict[str, An
     arrays = ", ".join(f"%(k{i})s::{_array_type(table, c)}" for i, c in enumerate(key))
     names = ", ".join(f"k{i}" for i in range(len(key)))
     return f"unnest({arrays}) WITH ORDINALITY AS k({names}, n)", params
+
+
+@cache
+def _stage_of(table: Table) -> str:
+    """The name of a table's staging table (a temporary table of the connection's, with the table's data
+    columns as a merge stages them): depot_stage_ and a digest of the table's name and the declarations of
+    those columns, so that a connection stages each table in its own, and a changed table in a new one."""
+    declared = (table.name, table.surrogate, [table.column(c) for c in data_columns(table)])
+    return f"pg_temp.depot_stage_{hashlib.sha1(repr(declared).encode()).hexdigest()[:16]}"
 
 
 def _looked_up(table: Table, keys: str, select: str) -> str:
