@@ -301,8 +301,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
                encoded: Sequence[str] | None = None) -> None:
         """COPY the rows into the table's staging table, made the first time the connection stages that table
         and kept (emptied at each commit): one made and dropped per chunk wrote and left dead rows in
-        PostgreSQL's catalogs each time (and cost a ninth of a re-load of the flights). Made again if a rollback
-        took it away; emptied first, should the transaction have staged before."""
+        PostgreSQL's catalogs each time. Made again if a rollback took it away; emptied first, should the
+        transaction have staged before."""
         names = ", ".join(map(_q, columns))
         numbered = table.surrogate is not None
         stage = _stage_of(table)
