@@ -122,7 +122,7 @@ class CsvStream:
                     pa.BufferReader(encoded := text.encode()),
                     read_options=pyarrow_csv.ReadOptions(**self.arrow["read"], block_size=len(encoded) + 1),
                     parse_options=self.arrow["parse"], convert_options=self.arrow["convert"]))
-            except pa.ArrowInvalid:
+            except pa.ArrowException:  # what pyarrow cannot read, the csv module reads as before
                 pass
         null = self.null
         records = self._records(text)
