@@ -101,3 +101,15 @@ def test_cells_written_back_as_csv_every_value_quoted_and_null_an_empty_field():
     assert rows.csv([0], [0, 1, 2]) == ['"1"\n', '"2"\n', '"3"\n']
     assert rows.matches(0, "[0-9]+") and not rows.matches(1, "[a-z ]+") and rows.matches(2, "[a-zé]")
     assert not CsvStream().feed(b"a\n12\n3\n").matches(0, "[0-9]")  # the whole cell must match, not a part
+
+
+def test_a_piece_pyarrow_fails_on_for_any_reason_is_read_by_the_csv_module(monkeypatch):
+    import pyarrow as pa
+
+    from entrypoints import streams
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise pa.ArrowCapacityError("a value over 2 GiB")
+
+    monkeypatch.setattr(streams.pyarrow_csv, "read_csv", failing)
+    assert feed_all(CsvStream(), b'a,b\n1,"x, y"\n2,\n', 5) == [["1", "x, y"], ["2", None]]
