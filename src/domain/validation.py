@@ -552,6 +552,7 @@ def validate_rows(table: Table, raws: Iterable[Any]) -> tuple[list[dict[str, Any
 _not_none = partial(operator.is_not, None)
 # One object: `dt.datetime.fromisoformat` makes a new bound method at each access, so `is` needs this one.
 _FROM_ISO = dt.datetime.fromisoformat
+_DATE_FROM_ISO = dt.date.fromisoformat  # what _date's coercer calls, on the cell without its spaces
 
 
 def _fast_base(column: Column) -> Callable[[Any], Any] | None:
@@ -564,6 +565,8 @@ def _fast_base(column: Column) -> Callable[[Any], Any] | None:
         return float
     if column.type is ColumnType.TIMESTAMPTZ:
         return _FROM_ISO  # takes a trailing Z since Python 3.11
+    if column.type is ColumnType.DATE:
+        return _DATE_FROM_ISO
     return None
 
 
@@ -640,7 +643,7 @@ class RecordsChecked:
         self.errors = errors  # position in the chunk -> its errors
         self.warnings = warnings or {}  # position -> the values discarded (contract invalid=discard_value)
         # The columns whose every value is its own cell converted by the common path's builtin (str, int,
-        # float, datetime.fromisoformat): no default stood in for a cell, none was coerced one by one.
+        # float, date/datetime.fromisoformat): no default stood in for a cell, none was coerced one by one.
         self.verbatim = verbatim
 
 

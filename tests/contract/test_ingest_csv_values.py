@@ -162,6 +162,7 @@ def cells_catalog() -> Catalog:
         at: dt.datetime | None = None
         note: str | None = None
         x: float | None = None
+        d: dt.date | None = None
 
     return catalog
 
@@ -170,25 +171,28 @@ cells = on_both_stores(cells_catalog)
 
 
 CELLS = (
-    'code,n,at,note,x\n'
-    'a,007,2024-05-01T10:30:00Z,"a ""quoted"", comma",0.1\n'
-    'b, -42 ,2024-05-01 11:00:00+02:00,"carriage\rreturn",-0\n'
-    'c,+0,2024-05-01T10:30:00.5,"",123456789012345.123456789012345\n'
-    'd,NA,2024-05-01T10:30,NA,NA\n'
-    'e,2147483647,NA,é,000000000000001.000000000000009\n'
+    'code,n,at,note,x,d\n'
+    'a,007,2024-05-01T10:30:00Z,"a ""quoted"", comma",0.1,2024-02-29\n'
+    'b, -42 ,2024-05-01 11:00:00+02:00,"carriage\rreturn",-0,0001-01-01\n'
+    'c,+0,2024-05-01T10:30:00.5,"",123456789012345.123456789012345,9999-12-31\n'
+    'd,NA,2024-05-01T10:30,NA,NA,NA\n'
+    'e,2147483647,NA,é,000000000000001.000000000000009,2024-05-01\n'
 )
 
 CELLS_STORED = [
-    {"code": "a", "n": 7, "at": "2024-05-01T10:30:00+00:00", "note": 'a "quoted", comma', "x": 0.1},
-    {"code": "b", "n": -42, "at": "2024-05-01T09:00:00+00:00", "note": "carriage\rreturn", "x": -0.0},
-    {"code": "c", "n": 0, "at": "2024-05-01T10:30:00.500000+00:00", "note": "", "x": 123456789012345.123456789012345},
-    {"code": "d", "n": None, "at": "2024-05-01T10:30:00+00:00", "note": None, "x": None},
-    {"code": "e", "n": 2147483647, "at": None, "note": "é", "x": 1.000000000000009},
+    {"code": "a", "n": 7, "at": "2024-05-01T10:30:00+00:00", "note": 'a "quoted", comma', "x": 0.1,
+     "d": "2024-02-29"},
+    {"code": "b", "n": -42, "at": "2024-05-01T09:00:00+00:00", "note": "carriage\rreturn", "x": -0.0,
+     "d": "0001-01-01"},
+    {"code": "c", "n": 0, "at": "2024-05-01T10:30:00.500000+00:00", "note": "", "x": 123456789012345.123456789012345,
+     "d": "9999-12-31"},
+    {"code": "d", "n": None, "at": "2024-05-01T10:30:00+00:00", "note": None, "x": None, "d": None},
+    {"code": "e", "n": 2147483647, "at": None, "note": "é", "x": 1.000000000000009, "d": "2024-05-01"},
 ]
 
 
 def test_cells_copied_as_they_were_sent_are_stored_as_validated(cells, monkeypatch):
-    """Text, integer, float and timestamp cells that validation took as they are go to COPY as the body's
+    """Text, integer, float, date and timestamp cells that validation took as they are go to COPY as the body's
     own text (written by pyarrow, not by Python), signs and spaces around an integer too: stored as the
     memory store stores the validated values. A chunk with a cell in another form (a date alone) is
     encoded by Python, and stored alike."""
@@ -206,14 +210,14 @@ def test_cells_copied_as_they_were_sent_are_stored_as_validated(cells, monkeypat
     response = cells.post("/ingest/cells", params={"csv_null": "NA"}, content=CELLS.encode(),
                           headers={"Content-Type": "text/csv"})
     assert response.status_code == 200 and response.json()["inserted"] == 5, response.text
-    stored = cells.get("/api/cells", params={"order": "code", "select": "code,n,at,note,x"}).json()
+    stored = cells.get("/api/cells", params={"order": "code", "select": "code,n,at,note,x,d"}).json()
     assert stored == CELLS_STORED and math.copysign(1, stored[1]["x"]) == -1  # -0 too
     assert written == ([5] if cells.storage == "postgres" else [])  # the memory store encodes nothing
-    odd = 'code,n,at,note\nf,+5,2024-05-02,"line\nbreak"\n'
+    odd = 'code,n,at,note,d\nf,+5,2024-05-02,"line\nbreak", 2024-05-02\n'
     response = cells.post("/ingest/cells", content=odd.encode(), headers={"Content-Type": "text/csv"})
     assert response.status_code == 200 and response.json()["inserted"] == 1, response.text
-    assert cells.get("/api/cells", params={"code": "eq.f", "select": "code,n,at,note,x"}).json() == [
-        {"code": "f", "n": 5, "at": "2024-05-02T00:00:00+00:00", "note": "line\nbreak", "x": None}]
+    assert cells.get("/api/cells", params={"code": "eq.f", "select": "code,n,at,note,x,d"}).json() == [
+        {"code": "f", "n": 5, "at": "2024-05-02T00:00:00+00:00", "note": "line\nbreak", "x": None, "d": "2024-05-02"}]
     again = cells.post("/ingest/cells", params={"csv_null": "NA"}, content=CELLS.encode(),
                        headers={"Content-Type": "text/csv"})
     assert again.json()["unchanged"] == 5, again.text

@@ -661,6 +661,7 @@ _COPY_TEXT: dict[ColumnType, Callable[[Any], str]] = {
 # - a float in plain decimals, short enough that neither reading can leave the normal range: both read
 #   the nearest double (Python's float() and the C library's strtod, which PostgreSQL's float8 input
 #   calls, round correctly);
+# - a date in ISO's extended form, which date.fromisoformat and PostgreSQL read alike;
 # - a timestamp that datetime.fromisoformat read, in the form both read alike (no offset: the session's
 #   zone, UTC, which the validator gives it too; an offset up to 15:59, PostgreSQL's limit).
 _VERBATIM: dict[ColumnType, str | None] = {
@@ -668,6 +669,7 @@ _VERBATIM: dict[ColumnType, str | None] = {
     ColumnType.INTEGER: None,
     ColumnType.BIGINT: None,
     ColumnType.FLOAT: r"-?[0-9]{1,15}(\.[0-9]{1,15})?",
+    ColumnType.DATE: "[0-9]{4}-[0-9]{2}-[0-9]{2}",
     ColumnType.TIMESTAMPTZ: r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
                             r"(Z|[+-](0[0-9]|1[0-5]):[0-5][0-9])?",
 }
