@@ -191,17 +191,19 @@ def _json_cell(value: Any) -> Any:
     return "" if value is None else _json_text(value)
 
 
-def _csv_cells(table: Table, keys: list[str]) -> list[Callable[[Any], Any]]:
-    return [_json_cell if table.has_column(k) and table.column(k).type is ColumnType.JSON else _csv_value
+def _csv_cells(table: Table, keys: list[str]) -> list[tuple[str, Callable[[Any], Any]]]:
+    """Each key with the function that writes its value as a cell."""
+    return [(k, _json_cell if table.has_column(k) and table.column(k).type is ColumnType.JSON else _csv_value)
             for k in keys]
 
 
-def _csv_chunk(keys: list[str], cells: list[Callable[[Any], Any]], rows: list[dict], header: bool) -> bytes:
+def _csv_chunk(keys: list[str], cells: list[tuple[str, Callable[[Any], Any]]], rows: list[dict],
+               header: bool) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if header:
         writer.writerow(keys)
-    writer.writerows([cell(r.get(k)) for k, cell in zip(keys, cells, strict=True)] for r in rows)
+    writer.writerows([cell(r.get(k)) for k, cell in cells] for r in rows)
     return buffer.getvalue().encode()
 
 

@@ -618,8 +618,9 @@ class _BatchRun:
             for fk, absent in missing.items():
                 single = len(fk.columns) == 1
                 for i, k in enumerate(keys_of(rows, fk.columns)):
-                    if ((k,) if single else k) in absent:
-                        bad.setdefault(i, []).append(reference_error(fk, (k,) if single else k))
+                    key = (k,) if single else k  # keys_of gives a single column's values bare
+                    if key in absent:
+                        bad.setdefault(i, []).append(reference_error(fk, key))
             for i, errors in bad.items():
                 rejected[positions[i]] = errors
             ok = [i for i in range(len(rows)) if i not in bad]
