@@ -309,6 +309,19 @@ class BatchReport:
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.COUNTS}
 
+    def part(self) -> BatchReport:
+        """An empty report of the same batch, for a part of it (a chunk) to count into; absorb() adds it."""
+        return BatchReport(self.batch_id, self.table, self.source, self.mode, self.on_conflict,
+                           disposition=self.disposition)
+
+    def absorb(self, part: BatchReport) -> None:
+        """Add a part's counts to this report's, and its errors and warnings after this report's own (the
+        first REPORTED_ERRORS of each, so parts absorbed in row order keep the first rows')."""
+        for name in self.COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(part, name))
+        self.errors.extend(part.errors[: max(0, REPORTED_ERRORS - len(self.errors))])
+        self.warnings.extend(part.warnings[: max(0, REPORTED_ERRORS - len(self.warnings))])
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "batch_id": self.batch_id,

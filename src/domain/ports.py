@@ -119,6 +119,15 @@ class AbstractUnitOfWork(abc.ABC):
         chunks, one after another), so that it is opened and checked once. Nothing by default."""
         return nullcontext()
 
+    # How many chunks of one batch this store may write side by side, each in its own unit of work (sibling()).
+    writers: int = 1
+
+    def sibling(self) -> AbstractUnitOfWork | None:
+        """Another unit of work on the same store, with a connection of its own: a batch's chunks written
+        side by side (see writers) run one in each. None when the store has no connection to spare just
+        now. Only a store whose `writers` exceeds 1 is asked."""
+        raise NotImplementedError(f"{type(self).__name__} writes a batch's chunks one at a time")
+
     def ingestion(self) -> AbstractIngestRepository:
         """What ingestion needs beyond the table repositories, bound to this transaction."""
         raise NotImplementedError(f"{type(self).__name__} has no ingestion port")
@@ -167,13 +176,27 @@ class AbstractIngestRepository(abc.ABC):
         now: dt.datetime,
         on_conflict: str,
         encoded: Sequence[Any] | None = None,
+        drawing: AbstractContextManager[None] = nullcontext(),
     ) -> MergeCounts:
         """Upsert validated rows (data columns only; one row per natural key) by natural key, under
         domain.ingestion's rules (priority, unchanged, ignore), stamping source, batch_id, version
         and the timestamps. Returns how many rows were inserted, updated, unchanged, superseded;
         with on_conflict=error, a row whose key is stored when it is written (say, by a concurrent
         batch since the service looked) is not written: its index is in `clashed`. `encoded`, when
-        given, holds the rows as AbstractUnitOfWork.bulk_encoder encoded them, item for item."""
+        given, holds the rows as AbstractUnitOfWork.bulk_encoder encoded them, item for item.
+        `drawing` is entered around the statements that draw surrogate ids for new rows, if any (and
+        left once they are drawn): chunks of a batch written side by side draw theirs in file order."""
+
+    def take_turn(self, batch_id: int, number: int) -> None:
+        """Side-by-side chunks: this transaction writes chunk `number` of the batch. Called first, so
+        that chunk number + 1 can wait for this transaction's end (await_turn), a wait the store sees."""
+        raise NotImplementedError(f"{type(self).__name__} writes a batch's chunks one at a time")
+
+    def await_turn(self, batch_id: int, number: int) -> None:
+        """Wait until the transaction of chunk `number` of the batch (which took its turn) has ended,
+        committed or rolled back: chunks written side by side commit in file order. A store that
+        tracks who waits for whom (PostgreSQL's deadlock detector) sees this wait with the others."""
+        raise NotImplementedError(f"{type(self).__name__} writes a batch's chunks one at a time")
 
     @abc.abstractmethod
     def append(self, table: Table, rows: Sequence[Row], *, source: str, batch_id: int, now: dt.datetime) -> int:

@@ -41,6 +41,6 @@ class Container(containers.DeclarativeContainer):
 
     uow = providers.Selector(
         storage,
-        postgres=providers.Factory(SqlAlchemyUnitOfWork, engine, catalog),
+        postgres=providers.Factory(SqlAlchemyUnitOfWork, engine, catalog, writers=settings.provided.ingest_writers),
         memory=providers.Factory(InMemoryUnitOfWork, memory_store),
     )

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     migrate_on_start: bool = True
     pool_size: int = Field(default=10, ge=1)
+    ingest_writers: int = Field(default=2, ge=1, le=16, description=(
+        "How many chunks of one batch PostgreSQL writes side by side, each on a connection of its own "
+        "(committed in file order). 1: one after another."))
     max_rows: int = Field(default=10_000, ge=1, description="The most rows one JSON response holds.")
     max_body_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 disables the timeout.")

@@ -7,7 +7,8 @@ counts it, and a batch whose process died is recognised (fail_orphaned_batches) 
 running.
 
 - best_effort: one transaction per chunk; valid rows are written, the others go to rejected_rows
-  with their payload and reasons.
+  with their payload and reasons. A store with several writers (PostgreSQL: DEPOT_INGEST_WRITERS)
+  writes chunks side by side, committed in file order (_BatchRun._write_side_by_side).
 - atomic: one transaction for the whole batch; after the first invalid row nothing more is
   merged, the rest is still validated (to report it), and the transaction is rolled back. The
   failed batch is recorded with its counts, and only its first REPORTED_ERRORS rejections are
@@ -18,9 +19,12 @@ running.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -295,6 +299,7 @@ class _BatchRun:
         self.seen: dict[ForeignKey, set[tuple]] = {fk: set() for fk in self.references if fk.target == self.table.name}
         # The referenced keys found stored by this batch, not looked up again by its later chunks.
         self.present: dict[ForeignKey, set[tuple]] = {fk: set() for fk in self.references}
+        self.present_lock = threading.Lock()  # chunks written side by side look up and add to it
         # The store's encoding of a chunk's rows for its bulk write, done in the validating thread (merges only).
         self.encode = uow.bulk_encoder(self.table) if self.disposition not in ("delete", "append") else None
 
@@ -320,7 +325,7 @@ class _BatchRun:
             if self.one_transaction:
                 with self.uow:
                     for chunk, validated in self._validated_ahead(chunks):
-                        self._chunk(self.uow.ingestion(), chunk, validated)
+                        self._chunk(self.uow, chunk, validated)
                         if on_progress:
                             on_progress(self.report)
                     if not self.doomed:
@@ -337,14 +342,17 @@ class _BatchRun:
                     self.uow.commit()
                 raise _atomic_failure(self.report)
             with self.uow.held():  # the chunks' transactions one after another, on one connection
-                for chunk, validated in self._validated_ahead(chunks):
-                    with self.uow:
-                        ingestion = self.uow.ingestion()
-                        self._chunk(ingestion, chunk, validated)
-                        ingestion.update_by_id("ingest_batches", self.report.batch_id, self.report.counts())
-                        self.uow.commit()
-                    if on_progress:
-                        on_progress(self.report)
+                if self._side_by_side():
+                    self._write_side_by_side(chunks, on_progress)
+                else:
+                    for chunk, validated in self._validated_ahead(chunks):
+                        with self.uow:
+                            self._chunk(self.uow, chunk, validated)
+                            self.uow.ingestion().update_by_id("ingest_batches", self.report.batch_id,
+                                                              self.report.counts())
+                            self.uow.commit()
+                        if on_progress:
+                            on_progress(self.report)
                 with self.uow:
                     self._retire(self.uow.ingestion())
                     self._finish(self.uow.ingestion(), "completed", request_hash())
@@ -403,19 +411,109 @@ class _BatchRun:
             if pending is not None:
                 yield pending[0], pending[1].result()
 
-    def _chunk(self, ingestion: AbstractIngestRepository, chunk: Chunk, validated: Validated) -> None:
+    def _side_by_side(self) -> bool:
+        """Whether the chunks go side by side (_write_side_by_side): the store has writers to spare, and
+        no chunk depends on the ones before it but through the keys they share. Not a self-referencing
+        table (a row may point at one an earlier chunk holds), nor a delete, an append (ids drawn for
+        every row) or a partition snapshot (its keys gathered for the end): those keep one writer."""
+        return self.uow.writers > 1 and self.disposition in ("upsert", "insert_only") and not self.seen
+
+    def _write_side_by_side(self, chunks: Iterable[Chunk], on_progress: Callable[[BatchReport], None] | None) -> None:
+        """Up to `writers` chunks at once, each in a unit of work of its own (its own connection): the
+        store writes one chunk while it writes the next, on a machine with cores to spare. The batch
+        still ends as one written chunk after chunk would:
+        - two chunks that share a natural key are never in flight together: the later one waits;
+        - surrogate ids are drawn in file order: each chunk's merge draws after the chunk before drew;
+        - chunks commit in file order (take_turn, await_turn), each with the batch's counts so far, so the
+          store holds the first chunks of the batch, counted, at any time. A chunk that fails takes the
+          chunks in flight after it down with it (rolled back), and the batch fails as it would have."""
+        writers, idle = [self.uow], [self.uow]  # more writers are taken as chunks overtake (sibling)
+        flying: deque[tuple[Future[None], set, AbstractUnitOfWork]] = deque()
+        before: _Turn | None = None
+        first = 1  # the next chunk's first row number
+
+        def land() -> None:  # the oldest chunk in flight: its end, its writer back
+            future, _, uow = flying.popleft()
+            future.result()
+            idle.append(uow)
+            if on_progress:
+                on_progress(self.report)
+
+        with ExitStack() as stack:
+            pool = stack.enter_context(ThreadPoolExecutor(self.uow.writers, thread_name_prefix="depot-write"))
+            try:
+                for number, (chunk, validated) in enumerate(self._validated_ahead(chunks)):
+                    keys = set(keys_of(validated.rows, self.table.natural_key))
+                    while flying and any(not keys.isdisjoint(k) for _, k, _ in flying):
+                        land()
+                    if not idle and len(writers) < self.uow.writers:
+                        sibling = self.uow.sibling()
+                        if sibling is not None:
+                            stack.enter_context(sibling.held())
+                            writers.append(sibling)
+                            idle.append(sibling)
+                    if not idle:
+                        land()
+                    turn, writer = _Turn(number, before), idle.pop()
+                    flying.append((pool.submit(self._write, writer, chunk, validated, first, turn), keys, writer))
+                    first += len(chunk)
+                    before = turn
+                while flying:
+                    land()
+            except BaseException:
+                for future, _, _ in flying:  # those in flight end as they would have: committed, or abandoned
+                    future.exception()
+                raise
+
+    def _write(self, uow: AbstractUnitOfWork, chunk: Chunk, validated: Validated, first: int, turn: _Turn) -> None:
+        """One chunk of a batch written side by side, in its writer's thread and unit of work."""
+        report = self.report.part()  # the chunk's counts, added to the batch's when it commits
+        committed = False
+        try:
+            with uow:
+                ingestion = uow.ingestion()
+                ingestion.take_turn(self.report.batch_id, turn.number)
+                turn.taken.set()
+                report.received += len(chunk)
+                rejected = self._process(ingestion, chunk, validated, report, turn.drawing())
+                turn.drawn.set()
+                if turn.before is not None:  # holding this chunk's writes, a wait the store sees
+                    turn.before.taken.wait()
+                    ingestion.await_turn(self.report.batch_id, turn.before.number)
+                    turn.before.ended.wait()
+                    if not turn.before.committed:
+                        raise _Abandoned(turn.number)
+                # Rejections after the chunks before, as one writer would have stored them (their ids in order).
+                self._settle(uow, chunk, validated, first, rejected, report)
+                self.report.absorb(report)
+                ingestion.update_by_id("ingest_batches", self.report.batch_id, self.report.counts())
+                uow.commit()
+                committed = True
+        finally:
+            turn.end(committed)
+
+    def _chunk(self, uow: AbstractUnitOfWork, chunk: Chunk, validated: Validated) -> None:
         first = self.report.received + 1
         self.report.received += len(chunk)
-        rejected = self._process(ingestion, chunk, validated)
-        self._reject(ingestion, chunk, first, rejected)
+        rejected = self._process(uow.ingestion(), chunk, validated)
+        self._settle(uow, chunk, validated, first, rejected, self.report)
+
+    def _settle(self, uow: AbstractUnitOfWork, chunk: Chunk, validated: Validated, first: int,
+                rejected: dict[int, list[dict[str, str]]], report: BatchReport) -> None:
+        """Store a processed chunk's rejections, whose first row is row `first` of the batch, and report
+        them and its warnings."""
+        self._reject(uow, chunk, first, rejected, report)
         for position, warnings in sorted(validated.warned.items()):
             if position not in rejected:
-                self.report.note_warnings(first + position, warnings)
+                report.note_warnings(first + position, warnings)
 
     def _process(
-        self, ingestion: AbstractIngestRepository, chunk: Chunk, validated: Validated | None = None
+        self, ingestion: AbstractIngestRepository, chunk: Chunk, validated: Validated | None = None,
+        report: BatchReport | None = None, drawing: AbstractContextManager[None] = nullcontext(),
     ) -> dict[int, list[dict[str, str]]]:
-        """Validate, check references, merge: count what happened, return the rejected positions."""
+        """Validate, check references, merge: count what happened (into `report`, by default the batch's),
+        return the rejected positions. `drawing`: the merge's (AbstractIngestRepository.merge)."""
+        report = report if report is not None else self.report
         validated = validated if validated is not None else self._validate(chunk)
         rows, positions, rejected = validated.rows, validated.positions, validated.rejected
         rows, positions = self._check_references(ingestion, rows, positions, rejected)
@@ -455,6 +553,7 @@ class _BatchRun:
             written = ingestion.merge(
                 self.table, kept, source=self.request.source, priority=self.priority,
                 batch_id=self.report.batch_id, now=self.clock(), on_conflict=on_conflict, encoded=encoded,
+                drawing=drawing,
             )
             for j in written.clashed:  # stored by a concurrent batch since present_keys looked
                 i = kept_numbers[j]
@@ -463,7 +562,7 @@ class _BatchRun:
                 self.doomed = True
             merged += written
         if not self.doomed:
-            self.report.count(merged)
+            report.count(merged)
             if self.disposition == "replace_partition":
                 self._remember(kept)
         return rejected
@@ -604,10 +703,12 @@ class _BatchRun:
         missing: dict[ForeignKey, set[tuple]] = {}
         for fk in self.references:
             known = self.present[fk]
-            wanted = reference_keys(fk, rows) - known
+            with self.present_lock:
+                wanted = reference_keys(fk, rows) - known
             found = ingestion.present_keys(fk.target, fk.target_columns, wanted) if wanted else set()
-            if len(known) + len(found) <= PRESENT_KEYS:
-                known |= found
+            with self.present_lock:
+                if len(known) + len(found) <= PRESENT_KEYS:
+                    known |= found
             absent = wanted - found
             if absent or fk in self.seen:
                 missing[fk] = absent
@@ -642,16 +743,16 @@ class _BatchRun:
         return ok_rows, ok_positions
 
     def _reject(
-        self, ingestion: AbstractIngestRepository, chunk: Chunk, first: int,
-        rejected: dict[int, list[dict[str, str]]],
+        self, uow: AbstractUnitOfWork, chunk: Chunk, first: int, rejected: dict[int, list[dict[str, str]]],
+        report: BatchReport,
     ) -> None:
         if not rejected:
             return
-        self.report.rejected += len(rejected)
+        report.rejected += len(rejected)
         for position in sorted(rejected):
-            if len(self.report.errors) >= REPORTED_ERRORS:
+            if len(report.errors) >= REPORTED_ERRORS:
                 break
-            self.report.note_errors(first + position, rejected[position])
+            report.note_errors(first + position, rejected[position])
         rows = [
             {"batch_id": self.report.batch_id, "row_number": first + position,
              "payload": _jsonable(chunk.payload(position)), "errors": _jsonable(errors), "resolved_at": None}
@@ -660,7 +761,37 @@ class _BatchRun:
         if self.atomic:  # kept for after the rollback; only the first ones, so memory stays bounded
             self.atomic_rejections.extend(rows[: REPORTED_ERRORS - len(self.atomic_rejections)])
             return
-        self.uow.repository("rejected_rows").add(rows)
+        uow.repository("rejected_rows").add(rows)
+
+
+class _Turn:
+    """A chunk's place in a batch written side by side: the next chunk waits for this one to have taken
+    its turn in the store, to have drawn its surrogate ids, and to have ended (committed or not)."""
+
+    def __init__(self, number: int, before: _Turn | None):
+        self.number = number  # the chunk's, from 0 in the batch
+        self.before = before
+        self.taken, self.drawn, self.ended = threading.Event(), threading.Event(), threading.Event()
+        self.committed = False
+
+    @contextmanager
+    def drawing(self) -> Iterator[None]:
+        """The merge's `drawing`: entered once the chunk before has drawn its ids; left, this one has."""
+        if self.before is not None:
+            self.before.drawn.wait()
+        try:
+            yield
+        finally:
+            self.drawn.set()
+
+    def end(self, committed: bool) -> None:
+        self.committed = committed
+        for event in (self.taken, self.drawn, self.ended):
+            event.set()
+
+
+class _Abandoned(Exception):
+    """A chunk written side by side rolled back because one before it did not commit."""
 
 
 def _jsonable(value: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,7 @@ class InMemoryIngestRepository(AbstractIngestRepository):
         now: dt.datetime,
         on_conflict: str,
         encoded: Sequence[Any] | None = None,  # never asked for (no bulk_encoder): the rows are all it needs
+        drawing: AbstractContextManager[None] = nullcontext(),  # one writer at a time: ids drawn in order
     ) -> MergeCounts:
         repo = self.uow.repository(table.name)
         data = self.store.tables[table.name]

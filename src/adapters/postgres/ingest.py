@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from functools import cache
 from operator import itemgetter
 from types import SimpleNamespace
@@ -88,6 +88,9 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
     def __init__(self, uow: SqlAlchemyUnitOfWork):
         self.uow = uow
         self.phases: dict[str, float] = {}  # seconds by step of the current merge (_phase)
+        self.drawing: AbstractContextManager[None] = nullcontext()  # the current merge's (merge, _draw)
+        self._draws = ExitStack()
+        self._drawing_entered = False
 
     @property
     def connection(self) -> sa.Connection:
@@ -117,16 +120,29 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         now: dt.datetime,
         on_conflict: str,
         encoded: Sequence[Any] | None = None,
+        drawing: AbstractContextManager[None] = nullcontext(),
     ) -> MergeCounts:
         if not rows:
             return MergeCounts()
         self.phases = {}
+        self.drawing, self._draws, self._drawing_entered = drawing, ExitStack(), False
         try:
             return self._merge(table, rows, source, priority, batch_id, now, on_conflict, encoded)
         finally:
+            self._drawn()
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("merge of %d %s rows: %s", len(rows), table.name,
                           ", ".join(f"{name} {seconds:.3f}s" for name, seconds in self.phases.items()))
+
+    def _draw(self) -> None:
+        """Before a statement that draws surrogate ids: the merge's `drawing` entered, once per merge."""
+        if not self._drawing_entered:
+            self._drawing_entered = True
+            self._draws.enter_context(self.drawing)
+
+    def _drawn(self) -> None:
+        """The merge draws no more ids: its `drawing` left (once)."""
+        self._draws.close()
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -252,8 +268,9 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         the key values is PostgreSQL's: text is COLLATE "C", and keys are never null. A surrogate id
         is drawn before that sort, in arrival order, as the merge draws it.)
         """
-        surrogate = table.surrogate
+        surrogate, history = table.surrogate, table.history
         ids: list[int] = []
+        history_ids: list[int] = []  # the rows' first versions', drawn in turn too, so in file order
         if surrogate is not None:
             # A table with a surrogate id is probed instead of tried: a failed try would have drawn ids
             # that its rollback does not give back, and ids would part from the memory adapter's
@@ -261,14 +278,20 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             # the ids are drawn in the same statement, only when no key is stored (an InitPlan, run once).
             # (A first probe of the chunk's key range, one index descent, did not pay: the chunks of a
             # file in date order share their edge days.)
+            # Drawn in turn (merge's `drawing`); with none drawn, the turn is kept for the merge's draw.
+            self._draw()
             with self._phase("probe"):
                 probed, params = _keys_relation(table, rows)
-                ids = sorted(r[0] for r in self.connection.exec_driver_sql(
-                    "SELECT nextval((SELECT pg_get_serial_sequence(%(table)s, %(surrogate)s)::regclass)) "
+                drawn = self.connection.exec_driver_sql(
+                    f"SELECT {_next_id(table.name, surrogate)}"
+                    f"{', ' + _next_id(table.history_name, HISTORY_ID) if history else ''} "
                     f"FROM generate_series(1, %(n)s) WHERE NOT EXISTS (SELECT FROM {_looked_up(table, probed, '')})",
-                    {**params, "table": _q(table.name), "surrogate": surrogate, "n": len(rows)}))
-            if not ids:
+                    {**params, "n": len(rows)}).all()
+            if not drawn:
                 return False
+            self._drawn()
+            ids = sorted(r[0] for r in drawn)
+            history_ids = sorted(r[-1] for r in drawn) if history else []
         with self._phase("write csv"):
             # Key order; a surrogate id goes with its row's place in arrival order, as the merge draws it.
             keys = keys_of(rows, table.natural_key)
@@ -280,17 +303,24 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             start = copy_encoder(table, tuple(stamp))({c: [v] for c, v in stamp.items()})[0][:-1] + ","
             names = [*stamp, *columns]
             if surrogate is None:
-                text = "".join([start + lines[i] for i in order])
+                records = [start + lines[i] for i in order]
             else:
-                text = "".join([f"{ids[i]},{start}{lines[i]}" for i in order])
+                records = [f"{ids[i]},{start}{lines[i]}" for i in order]
                 names.insert(0, surrogate)
         savepoint = self.connection.begin_nested()
-        # The same CSV into the history table, as the rows' first versions (operation defaults to insert).
-        targets = [_q(table.name), *([_q(table.history_name)] if table.history else [])]
         try:
             # Should a concurrent batch have stored one of the keys since the probe, the COPY fails on it
             # and the chunk is merged; only then are drawn ids left unused, as concurrent merges may do too.
-            self._copy_text(targets, names, text)
+            self._copy_text([_q(table.name)], names, "".join(records))
+            if history:  # the same records into the history table, as the rows' first versions (inserts)
+                if not history_ids:  # no probe: drawn once the rows are in, in turn
+                    self._draw()
+                    history_ids = [r[0] for r in self.connection.exec_driver_sql(
+                        f"SELECT {_next_id(table.history_name, HISTORY_ID)} FROM generate_series(1, %(n)s)",
+                        {"n": len(rows)})]
+                    self._drawn()
+                self._copy_text([_q(table.history_name)], [HISTORY_ID, *names],
+                                "".join([f"{h},{r}" for h, r in zip(sorted(history_ids), records, strict=True)]))
         except (sa.exc.DBAPIError, psycopg2.Error):  # the COPY runs on the driver's own cursor
             savepoint.rollback()
             return False
@@ -380,7 +410,10 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             f"WITH {drawn}merged AS ({sql} {returning}){recorded} "
             f"SELECT count(*) FILTER (WHERE {_INSERTED}), count(*) FILTER (WHERE NOT {_INSERTED}) FROM merged"
         )
+        if drawn or table.history:  # ids drawn, of the rows or of their versions
+            self._draw()
         inserted, updated = self.connection.exec_driver_sql(sql, {**params, "priority": priority}).one()
+        self._drawn()
         return int(inserted), int(updated)
 
     def append(self, table: Table, rows: Sequence[Row], *, source: str, batch_id: int, now: dt.datetime) -> int:
@@ -417,7 +450,10 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             f"SELECT {', '.join(f's.{_q(c)}' for c in table.natural_key)} FROM {_stage_of(table)} s "
             f"WHERE NOT EXISTS (SELECT 1 FROM merged m WHERE {match})"
         )
+        if drawn or table.history:  # ids drawn, of the rows or of their versions
+            self._draw()
         taken = {tuple(r) for r in self.connection.exec_driver_sql(sql, params)}
+        self._drawn()
         if not taken:
             return MergeCounts(inserted=len(rows))
         key_of = itemgetter(*table.natural_key)
@@ -596,6 +632,25 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             return self._deleting(table, removal, operation or "retire",
                                   {"priority": priority, "batch_id": batch_id, "now": now})
 
+    def take_turn(self, batch_id: int, number: int) -> None:
+        """A transaction-level advisory lock of its own for each chunk of the batch, held till this
+        transaction ends; the next chunk's await_turn waits for it, as PostgreSQL can see."""
+        with translate_errors(self.uow.catalog):
+            self.connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (_turn_key(batch_id, number),))
+
+    def await_turn(self, batch_id: int, number: int) -> None:
+        """Wait for chunk `number`'s lock (take_turn), shared, so its transaction's end. A cycle through
+        this wait (a concurrent batch waiting for a row this chunk wrote, while holding one the earlier
+        chunk needs) is a deadlock PostgreSQL detects and breaks, as it would between two chunks. The wait
+        is as long as the rest of that chunk's work, so no statement timeout applies to it (the
+        transaction's own is back for what follows)."""
+        with translate_errors(self.uow.catalog):
+            timeout = self.connection.exec_driver_sql(
+                "SELECT current_setting('statement_timeout'), set_config('statement_timeout', '0', true)").scalar()
+            self.connection.exec_driver_sql("SELECT pg_advisory_xact_lock_shared(%s)",
+                                            (_turn_key(batch_id, number),))
+            self.connection.exec_driver_sql("SELECT set_config('statement_timeout', %s, true)", (timeout,))
+
     def begin_batch(self, batch: Row) -> BatchLease:
         batches = relation(self.uow.metadata, "ingest_batches")
         connection = self.uow.engine.connect()
@@ -638,6 +693,19 @@ class _Null(float):
 
 
 _NULL = _Null()
+
+
+def _turn_key(batch_id: int, number: int) -> int:
+    """The one-bigint advisory lock key of a chunk's turn: a space apart from the leases' two-int keys
+    (PostgreSQL tells the two forms apart). The batch id's low 31 bits and the chunk's low 32: keys
+    repeat only for batches 2**31 ids apart or chunks 2**32 apart, never both running at once."""
+    return (batch_id % 2**31) << 32 | number % 2**32
+
+
+def _next_id(table: str, column: str) -> str:
+    """SQL drawing the next value of the sequence behind `table`.`column` (a serial or identity column)."""
+    table_text, column_text = (name.replace("'", "''") for name in (_q(table), column))
+    return f"nextval(pg_get_serial_sequence('{table_text}', '{column_text}')::regclass)"
 
 
 def _array_literal(items: list[Any]) -> str:

@@ -355,9 +355,10 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 
     kind = "postgres"
 
-    def __init__(self, engine: Engine, catalog: Catalog):
+    def __init__(self, engine: Engine, catalog: Catalog, *, writers: int = 2):
         self.engine = engine
         self.catalog = catalog
+        self.writers = writers  # a batch's chunks written side by side (DEPOT_INGEST_WRITERS)
         self.metadata = relations_metadata(catalog)
         self.connection: Connection | None = None  # type: ignore[assignment]
         self._transaction: sa.Transaction | None = None
@@ -380,6 +381,19 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         finally:
             held, self._held = self._held, None
             held.close()
+
+    def sibling(self) -> SqlAlchemyUnitOfWork | None:
+        """A unit of work on the same engine, which knows the same batches' direct-COPY misses; None
+        unless the engine's pool would still have a connection free for others once it took one (a
+        writer more is not worth a write elsewhere waiting for the pool, or this one waiting for it)."""
+        pool = self.engine.pool
+        if isinstance(pool, sa.pool.QueuePool) and \
+                pool.checkedout() + 2 > pool.size() + max(getattr(pool, "_max_overflow", 0), 0):
+            return None
+        other = SqlAlchemyUnitOfWork(self.engine, self.catalog, writers=self.writers)
+        other.metadata = self.metadata
+        other.direct_copy_missed = self.direct_copy_missed
+        return other
 
     def reading(self) -> SqlAlchemyUnitOfWork:
         """Reads only: the connection runs in autocommit, so each statement is sent alone, with no
