@@ -19,7 +19,7 @@ from entrypoints.docs import install_offline_docs
 from entrypoints.health import Readiness, install_probes
 from entrypoints.http import JSONResponse, install_error_handlers
 from entrypoints.ingest_routes import install_ingest_routes
-from entrypoints.lifecycle import die_with_parent, sweeping_orphans
+from entrypoints.lifecycle import collect_garbage_less_often, die_with_parent, sweeping_orphans
 from entrypoints.openapi import components
 from entrypoints.routes import api_routes, install_table_routes
 from entrypoints.security import document_security, install_security
@@ -102,6 +102,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_prepare_or_refuse, container)
+        collect_garbage_less_often()
         readiness.prepared = True
         readiness.drain_on_sigterm()
         async with sweeping_orphans(container), metrics.sampling(container) as pools:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import signal
@@ -37,6 +38,20 @@ def die_with_parent() -> bool:
     if os.getppid() != int(parent):  # the parent died before the request took effect
         os.kill(os.getpid(), signal.SIGTERM)
     return True
+
+
+# Allocations of container objects between two young-generation collections (CPython's default: 700),
+# and young collections per older one (default 10, 10). An ingest allocates millions of them (keys,
+# lists of cells) that live for one chunk: at the defaults the collector ran thousands of times per
+# load of the flights, 1.3 to 3 s of the server's CPU, holding the GIL over every thread meanwhile.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def collect_garbage_less_often() -> None:
+    """Run the cycle collector at GC_THRESHOLDS. Loads of the flights, two with each on two cores: the
+    server's CPU went from 9.5 and 10.7 s to 8.2 and 7.7 s, the loads from 20.5 and 22.4 s to 19.8 and
+    19.0 s. Memory: at most 50,000 young objects more wait for a collection, a few megabytes."""
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @asynccontextmanager

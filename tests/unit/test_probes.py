@@ -67,3 +67,18 @@ def test_a_sweep_interval_of_zero_sweeps_only_at_start(monkeypatch):
 
     asyncio.run(serve_a_while())
     assert calls == []
+
+
+def test_a_started_app_collects_garbage_at_its_thresholds(monkeypatch):
+    """An ingest allocates millions of short-lived objects: the started app runs the cycle collector
+    at GC_THRESHOLDS, not at CPython's defaults (700, 10, 10)."""
+    import gc
+
+    from entrypoints.lifecycle import GC_THRESHOLDS
+
+    set_to = []
+    monkeypatch.setattr(gc, "set_threshold", lambda *thresholds: set_to.append(thresholds))
+    app = create_app(memory_container())
+    assert set_to == []  # made, not started
+    with TestClient(app):
+        assert set_to == [GC_THRESHOLDS]
