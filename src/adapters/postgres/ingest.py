@@ -703,9 +703,11 @@ def _turn_key(batch_id: int, number: int) -> int:
 
 
 def _next_id(table: str, column: str) -> str:
-    """SQL drawing the next value of the sequence behind `table`.`column` (a serial or identity column)."""
+    """SQL drawing the next value of the sequence behind `table`.`column` (a serial or identity column).
+    The sequence is looked up once per statement (a scalar subquery, an InitPlan): looked up per row,
+    it took two thirds of a 5,000-row chunk's probe."""
     table_text, column_text = (name.replace("'", "''") for name in (_q(table), column))
-    return f"nextval(pg_get_serial_sequence('{table_text}', '{column_text}')::regclass)"
+    return f"nextval((SELECT pg_get_serial_sequence('{table_text}', '{column_text}')::regclass))"
 
 
 def _array_literal(items: list[Any]) -> str:
