@@ -184,8 +184,9 @@ class AbstractIngestRepository(abc.ABC):
         with on_conflict=error, a row whose key is stored when it is written (say, by a concurrent
         batch since the service looked) is not written: its index is in `clashed`. `encoded`, when
         given, holds the rows as AbstractUnitOfWork.bulk_encoder encoded them, item for item.
-        `drawing` is entered around the statements that draw surrogate ids for new rows, if any (and
-        left once they are drawn): chunks of a batch written side by side draw theirs in file order."""
+        `drawing` is entered before the first statement that draws ids from a sequence (the new rows'
+        surrogate ids, their history versions' ids), if any, and left once the merge draws no more (at
+        the latest when it returns): chunks of a batch written side by side draw theirs in file order."""
 
     def take_turn(self, batch_id: int, number: int) -> None:
         """Side-by-side chunks: this transaction writes chunk `number` of the batch. Called first, so

@@ -102,6 +102,10 @@ def revert_sql(table: Table, force: bool) -> tuple[str, list[str], str, str]:
 
     `plan` makes the temporary table depot_revert: for each key the batch changed, its last version by
     the batch, its version before the batch, and its current version (a conflict when those differ).
+    The version before is ordered by `history_id + 0`, so that it is found through the key's index: a
+    history not yet analyzed (right after a load) had it planned as a backward scan of the history ids
+    filtered by key, every earlier version read for each key that has none (a first load's revert
+    ran for over ten minutes).
     The statements then delete, set back and insert again, each recording its changes in the history
     in the same statement; `conflicts` reads the history ids of the first conflicts' two versions, `count` counts them.
     Parameters: batch, revert_batch, now, limit."""
@@ -117,7 +121,7 @@ def revert_sql(table: Table, force: bool) -> tuple[str, list[str], str, str]:
         f"FROM {history} WHERE {_q(table.system.batch_id)} = %(batch)s GROUP BY {key_list}) "
         f"SELECT {', '.join(f't.{k}' for k in keys)}, t.last_id, "
         f"(SELECT p.{_q(HISTORY_ID)} FROM {history} p WHERE {match('p', 't')} AND p.{_q(HISTORY_ID)} < t.first_id "
-        f"ORDER BY p.{_q(HISTORY_ID)} DESC LIMIT 1) AS before_id, "
+        f"ORDER BY p.{_q(HISTORY_ID)} + 0 DESC LIMIT 1) AS before_id, "
         f"(SELECT c.{_q(HISTORY_ID)} FROM {history} c WHERE {match('c', 't')} AND c.{_q(HISTORY_VALID_TO)} IS NULL "
         f"ORDER BY c.{_q(HISTORY_ID)} DESC LIMIT 1) AS current_id, "
         f"(SELECT f.{_q(HISTORY_OPERATION)} FROM {history} f WHERE f.{_q(HISTORY_ID)} = t.first_id) AS first_op "

@@ -135,7 +135,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
                           ", ".join(f"{name} {seconds:.3f}s" for name, seconds in self.phases.items()))
 
     def _draw(self) -> None:
-        """Before a statement that draws surrogate ids: the merge's `drawing` entered, once per merge."""
+        """Before a statement that draws ids (surrogate ids, history ids): the merge's `drawing` entered,
+        once per merge."""
         if not self._drawing_entered:
             self._drawing_entered = True
             self._draws.enter_context(self.drawing)
