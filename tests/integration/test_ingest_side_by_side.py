@@ -138,32 +138,43 @@ def test_a_chunk_that_fails_takes_the_chunks_after_it_down(pg_uow, pg_engine, mo
     assert rejected == 0  # the third chunk's invalid row went down with it
 
 
-def test_the_wait_for_the_chunk_before_is_not_cut_by_the_statement_timeout(pg_uow, pg_engine, catalog, watched,
+def test_the_wait_for_the_chunk_before_is_not_cut_by_the_statement_timeout(pg_uow, pg_engine, catalog,
                                                                            monkeypatch):
-    """A chunk waits for the one before it to end, however long that takes: the statement timeout,
-    shorter than the pause, does not end the wait; it is back for the chunk's own statements."""
-    url = pg_engine.url.render_as_string(hide_password=False)
-    timeout = f"{int(PAUSE * 1000 / 3)}ms"
-    timed = make_engine(url, pool_size=3, statement_timeout_ms=int(PAUSE * 1000 / 3))
-    await_turn = SqlAlchemyIngestRepository.await_turn
+    """A chunk waits for the one before it to end, however long that takes: the first chunk holds its
+    transaction open for three statement timeouts once the second has begun to wait, and the wait is
+    not cut; the timeout is back for the second chunk's own statements."""
+    timeout_ms = 100
+    timed = make_engine(pg_engine.url.render_as_string(hide_password=False), pool_size=3,
+                        statement_timeout_ms=timeout_ms)
+    merge, await_turn = SqlAlchemyIngestRepository.merge, SqlAlchemyIngestRepository.await_turn
+    second_waits = threading.Event()
     after_wait = []
+
+    def first_holds_on(self, table, rows, **options):
+        merged = merge(self, table, rows, **options)
+        if table.name == "flights" and rows[0]["flight"] == 4:  # the first chunk, written, not committed
+            assert second_waits.wait(10)
+            time.sleep(3 * timeout_ms / 1000)
+        return merged
 
     def waiting(self, batch_id, number):
         started = time.perf_counter()
+        second_waits.set()
         await_turn(self, batch_id, number)
         after_wait.append((time.perf_counter() - started,
                            self.connection.exec_driver_sql("SHOW statement_timeout").scalar()))
 
+    monkeypatch.setattr(SqlAlchemyIngestRepository, "merge", first_holds_on)
     monkeypatch.setattr(SqlAlchemyIngestRepository, "await_turn", waiting)
     try:
         for table, rows in (("airlines", AIRLINES), ("airports", AIRPORTS)):
             ingest.ingest_batch(SqlAlchemyUnitOfWork(timed, catalog), IngestRequest(table), [Chunk(rows)])
         report = ingest.ingest_batch(SqlAlchemyUnitOfWork(timed, catalog, writers=2), IngestRequest("flights"),
-                                     [Chunk([flight(1, 4)]), Chunk([flight(2, 5)])])  # 4: paused after its merge
+                                     [Chunk([flight(1, 4)]), Chunk([flight(2, 5)])])
         assert (report.status, report.inserted) == ("completed", 2)
-        assert {frozenset({4}), frozenset({5})} in [set(pair) for pair in watched]
         [(waited, then)] = after_wait
-        assert (waited > PAUSE / 2, then) == (True, timeout)
+        # The wait began before the first chunk's three timeouts, and ended with its commit, after them.
+        assert (waited > 3 * timeout_ms / 1000, then) == (True, f"{timeout_ms}ms")
     finally:
         timed.dispose()
 
