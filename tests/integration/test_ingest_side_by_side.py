@@ -20,7 +20,7 @@ from tests.integration.test_ingest_direct_copy import AIRLINES, AIRPORTS, NOW, W
 
 pytestmark = pytest.mark.postgres
 
-PAUSE = 0.3  # long beside a few rows' chunk: the chunk paused is overtaken by the one after it
+PAUSE = 0.3  # how long a paused chunk waits for the next to come beside it (not at all, with one writer)
 
 # (table, chunks, on_conflict). Flight numbers mark the chunks; those in SLOW_BEFORE pause before their
 # merge (the next chunk waits for them to draw ids), those in SLOW_AFTER after it (it waits to commit).
@@ -49,28 +49,38 @@ SLOW_AFTER = {4, 13}
 
 @pytest.fixture
 def watched(monkeypatch):
-    """Pause the marked chunks' merges, and note which flights chunks were merging at the same time."""
+    """Pause the marked chunks' merges until the next flights chunk has come to its merge (or for PAUSE,
+    when none can: one writer), and note which flights chunks were merging at the same time."""
     merge = SqlAlchemyIngestRepository.merge
-    lock = threading.Lock()
+    came = threading.Condition()
     active: list[frozenset] = []
     together: list[tuple[frozenset, frozenset]] = []
+    arrivals = 0
+
+    def pause(arrived: int) -> None:
+        with came:
+            came.wait_for(lambda: arrivals > arrived, timeout=PAUSE)
 
     def watching(self, table, rows, **options):
+        nonlocal arrivals
         if table.name != "flights":
             return merge(self, table, rows, **options)
         numbers = frozenset(r["flight"] for r in rows)
-        with lock:
+        with came:
             together.extend((other, numbers) for other in active)
             active.append(numbers)
+            arrivals += 1
+            arrived = arrivals
+            came.notify_all()
         try:
             if numbers & SLOW_BEFORE:
-                time.sleep(PAUSE)
+                pause(arrived)
             merged = merge(self, table, rows, **options)
             if numbers & SLOW_AFTER:
-                time.sleep(PAUSE)
+                pause(arrived)
             return merged
         finally:
-            with lock:
+            with came:
                 active.remove(numbers)
 
     monkeypatch.setattr(SqlAlchemyIngestRepository, "merge", watching)
