@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql
 
 from adapters.postgres.history import history_items, revert_sql
 from adapters.postgres.repository import translate_errors
-from adapters.postgres.tables import relation, sql_type, system_table_sql
+from adapters.postgres.tables import next_id, relation, sql_type, system_table_sql
 from domain.ingestion import (
     REPORTED_CONFLICTS,
     MergeCounts,
@@ -284,8 +284,8 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             with self._phase("probe"):
                 probed, params = _keys_relation(table, rows)
                 drawn = self.connection.exec_driver_sql(
-                    f"SELECT {_next_id(table.name, surrogate)}"
-                    f"{', ' + _next_id(table.history_name, HISTORY_ID) if history else ''} "
+                    f"SELECT {next_id(_q(table.name), surrogate)}"
+                    f"{', ' + next_id(_q(table.history_name), HISTORY_ID) if history else ''} "
                     f"FROM generate_series(1, %(n)s) WHERE NOT EXISTS (SELECT FROM {_looked_up(table, probed, '')})",
                     {**params, "n": len(rows)}).all()
             if not drawn:
@@ -316,12 +316,12 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
             if history:  # the same records into the history table, as the rows' first versions (inserts)
                 if not history_ids:  # no probe: drawn once the rows are in, in turn
                     self._draw()
-                    history_ids = [r[0] for r in self.connection.exec_driver_sql(
-                        f"SELECT {_next_id(table.history_name, HISTORY_ID)} FROM generate_series(1, %(n)s)",
-                        {"n": len(rows)})]
+                    history_ids = sorted(r[0] for r in self.connection.exec_driver_sql(
+                        f"SELECT {next_id(_q(table.history_name), HISTORY_ID)} FROM generate_series(1, %(n)s)",
+                        {"n": len(rows)}))
                     self._drawn()
                 self._copy_text([_q(table.history_name)], [HISTORY_ID, *names],
-                                "".join([f"{h},{r}" for h, r in zip(sorted(history_ids), records, strict=True)]))
+                                "".join([f"{h},{r}" for h, r in zip(history_ids, records, strict=True)]))
         except (sa.exc.DBAPIError, psycopg2.Error):  # the COPY runs on the driver's own cursor
             savepoint.rollback()
             return False
@@ -501,14 +501,14 @@ class SqlAlchemyIngestRepository(AbstractIngestRepository):
         proposed = "NULL" if fresh else f"(SELECT t.{sid} FROM {target} t WHERE {stored})"
         drawn = (
             f"drawn AS MATERIALIZED (SELECT s.*, COALESCE({proposed}, "
-            f"nextval((SELECT pg_get_serial_sequence(%(table)s, %(surrogate)s)::regclass))) AS {sid} "
+            f"{next_id(target, surrogate)}) AS {sid} "
             f"FROM (SELECT * FROM {_stage_of(table)} ORDER BY {_ARRIVAL}) s), "
         )
         sql = (
             f"INSERT INTO {target} AS t ({sid}, {names}, {', '.join(system)}) "
             f"SELECT {sid}, {names}, {', '.join(system_values)} FROM drawn ORDER BY {key}"
         )
-        return drawn, sql, {**params, "table": target, "surrogate": surrogate}
+        return drawn, sql, params
 
     def _superseded(self, table: Table, priority: int, source: str, batch_id: int, now: dt.datetime) -> int:
         """Count the staged rows whose stored row's source has the higher priority; where the table
@@ -701,14 +701,6 @@ def _turn_key(batch_id: int, number: int) -> int:
     (PostgreSQL tells the two forms apart). The batch id's low 31 bits and the chunk's low 32: keys
     repeat only for batches 2**31 ids apart or chunks 2**32 apart, never both running at once."""
     return (batch_id % 2**31) << 32 | number % 2**32
-
-
-def _next_id(table: str, column: str) -> str:
-    """SQL drawing the next value of the sequence behind `table`.`column` (a serial or identity column).
-    The sequence is looked up once per statement (a scalar subquery, an InitPlan): looked up per row,
-    it took two thirds of a 5,000-row chunk's probe."""
-    table_text, column_text = (name.replace("'", "''") for name in (_q(table), column))
-    return f"nextval((SELECT pg_get_serial_sequence('{table_text}', '{column_text}')::regclass))"
 
 
 def _array_literal(items: list[Any]) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from adapters.postgres.compile import fetch_statement, order_by, where_clause
 from adapters.postgres.db import read_engine, read_from_primary
 from adapters.postgres.history import record_rows
-from adapters.postgres.tables import checks_of, relation, relations_metadata, stored_columns
+from adapters.postgres.tables import checks_of, next_id, relation, relations_metadata, stored_columns
 from domain.errors import (
     BadRequest,
     Conflict,
@@ -236,8 +236,8 @@ class SqlAlchemyRepository(AbstractRepository):
         if new:
             table = self.connection.dialect.identifier_preparer.format_table(self.sa_table)
             drawn = iter(sorted(self._run(sa.text(
-                "SELECT nextval(pg_get_serial_sequence(:table, :column)) FROM generate_series(1, :n)"
-            ), {"table": table, "column": surrogate, "n": new}).scalars()))
+                f"SELECT {next_id(table, surrogate)} FROM generate_series(1, :n)"
+            ), {"n": new}).scalars()))
         return [{**r, surrogate: stored[k] if k in stored else next(drawn)} for r, k in zip(rows, keys, strict=True)]
 
     def list(self, query: Query) -> list[Row]:
@@ -391,7 +391,6 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
                 pool.checkedout() + 2 > pool.size() + max(getattr(pool, "_max_overflow", 0), 0):
             return None
         other = SqlAlchemyUnitOfWork(self.engine, self.catalog, writers=self.writers)
-        other.metadata = self.metadata
         other.direct_copy_missed = self.direct_copy_missed
         return other
 
